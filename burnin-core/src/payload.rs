@@ -1,0 +1,293 @@
+//! The factory payloads of SPEC §5, byte-compatible with the original tool.
+//!
+//! Each builder returns a [`Payload`]: the compact JSON body plus what the
+//! reporter needs to deliver it (its kind and `Idempotency-Key`).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{DeviceResult, OperationId, SerialNumber, Verdict};
+
+/// Which factory endpoint a payload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PayloadKind {
+    /// The deviceScan log (`--log-url`).
+    Log,
+    /// Pair (`--pair-url`).
+    Pair,
+    /// directBurn (`--direct-burn-url`).
+    DirectBurn,
+    /// The notification (`--notify-url`).
+    Notify,
+}
+
+impl PayloadKind {
+    /// Every kind, in reporting order.
+    pub const ALL: [PayloadKind; 4] = [
+        PayloadKind::Log,
+        PayloadKind::Pair,
+        PayloadKind::DirectBurn,
+        PayloadKind::Notify,
+    ];
+
+    /// The name used in `Idempotency-Key` and in file names:
+    /// `log`, `pair`, `directBurn` or `notify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Log => "log",
+            PayloadKind::Pair => "pair",
+            PayloadKind::DirectBurn => "directBurn",
+            PayloadKind::Notify => "notify",
+        }
+    }
+}
+
+impl fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where passing devices are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Target {
+    /// The Pair API.
+    #[default]
+    Pair,
+    /// The directBurn API.
+    DirectBurn,
+}
+
+impl Target {
+    /// The payload kind this target is delivered as.
+    pub fn kind(self) -> PayloadKind {
+        match self {
+            Target::Pair => PayloadKind::Pair,
+            Target::DirectBurn => PayloadKind::DirectBurn,
+        }
+    }
+}
+
+/// A JSON body ready to POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The endpoint it is for.
+    pub kind: PayloadKind,
+    /// The operation it belongs to.
+    pub operation_id: OperationId,
+    /// Compact JSON.
+    pub body: Vec<u8>,
+}
+
+impl Payload {
+    /// `<operationId>:<kind>`, identical on every retry and after a restart.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.operation_id, self.kind)
+    }
+
+    /// The body as text (it is always UTF-8 JSON).
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap_or_default()
+    }
+}
+
+fn payload<T: Serialize>(kind: PayloadKind, op: &OperationId, doc: &T) -> Payload {
+    Payload {
+        kind,
+        operation_id: op.clone(),
+        body: crate::model::to_json(doc),
+    }
+}
+
+/// The deviceScan log:
+/// `{"operationid": <op>, "pairInfo": [], "scaninfo": [...]}`.
+pub fn log(op: &OperationId, devices: &[DeviceResult]) -> Payload {
+    #[derive(Serialize)]
+    struct Log<'a> {
+        operationid: &'a OperationId,
+        #[serde(rename = "pairInfo")]
+        pair_info: [(); 0],
+        scaninfo: &'a [DeviceResult],
+    }
+    payload(
+        PayloadKind::Log,
+        op,
+        &Log {
+            operationid: op,
+            pair_info: [],
+            scaninfo: devices,
+        },
+    )
+}
+
+fn passing(devices: &[DeviceResult]) -> Vec<&SerialNumber> {
+    devices
+        .iter()
+        .filter(|d| d.result.passed())
+        .map(|d| &d.sn)
+        .collect()
+}
+
+/// Pair: `{"snArray": [passing serials], "operationId": <op>}`.
+pub fn pair(op: &OperationId, devices: &[DeviceResult]) -> Payload {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Pair<'a> {
+        sn_array: Vec<&'a SerialNumber>,
+        operation_id: &'a OperationId,
+    }
+    payload(
+        PayloadKind::Pair,
+        op,
+        &Pair {
+            sn_array: passing(devices),
+            operation_id: op,
+        },
+    )
+}
+
+/// directBurn: `{"snArray": [...], "operationId": <op>, "operatorId": "...", "scanMode": N}`.
+pub fn direct_burn(
+    op: &OperationId,
+    devices: &[DeviceResult],
+    operator_id: &str,
+    scan_mode: i64,
+) -> Payload {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct DirectBurn<'a> {
+        sn_array: Vec<&'a SerialNumber>,
+        operation_id: &'a OperationId,
+        operator_id: &'a str,
+        scan_mode: i64,
+    }
+    payload(
+        PayloadKind::DirectBurn,
+        op,
+        &DirectBurn {
+            sn_array: passing(devices),
+            operation_id: op,
+            operator_id,
+            scan_mode,
+        },
+    )
+}
+
+/// The notification:
+/// `{"operationId": <op>, "scanInfo": [{"serialNo", "result": "Success"|"Fail"}], "error"?}`.
+pub fn notify(op: &OperationId, devices: &[DeviceResult], error: Option<&str>) -> Payload {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entry<'a> {
+        serial_no: &'a SerialNumber,
+        result: &'static str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Notify<'a> {
+        operation_id: &'a OperationId,
+        scan_info: Vec<Entry<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    }
+    let scan_info = devices
+        .iter()
+        .map(|d| Entry {
+            serial_no: &d.sn,
+            result: match d.result {
+                Verdict::Pass => "Success",
+                Verdict::Fail => "Fail",
+            },
+        })
+        .collect();
+    payload(
+        PayloadKind::Notify,
+        op,
+        &Notify {
+            operation_id: op,
+            scan_info,
+            error,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InterfaceReport, Mac, MesAnswer, PciDevice};
+
+    /// The original tool's example data: one passing device with two cards,
+    /// one failing with a wrong card.
+    fn devices() -> Vec<DeviceResult> {
+        let pci = PciDevice {
+            slot: "0000:04:00.0".into(),
+            vendor: "0x8086".into(),
+            device: "0x1533".into(),
+            class: "0x020000".into(),
+            driver: Some("igb".into()),
+        };
+        let i = |n: &str, m: &str| InterfaceReport {
+            interface: n.into(),
+            macaddr: m.parse().unwrap(),
+            pci: pci.clone(),
+        };
+        let mac = |m: &str| m.parse::<Mac>().unwrap();
+        vec![
+            DeviceResult::compare(
+                "Q186I15901".parse().unwrap(),
+                &[i("enp4s0", "e0:18:7d:2e:ca:68"), i("enp5s0", "e0:18:7d:2e:ca:69")],
+                &MesAnswer::Record(vec![mac("E0:18:7D:2E:CA:68"), mac("E0:18:7D:2E:CA:69")]),
+            ),
+            DeviceResult::compare(
+                "Q186I15902".parse().unwrap(),
+                &[i("enp4s0", "e0:18:7d:2e:ca:70")],
+                &MesAnswer::Record(vec![mac("E0:18:7D:2E:CA:71")]),
+            ),
+        ]
+    }
+
+    #[test]
+    fn golden_log() {
+        let p = log(&OperationId::Number(1001), &devices());
+        assert_eq!(p.idempotency_key(), "1001:log");
+        assert_eq!(
+            p.body_str(),
+            concat!(
+                r#"{"operationid":1001,"pairInfo":[],"scaninfo":["#,
+                r#"{"macinfo":[{"interface":"enp4s0","macaddr":"e0:18:7d:2e:ca:68","scanstatus":"1"},"#,
+                r#"{"interface":"enp5s0","macaddr":"e0:18:7d:2e:ca:69","scanstatus":"1"}],"sn":"Q186I15901","result":"1"},"#,
+                r#"{"macinfo":[{"interface":"enp4s0","macaddr":"e0:18:7d:2e:ca:70","scanstatus":"0"},"#,
+                r#"{"interface":"","macaddr":"e0:18:7d:2e:ca:71","scanstatus":"0"}],"sn":"Q186I15902","result":"0"}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn golden_pair_and_direct_burn() {
+        let op = OperationId::Text("op-7".into());
+        let p = pair(&op, &devices());
+        assert_eq!(p.body_str(), r#"{"snArray":["Q186I15901"],"operationId":"op-7"}"#);
+        assert_eq!(p.idempotency_key(), "op-7:pair");
+        let d = direct_burn(&op, &devices(), "OP42", 1);
+        assert_eq!(
+            d.body_str(),
+            r#"{"snArray":["Q186I15901"],"operationId":"op-7","operatorId":"OP42","scanMode":1}"#
+        );
+        assert_eq!(d.idempotency_key(), "op-7:directBurn");
+    }
+
+    #[test]
+    fn golden_notify() {
+        let op = OperationId::Number(5);
+        assert_eq!(
+            notify(&op, &devices(), None).body_str(),
+            r#"{"operationId":5,"scanInfo":[{"serialNo":"Q186I15901","result":"Success"},{"serialNo":"Q186I15902","result":"Fail"}]}"#
+        );
+        assert_eq!(
+            notify(&op, &devices(), Some("log POST failed: 503")).body_str(),
+            r#"{"operationId":5,"scanInfo":[{"serialNo":"Q186I15901","result":"Success"},{"serialNo":"Q186I15902","result":"Fail"}],"error":"log POST failed: 503"}"#
+        );
+        assert_eq!(notify(&op, &[], None).idempotency_key(), "5:notify");
+    }
+}
