@@ -210,8 +210,7 @@ impl DeviceResult {
                 });
             }
         }
-        let pass =
-            !macinfo.is_empty() && macinfo.iter().all(|m| m.scanstatus == ScanStatus::Match);
+        let pass = !macinfo.is_empty() && macinfo.iter().all(|m| m.scanstatus == ScanStatus::Match);
         DeviceResult {
             macinfo,
             sn,
@@ -306,7 +305,10 @@ mod tests {
         assert_eq!(r.macinfo[0].scanstatus, ScanStatus::Mismatch);
         assert_eq!(r.finding, Finding::UnknownToMes);
         let r = DeviceResult::no_reply(sn());
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"macinfo":[],"sn":"SN1","result":"0"}"#);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"macinfo":[],"sn":"SN1","result":"0"}"#
+        );
         // No interfaces and an empty record: nothing to pass on.
         let r = DeviceResult::compare(sn(), &[], &MesAnswer::Record(vec![]));
         assert_eq!(r.result, Verdict::Fail);

@@ -58,7 +58,10 @@ impl SerialNumber {
             return Err(SerialNumberError::Empty);
         }
         if let Some(bad) = s.chars().find(|c| !c.is_ascii_graphic()) {
-            return Err(SerialNumberError::BadCharacter { shown: shown(), bad });
+            return Err(SerialNumberError::BadCharacter {
+                shown: shown(),
+                bad,
+            });
         }
         if s.len() > Self::MAX_LEN {
             return Err(SerialNumberError::TooLong {
@@ -266,7 +269,10 @@ mod tests {
     #[test]
     fn operation_id_from_cli() {
         assert_eq!(OperationId::from_cli("0").unwrap(), OperationId::Number(0));
-        assert_eq!(OperationId::from_cli("123").unwrap(), OperationId::Number(123));
+        assert_eq!(
+            OperationId::from_cli("123").unwrap(),
+            OperationId::Number(123)
+        );
         assert_eq!(
             OperationId::from_cli("0123").unwrap(),
             OperationId::Text("0123".into())

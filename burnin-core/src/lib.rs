@@ -57,9 +57,9 @@ mod mac;
 mod model;
 mod time;
 
-//pub mod agent;
-//pub mod edge;
-//pub mod memory;
+pub mod agent;
+pub mod edge;
+pub mod memory;
 pub mod operation;
 pub mod payload;
 pub mod ports;

@@ -231,12 +231,27 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (SAMPLE.replace("\"sn\": \"Q186I15901\"", "\"sn\": \"Q1 86\""), "sn"),
-            (SAMPLE.replace("e0:18:7d:2e:ca:68", "e0:18:7d"), "interfaces[0].macaddr"),
+            (
+                SAMPLE.replace("\"sn\": \"Q186I15901\"", "\"sn\": \"Q1 86\""),
+                "sn",
+            ),
+            (
+                SAMPLE.replace("e0:18:7d:2e:ca:68", "e0:18:7d"),
+                "interfaces[0].macaddr",
+            ),
             (SAMPLE.replace("\"hostname\": \"dut-17\",", ""), "."),
-            (SAMPLE.replace("\"operationId\": 1", "\"operationId\": true"), "operationId"),
-            (SAMPLE.replace("\"0x1533\", \"class\"", "7, \"class\""), "interfaces[0].pci.device"),
-            (SAMPLE.replace("2026-11-25T10:00:00Z", "noon"), "collectedAt"),
+            (
+                SAMPLE.replace("\"operationId\": 1", "\"operationId\": true"),
+                "operationId",
+            ),
+            (
+                SAMPLE.replace("\"0x1533\", \"class\"", "7, \"class\""),
+                "interfaces[0].pci.device",
+            ),
+            (
+                SAMPLE.replace("2026-11-25T10:00:00Z", "noon"),
+                "collectedAt",
+            ),
         ];
         for (body, path) in cases {
             let e = DeviceReport::from_slice(body.as_bytes()).unwrap_err();
@@ -265,7 +280,8 @@ mod tests {
 
     #[test]
     fn command_round_trip() {
-        let body = br#"{"operationId":"op-1","replyTo":"hwinfo_queue","deadline":"2026-11-25T10:00:30Z"}"#;
+        let body =
+            br#"{"operationId":"op-1","replyTo":"hwinfo_queue","deadline":"2026-11-25T10:00:30Z"}"#;
         let c = ScanCommand::from_slice(body).unwrap();
         assert_eq!(c.operator_id, None);
         assert_eq!(c.to_json(), body.to_vec());

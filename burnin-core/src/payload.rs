@@ -236,7 +236,10 @@ mod tests {
         vec![
             DeviceResult::compare(
                 "Q186I15901".parse().unwrap(),
-                &[i("enp4s0", "e0:18:7d:2e:ca:68"), i("enp5s0", "e0:18:7d:2e:ca:69")],
+                &[
+                    i("enp4s0", "e0:18:7d:2e:ca:68"),
+                    i("enp5s0", "e0:18:7d:2e:ca:69"),
+                ],
                 &MesAnswer::Record(vec![mac("E0:18:7D:2E:CA:68"), mac("E0:18:7D:2E:CA:69")]),
             ),
             DeviceResult::compare(
@@ -267,7 +270,10 @@ mod tests {
     fn golden_pair_and_direct_burn() {
         let op = OperationId::Text("op-7".into());
         let p = pair(&op, &devices());
-        assert_eq!(p.body_str(), r#"{"snArray":["Q186I15901"],"operationId":"op-7"}"#);
+        assert_eq!(
+            p.body_str(),
+            r#"{"snArray":["Q186I15901"],"operationId":"op-7"}"#
+        );
         assert_eq!(p.idempotency_key(), "op-7:pair");
         let d = direct_burn(&op, &devices(), "OP42", 1);
         assert_eq!(

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Hardware, MesAnswer, OperationId, Payload, PayloadKind, ScanCommand, SerialNumber, Timestamp};
+use crate::{
+    Hardware, MesAnswer, OperationId, Payload, PayloadKind, ScanCommand, SerialNumber, Timestamp,
+};
 
 /// The wall clock, and waiting on it.
 ///

@@ -69,7 +69,9 @@ impl Timestamp {
         if !s.ends_with('Z') {
             return Err(err());
         }
-        humantime::parse_rfc3339(s).map(Timestamp).map_err(|_| err())
+        humantime::parse_rfc3339(s)
+            .map(Timestamp)
+            .map_err(|_| err())
     }
 }
 

@@ -1,0 +1,339 @@
+//! The edge use case against mocked MES and factory ports (mockall), with
+//! the in-memory broker and a manual clock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burnin_core::edge::{EdgePorts, NoObserver, OperationReport, run_operation};
+use burnin_core::memory::{ManualClock, MemoryBroker};
+use burnin_core::{
+    DeviceReport, FactoryReporter, Hardware, InterfaceReport, Mac, MesAnswer, MesError, MesSource,
+    OperationId, OperationParams, OperationState, Payload, PayloadKind, PciDevice, ReportError,
+    SerialNumber, Target, Timestamp,
+};
+use futures::executor::block_on;
+use mockall::Sequence;
+use mockall::predicate::*;
+
+mockall::mock! {
+    Reporter {}
+    #[async_trait]
+    impl FactoryReporter for Reporter {
+        async fn deliver(&self, payload: &Payload) -> Result<(), ReportError>;
+    }
+}
+
+mockall::mock! {
+    Mes {}
+    #[async_trait]
+    impl MesSource for Mes {
+        async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError>;
+    }
+}
+
+fn sn(s: &str) -> SerialNumber {
+    s.parse().unwrap()
+}
+fn mac(n: u8) -> Mac {
+    Mac::new([2, 0, 0, 0, 0, n])
+}
+
+fn reply(op: &OperationId, serial: &str, macs: &[u8]) -> Vec<u8> {
+    let hw = Hardware {
+        sn: sn(serial),
+        hostname: format!("host-{serial}"),
+        interfaces: macs
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| InterfaceReport {
+                interface: format!("eth{i}"),
+                macaddr: mac(m),
+                pci: PciDevice {
+                    slot: format!("0000:0{i}:00.0"),
+                    vendor: "0x8086".into(),
+                    device: "0x1533".into(),
+                    class: "0x020000".into(),
+                    driver: Some("igb".into()),
+                },
+            })
+            .collect(),
+        pci_devices: vec![],
+    };
+    DeviceReport::new(
+        Some(op.clone()),
+        hw,
+        "test",
+        Timestamp::from_unix_seconds(0),
+    )
+    .to_json()
+}
+
+/// MES knows A (mac 1), B (mac 2); everything else is unknown.
+fn mes() -> MockMes {
+    let mut m = MockMes::new();
+    m.expect_lookup().returning(|sn| {
+        Ok(match sn.as_str() {
+            "A" => MesAnswer::Record(vec![mac(1)]),
+            "B" => MesAnswer::Record(vec![mac(2)]),
+            _ => MesAnswer::Unknown,
+        })
+    });
+    m
+}
+
+fn run(
+    params: OperationParams,
+    replies: &[Vec<u8>],
+    mes: &MockMes,
+    reporter: &MockReporter,
+) -> (OperationReport, MemoryBroker) {
+    let broker = MemoryBroker::new();
+    let (publisher, mut stream) = broker.edge("hwinfo_queue");
+    for r in replies {
+        broker.send_to_queue("hwinfo_queue", r.clone()).unwrap();
+    }
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params,
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes,
+            reporter,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    (report, broker)
+}
+
+fn params(expected: &[&str]) -> OperationParams {
+    let mut p = OperationParams::new(OperationId::Number(42));
+    p.expected = expected.iter().map(|s| sn(s)).collect();
+    p.window = Duration::from_secs(5);
+    p
+}
+
+#[test]
+fn failed_log_means_no_pair_and_an_error_in_the_notification() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    let mut seq = Sequence::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Log)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Err(ReportError::Unavailable {
+                kind: PayloadKind::Log,
+                message: "http://factory/log answered 503 after 5 attempts".into(),
+            })
+        });
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Notify)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|p| {
+            assert!(p.body_str().contains(
+                r#""error":"log could not be delivered: http://factory/log answered 503 after 5 attempts""#
+            ), "{}", p.body_str());
+            Ok(())
+        });
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Pair)
+        .never();
+    let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes(), &reporter);
+    assert_eq!(report.state, OperationState::Failed);
+    assert!(report.error.unwrap().contains("503"));
+}
+
+#[test]
+fn no_passing_device_means_no_pair() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Pair || p.kind == PayloadKind::DirectBurn)
+        .never();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Log || p.kind == PayloadKind::Notify)
+        .times(2)
+        .returning(|_| Ok(()));
+    // A reports a wrong MAC; U is unknown to MES.
+    let (report, _) = run(
+        params(&["A", "U"]),
+        &[reply(&op, "A", &[9]), reply(&op, "U", &[3])],
+        &mes(),
+        &reporter,
+    );
+    assert_eq!(report.state, OperationState::Done);
+    assert!(!report.all_passed());
+}
+
+#[test]
+fn direct_burn_target_sends_operator_and_scan_mode() {
+    let op = OperationId::Text("burn-1".into());
+    let mut p = params(&["A", "B"]);
+    p.operation_id = op.clone();
+    p.target = Target::DirectBurn;
+    p.operator_id = Some("OP-7".into());
+    p.scan_mode = Some(3);
+    let mut reporter = MockReporter::new();
+    let mut seq = Sequence::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Pair)
+        .never();
+    for kind in [
+        PayloadKind::Log,
+        PayloadKind::DirectBurn,
+        PayloadKind::Notify,
+    ] {
+        reporter
+            .expect_deliver()
+            .withf(move |p| p.kind == kind)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |p| {
+                if kind == PayloadKind::DirectBurn {
+                    assert_eq!(
+                        p.body_str(),
+                        r#"{"snArray":["A","B"],"operationId":"burn-1","operatorId":"OP-7","scanMode":3}"#
+                    );
+                    assert_eq!(p.idempotency_key(), "burn-1:directBurn");
+                }
+                Ok(())
+            });
+    }
+    let (report, _) = run(
+        p,
+        &[reply(&op, "B", &[2]), reply(&op, "A", &[1])],
+        &mes(),
+        &reporter,
+    );
+    assert!(report.all_passed(), "{report:?}");
+}
+
+#[test]
+fn silent_expected_device_fails_with_empty_macinfo() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(move |p| {
+        if p.kind == PayloadKind::Log {
+            assert!(
+                p.body_str()
+                    .contains(r#"{"macinfo":[],"sn":"S","result":"0"}"#),
+                "{}",
+                p.body_str()
+            );
+        }
+        if p.kind == PayloadKind::Pair {
+            assert_eq!(p.body_str(), r#"{"snArray":["A"],"operationId":42}"#);
+        }
+        Ok(())
+    });
+    let mut mes = MockMes::new();
+    // S is never looked up: it never replied.
+    mes.expect_lookup()
+        .with(eq(sn("A")))
+        .times(1)
+        .returning(|_| Ok(MesAnswer::Record(vec![mac(1)])));
+    let (report, _) = run(
+        params(&["A", "S"]),
+        &[reply(&op, "A", &[1])],
+        &mes,
+        &reporter,
+    );
+    assert_eq!(report.devices.len(), 2);
+    assert_eq!(report.devices[1].sn, sn("S"));
+    assert!(report.devices[1].macinfo.is_empty());
+    assert!(!report.devices[1].result.passed());
+}
+
+#[test]
+fn duplicate_reply_does_not_change_the_first() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let mut mes = MockMes::new();
+    mes.expect_lookup()
+        .times(1)
+        .returning(|_| Ok(MesAnswer::Record(vec![mac(1)])));
+    let (report, _) = run(
+        params(&[]),
+        &[reply(&op, "A", &[1]), reply(&op, "A", &[5, 6])],
+        &mes,
+        &reporter,
+    );
+    assert_eq!(report.counters.duplicates, 1);
+    assert_eq!(report.devices.len(), 1);
+    assert_eq!(report.devices[0].macinfo.len(), 1);
+    assert!(report.all_passed());
+}
+
+#[test]
+fn bad_replies_are_rejected_with_a_reason_not_dropped() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let (report, broker) = run(
+        params(&["A"]),
+        &[
+            b"not json".to_vec(),
+            reply(&OperationId::Number(41), "B", &[2]),
+            reply(&op, "A", &[1]),
+        ],
+        &mes(),
+        &reporter,
+    );
+    assert!(report.all_passed());
+    let rejected = broker.rejected();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].0, b"not json");
+    assert!(
+        rejected[0]
+            .1
+            .starts_with("malformed: device report is invalid"),
+        "{}",
+        rejected[0].1
+    );
+    assert_eq!(rejected[1].1, "unknown operation: no active operation 41");
+}
+
+#[test]
+fn mes_failure_is_reported_and_never_paired() {
+    let op = OperationId::Number(42);
+    let mut mes = MockMes::new();
+    mes.expect_lookup().returning(|sn| {
+        Err(MesError::Unavailable {
+            sn: sn.clone(),
+            message: "connect error to http://mes/x".into(),
+        })
+    });
+    let mut reporter = MockReporter::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Pair)
+        .never();
+    // mockall passes over an exhausted `never()` to the next match, so the
+    // catch-all must exclude Pair itself.
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind != PayloadKind::Pair)
+        .returning(|p| {
+            if p.kind == PayloadKind::Notify {
+                assert!(
+                    p.body_str().contains(r#""error":"MES lookup for A failed"#),
+                    "{}",
+                    p.body_str()
+                );
+            }
+            Ok(())
+        });
+    let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes, &reporter);
+    assert_eq!(report.state, OperationState::Failed);
+}
