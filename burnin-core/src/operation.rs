@@ -31,8 +31,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    DeviceReport, DeviceResult, MesAnswer, MesError, OperationId, ParseError, Payload,
-    PayloadKind, ReportError, ScanCommand, SerialNumber, Target, Timestamp, payload,
+    DeviceReport, DeviceResult, MesAnswer, MesError, OperationId, ParseError, Payload, PayloadKind,
+    ReportError, ScanCommand, SerialNumber, Target, Timestamp, payload,
 };
 
 /// What an operation is asked to do.
@@ -172,9 +172,17 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// Starts collecting at `now`; the deadline is `now + window`.
+    /// Starts collecting at `now`; the deadline is `now + window`, rounded
+    /// up to a whole second so it is exactly what the command carries on the
+    /// wire (RFC 3339 with seconds).
     pub fn new(params: OperationParams, now: Timestamp) -> Self {
-        let deadline = now.saturating_add(params.window);
+        let end = now.saturating_add(params.window);
+        let whole = Timestamp::from_unix_seconds(end.unix_seconds());
+        let deadline = if whole < end {
+            Timestamp::from_unix_seconds(end.unix_seconds() + 1)
+        } else {
+            whole
+        };
         Self::resume(params, now, deadline)
     }
 
@@ -409,11 +417,9 @@ impl Operation {
                     failed_lookups.push(e.to_string());
                     DeviceResult::mes_failed(sn.clone(), &report.interfaces, e.to_string())
                 }
-                None => DeviceResult::mes_failed(
-                    sn.clone(),
-                    &report.interfaces,
-                    "no MES answer".into(),
-                ),
+                None => {
+                    DeviceResult::mes_failed(sn.clone(), &report.interfaces, "no MES answer".into())
+                }
             }
         };
         let mut results: Vec<DeviceResult> = Vec::with_capacity(self.arrival.len());
@@ -495,10 +501,19 @@ mod tests {
         let mut o = op(&["B", "A"]);
         assert_eq!(o.command().deadline, t(10));
         let id = o.id().clone();
-        assert_eq!(o.handle_reply(&report(&id, "A", &[1])), ReplyOutcome::Accepted(sn("A")));
+        assert_eq!(
+            o.handle_reply(&report(&id, "A", &[1])),
+            ReplyOutcome::Accepted(sn("A"))
+        );
         assert!(!o.poll_collection_end());
-        assert_eq!(o.handle_reply(&report(&id, "A", &[7])), ReplyOutcome::Duplicate(sn("A")));
-        assert_eq!(o.handle_reply(&report(&id, "B", &[2])), ReplyOutcome::Accepted(sn("B")));
+        assert_eq!(
+            o.handle_reply(&report(&id, "A", &[7])),
+            ReplyOutcome::Duplicate(sn("A"))
+        );
+        assert_eq!(
+            o.handle_reply(&report(&id, "B", &[2])),
+            ReplyOutcome::Accepted(sn("B"))
+        );
         assert!(o.poll_collection_end());
         assert_eq!(o.poll_payload(), None, "waits for MES");
         o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
@@ -533,7 +548,10 @@ mod tests {
         let ReplyOutcome::Rejected(r) = o.handle_reply(b"{\"sn\": 1}") else {
             panic!("malformed accepted")
         };
-        assert!(r.to_string().starts_with("malformed: device report is invalid at sn"));
+        assert!(
+            r.to_string()
+                .starts_with("malformed: device report is invalid at sn")
+        );
         o.handle_timeout(t(9));
         assert_eq!(o.state(), OperationState::Collecting);
         o.handle_timeout(t(10));
@@ -555,7 +573,10 @@ mod tests {
         o.handle_timeout(t(11));
         let log = o.poll_payload().unwrap();
         // The silent expected serial is Fail with no macinfo.
-        assert!(log.body_str().contains(r#"{"macinfo":[],"sn":"S","result":"0"}"#));
+        assert!(
+            log.body_str()
+                .contains(r#"{"macinfo":[],"sn":"S","result":"0"}"#)
+        );
         o.handle_delivery(
             PayloadKind::Log,
             Err(ReportError::Unavailable {
@@ -565,7 +586,10 @@ mod tests {
         );
         let n = o.poll_payload().unwrap();
         assert_eq!(n.kind, PayloadKind::Notify);
-        assert!(n.body_str().contains(r#""error":"log could not be delivered: 503""#));
+        assert!(
+            n.body_str()
+                .contains(r#""error":"log could not be delivered: 503""#)
+        );
         o.handle_delivery(PayloadKind::Notify, Ok(()));
         assert_eq!(o.state(), OperationState::Failed);
     }

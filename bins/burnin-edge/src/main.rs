@@ -1,0 +1,80 @@
+//! `burnin-edge`: the edge server's command line.
+//!
+//! A thin frontend: it parses flags, builds adapters, runs a use case of
+//! `burnin-core` and maps the outcome to an exit code (SPEC §7):
+//! 0 all devices passed, 1 completed with a failing device, 2 bad arguments
+//! or configuration, 3 an internal error.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod demo;
+mod logging;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Exit codes of SPEC §7.
+pub(crate) mod exit {
+    /// Every device passed.
+    pub(crate) const PASSED: u8 = 0;
+    /// Bad arguments or configuration.
+    pub(crate) const USAGE: u8 = 2;
+    /// An internal error: the broker or a factory API could not be used.
+    pub(crate) const INTERNAL: u8 = 3;
+}
+
+/// Check that every device's network cards carry the MACs the factory MES
+/// recorded for its serial number, then report to the factory.
+#[derive(Debug, Parser)]
+#[command(name = "burnin-edge", version, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "BURNIN_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole simulated operation in one process: no broker, no MES,
+    /// no factory servers needed.
+    Demo(demo::DemoArgs),
+    /// Print shell completions to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    logging::init(cli.log_format);
+    ExitCode::from(run(cli))
+}
+
+fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "burnin-edge",
+                &mut std::io::stdout(),
+            );
+            exit::PASSED
+        }
+    }
+}

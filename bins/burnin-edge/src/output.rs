@@ -1,0 +1,228 @@
+//! What the user sees: progress on stderr, the result table or JSON on stdout.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use burnin_core::edge::{Observer, OperationReport};
+use burnin_core::{
+    DeviceResult, Finding, MesAnswer, MesError, Operation, PayloadKind, ReplyOutcome, ReportError,
+    ScanStatus, SerialNumber, TransportError,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Shows collection progress: a live bar on a terminal, plain lines (at most
+/// one a second) otherwise.
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    pub(crate) fn new(expected: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = if expected > 0 {
+                ProgressBar::new(expected as u64)
+            } else {
+                ProgressBar::new_spinner()
+            };
+            let template = if expected > 0 {
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} replies · {msg}"
+            } else {
+                "{spinner} [{elapsed_precise}] {pos} replies · {msg}"
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            last_line: Mutex::new(None),
+        }
+    }
+
+    fn update(&self, op: &Operation, force: bool) {
+        let c = op.counters();
+        let msg = format!(
+            "{} MES lookups done, {} duplicate, {} rejected",
+            c.mes_done, c.duplicates, c.rejected
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(c.accepted as u64);
+            bar.set_message(msg);
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        if force || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            let expected = match op.expected_count() {
+                0 => String::new(),
+                n => format!("/{n}"),
+            };
+            eprintln!("collecting: {}{expected} replies, {msg}", c.accepted);
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn published(&self, op: &Operation, result: &Result<(), TransportError>) {
+        match result {
+            Ok(()) => tracing::info!(
+                operation = %op.id(),
+                deadline = %op.deadline(),
+                reply_queue = %op.params().reply_to,
+                "scan command published"
+            ),
+            Err(e) => {
+                tracing::error!(operation = %op.id(), "could not publish the scan command: {e}")
+            }
+        }
+    }
+
+    fn reply(&self, op: &Operation, outcome: &ReplyOutcome) {
+        match outcome {
+            ReplyOutcome::Accepted(sn) => tracing::debug!(%sn, "reply accepted"),
+            ReplyOutcome::Duplicate(sn) => {
+                tracing::info!(%sn, "duplicate reply counted; the first one stands")
+            }
+            ReplyOutcome::Rejected(reason) => {
+                tracing::warn!("reply moved to the rejected queue: {reason}")
+            }
+        }
+        self.update(op, false);
+    }
+
+    fn transport_error(&self, error: &TransportError) {
+        tracing::warn!("broker: {error}");
+    }
+
+    fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
+        if let Err(e) = answer {
+            tracing::error!(%sn, "{e}");
+        }
+        self.update(op, false);
+    }
+
+    fn collection_ended(&self, op: &Operation) {
+        if let Some(bar) = &self.bar {
+            self.update(op, true);
+            bar.finish_and_clear();
+        }
+        let c = op.counters();
+        let expected = match op.expected_count() {
+            0 => String::new(),
+            n => format!(" of {n} expected"),
+        };
+        eprintln!(
+            "collected {} replies{expected} ({} duplicate, {} rejected); waiting for {} MES lookups, then reporting",
+            c.accepted,
+            c.duplicates,
+            c.rejected,
+            op.mes_pending()
+        );
+    }
+
+    fn delivered(&self, kind: PayloadKind, result: &Result<(), ReportError>) {
+        match result {
+            Ok(()) => tracing::info!(payload = %kind, "delivered"),
+            Err(e) => tracing::error!(payload = %kind, "{e}"),
+        }
+    }
+}
+
+/// Why a device failed, in a few words for the table.
+pub(crate) fn details(d: &DeviceResult) -> String {
+    let mut parts = Vec::new();
+    match &d.finding {
+        Finding::NoReply => parts.push("no reply before the window closed".to_owned()),
+        Finding::UnknownToMes => parts.push("serial unknown to MES".to_owned()),
+        Finding::MesFailed(why) => parts.push(format!("MES lookup failed: {why}")),
+        _ => {}
+    }
+    if matches!(d.finding, Finding::Compared) {
+        for m in d.mismatched_interfaces() {
+            let why = if !m.macaddr.is_valid_card_address() {
+                "is not a valid card address".to_owned()
+            } else if let Some(first) = d
+                .macinfo
+                .iter()
+                .find(|o| o.macaddr == m.macaddr && o.scanstatus == ScanStatus::Match)
+            {
+                format!("duplicates {}", first.interface)
+            } else {
+                "not in MES".to_owned()
+            };
+            parts.push(format!("{} {} {why}", m.interface, m.macaddr));
+        }
+        for mac in d.missing_cards() {
+            parts.push(format!("missing card {mac}"));
+        }
+        if d.macinfo.is_empty() {
+            parts.push("no network cards reported and none in MES".to_owned());
+        }
+    }
+    parts.join("; ")
+}
+
+/// The result table.
+pub(crate) fn table(report: &OperationReport) -> String {
+    let width = report
+        .devices
+        .iter()
+        .map(|d| d.sn.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max("SERIAL".len());
+    let mut out = format!("{:width$}  RESULT  DETAILS\n", "SERIAL");
+    for d in &report.devices {
+        let result = if d.result.passed() { "PASS" } else { "FAIL" };
+        out.push_str(format!("{:width$}  {result:6}  {}", d.sn, details(d)).trim_end());
+        out.push('\n');
+    }
+    let passed = report.devices.iter().filter(|d| d.result.passed()).count();
+    out.push_str(&format!(
+        "\noperation {}: {} devices, {passed} passed, {} failed; {} replies, {} duplicate, {} rejected; collected in {}, reported in {}\n",
+        report.operation_id,
+        report.devices.len(),
+        report.devices.len() - passed,
+        report.counters.accepted,
+        report.counters.duplicates,
+        report.counters.rejected,
+        secs(report.collected.saturating_since(report.started)),
+        secs(report.finished.saturating_since(report.collected)),
+    ));
+    if let Some(e) = &report.error {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// The `--json` document: `{"operationId", "state", "devices": [...], "error"?}`.
+pub(crate) fn json(report: &OperationReport) -> String {
+    let devices: Vec<_> = report
+        .devices
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "sn": d.sn,
+                "result": d.result.as_str(),
+                "macinfo": d.macinfo,
+            })
+        })
+        .collect();
+    let mut doc = serde_json::json!({
+        "operationId": report.operation_id,
+        "state": report.state.as_str(),
+        "devices": devices,
+    });
+    if let (Some(e), Some(map)) = (&report.error, doc.as_object_mut()) {
+        map.insert("error".into(), e.clone().into());
+    }
+    doc.to_string()
+}
