@@ -246,7 +246,10 @@ mod tests {
                 "e0:18:7d:2e:ca:69".parse().unwrap()
             ])
         );
-        assert_eq!(mes.lookup(&"B".parse().unwrap()).await.unwrap(), MesAnswer::Unknown);
+        assert_eq!(
+            mes.lookup(&"B".parse().unwrap()).await.unwrap(),
+            MesAnswer::Unknown
+        );
         let back = FileMes::from_json(&mes.to_json()).unwrap();
         assert_eq!(back.len(), 1);
     }
@@ -259,7 +262,11 @@ mod tests {
             "serial \"A\": \"nope\" is not a MAC address; expected 6 hex bytes such as \
              e0:18:7d:2e:ca:68, E0-18-7D-2E-CA-68, e0187d2eca68 or e018.7d2e.ca68"
         );
-        assert!(FileMes::from_json(br#"{"A B": []}"#).unwrap_err().contains("\"A B\""));
+        assert!(
+            FileMes::from_json(br#"{"A B": []}"#)
+                .unwrap_err()
+                .contains("\"A B\"")
+        );
         assert!(FileMes::from_json(br#"["A"]"#).is_err());
         let dir = tempfile::tempdir().unwrap();
         let e = FileMes::load(&dir.path().join("missing.json")).unwrap_err();
