@@ -1,0 +1,308 @@
+//! Connection settings, and URL redaction.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::AmqpError;
+
+/// The type of the reply queue (`--reply-queue-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QueueType {
+    /// A classic queue (one node).
+    #[default]
+    Classic,
+    /// A quorum queue: replicated, survives the loss of a cluster node.
+    Quorum,
+}
+
+impl QueueType {
+    /// `classic` or `quorum`, the `x-queue-type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+impl fmt::Display for QueueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for QueueType {
+    type Err = AmqpError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(QueueType::Classic),
+            "quorum" => Ok(QueueType::Quorum),
+            other => Err(AmqpError::InvalidConfig {
+                setting: "--reply-queue-type",
+                reason: format!("{other:?} is neither \"classic\" nor \"quorum\""),
+            }),
+        }
+    }
+}
+
+/// How to reach the broker and what to declare there.
+///
+/// Build it with [`AmqpConfig::new`] and adjust the public fields; every
+/// default is SPEC §4/§7's. The `Debug` output redacts the URL's password.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AmqpConfig {
+    /// `amqp://USER:PASSWORD@HOST:PORT/VHOST` or `amqps://…` (`--amqp-url`).
+    /// A `heartbeat` or `frame_max` query parameter in the URL wins over
+    /// the fields below.
+    pub url: String,
+    /// The command exchange (`--exchange`, default `devicescan`).
+    pub exchange: String,
+    /// The reply queue (`--reply-queue`, default `hwinfo_queue`). The
+    /// rejected-replies queue is this name plus `.rejected`.
+    pub reply_queue: String,
+    /// The reply queue's type (`--reply-queue-type`, default classic); the
+    /// rejected queue gets the same type. Edge only.
+    pub reply_queue_type: QueueType,
+    /// How many unacknowledged replies the broker may hand the edge at once
+    /// (`--prefetch`, default 256).
+    pub prefetch: u16,
+    /// A PEM file with the CA that signed the broker's certificate
+    /// (`--amqp-ca-file`), added to the system's roots for `amqps://`.
+    pub ca_file: Option<PathBuf>,
+    /// Heartbeat interval asked of the broker (default 20 s); a connection
+    /// silent for two intervals is treated as lost. Never zero.
+    pub heartbeat: Duration,
+    /// Largest AMQP frame asked of the broker (default 8 KiB). lapin keeps
+    /// 32 frames of read and of write buffer per connection, so this sets
+    /// its memory use (8 KiB: 512 KiB; the broker's 128 KiB would be 8 MiB).
+    pub frame_max: u32,
+    /// How long one connection attempt may take (default 10 s).
+    pub connect_timeout: Duration,
+    /// How long to wait for the broker to confirm a publish (default 10 s).
+    pub confirm_timeout: Duration,
+    /// First reconnect / retry delay (default 250 ms); doubles per attempt,
+    /// with jitter, up to [`backoff_cap`](Self::backoff_cap).
+    pub backoff_base: Duration,
+    /// Longest reconnect / retry delay (default 30 s).
+    pub backoff_cap: Duration,
+    /// Shown in the broker's management UI, e.g. `burnin-agent dut-17`.
+    pub connection_name: Option<String>,
+}
+
+impl fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("url", &redact_url(&self.url))
+            .field("exchange", &self.exchange)
+            .field("reply_queue", &self.reply_queue)
+            .field("reply_queue_type", &self.reply_queue_type)
+            .field("prefetch", &self.prefetch)
+            .field("ca_file", &self.ca_file)
+            .field("heartbeat", &self.heartbeat)
+            .field("frame_max", &self.frame_max)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("confirm_timeout", &self.confirm_timeout)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_cap", &self.backoff_cap)
+            .field("connection_name", &self.connection_name)
+            .finish()
+    }
+}
+
+/// Default command exchange.
+pub const DEFAULT_EXCHANGE: &str = "devicescan";
+/// Default reply queue.
+pub const DEFAULT_REPLY_QUEUE: &str = "hwinfo_queue";
+/// Default edge prefetch.
+pub const DEFAULT_PREFETCH: u16 = 256;
+
+impl AmqpConfig {
+    /// The defaults, for the broker at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        AmqpConfig {
+            url: url.into(),
+            exchange: DEFAULT_EXCHANGE.into(),
+            reply_queue: DEFAULT_REPLY_QUEUE.into(),
+            reply_queue_type: QueueType::Classic,
+            prefetch: DEFAULT_PREFETCH,
+            ca_file: None,
+            heartbeat: Duration::from_secs(20),
+            frame_max: 8192,
+            connect_timeout: Duration::from_secs(10),
+            confirm_timeout: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(30),
+            connection_name: None,
+        }
+    }
+
+    /// The queue rejected replies go to: `<reply_queue>.rejected`.
+    pub fn rejected_queue(&self) -> String {
+        format!("{}.rejected", self.reply_queue)
+    }
+
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// Checks names and numbers (not the broker).
+    pub fn validate(&self) -> Result<(), AmqpError> {
+        name_ok("--exchange", &self.exchange)?;
+        name_ok("--reply-queue", &self.reply_queue)?;
+        name_ok("--reply-queue", &self.rejected_queue())?;
+        if self.reply_queue.starts_with("amq.") {
+            return Err(AmqpError::InvalidConfig {
+                setting: "--reply-queue",
+                reason: format!(
+                    "{:?} starts with \"amq.\", which RabbitMQ reserves",
+                    self.reply_queue
+                ),
+            });
+        }
+        if self.prefetch == 0 {
+            return Err(AmqpError::InvalidConfig {
+                setting: "--prefetch",
+                reason: "0 would mean no limit; give 1 or more".into(),
+            });
+        }
+        if self.heartbeat < Duration::from_secs(1) || self.heartbeat > Duration::from_secs(600) {
+            return Err(AmqpError::InvalidConfig {
+                setting: "heartbeat",
+                reason: format!(
+                    "{:?} is outside 1 s ..= 600 s (0 would disable dead-connection detection)",
+                    self.heartbeat
+                ),
+            });
+        }
+        if self.frame_max < 4096 {
+            return Err(AmqpError::InvalidConfig {
+                setting: "frame_max",
+                reason: format!("{} is below AMQP's minimum of 4096", self.frame_max),
+            });
+        }
+        if self.backoff_base.is_zero() || self.backoff_cap < self.backoff_base {
+            return Err(AmqpError::InvalidConfig {
+                setting: "backoff",
+                reason: "the base must be above zero and not above the cap".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The delay before retry number `attempt` (0-based): `base · 2^attempt`
+    /// capped at `cap`, then jittered to between half and all of it.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.backoff_cap);
+        let half = exp / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+fn name_ok(setting: &'static str, name: &str) -> Result<(), AmqpError> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(AmqpError::InvalidConfig {
+            setting,
+            reason: format!(
+                "{:?} must be 1 to 255 bytes without control characters",
+                name.chars().take(64).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `url` with any password replaced by `***`, for logs and errors.
+///
+/// Works on anything URL-shaped, even if it does not parse:
+///
+/// ```
+/// use burnin_amqp::redact_url;
+/// assert_eq!(redact_url("amqp://agent:s3cret@mq:5672/burnin"), "amqp://agent:***@mq:5672/burnin");
+/// assert_eq!(redact_url("amqp://mq/%2f"), "amqp://mq/%2f");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        // Not a URL: it may still be a password; show only its length.
+        return if url.contains('@') {
+            format!("<unparseable URL of {} bytes>", url.len())
+        } else {
+            url.to_owned()
+        };
+    };
+    let start = scheme_end + 3;
+    let rest = &url[start..];
+    // The userinfo ends at the last '@' anywhere: a password may hold an
+    // unencoded '@', '/' or '?'. A vhost or query holding '@' only makes the
+    // redaction hide too much, never too little.
+    let at = rest.rfind('@');
+    let Some(at) = at else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!("{}{}:***{}", &url[..start], &userinfo[..colon], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        for (input, want) in [
+            (
+                "amqp://guest:guest@127.0.0.1:5672/v",
+                "amqp://guest:***@127.0.0.1:5672/v",
+            ),
+            (
+                "amqps://u:p%40ss@h/v?heartbeat=5",
+                "amqps://u:***@h/v?heartbeat=5",
+            ),
+            ("amqp://u:p@ss/w@rd@h:1/v", "amqp://u:***@h:1/v"),
+            ("amqp://u@h/v", "amqp://u@h/v"),
+            ("amqp://h", "amqp://h"),
+            ("", ""),
+            ("u:secret@h", "<unparseable URL of 10 bytes>"),
+        ] {
+            assert_eq!(redact_url(input), want, "{input}");
+        }
+        let c = AmqpConfig::new("amqp://a:topsecret@h/v");
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let c = AmqpConfig::new("amqp://h");
+        for attempt in 0..40 {
+            let d = c.backoff(attempt);
+            let full = (c.backoff_base * 2u32.pow(attempt.min(20))).min(c.backoff_cap);
+            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?} vs {full:?}");
+        }
+        assert!(c.backoff(30) >= Duration::from_secs(15));
+    }
+
+    #[test]
+    fn validation() {
+        let mut c = AmqpConfig::new("amqp://h");
+        c.validate().unwrap();
+        c.reply_queue = "amq.x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("amq."));
+        c.reply_queue = "x".repeat(250);
+        assert!(c.validate().is_err(), "name plus .rejected exceeds 255");
+        c.reply_queue = "ok".into();
+        c.prefetch = 0;
+        assert!(c.validate().is_err());
+        assert_eq!("quorum".parse::<QueueType>().unwrap(), QueueType::Quorum);
+        assert!("Quorum".parse::<QueueType>().is_err());
+    }
+}

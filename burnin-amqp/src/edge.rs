@@ -1,0 +1,354 @@
+//! The edge side: publish scan commands, consume replies.
+//!
+//! [`connect`] returns the two halves of one broker connection:
+//! [`AmqpCommandPublisher`] ([`CommandPublisher`]) and [`AmqpReplyStream`]
+//! ([`ReplyStream`]). The reply stream is fed by a background task that
+//! owns the consumer, so [`ReplyStream::next_reply`] is cancel-safe.
+//!
+//! Each reply is handed over unacknowledged: [`Delivery::ack`] acks it
+//! once the caller recorded it; [`Delivery::reject`] republishes the body
+//! to `<reply queue>.rejected` with header `x-burnin-reason` (persistent,
+//! confirmed by the broker) and only then acks the original. Replies of any
+//! size are handed over — the core refuses those over 1 MiB and rejects them
+//! with a reason — so nothing is dropped. A reply whose ack was lost with
+//! the connection is delivered again after reconnecting (`redelivered`);
+//! the core counts it as a duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burnin_core::ports::Acker;
+use burnin_core::{CommandPublisher, Delivery, ReplyStream, ScanCommand, TransportError};
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::link::{
+    PublishError, Session, SessionCell, Side, confirm_channel, json_properties, short,
+};
+use crate::{AmqpConfig, AmqpError};
+
+/// Header naming why a reply was moved to the rejected queue.
+pub const REASON_HEADER: &str = "x-burnin-reason";
+
+/// Connects, declares the exchange, the reply queue and the rejected queue
+/// (SPEC §4), and starts consuming replies.
+///
+/// A declaration that conflicts with an existing queue or exchange is an
+/// [`AmqpError::Conflict`]; nothing is deleted.
+pub async fn connect(
+    config: AmqpConfig,
+) -> Result<(AmqpCommandPublisher, AmqpReplyStream), AmqpError> {
+    let cell = Arc::new(SessionCell::new(config, Side::Edge)?);
+    let session = cell.get().await?;
+    let consumer = Consuming::start(&cell, &session).await?;
+    let (tx, rx) = mpsc::channel(usize::from(cell.config.prefetch));
+    tokio::spawn(consume_loop(cell.clone(), consumer, tx));
+    Ok((
+        AmqpCommandPublisher { cell: cell.clone() },
+        AmqpReplyStream { rx, cell },
+    ))
+}
+
+/// Publishes scan commands to the fanout exchange.
+pub struct AmqpCommandPublisher {
+    cell: Arc<SessionCell>,
+}
+
+impl std::fmt::Debug for AmqpCommandPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpCommandPublisher")
+            .field("url", &self.cell.url())
+            .finish()
+    }
+}
+
+impl AmqpCommandPublisher {
+    /// Closes the broker connection (both halves).
+    pub async fn close(&self) {
+        self.cell.close().await;
+    }
+
+    /// Whether the broker connection is up right now (for health checks).
+    pub async fn is_connected(&self) -> bool {
+        !self.cell.is_closed() && self.cell.get().await.is_ok()
+    }
+}
+
+#[async_trait]
+impl CommandPublisher for AmqpCommandPublisher {
+    /// Publishes the command JSON to the exchange (routing key `""`),
+    /// persistent, `content_type` application/json, `expiration` = `window`
+    /// in ms, and waits for the broker's confirm. Reconnects as needed for
+    /// up to `window`.
+    async fn publish(&self, command: &ScanCommand, window: Duration) -> Result<(), TransportError> {
+        let body = command.to_json();
+        let expiration = window.as_millis().max(1).to_string();
+        let until = tokio::time::Instant::now() + window;
+        let mut attempt = 0;
+        loop {
+            let session = self.cell.get_retrying(Some(until)).await?;
+            let props = json_properties().with_expiration(short(&expiration));
+            let result = session
+                .publish_confirmed(
+                    &self.cell.config.exchange,
+                    "",
+                    false,
+                    &body,
+                    props,
+                    self.cell.config.confirm_timeout,
+                )
+                .await;
+            let err = match result {
+                Ok(()) => {
+                    tracing::debug!(operation = %command.operation_id, "scan command published");
+                    return Ok(());
+                }
+                Err(PublishError::Broker(e)) if !e.is_retryable() => return Err(e.into()),
+                Err(e) => e,
+            };
+            let delay = self.cell.config.backoff(attempt);
+            if tokio::time::Instant::now() + delay >= until {
+                return Err(TransportError::Unavailable(format!(
+                    "scan command for operation {} not published: {err}",
+                    command.operation_id
+                )));
+            }
+            tracing::warn!(operation = %command.operation_id, error = %err, "publishing the scan command failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// The replies arriving on the reply queue.
+pub struct AmqpReplyStream {
+    rx: mpsc::Receiver<Result<Delivery, TransportError>>,
+    cell: Arc<SessionCell>,
+}
+
+impl std::fmt::Debug for AmqpReplyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpReplyStream")
+            .field("url", &self.cell.url())
+            .finish()
+    }
+}
+
+impl AmqpReplyStream {
+    /// Closes the broker connection (both halves); the stream then ends.
+    pub async fn close(&self) {
+        self.cell.close().await;
+    }
+}
+
+#[async_trait]
+impl ReplyStream for AmqpReplyStream {
+    async fn next_reply(&mut self) -> Option<Result<Delivery, TransportError>> {
+        self.rx.recv().await
+    }
+}
+
+/// A consumer on the reply queue, with its channel.
+struct Consuming {
+    consumer: lapin::Consumer,
+    settle: Arc<Settle>,
+}
+
+/// What an acker needs: the consumer's channel (acks must go on it) and a
+/// lock serialising the rejected-queue publishes on it.
+struct Settle {
+    channel: lapin::Channel,
+    lock: Mutex<()>,
+    rejected_queue: String,
+    confirm_timeout: Duration,
+    generation: u64,
+}
+
+impl Consuming {
+    async fn start(cell: &SessionCell, session: &Session) -> Result<Self, AmqpError> {
+        let c = &cell.config;
+        let channel = confirm_channel(&session.conn).await?;
+        channel
+            .basic_qos(c.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| AmqpError::from_lapin(&e, "setting the prefetch limit", None))?;
+        let consumer = channel
+            .basic_consume(
+                short(&c.reply_queue),
+                short(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                AmqpError::from_lapin(&e, &format!("consuming queue {:?}", c.reply_queue), None)
+            })?;
+        Ok(Consuming {
+            consumer,
+            settle: Arc::new(Settle {
+                channel,
+                lock: Mutex::new(()),
+                rejected_queue: c.rejected_queue(),
+                confirm_timeout: c.confirm_timeout,
+                generation: session.generation,
+            }),
+        })
+    }
+}
+
+async fn consume_loop(
+    cell: Arc<SessionCell>,
+    mut consuming: Consuming,
+    tx: mpsc::Sender<Result<Delivery, TransportError>>,
+) {
+    loop {
+        // Forward deliveries until the consumer fails or the stream is dropped.
+        let lost = loop {
+            let next = tokio::select! {
+                () = tx.closed() => { cell.close().await; return; }
+                () = cell.closed() => return,
+                next = consuming.consumer.next() => next,
+            };
+            match next {
+                Some(Ok(d)) => {
+                    let acker = Box::new(AmqpAcker {
+                        tag: d.delivery_tag,
+                        acker: d.acker,
+                        settle: consuming.settle.clone(),
+                    });
+                    let delivery = Delivery::new(d.data, d.redelivered, acker);
+                    if tx.send(Ok(delivery)).await.is_err() {
+                        cell.close().await;
+                        return;
+                    }
+                }
+                Some(Err(e)) => break e.to_string(),
+                None => break "the consumer was cancelled".to_owned(),
+            }
+        };
+        if cell.is_closed() {
+            return;
+        }
+        tracing::warn!(url = %cell.url(), reason = %lost, "lost the reply consumer; reconnecting");
+        let msg = format!(
+            "lost the connection to the broker at {} ({lost}); reconnecting — unacknowledged replies will be delivered again",
+            cell.url()
+        );
+        if tx
+            .send(Err(TransportError::Unavailable(msg)))
+            .await
+            .is_err()
+        {
+            cell.close().await;
+            return;
+        }
+        // Reconnect (a new session if the old one died) and consume again.
+        let mut attempt = 0;
+        consuming = loop {
+            let result = async {
+                let session = cell.get_retrying(None).await?;
+                Consuming::start(&cell, &session).await
+            }
+            .await;
+            match result {
+                Ok(c) => break c,
+                Err(AmqpError::Closed) => return,
+                Err(e) if !e.is_retryable() => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+                Err(e) => {
+                    let delay = cell.config.backoff(attempt);
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot consume replies yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = cell.closed() => return,
+                    }
+                    attempt += 1;
+                }
+            }
+        };
+        tracing::info!(url = %cell.url(), "consuming replies again");
+    }
+}
+
+struct AmqpAcker {
+    tag: u64,
+    acker: lapin::Acker,
+    settle: Arc<Settle>,
+}
+
+impl AmqpAcker {
+    async fn ack_now(&self) -> Result<(), TransportError> {
+        match self.acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TransportError::Unavailable(format!(
+                "reply (delivery {} on connection {}) not acknowledged: the connection was lost; the broker will deliver it again",
+                self.tag, self.settle.generation
+            ))),
+            Err(e) => Err(AmqpError::from_lapin(&e, "acknowledging a reply", None).into()),
+        }
+    }
+}
+
+#[async_trait]
+impl Acker for AmqpAcker {
+    async fn ack(self: Box<Self>) -> Result<(), TransportError> {
+        self.ack_now().await
+    }
+
+    async fn reject(self: Box<Self>, body: Vec<u8>, reason: &str) -> Result<(), TransportError> {
+        let s = &self.settle;
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(
+                reason.chars().take(4096).collect::<String>(),
+            )),
+        );
+        let props = json_properties().with_headers(headers);
+        let outcome = {
+            let _guard = s.lock.lock().await;
+            let published = tokio::time::timeout(s.confirm_timeout, async {
+                let confirm = s
+                    .channel
+                    .basic_publish(
+                        short(""),
+                        short(&s.rejected_queue),
+                        lapin::options::BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        props,
+                    )
+                    .await?;
+                confirm.await
+            })
+            .await;
+            match published {
+                Err(_) => Err(format!("no confirm within {:?}", s.confirm_timeout)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(lapin::Confirmation::Ack(None) | lapin::Confirmation::NotRequested)) => {
+                    Ok(())
+                }
+                Ok(Ok(lapin::Confirmation::Ack(Some(ret)))) => Err(format!(
+                    "returned by the broker: {} {} (was {:?} deleted?)",
+                    ret.reply_code, ret.reply_text, s.rejected_queue
+                )),
+                Ok(Ok(lapin::Confirmation::Nack(_))) => Err("nacked by the broker".to_owned()),
+            }
+        };
+        if let Err(why) = outcome {
+            // Not acked: the broker keeps the reply and delivers it again.
+            return Err(TransportError::Unavailable(format!(
+                "could not move a rejected reply to {:?}: {why}; it stays on the reply queue",
+                s.rejected_queue
+            )));
+        }
+        self.ack_now().await
+    }
+}

@@ -1,0 +1,484 @@
+//! One connection to the broker, made again whenever it is lost.
+//!
+//! Both sides share this: a [`SessionCell`] holds the current [`Session`]
+//! (a connection, its declarations done, and a confirm-mode channel for
+//! publishing). Whoever finds the session dead asks the cell for a new one;
+//! the cell makes one connection attempt at a time. Callers loop with
+//! [`SessionCell::get_retrying`], which waits with capped exponential
+//! backoff and jitter between attempts.
+//!
+//! lapin's own recovery is not used: it would re-declare the agent's
+//! server-named queue under its `amq.gen-*` name, which RabbitMQ refuses,
+//! and its pending confirms fail anyway. A new connection with fresh
+//! declarations is simpler to reason about.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+};
+use lapin::tcp::OwnedTLSConfig;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
+
+use crate::{AmqpConfig, AmqpError};
+
+/// Which declarations a new session makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The exchange, the reply queue and the rejected queue.
+    Edge,
+    /// The exchange only (passively, if the user may not declare it).
+    Agent,
+}
+
+/// A live connection with its declarations made.
+pub(crate) struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) generation: u64,
+    publish: Mutex<Option<Channel>>,
+}
+
+/// Why a publish did not go through.
+#[derive(Debug)]
+pub(crate) enum PublishError {
+    /// The broker returned the message as unroutable (e.g. 312 NO_ROUTE).
+    Returned(String),
+    /// The broker nacked it.
+    Nacked,
+    /// No confirm within the timeout.
+    NoConfirm(Duration),
+    /// The channel or connection failed.
+    Broker(AmqpError),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Returned(why) => write!(f, "the broker returned the message ({why})"),
+            PublishError::Nacked => f.write_str("the broker nacked the message"),
+            PublishError::NoConfirm(t) => {
+                write!(f, "the broker did not confirm the message within {t:?}")
+            }
+            PublishError::Broker(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn is_alive(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Publishes on the session's confirm-mode channel and waits for the
+    /// confirm. Publishes are serialised: lapin attaches a returned message
+    /// to the next confirm, so two in flight could swap their returns.
+    pub(crate) async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        body: &[u8],
+        properties: BasicProperties,
+        timeout: Duration,
+    ) -> Result<(), PublishError> {
+        let mut slot = self.publish.lock().await;
+        let channel = match slot.as_ref() {
+            Some(ch) if ch.status().connected() => ch.clone(),
+            _ => {
+                let ch = confirm_channel(&self.conn)
+                    .await
+                    .map_err(PublishError::Broker)?;
+                *slot = Some(ch.clone());
+                ch
+            }
+        };
+        let what =
+            || format!("publishing to exchange {exchange:?} with routing key {routing_key:?}");
+        let result = tokio::time::timeout(timeout, async {
+            let confirm = channel
+                .basic_publish(
+                    short(exchange),
+                    short(routing_key),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await
+                .map_err(|e| PublishError::Broker(AmqpError::from_lapin(&e, &what(), None)))?;
+            confirm
+                .await
+                .map_err(|e| PublishError::Broker(AmqpError::from_lapin(&e, &what(), None)))
+        })
+        .await;
+        match result {
+            Err(_) => {
+                // The channel may hold a confirm that will never come; a new
+                // one keeps later publishes from inheriting it.
+                *slot = None;
+                let _ = channel.close(200, "confirm timeout".into()).await;
+                Err(PublishError::NoConfirm(timeout))
+            }
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(ret)))) => Err(PublishError::Returned(format!(
+                "{} {}",
+                ret.reply_code, ret.reply_text
+            ))),
+            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmation::NotRequested)) => Ok(()),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        if self.conn.status().connected() {
+            let _ = self.conn.close(200, "closing".into()).await;
+        }
+    }
+}
+
+/// A channel in publisher-confirm mode.
+pub(crate) async fn confirm_channel(conn: &Connection) -> Result<Channel, AmqpError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| AmqpError::from_lapin(&e, "opening a channel", None))?;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| AmqpError::from_lapin(&e, "enabling publisher confirms", None))?;
+    Ok(ch)
+}
+
+/// A `ShortString` from a name this crate validated (≤ 255 bytes) or a
+/// fixed literal. Longer input is cut rather than panicking.
+pub(crate) fn short(s: &str) -> ShortString {
+    if s.len() <= 255 {
+        ShortString::from(s)
+    } else {
+        let mut end = 255;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        ShortString::from(&s[..end])
+    }
+}
+
+/// Holds the current session and makes new ones.
+pub(crate) struct SessionCell {
+    pub(crate) config: AmqpConfig,
+    side: Side,
+    uri: AMQPUri,
+    tls: OwnedTLSConfig,
+    current: Mutex<Option<Arc<Session>>>,
+    generation: AtomicU64,
+    closed: AtomicBool,
+    closed_notify: Notify,
+}
+
+impl SessionCell {
+    /// Checks the configuration and reads the CA file; connects nothing.
+    pub(crate) fn new(config: AmqpConfig, side: Side) -> Result<Self, AmqpError> {
+        config.validate()?;
+        let redacted = config.redacted_url();
+        let mut uri: AMQPUri = config
+            .url
+            .parse()
+            .map_err(|e: String| AmqpError::InvalidUrl {
+                url: redacted.clone(),
+                // amq-protocol's messages may quote the whole URL.
+                reason: e.replace(&config.url, &redacted),
+            })?;
+        if uri.query.heartbeat == Some(0) {
+            return Err(AmqpError::InvalidUrl {
+                url: redacted,
+                reason: "heartbeat=0 disables dead-connection detection".into(),
+            });
+        }
+        uri.query
+            .heartbeat
+            .get_or_insert(config.heartbeat.as_secs().clamp(1, 600) as u16);
+        uri.query.frame_max.get_or_insert(config.frame_max);
+        let mut tls = OwnedTLSConfig::default();
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read_to_string(path).map_err(|e| AmqpError::CaFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(AmqpError::CaFile {
+                    path: path.clone(),
+                    reason: "it holds no \"-----BEGIN CERTIFICATE-----\" block".into(),
+                });
+            }
+            if uri.scheme != AMQPScheme::AMQPS {
+                tracing::warn!(
+                    url = %redacted,
+                    "--amqp-ca-file is only used with amqps:// URLs; this one is plain amqp://"
+                );
+            }
+            tls.cert_chain = Some(pem);
+        }
+        Ok(SessionCell {
+            config,
+            side,
+            uri,
+            tls,
+            current: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            closed_notify: Notify::new(),
+        })
+    }
+
+    pub(crate) fn url(&self) -> String {
+        self.config.redacted_url()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`close`](Self::close) was called.
+    pub(crate) async fn closed(&self) {
+        let notified = self.closed_notify.notified();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Closes the connection; no new one will be made.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closed_notify.notify_waiters();
+        if let Some(s) = self.current.lock().await.take() {
+            s.close().await;
+        }
+    }
+
+    /// The current session, or one new connection attempt.
+    pub(crate) async fn get(&self) -> Result<Arc<Session>, AmqpError> {
+        if self.is_closed() {
+            return Err(AmqpError::Closed);
+        }
+        let mut current = self.current.lock().await;
+        if let Some(s) = current.as_ref()
+            && s.is_alive()
+        {
+            return Ok(s.clone());
+        }
+        *current = None;
+        let session = Arc::new(self.open().await?);
+        if self.is_closed() {
+            session.close().await;
+            return Err(AmqpError::Closed);
+        }
+        *current = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Like [`get`](Self::get), retrying retryable failures with backoff
+    /// until `until` (forever if `None`) or until closed.
+    pub(crate) async fn get_retrying(
+        &self,
+        until: Option<Instant>,
+    ) -> Result<Arc<Session>, AmqpError> {
+        let mut attempt = 0;
+        loop {
+            match self.get().await {
+                Ok(s) => {
+                    if attempt > 0 {
+                        tracing::info!(url = %self.url(), attempts = attempt + 1, "reconnected to the broker");
+                    }
+                    return Ok(s);
+                }
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    let delay = self.config.backoff(attempt);
+                    if until.is_some_and(|u| Instant::now() + delay >= u) {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, retry_in = ?delay, "broker unavailable; will retry");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.closed() => return Err(AmqpError::Closed),
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Session, AmqpError> {
+        let url = self.url();
+        let mut props = ConnectionProperties::default();
+        if let Some(name) = &self.config.connection_name {
+            props = props.with_connection_name(name.as_str().into());
+        }
+        let runtime = lapin::runtime::default_runtime().map_err(|e| AmqpError::Connect {
+            url: url.clone(),
+            message: format!("no async runtime: {e}"),
+        })?;
+        let connect =
+            Connection::connect_uri_with_config(self.uri.clone(), props, self.tls.clone(), runtime);
+        let conn = match tokio::time::timeout(self.config.connect_timeout, connect).await {
+            Err(_) => {
+                return Err(AmqpError::Connect {
+                    url,
+                    message: format!(
+                        "no answer within {:?}; check the host, port and firewall",
+                        self.config.connect_timeout
+                    ),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(AmqpError::Connect {
+                    url,
+                    message: connect_message(&e).replace(&self.config.url, &self.url()),
+                });
+            }
+            Ok(Ok(c)) => c,
+        };
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let session = Session {
+            conn,
+            generation,
+            publish: Mutex::new(None),
+        };
+        if let Err(e) = self.declare(&session).await {
+            session.close().await;
+            return Err(e);
+        }
+        tracing::debug!(url = %url, generation, "connected to the broker");
+        Ok(session)
+    }
+
+    async fn declare(&self, session: &Session) -> Result<(), AmqpError> {
+        let c = &self.config;
+        let ch = channel(&session.conn).await?;
+        let ex_opts = ExchangeDeclareOptions {
+            durable: true,
+            auto_delete: false,
+            ..ExchangeDeclareOptions::default()
+        };
+        let declared = ch
+            .exchange_declare(
+                short(&c.exchange),
+                ExchangeKind::Fanout,
+                ex_opts,
+                FieldTable::default(),
+            )
+            .await;
+        match declared {
+            Ok(()) => {}
+            Err(e) => {
+                let err = AmqpError::from_lapin(
+                    &e,
+                    &format!("declaring exchange {:?}", c.exchange),
+                    Some(("exchange", &c.exchange)),
+                );
+                match (&err, self.side) {
+                    // A least-privilege agent may not declare the exchange:
+                    // check that the edge has.
+                    (AmqpError::AccessRefused { .. }, Side::Agent) => {
+                        let ch = channel(&session.conn).await?;
+                        ch.exchange_declare(
+                            short(&c.exchange),
+                            ExchangeKind::Fanout,
+                            ExchangeDeclareOptions {
+                                passive: true,
+                                ..ex_opts
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(|e| {
+                            AmqpError::from_lapin(
+                                &e,
+                                &format!(
+                                    "finding exchange {:?} (this user may not declare it, so the edge must have)",
+                                    c.exchange
+                                ),
+                                None,
+                            )
+                        })?;
+                        let _ = ch.close(200, "OK".into()).await;
+                    }
+                    _ => return Err(err),
+                }
+            }
+        }
+        if self.side == Side::Edge {
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(c.reply_queue_type.as_str().into()),
+            );
+            for name in [c.reply_queue.clone(), c.rejected_queue()] {
+                ch.queue_declare(
+                    short(&name),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args.clone(),
+                )
+                .await
+                .map_err(|e| {
+                    AmqpError::from_lapin(
+                        &e,
+                        &format!("declaring queue {name:?}"),
+                        Some(("queue", &name)),
+                    )
+                })?;
+            }
+        }
+        if ch.status().connected() {
+            let _ = ch.close(200, "OK".into()).await;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a plain channel.
+pub(crate) async fn channel(conn: &Connection) -> Result<Channel, AmqpError> {
+    conn.create_channel()
+        .await
+        .map_err(|e| AmqpError::from_lapin(&e, "opening a channel", None))
+}
+
+fn connect_message(e: &lapin::Error) -> String {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+    if let lapin::ErrorKind::ProtocolError(amqp) = e.kind() {
+        if let AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) = amqp.kind() {
+            return format!(
+                "{} (does the vhost exist, and may this user use it?)",
+                amqp.get_message()
+            );
+        }
+        return amqp.get_message().to_string();
+    }
+    let text = e.to_string();
+    if text.contains("ACCESS_REFUSED") || text.to_ascii_lowercase().contains("auth") {
+        format!("{text} (check the user name and password)")
+    } else {
+        text
+    }
+}
+
+/// A persistent JSON message's properties.
+pub(crate) fn json_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type(short("application/json"))
+        .with_delivery_mode(2)
+}
