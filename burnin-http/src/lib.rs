@@ -1,0 +1,155 @@
+//! # burnin-http
+//!
+//! The factory side of burnin over HTTP (SPEC §5): the MES lookups
+//! ([`HttpMesSource`], a [`burnin_core::MesSource`]) and the four factory
+//! POSTs ([`HttpReporter`], a [`burnin_core::FactoryReporter`]).
+//!
+//! ## Design overview
+//!
+//! burnin-core decides *what* to look up and *what* to post; this crate
+//! only moves bytes. Both adapters are built from one validated
+//! [`HttpConfig`] (the FACTORY flags of SPEC §7) and share one engine: a
+//! reqwest client (rustls, no OpenSSL, no system proxy), a per-attempt
+//! timeout, the retry loop below, and error messages with redacted URLs.
+//! They never panic on network input: every answer is size-limited and
+//! validated, and what is wrong comes back as the core's error enums
+//! ([`burnin_core::MesError`], [`burnin_core::ReportError`]), whose
+//! `is_retryable()` tells a passing fault from a final one.
+//!
+//! * **MES**: `GET` the template with `{sn}` replaced by the serial,
+//!   percent-encoded with [`encode_serial`] (everything outside
+//!   `A-Z a-z 0-9 - . _ ~`, so `A/B%+?#` is sent as `A%2FB%25%2B%3F%23`).
+//!   200 → the record, 404 → unknown device; see [`HttpMesSource`].
+//!   At most [`HttpConfig::mes_concurrency`] requests (default 64) are in
+//!   flight, enforced by a semaphore inside the source, so the edge may
+//!   start a lookup for every reply as it arrives.
+//! * **Reporter**: `POST` the payload body as-is, with `Content-Type:
+//!   application/json` and `Idempotency-Key: <operationId>:<kind>`; see
+//!   [`HttpReporter`].
+//! * With a token, every request — GETs too — carries `Authorization:
+//!   Bearer <token>` (marked sensitive in reqwest).
+//!
+//! ## Getting started
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use burnin_core::{FactoryReporter, MesAnswer, MesSource, OperationId, payload};
+//! use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = HttpConfig::builder(
+//!     "http://mes.factory/api/device_info/{sn}",
+//!     "http://factory/api/deviceScan",
+//!     "http://factory/api/notify",
+//! )
+//! .pair_url("http://factory/api/pair")
+//! .token("s3cret")
+//! .timeout(Duration::from_secs(10))
+//! .attempts(5)
+//! .build()?; // a template without {sn} fails here, not at the first device
+//!
+//! let mes = HttpMesSource::new(&config)?;
+//! match mes.lookup(&"Q186I15901".parse()?).await? {
+//!     MesAnswer::Record(macs) => println!("MES lists {} cards", macs.len()),
+//!     MesAnswer::Unknown => println!("MES does not know this device"),
+//! }
+//!
+//! let reporter = HttpReporter::new(&config)?;
+//! reporter.deliver(&payload::notify(&OperationId::Number(7), &[], None)).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Retry policy
+//!
+//! Every request (GET and POST) is tried up to [`HttpConfig::attempts`]
+//! times (`--http-retries`, default 5, the first try included). Each
+//! attempt — from connecting to the last body byte — is limited by
+//! `--http-timeout` (default 10 s).
+//!
+//! | outcome of an attempt | what happens |
+//! | --- | --- |
+//! | 2xx (MES: also 404) | done |
+//! | connect error, timeout, connection lost mid-answer | retried |
+//! | 429, 5xx | retried; `Retry-After` honoured (see below) |
+//! | other 4xx, 3xx | final at once (`BadAnswer` / `Refused`) |
+//! | 2xx MES body over 1 MiB | final at once (`BadAnswer`) |
+//!
+//! Before attempt `n + 1` the engine waits a random duration in
+//! `[0, min(cap, base × 2^(n−1))]` ("full jitter"; base 200 ms, cap 5 s by
+//! default, see [`HttpConfigBuilder::backoff`]). Full jitter spreads the
+//! retries of many edges hitting one recovering server best. When a 429 or
+//! 503 answer carries `Retry-After` — delay-seconds or an HTTP-date — that
+//! wait is used instead, capped at [`HttpConfigBuilder::retry_after_cap`]
+//! (default 30 s) so a bad header cannot stall an operation.
+//! Once the attempts are used up the error is retryable
+//! (`MesError::Unavailable` / `ReportError::Unavailable`): the edge may
+//! deliver again later, and the `Idempotency-Key` makes that safe.
+//!
+//! The loop is hand-written (about 40 lines, [`fastrand`] for the jitter)
+//! rather than taken from `backon`: backon's jitter adds a random amount
+//! *on top of* the exponential delay instead of full jitter, a
+//! `Retry-After` wait must replace the next delay, the MES concurrency slot
+//! must be released while backing off, and every attempt is logged with its
+//! number. The pieces that are standard come from crates: [`url`] for
+//! parsing and redaction, [`percent_encoding`] for the serial, [`httpdate`]
+//! for `Retry-After` dates.
+//!
+//! ## Errors and secrets
+//!
+//! Error messages name the method, the URL redacted by [`redact_url`] (no
+//! user info, no query values, no fragment), the status, and the first
+//! ≤ 512 bytes of the body (lossy UTF-8, control characters as spaces),
+//! e.g. `POST http://factory/api/pair: HTTP 400 Bad Request, body:
+//! {"error":"unknown operation"}`. reqwest's own error text (which embeds
+//! the full URL) is never used; only its kind and causes are. The token is
+//! never logged, and any text a server echoes back is scrubbed of it before
+//! it enters an error. [`HttpConfig`]'s `Debug` hides it too.
+//!
+//! ## Logging
+//!
+//! [`tracing`] events at `debug` level, one per attempt (`method`, redacted
+//! `url`, `attempt`, `status` or `error`, `elapsed_ms`) and one per retry
+//! (`delay_ms`). Bodies are not logged.
+//!
+//! ## Decisions where SPEC is silent
+//!
+//! * The MES concurrency bound counts requests **in flight**: a lookup
+//!   holds a slot during an attempt, not while it backs off, so one slow
+//!   device cannot starve the others.
+//! * Any 2xx from a factory POST is delivery; its body is ignored. For MES,
+//!   any 2xx is parsed as the record (`{"sn", "macs"}`; extra fields are
+//!   ignored; `sn` must equal the serial asked exactly).
+//! * Redirects are not followed (a 301/302 would turn a POST into a GET and
+//!   could carry the token to another host); a 3xx is a final error naming
+//!   the (redacted) target so the operator can configure it.
+//! * `Retry-After` is honoured on 503 as well as 429 (RFC 9110 defines it
+//!   for both).
+//! * A serial `.` or `..` cannot be placed in a URL *path* (every client
+//!   resolves dot segments away, which would ask MES for another resource),
+//!   so such a lookup fails with `BadAnswer` saying to put `{sn}` in the
+//!   query instead. In a query it works.
+//! * Delivering a Pair or directBurn payload without its URL configured is
+//!   `ReportError::Refused` naming the flag to set.
+//! * Requests carry `User-Agent: burnin-http/<version>`; MES GETs carry
+//!   `Accept: application/json`.
+//!
+//! ## Crate features
+//!
+//! None. TLS is rustls with the aws-lc-rs provider (reqwest's `rustls`
+//! feature); reqwest's system-proxy support is off.
+
+mod config;
+mod engine;
+mod mes;
+mod redact;
+mod reporter;
+
+pub use config::{
+    DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MES_CONCURRENCY,
+    DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT, HttpConfig, HttpConfigBuilder, HttpError,
+    MAX_MES_BODY, SN_PLACEHOLDER,
+};
+pub use mes::{HttpMesSource, encode_serial};
+pub use redact::redact_url;
+pub use reporter::{HttpReporter, IDEMPOTENCY_KEY};

@@ -1,0 +1,272 @@
+//! The MES source: `GET --mes-url` with the serial in place of `{sn}`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burnin_core::{Mac, MesAnswer, MesError, MesSource, SerialNumber};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::config::{HttpConfig, HttpError, MAX_MES_BODY, SN_PLACEHOLDER};
+use crate::engine::{Engine, Failure, Request};
+
+/// Everything but the RFC 3986 unreserved characters is percent-encoded.
+const SERIAL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a serial number for any position in a URL: every byte
+/// outside `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+///
+/// ```
+/// assert_eq!(burnin_http::encode_serial("A/B%+?#"), "A%2FB%25%2B%3F%23");
+/// assert_eq!(burnin_http::encode_serial("Q186I15901"), "Q186I15901");
+/// ```
+pub fn encode_serial(sn: &str) -> String {
+    utf8_percent_encode(sn, SERIAL).to_string()
+}
+
+/// [`MesSource`] over HTTP. Cheap to clone; clones share the connection
+/// pool and the concurrency bound.
+///
+/// * `200` with `{"sn": "<the serial asked>", "macs": ["<MAC>", ...]}` →
+///   [`MesAnswer::Record`] (MACs in any form of SPEC §3, in MES order;
+///   other fields are ignored).
+/// * `404` → [`MesAnswer::Unknown`].
+/// * Another serial, a body that is not that JSON, a bad MAC, a body over
+///   1 MiB, a 4xx other than 404/429 or a redirect →
+///   [`MesError::BadAnswer`] (asking again will not help).
+/// * Connect errors, timeouts, 429 and 5xx still failing after the retries
+///   → [`MesError::Unavailable`].
+///
+/// At most [`HttpConfig::mes_concurrency`] requests are in flight; further
+/// lookups wait for a slot, so callers may start thousands at once.
+#[derive(Debug, Clone)]
+pub struct HttpMesSource {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    template: String,
+    /// Whether `{sn}` is in the path (where `.` and `..` would be resolved away).
+    in_path: bool,
+    slots: Semaphore,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    sn: String,
+    macs: Vec<String>,
+}
+
+impl HttpMesSource {
+    /// Creates the source (its own HTTP client and bound).
+    ///
+    /// # Errors
+    /// [`HttpError::Client`] if the TLS client cannot be set up.
+    pub fn new(config: &HttpConfig) -> Result<Self, HttpError> {
+        let prefix = config
+            .mes_template
+            .split(SN_PLACEHOLDER)
+            .next()
+            .unwrap_or_default();
+        Ok(HttpMesSource {
+            inner: Arc::new(Inner {
+                engine: Engine::new(config)?,
+                template: config.mes_template.clone(),
+                in_path: !prefix.contains(['?', '#']),
+                slots: Semaphore::new(config.mes_concurrency),
+            }),
+        })
+    }
+
+    /// The URL looked up for `sn` (not redacted: it is what is sent).
+    ///
+    /// # Errors
+    /// [`MesError::BadAnswer`] when the serial cannot be placed in the URL:
+    /// `.` or `..` as a path segment would be resolved away by any HTTP
+    /// client (RFC 3986 §5.2.4), asking MES for a different resource.
+    pub fn url_for(&self, sn: &SerialNumber) -> Result<Url, MesError> {
+        let encoded = encode_serial(sn.as_str());
+        let bad = |message: String| MesError::BadAnswer {
+            sn: sn.clone(),
+            message,
+        };
+        if self.inner.in_path && (encoded == "." || encoded == "..") {
+            return Err(bad(format!(
+                "the serial {sn:?} cannot be sent in a URL path (it is a dot segment, \
+                 which HTTP clients resolve away); put {{sn}} in the query of --mes-url \
+                 (e.g. ?sn={{sn}}) to look it up"
+            )));
+        }
+        let raw = self.inner.template.replace(SN_PLACEHOLDER, &encoded);
+        Url::parse(&raw).map_err(|e| {
+            bad(format!(
+                "the MES URL {} does not parse: {e}",
+                crate::redact_url(&raw)
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl MesSource for HttpMesSource {
+    async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError> {
+        let url = self.url_for(sn)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let answer = self
+            .inner
+            .engine
+            .execute(Request {
+                method: Method::GET,
+                url: &url,
+                headers,
+                body: None,
+                body_limit: Some(MAX_MES_BODY),
+                not_found_is_answer: true,
+                in_flight: Some(&self.inner.slots),
+            })
+            .await
+            .map_err(|f| match f {
+                Failure::Exhausted(message) => MesError::Unavailable {
+                    sn: sn.clone(),
+                    message,
+                },
+                Failure::Final(message) => MesError::BadAnswer {
+                    sn: sn.clone(),
+                    message,
+                },
+            })?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(MesAnswer::Unknown);
+        }
+        parse_record(sn, &answer.body)
+            .map(MesAnswer::Record)
+            .map_err(|problem| MesError::BadAnswer {
+                sn: sn.clone(),
+                message: self.inner.engine.scrub(format!(
+                    "GET {}: HTTP {}, {problem}",
+                    crate::redact::redact(&url),
+                    answer.status
+                )),
+            })
+    }
+}
+
+/// Checks a 200 body; the error names the problem.
+fn parse_record(sn: &SerialNumber, body: &[u8]) -> Result<Vec<Mac>, String> {
+    let record: Record = serde_json::from_slice(body).map_err(|e| {
+        format!("the body is not the MES JSON {{\"sn\": \"...\", \"macs\": [\"<MAC>\", ...]}}: {e}")
+    })?;
+    if record.sn != sn.as_str() {
+        return Err(format!(
+            "the record is for serial {:?}, not {:?}; check the MES URL template",
+            truncate(&record.sn),
+            sn.as_str()
+        ));
+    }
+    record
+        .macs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Mac::parse(m).map_err(|e| format!("macs[{i}] is not a MAC address: {e}")))
+        .collect()
+}
+
+/// At most 64 characters of untrusted text.
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sn(s: &str) -> SerialNumber {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn encodes_every_reserved_character() {
+        assert_eq!(encode_serial("A/B%+?#"), "A%2FB%25%2B%3F%23");
+        assert_eq!(encode_serial("a-b.c_d~e"), "a-b.c_d~e");
+        assert_eq!(
+            encode_serial("{}[]&=;:@!$'()*,\"<>\\^`|"),
+            "%7B%7D%5B%5D%26%3D%3B%3A%40%21%24%27%28%29%2A%2C%22%3C%3E%5C%5E%60%7C"
+        );
+    }
+
+    #[test]
+    fn urls_keep_the_encoding() {
+        let cfg = HttpConfig::builder("http://mes/api/{sn}/info", "http://f/l", "http://f/n")
+            .build()
+            .unwrap();
+        let m = HttpMesSource::new(&cfg).unwrap();
+        assert_eq!(
+            m.url_for(&sn("A/B%+?#")).unwrap().as_str(),
+            "http://mes/api/A%2FB%25%2B%3F%23/info"
+        );
+        let e = m.url_for(&sn("..")).unwrap_err();
+        assert!(e.to_string().contains("dot segment"), "{e}");
+        assert!(m.url_for(&sn("...")).is_ok());
+
+        let cfg = HttpConfig::builder("http://mes/api?sn={sn}", "http://f/l", "http://f/n")
+            .build()
+            .unwrap();
+        let m = HttpMesSource::new(&cfg).unwrap();
+        assert_eq!(
+            m.url_for(&sn("..")).unwrap().as_str(),
+            "http://mes/api?sn=.."
+        );
+        assert_eq!(
+            m.url_for(&sn("a&b=c")).unwrap().as_str(),
+            "http://mes/api?sn=a%26b%3Dc"
+        );
+    }
+
+    #[test]
+    fn record_parsing() {
+        let s = sn("Q1");
+        let macs = parse_record(
+            &s,
+            br#"{"sn":"Q1","macs":["E0-18-7D-2E-CA-68","e018.7d2e.ca69"],"extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(macs[0].to_string(), "e0:18:7d:2e:ca:68");
+        assert_eq!(macs[1].to_string(), "e0:18:7d:2e:ca:69");
+        assert!(
+            parse_record(&s, br#"{"sn":"Q2","macs":[]}"#)
+                .unwrap_err()
+                .contains(r#"serial "Q2", not "Q1""#)
+        );
+        assert!(
+            parse_record(&s, br#"{"sn":"Q1","macs":["e0:18","x"]}"#)
+                .unwrap_err()
+                .contains("macs[0]")
+        );
+        assert!(
+            parse_record(&s, b"<html>")
+                .unwrap_err()
+                .contains("not the MES JSON")
+        );
+        assert!(
+            parse_record(&s, br#"{"sn":"Q1"}"#)
+                .unwrap_err()
+                .contains("missing field `macs`")
+        );
+        let long = format!(r#"{{"sn":"{}","macs":[]}}"#, "x".repeat(1000));
+        assert!(parse_record(&s, long.as_bytes()).unwrap_err().len() < 300);
+    }
+}

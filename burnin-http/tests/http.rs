@@ -1,0 +1,736 @@
+//! The adapters against real HTTP servers on 127.0.0.1 (wiremock, axum and
+//! a raw TCP server that records request bytes).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use burnin_core::{
+    FactoryReporter, MesAnswer, MesError, MesSource, OperationId, PayloadKind, ReportError,
+    SerialNumber, payload,
+};
+use burnin_http::{HttpConfig, HttpConfigBuilder, HttpError, HttpMesSource, HttpReporter};
+use common::{CaptureServer, LogCapture, SlowMes, closed_port, devices, silent_server};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const RECORD: &str = r#"{"sn": "Q186I15901", "macs": ["E0:18:7D:2E:CA:68", "e0187d2eca69"]}"#;
+
+fn sn(s: &str) -> SerialNumber {
+    s.parse().unwrap()
+}
+
+/// A configuration for `base` (e.g. `http://127.0.0.1:1234`) with fast
+/// backoff so retry tests take milliseconds.
+fn config(base: &str) -> HttpConfigBuilder {
+    HttpConfig::builder(
+        format!("{base}/api/device_info/{{sn}}"),
+        format!("{base}/api/log"),
+        format!("{base}/api/notify"),
+    )
+    .pair_url(format!("{base}/api/pair"))
+    .direct_burn_url(format!("{base}/api/directBurn"))
+    .backoff(Duration::from_millis(1), Duration::from_millis(5))
+}
+
+fn mes(cfg: HttpConfigBuilder) -> HttpMesSource {
+    HttpMesSource::new(&cfg.build().unwrap()).unwrap()
+}
+
+fn reporter(cfg: HttpConfigBuilder) -> HttpReporter {
+    HttpReporter::new(&cfg.build().unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------- golden
+
+#[tokio::test]
+async fn the_four_posts_match_the_golden_requests() {
+    let server = CaptureServer::start(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()).await;
+    let r = reporter(config(&server.url("")).token("golden-token"));
+    let op = OperationId::Number(1001);
+    let ds = devices();
+    let payloads = [
+        payload::log(&op, &ds),
+        payload::pair(&op, &ds),
+        payload::direct_burn(&op, &ds, "OP42", 1),
+        payload::notify(&op, &ds, None),
+    ];
+    for p in &payloads {
+        r.deliver(p).await.unwrap();
+    }
+    let got = server.requests();
+    assert_eq!(got.len(), 4);
+    for (p, raw) in payloads.iter().zip(&got) {
+        let file = format!(
+            "{}/tests/golden/{}.http",
+            env!("CARGO_MANIFEST_DIR"),
+            p.kind
+        );
+        let golden = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("{addr}", &server.addr.to_string())
+            .replace("{version}", env!("CARGO_PKG_VERSION"));
+        // The golden files are text with LF line ends and end with the body.
+        let (head, body) = golden.split_once("\n\n").unwrap();
+        let expected = format!(
+            "{}\r\n\r\n{}",
+            head.replace('\n', "\r\n"),
+            body.trim_end_matches('\n')
+        );
+        assert_eq!(String::from_utf8_lossy(raw), expected, "{file}");
+    }
+}
+
+// ------------------------------------------------------------------ MES
+
+#[tokio::test]
+async fn serial_is_percent_encoded_in_the_path() {
+    let body = r#"{"sn": "A/B%+?#", "macs": ["e0:18:7d:2e:ca:68"]}"#;
+    let server = CaptureServer::ok_json(body).await;
+    let m = mes(config(&server.url("")));
+    let answer = m.lookup(&sn("A/B%+?#")).await.unwrap();
+    assert_eq!(
+        answer,
+        MesAnswer::Record(vec!["e0:18:7d:2e:ca:68".parse().unwrap()])
+    );
+    let req = server.requests();
+    assert_eq!(req.len(), 1);
+    let line = String::from_utf8_lossy(&req[0])
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(line, "GET /api/device_info/A%2FB%25%2B%3F%23 HTTP/1.1");
+}
+
+#[tokio::test]
+async fn template_without_placeholder_is_rejected_at_construction() {
+    let e = HttpConfig::builder(
+        "http://127.0.0.1:9/api/device_info/",
+        "http://127.0.0.1:9/log",
+        "http://127.0.0.1:9/notify",
+    )
+    .build()
+    .unwrap_err();
+    assert!(matches!(e, HttpError::MissingPlaceholder { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("http://127.0.0.1:9/api/device_info/"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("{sn}"), "{e}");
+}
+
+#[tokio::test]
+async fn record_in_any_mac_form() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/device_info/Q186I15901"))
+        .and(header("accept", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RECORD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = mes(config(&server.uri()))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        MesAnswer::Record(vec![
+            "e0:18:7d:2e:ca:68".parse().unwrap(),
+            "e0:18:7d:2e:ca:69".parse().unwrap()
+        ])
+    );
+}
+
+#[tokio::test]
+async fn not_found_is_an_unknown_device() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no such device"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = mes(config(&server.uri())).lookup(&sn("Q9")).await.unwrap();
+    assert_eq!(answer, MesAnswer::Unknown);
+}
+
+/// Looks `Q186I15901` up against a server answering `template` once, and
+/// returns the `BadAnswer` message.
+async fn bad_answer(template: ResponseTemplate) -> String {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(template)
+        .expect(1) // final: never retried
+        .mount(&server)
+        .await;
+    let e = mes(config(&server.uri()))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MesError::BadAnswer { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    let text = e.to_string();
+    assert!(
+        text.starts_with("MES answer for Q186I15901 is unusable: GET http://"),
+        "{text}"
+    );
+    text
+}
+
+#[tokio::test]
+async fn wrong_serial_is_a_clear_error() {
+    let text = bad_answer(
+        ResponseTemplate::new(200).set_body_string(r#"{"sn": "Q186I15999", "macs": []}"#),
+    )
+    .await;
+    assert!(
+        text.contains(r#"the record is for serial "Q186I15999", not "Q186I15901""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_json_is_a_clear_error() {
+    let text = bad_answer(ResponseTemplate::new(200).set_body_string("<html>oops</html>")).await;
+    assert!(text.contains("the body is not the MES JSON"), "{text}");
+    let text =
+        bad_answer(ResponseTemplate::new(200).set_body_string(r#"{"sn": "Q186I15901"}"#)).await;
+    assert!(text.contains("missing field `macs`"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_mac_is_a_clear_error() {
+    let text = bad_answer(
+        ResponseTemplate::new(200)
+            .set_body_string(r#"{"sn": "Q186I15901", "macs": ["e0:18:7d:2e:ca:68", "e0:18:zz"]}"#),
+    )
+    .await;
+    assert!(text.contains("macs[1] is not a MAC address"), "{text}");
+    assert!(text.contains("e0:18:zz"), "{text}");
+}
+
+#[tokio::test]
+async fn two_mib_body_is_refused() {
+    let mut big = br#"{"sn": "Q186I15901", "macs": ["#.to_vec();
+    while big.len() < 2 * 1024 * 1024 {
+        big.extend_from_slice(br#""e0:18:7d:2e:ca:68","#);
+    }
+    big.extend_from_slice(br#""e0:18:7d:2e:ca:68"]}"#);
+    let text = bad_answer(ResponseTemplate::new(200).set_body_bytes(big)).await;
+    assert!(text.contains("larger than 1048576 bytes"), "{text}");
+}
+
+#[tokio::test]
+async fn two_mib_chunked_body_is_refused_while_streaming() {
+    // No Content-Length: the limit must be enforced while reading.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut req = [0u8; 4096];
+        let _ = sock.read(&mut req).await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..32 {
+            let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+            frame.extend_from_slice(&chunk);
+            frame.extend_from_slice(b"\r\n");
+            if sock.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = sock.write_all(b"0\r\n\r\n").await;
+    });
+    let e = mes(config(&format!("http://{addr}")))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MesError::BadAnswer { .. }), "{e:?}");
+    assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
+}
+
+#[tokio::test]
+async fn dot_segment_serial_is_refused_in_a_path_template() {
+    let e = mes(config("http://127.0.0.1:9"))
+        .lookup(&sn(".."))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MesError::BadAnswer { .. }), "{e:?}");
+    assert!(e.to_string().contains("put {sn} in the query"), "{e}");
+}
+
+// -------------------------------------------------------------- retries
+
+#[tokio::test]
+async fn two_503_then_200_succeeds_on_the_third_attempt() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RECORD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = mes(config(&server.uri()))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap();
+    assert!(matches!(answer, MesAnswer::Record(ref m) if m.len() == 2));
+    let p = payload::log(&OperationId::Number(1), &devices());
+    reporter(config(&server.uri())).deliver(&p).await.unwrap();
+    let got = server.received_requests().await.unwrap();
+    assert_eq!(got.len(), 6);
+    // Every retry of a POST carries the same Idempotency-Key and body.
+    for r in got.iter().filter(|r| r.method.as_str() == "POST") {
+        assert_eq!(r.headers.get("idempotency-key").unwrap(), "1:log");
+        assert_eq!(r.body, p.body);
+    }
+}
+
+#[tokio::test]
+async fn persistent_503_gives_up_after_the_configured_attempts() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("maintenance until 10:00"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let e = mes(config(&server.uri()).attempts(3))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MesError::Unavailable { .. }), "{e:?}");
+    assert!(e.is_retryable());
+    let text = e.to_string();
+    assert!(text.contains("gave up after 3 attempts"), "{text}");
+    assert!(text.contains("HTTP 503 Service Unavailable"), "{text}");
+    assert!(text.contains("body: maintenance until 10:00"), "{text}");
+    assert!(
+        text.contains(&format!("{}/api/device_info/Q186I15901", server.uri())),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_seconds_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    reporter(config(&server.uri()))
+        .deliver(&payload::notify(&OperationId::Number(3), &devices(), None))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+}
+
+#[tokio::test]
+async fn retry_after_http_date_is_honoured() {
+    let server = MockServer::start().await;
+    // Two seconds ahead, truncated to whole seconds by the format: the
+    // wait is more than one second.
+    let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", at.as_str()))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RECORD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    mes(config(&server.uri()))
+        .lookup(&sn("Q186I15901"))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+}
+
+#[tokio::test]
+async fn retry_after_is_capped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RECORD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let m = mes(config(&server.uri()).retry_after_cap(Duration::from_millis(50)));
+    // Without the cap this would wait an hour.
+    tokio::time::timeout(Duration::from_secs(30), m.lookup(&sn("Q186I15901")))
+        .await
+        .expect("Retry-After: 3600 was not capped")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_request_is_not_retried_and_carries_status_and_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_string(r#"{"error":"unknown operation 1001"}"#),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("bad serial"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = reporter(config(&server.uri()))
+        .deliver(&payload::pair(&OperationId::Number(1001), &devices()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ReportError::Refused {
+                kind: PayloadKind::Pair,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            r#"pair was refused: POST {}/api/pair: HTTP 400 Bad Request, body: {{"error":"unknown operation 1001"}}"#,
+            server.uri()
+        )
+    );
+    let e = mes(config(&server.uri()))
+        .lookup(&sn("Q1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MesError::BadAnswer { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("HTTP 400 Bad Request, body: bad serial"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn long_error_bodies_are_cut_at_512_bytes() {
+    let server = MockServer::start().await;
+    let body = format!("{}{}", "a".repeat(512), "TAIL");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(422).set_body_string(body))
+        .mount(&server)
+        .await;
+    let e = reporter(config(&server.uri()))
+        .deliver(&payload::notify(&OperationId::Number(1), &[], None))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("body (first 512 bytes): {}", "a".repeat(512))),
+        "{text}"
+    );
+    assert!(!text.contains("TAIL"), "{text}");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_then_retries_then_fails() {
+    let (addr, accepted) = silent_server().await;
+    let m = mes(config(&format!("http://{addr}"))
+        .timeout(Duration::from_millis(200))
+        .attempts(3));
+    let started = Instant::now();
+    let e = m.lookup(&sn("Q186I15901")).await.unwrap_err();
+    assert!(matches!(e, MesError::Unavailable { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("gave up after 3 attempts"), "{text}");
+    assert!(text.contains("no complete answer within 200ms"), "{text}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn a_closed_port_is_retried_then_fails() {
+    let logs = LogCapture::default();
+    let _guard = logs.install();
+    let addr = closed_port().await;
+    let e = reporter(config(&format!("http://{addr}")).attempts(4))
+        .deliver(&payload::log(&OperationId::Number(9), &devices()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ReportError::Unavailable {
+                kind: PayloadKind::Log,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    let text = e.to_string();
+    assert!(text.contains("gave up after 4 attempts"), "{text}");
+    assert!(text.contains("could not connect"), "{text}");
+    let logs = logs.text();
+    assert_eq!(logs.matches("HTTP request failed").count(), 4, "{logs}");
+    assert_eq!(logs.matches("retrying").count(), 3, "{logs}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://elsewhere.invalid/x?k=v"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = reporter(config(&server.uri()))
+        .deliver(&payload::notify(&OperationId::Number(1), &[], None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ReportError::Refused { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("redirect to http://elsewhere.invalid/x?k=***"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_kind_without_url_is_refused_naming_the_flag() {
+    let r = HttpReporter::new(
+        &HttpConfig::builder(
+            "http://127.0.0.1:9/{sn}",
+            "http://127.0.0.1:9/l",
+            "http://127.0.0.1:9/n",
+        )
+        .build()
+        .unwrap(),
+    )
+    .unwrap();
+    let e = r
+        .deliver(&payload::direct_burn(
+            &OperationId::Number(1),
+            &devices(),
+            "OP",
+            1,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ReportError::Refused {
+                kind: PayloadKind::DirectBurn,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("--direct-burn-url (BURNIN_DIRECT_BURN_URL)"),
+        "{e}"
+    );
+    let e = r
+        .deliver(&payload::pair(&OperationId::Number(1), &devices()))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("--pair-url (BURNIN_PAIR_URL)"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------- concurrency
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded_and_every_lookup_completes() {
+    const BOUND: usize = 8;
+    let server = SlowMes::start(Duration::from_millis(10)).await;
+    let m = Arc::new(mes(HttpConfig::builder(
+        server.template(),
+        "http://127.0.0.1:9/l",
+        "http://127.0.0.1:9/n",
+    )
+    .mes_concurrency(BOUND)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let m = m.clone();
+        tasks.spawn(async move { m.lookup(&sn(&format!("SN{i:04}"))).await });
+    }
+    let mut ok = 0;
+    while let Some(r) = tasks.join_next().await {
+        assert!(matches!(r.unwrap().unwrap(), MesAnswer::Record(_)));
+        ok += 1;
+    }
+    assert_eq!(ok, 500);
+    assert_eq!(server.served.load(Ordering::SeqCst), 500);
+    let max = server.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        max <= BOUND,
+        "{max} requests were in flight; the bound is {BOUND}"
+    );
+    assert!(
+        max >= BOUND / 2,
+        "only {max} in flight: lookups did not run concurrently"
+    );
+}
+
+// ------------------------------------------------------------- secrets
+
+#[tokio::test]
+async fn token_on_every_request_and_never_in_errors_or_logs() {
+    const TOKEN: &str = "tok-SECRET-4242";
+    let logs = LogCapture::default();
+    let _guard = logs.install();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/device_info/Q186I15901"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RECORD))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/device_info/DOWN"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_string(format!("auth header was Bearer {TOKEN}")),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/log"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/notify"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(format!("invalid token {TOKEN}")))
+        .mount(&server)
+        .await;
+    // Credentials in the URLs must not leak either.
+    let base = server
+        .uri()
+        .replace("http://", "http://operator:pw-SECRET@");
+    let cfg = HttpConfig::builder(
+        format!("{base}/api/device_info/{{sn}}?key=KEY-SECRET"),
+        format!("{base}/api/log?token=QTOKEN-SECRET"),
+        format!("{base}/api/notify"),
+    )
+    .token(TOKEN)
+    .attempts(2)
+    .backoff(Duration::from_millis(1), Duration::from_millis(5))
+    .build()
+    .unwrap();
+    let m = HttpMesSource::new(&cfg).unwrap();
+    let r = HttpReporter::new(&cfg).unwrap();
+
+    m.lookup(&sn("Q186I15901")).await.unwrap();
+    r.deliver(&payload::log(&OperationId::Number(5), &devices()))
+        .await
+        .unwrap();
+    let mut errors = vec![m.lookup(&sn("DOWN")).await.unwrap_err().to_string()];
+    errors.push(
+        r.deliver(&payload::notify(&OperationId::Number(5), &devices(), None))
+            .await
+            .unwrap_err()
+            .to_string(),
+    );
+    errors.push(format!("{cfg:?}"));
+
+    let got = server.received_requests().await.unwrap();
+    assert_eq!(got.len(), 5); // 1 + 1 + 2 (retried 500) + 1
+    for req in &got {
+        assert_eq!(
+            req.headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap()),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "{} {}",
+            req.method,
+            req.url
+        );
+    }
+    let logs = logs.text();
+    assert!(
+        logs.contains("attempt=1"),
+        "the logs were not captured: {logs}"
+    );
+    assert!(logs.contains("/api/device_info/DOWN?key=***"), "{logs}");
+    for text in errors.iter().chain([&logs]) {
+        for secret in [TOKEN, "pw-SECRET", "KEY-SECRET", "QTOKEN-SECRET"] {
+            assert!(!text.contains(secret), "{secret} leaked into: {text}");
+        }
+    }
+    // The errors still say what happened.
+    assert!(
+        errors[0].contains("HTTP 500 Internal Server Error, body: auth header was Bearer ***"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("HTTP 401 Unauthorized, body: invalid token ***"),
+        "{}",
+        errors[1]
+    );
+    assert!(errors[1].contains("http://***@127.0.0.1:"), "{}", errors[1]);
+}
+
+#[tokio::test]
+async fn no_token_no_authorization_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    mes(config(&server.uri())).lookup(&sn("Q1")).await.unwrap();
+    let got = server.received_requests().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].headers.get("authorization").is_none());
+}
