@@ -1,0 +1,559 @@
+//! # burnin-sysfs
+//!
+//! The hardware probe of burnin: what a device reports about itself, read
+//! from a sysfs tree (`/sys`, or any directory laid out the same way).
+//!
+//! [`SysfsProbe`] implements [`burnin_core::HardwareProbe`]. It reports
+//!
+//! * every **network interface backed by a PCI device** (SPEC §3): an entry of
+//!   `class/net` whose `device` link leads to a device whose `subsystem`
+//!   resolves to `bus/pci`, or, for virtio NICs, to `bus/virtio` while the
+//!   virtio device's parent directory is itself a PCI device. The reported
+//!   slot is that PCI device's directory name (`0000:04:00.0`). Interfaces
+//!   without a `device` link (lo, bridges, bond masters, vlans, veth, docker,
+//!   tun) and those on other buses (USB NICs) are not scanned.
+//!   A bond member reports `bonding_slave/perm_hwaddr`, its own permanent
+//!   address, never the bond's shared address in `address`;
+//! * every **PCI device** of `bus/pci/devices` with vendor, device, class and
+//!   driver (the name of the `driver` link's target, `None` when unbound);
+//! * the **serial number**: the one configured with
+//!   [`SysfsProbe::with_serial`] (`--serial`), else the first usable value of
+//!   `class/dmi/id/product_serial`, `board_serial`, `chassis_serial`,
+//!   skipping empty files and firmware placeholders ([`PLACEHOLDER_SERIALS`]);
+//! * the **host name** ([`Hostname`]).
+//!
+//! ## Rules the probe keeps
+//!
+//! * **Bounded reads.** No file is read past [`MAX_FILE_BYTES`] (4 KiB);
+//!   a larger file, or one that is not UTF-8, is a [`Problem`].
+//! * **Confined to the root.** Every link is resolved (canonicalized) before
+//!   use, and a path that resolves outside the sysfs root is never read:
+//!   the interface or PCI device it belongs to is skipped with a
+//!   [`Warning`] ([`Problem::OutsideRoot`]).
+//! * **Tolerant of hot-plug.** An interface or PCI device that vanishes while
+//!   it is being read (any of its files disappears *and* its entry is gone)
+//!   is left out silently: it no longer exists.
+//! * **Bad address → skipped and warned, never guessed.** An interface whose
+//!   address file is unreadable, too large, not UTF-8 or not a 6-byte MAC is
+//!   left out of [`Hardware::interfaces`] and listed in [`Scan::warnings`]
+//!   with the interface's name, the file and what it held. Leaving it out
+//!   means the card shows as *missing* when the edge compares with MES (MES's
+//!   MAC gets `scanstatus` "0"), so the device fails as it should; the
+//!   warning says why. (An address that parses but is all-zero, broadcast or
+//!   multicast *is* reported, SPEC §3: the comparison then never matches it.)
+//!   [`HardwareProbe::probe`] logs each warning with `tracing::warn!`;
+//!   `burnin-agent probe` prints them on stderr.
+//! * **Order.** Interfaces are sorted by name, PCI devices by slot (string
+//!   order, which is numeric order for the kernel's fixed-width slot names).
+//! * **Host name.** A host name that cannot be read is a warning and is
+//!   reported as the empty string: it is informational, and must not stop a
+//!   device's MACs from being checked.
+//!
+//! Failures that stop the probe are [`SysfsError`]s: the root (or its
+//! `class/net`) cannot be read, or no serial number could be found. They
+//! convert into [`burnin_core::ProbeError`].
+//!
+//! The probe does blocking file reads inside its `async fn`: a scan reads a
+//! few hundred tiny kernel-generated files and takes well under a
+//! millisecond per device (see `benches/probe.rs`), so the crate stays free of
+//! any async runtime.
+//!
+//! ## Getting started
+//!
+//! ```no_run
+//! use burnin_sysfs::SysfsProbe;
+//!
+//! let scan = SysfsProbe::new("/sys").scan()?;
+//! for w in &scan.warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! for i in &scan.hardware.interfaces {
+//!     println!("{} {} at {}", i.interface, i.macaddr, i.pci.slot);
+//! }
+//! # Ok::<(), burnin_sysfs::SysfsError>(())
+//! ```
+//!
+//! ## Crate features
+//!
+//! * `fixture` — [`fixture::Fixture`], a builder that lays out sysfs-like
+//!   trees the way the kernel does, for tests, harnesses and benchmarks.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use burnin_core::{
+    Hardware, HardwareProbe, InterfaceReport, Mac, PciDevice, ProbeError, SerialNumber,
+};
+
+mod read;
+mod serial;
+
+#[cfg(feature = "fixture")]
+pub mod fixture;
+
+pub use read::MAX_FILE_BYTES;
+pub use serial::{DMI_SERIAL_FILES, PLACEHOLDER_SERIALS, Rejected, SerialAttempt, is_placeholder};
+
+use read::{Fault, Tree, name_of, read_bounded};
+
+/// The default sysfs root.
+pub const DEFAULT_ROOT: &str = "/sys";
+
+/// Where the host name comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Hostname {
+    /// The kernel's: `/proc/sys/kernel/hostname`, else `/etc/hostname`.
+    #[default]
+    Kernel,
+    /// The first line of this file.
+    File(PathBuf),
+    /// This name (tests, simulated devices).
+    Fixed(String),
+}
+
+/// The hardware probe over a sysfs root.
+///
+/// ```no_run
+/// use burnin_sysfs::{Hostname, SysfsProbe};
+/// let probe = SysfsProbe::new("/sys")
+///     .with_serial("Q186I15901".parse()?)
+///     .with_hostname(Hostname::Fixed("dut-17".into()));
+/// let hardware = probe.scan()?.hardware;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SysfsProbe {
+    root: PathBuf,
+    serial: Option<SerialNumber>,
+    hostname: Hostname,
+}
+
+impl Default for SysfsProbe {
+    fn default() -> Self {
+        SysfsProbe::new(DEFAULT_ROOT)
+    }
+}
+
+/// What one scan found: the hardware facts and what had to be skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The facts reported to the edge.
+    pub hardware: Hardware,
+    /// Interfaces and PCI devices left out, and other oddities, each naming
+    /// the file and the problem.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the probe skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// What was affected.
+    pub subject: Subject,
+    /// The file or link at fault.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub problem: Problem,
+}
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A network interface, left out of the report.
+    Interface(String),
+    /// A PCI device (slot), left out of the report.
+    PciDevice(String),
+    /// The host name, reported as the empty string.
+    Hostname,
+}
+
+/// What was wrong with a file or link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// It could not be read.
+    #[error("cannot be read: {error}")]
+    Unreadable {
+        /// The operating system's message.
+        error: String,
+    },
+    /// It does not exist although its interface or device still does.
+    #[error("does not exist")]
+    Missing,
+    /// It is empty.
+    #[error("is empty")]
+    Empty,
+    /// It is larger than the read limit.
+    #[error("is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, [`MAX_FILE_BYTES`].
+        limit: u64,
+    },
+    /// It is not UTF-8 text.
+    #[error("is not UTF-8 text")]
+    NotUtf8,
+    /// It is a link that resolves outside the sysfs root.
+    #[error("resolves to {}, outside the sysfs root; not followed", target.display())]
+    OutsideRoot {
+        /// Where it leads.
+        target: PathBuf,
+    },
+    /// It does not hold a 6-byte MAC address.
+    #[error("holds {content:?}, which is not a 6-byte MAC address")]
+    NotAMac {
+        /// Its content (trimmed, at most 64 characters).
+        content: String,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.subject {
+            Subject::Interface(name) => write!(f, "interface {name} not reported: ")?,
+            Subject::PciDevice(slot) => write!(f, "PCI device {slot} not reported: ")?,
+            Subject::Hostname => write!(f, "host name reported as \"\": ")?,
+        }
+        write!(f, "{} {}", self.path.display(), self.problem)
+    }
+}
+
+/// A failure that stops the probe.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SysfsError {
+    /// The sysfs root, or a directory every sysfs tree has, cannot be read.
+    #[error(
+        "cannot read {}: {source}; check the sysfs root (--sysfs-root, default /sys)",
+        path.display()
+    )]
+    RootUnreadable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No configured serial and no usable DMI serial.
+    #[error(
+        "no usable serial number: {}; pass this device's serial number with --serial \
+         (or BURNIN_SERIAL)",
+        attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NoSerial {
+        /// Each DMI file read, and why it was not used.
+        attempts: Vec<SerialAttempt>,
+    },
+}
+
+impl From<SysfsError> for ProbeError {
+    fn from(e: SysfsError) -> Self {
+        match e {
+            SysfsError::RootUnreadable { .. } => ProbeError::Unreadable(e.to_string()),
+            SysfsError::NoSerial { .. } => ProbeError::NoSerial(e.to_string()),
+        }
+    }
+}
+
+impl SysfsProbe {
+    /// A probe of the sysfs tree at `root`, with the serial number from DMI
+    /// and the kernel's host name.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SysfsProbe {
+            root: root.into(),
+            serial: None,
+            hostname: Hostname::Kernel,
+        }
+    }
+
+    /// Reports `sn` instead of reading DMI (`--serial`).
+    pub fn with_serial(mut self, sn: SerialNumber) -> Self {
+        self.serial = Some(sn);
+        self
+    }
+
+    /// Takes the host name from `source`.
+    pub fn with_hostname(mut self, source: Hostname) -> Self {
+        self.hostname = source;
+        self
+    }
+
+    /// The sysfs root as configured.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads everything once.
+    pub fn scan(&self) -> Result<Scan, SysfsError> {
+        let tree = Tree::open(&self.root).map_err(|source| SysfsError::RootUnreadable {
+            path: self.root.clone(),
+            source,
+        })?;
+        // Paths are built on the root as given, so warnings show them the way
+        // the user wrote it; every read resolves them inside the tree.
+        let class_net = self.root.join("class/net");
+        let mut names = list_dir(&class_net).map_err(|source| SysfsError::RootUnreadable {
+            path: self.root.join("class/net"),
+            source,
+        })?;
+        names.sort();
+
+        let sn = match &self.serial {
+            Some(sn) => sn.clone(),
+            None => {
+                serial::from_dmi(&tree).map_err(|attempts| SysfsError::NoSerial { attempts })?
+            }
+        };
+
+        let mut warnings = Vec::new();
+        let buses = Buses::of(&tree);
+
+        let mut interfaces = Vec::new();
+        for name in names {
+            let entry = class_net.join(&name);
+            match interface(&tree, &buses, &self.root, &entry, &name) {
+                Ok(Some(report)) => interfaces.push(report),
+                Ok(None) => {}
+                Err((path, problem)) => {
+                    if still_there(&entry) {
+                        warnings.push(Warning {
+                            subject: Subject::Interface(name),
+                            path,
+                            problem,
+                        });
+                    }
+                }
+            }
+        }
+
+        let pci_root = self.root.join("bus/pci/devices");
+        let mut slots = match list_dir(&pci_root) {
+            Ok(slots) => slots,
+            // A machine without PCI has no bus/pci.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(SysfsError::RootUnreadable {
+                    path: self.root.join("bus/pci/devices"),
+                    source,
+                });
+            }
+        };
+        slots.sort();
+        let mut pci_devices = Vec::new();
+        for slot in slots {
+            let entry = pci_root.join(&slot);
+            let result = match tree.resolve(&entry) {
+                Ok(dir) => pci_device(&tree, &dir, &entry),
+                Err(fault) => Err((entry.clone(), fault)),
+            };
+            match result {
+                Ok(dev) => pci_devices.push(dev),
+                Err((_, Fault::Missing)) if !still_there(&entry) => {}
+                Err((path, fault)) => warnings.push(Warning {
+                    subject: Subject::PciDevice(slot),
+                    path,
+                    problem: problem_of(fault),
+                }),
+            }
+        }
+
+        let hostname = match self.hostname() {
+            Ok(h) => h,
+            Err((path, problem)) => {
+                warnings.push(Warning {
+                    subject: Subject::Hostname,
+                    path,
+                    problem,
+                });
+                String::new()
+            }
+        };
+
+        Ok(Scan {
+            hardware: Hardware {
+                sn,
+                hostname,
+                interfaces,
+                pci_devices,
+            },
+            warnings,
+        })
+    }
+
+    fn hostname(&self) -> Result<String, (PathBuf, Problem)> {
+        let files: Vec<PathBuf> = match &self.hostname {
+            Hostname::Fixed(name) => return Ok(name.clone()),
+            Hostname::File(path) => vec![path.clone()],
+            Hostname::Kernel => vec!["/proc/sys/kernel/hostname".into(), "/etc/hostname".into()],
+        };
+        let mut last = None;
+        for path in files {
+            match read_bounded(&path) {
+                Ok(text) => {
+                    let first = text.lines().next().unwrap_or("").trim();
+                    if !first.is_empty() {
+                        return Ok(first.to_owned());
+                    }
+                    last = Some((path, Problem::Empty));
+                }
+                Err(fault) => last = Some((path, problem_of(fault))),
+            }
+        }
+        Err(last.unwrap_or_else(|| (PathBuf::new(), Problem::Missing)))
+    }
+}
+
+#[async_trait]
+impl HardwareProbe for SysfsProbe {
+    /// Scans once; each [`Warning`] is logged with `tracing::warn!`.
+    async fn probe(&self) -> Result<Hardware, ProbeError> {
+        let scan = self.scan()?;
+        for w in &scan.warnings {
+            tracing::warn!(root = %self.root.display(), "{w}");
+        }
+        Ok(scan.hardware)
+    }
+}
+
+/// The canonical bus directories interfaces are classified by.
+struct Buses {
+    pci: Option<PathBuf>,
+    virtio: Option<PathBuf>,
+}
+
+impl Buses {
+    fn of(tree: &Tree) -> Buses {
+        let bus = |name: &str| tree.resolve(&tree.root().join("bus").join(name)).ok();
+        Buses {
+            pci: bus("pci"),
+            virtio: bus("virtio"),
+        }
+    }
+
+    fn is(bus: &Option<PathBuf>, subsystem: &Path) -> bool {
+        bus.as_deref() == Some(subsystem)
+    }
+}
+
+type Failure = (PathBuf, Fault);
+
+/// Reads one `class/net` entry: `Ok(None)` when it is not scanned.
+fn interface(
+    tree: &Tree,
+    buses: &Buses,
+    root: &Path,
+    entry: &Path,
+    name: &str,
+) -> Result<Option<InterfaceReport>, (PathBuf, Problem)> {
+    let fail = |path: &Path, fault: Fault| (path.to_path_buf(), problem_of(fault));
+    let dir = match tree.resolve(entry) {
+        Ok(dir) => dir,
+        Err(Fault::Missing) => return Ok(None),
+        Err(fault) => return Err(fail(entry, fault)),
+    };
+    let device = match tree.resolve(&dir.join("device")) {
+        Ok(device) => device,
+        // No device link: a virtual interface.
+        Err(Fault::Missing) => return Ok(None),
+        Err(fault) => return Err(fail(&entry.join("device"), fault)),
+    };
+    let subsystem = match tree.resolve(&device.join("subsystem")) {
+        Ok(s) => s,
+        Err(Fault::Missing) => return Ok(None),
+        Err(fault) => return Err(fail(&entry.join("device/subsystem"), fault)),
+    };
+    let pci_dir = if Buses::is(&buses.pci, &subsystem) {
+        device
+    } else if Buses::is(&buses.virtio, &subsystem) {
+        // A virtio NIC counts when its virtio device sits in a PCI device.
+        let Some(parent) = device.parent() else {
+            return Ok(None);
+        };
+        match tree.resolve(&parent.join("subsystem")) {
+            Ok(s) if Buses::is(&buses.pci, &s) => parent.to_path_buf(),
+            _ => return Ok(None),
+        }
+    } else {
+        // USB and other buses are not scanned.
+        return Ok(None);
+    };
+
+    // A bond member's own address is its permanent one.
+    let (text, shown) = match tree.resolve(&dir.join("bonding_slave")) {
+        Ok(slave) => {
+            let shown = entry.join("bonding_slave/perm_hwaddr");
+            let text = tree.read_in(&slave, "perm_hwaddr");
+            (text.map_err(|fault| fail(&shown, fault))?, shown)
+        }
+        Err(Fault::Missing) => {
+            let shown = entry.join("address");
+            let text = tree.read_in(&dir, "address");
+            (text.map_err(|fault| fail(&shown, fault))?, shown)
+        }
+        Err(fault) => return Err(fail(&entry.join("bonding_slave"), fault)),
+    };
+    let macaddr = Mac::parse(&text).map_err(|_| {
+        (
+            shown,
+            Problem::NotAMac {
+                content: text.chars().take(64).collect(),
+            },
+        )
+    })?;
+    let shown_pci = root.join("bus/pci/devices").join(name_of(&pci_dir));
+    let pci = pci_device(tree, &pci_dir, &shown_pci).map_err(|(path, fault)| fail(&path, fault))?;
+    Ok(Some(InterfaceReport {
+        interface: name.to_owned(),
+        macaddr,
+        pci,
+    }))
+}
+
+/// Reads the facts of the PCI device whose canonical directory is `dir`;
+/// failures name files below `shown`.
+fn pci_device(tree: &Tree, dir: &Path, shown: &Path) -> Result<PciDevice, Failure> {
+    let read = |file: &str| {
+        tree.read_in(dir, file)
+            .map_err(|fault| (shown.join(file), fault))
+    };
+    let vendor = read("vendor")?;
+    let device = read("device")?;
+    let class = read("class")?;
+    let driver = match tree.resolve(&dir.join("driver")) {
+        Ok(target) => Some(name_of(&target)),
+        Err(Fault::Missing) => None,
+        Err(fault) => return Err((shown.join("driver"), fault)),
+    };
+    Ok(PciDevice {
+        slot: name_of(dir),
+        vendor,
+        device,
+        class,
+        driver,
+    })
+}
+
+fn problem_of(fault: Fault) -> Problem {
+    match fault {
+        Fault::Missing => Problem::Missing,
+        Fault::Problem(p) => p,
+    }
+}
+
+/// Whether a directory entry still leads somewhere (a hot-unplugged device
+/// leaves no entry, or briefly a dangling link).
+fn still_there(entry: &Path) -> bool {
+    entry.exists()
+}
+
+/// The names in `dir`, unsorted.
+fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
