@@ -182,14 +182,21 @@ impl DeviceResult {
     }
 
     fn with_record(sn: SerialNumber, interfaces: &[InterfaceReport], mes: &[Mac]) -> Self {
-        let recorded: HashSet<Mac> = mes.iter().copied().collect();
-        let reported: HashSet<Mac> = interfaces.iter().map(|i| i.macaddr).collect();
-        let mut claimed = HashSet::with_capacity(interfaces.len());
+        // Devices have a handful of cards: linear scans over these short
+        // lists beat hashing (see benches/compare.rs). A long MES list (a
+        // broken or hostile record) is hashed so the work stays linear.
+        if mes.len() > LINEAR_LIMIT || interfaces.len() > LINEAR_LIMIT {
+            return Self::with_record_hashed(sn, interfaces, mes);
+        }
+        let mut claimed: Vec<Mac> = Vec::with_capacity(interfaces.len());
         let mut macinfo = Vec::with_capacity(interfaces.len() + mes.len());
         for i in interfaces {
             let matched = i.macaddr.is_valid_card_address()
-                && recorded.contains(&i.macaddr)
-                && claimed.insert(i.macaddr);
+                && mes.contains(&i.macaddr)
+                && !claimed.contains(&i.macaddr);
+            if matched {
+                claimed.push(i.macaddr);
+            }
             macinfo.push(MacInfo {
                 interface: i.interface.clone(),
                 macaddr: i.macaddr,
@@ -200,9 +207,10 @@ impl DeviceResult {
                 },
             });
         }
-        let mut listed = HashSet::with_capacity(mes.len());
-        for &mac in mes {
-            if !reported.contains(&mac) && listed.insert(mac) {
+        for (n, &mac) in mes.iter().enumerate() {
+            let on_device = interfaces.iter().any(|i| i.macaddr == mac);
+            let listed_before = mes[..n].contains(&mac);
+            if !on_device && !listed_before {
                 macinfo.push(MacInfo {
                     interface: String::new(),
                     macaddr: mac,
@@ -210,6 +218,46 @@ impl DeviceResult {
                 });
             }
         }
+        Self::compared(sn, macinfo)
+    }
+
+    fn with_record_hashed(sn: SerialNumber, interfaces: &[InterfaceReport], mes: &[Mac]) -> Self {
+        let recorded: HashSet<Mac> = mes.iter().copied().collect();
+        let on_device: HashSet<Mac> = interfaces.iter().map(|i| i.macaddr).collect();
+        let mut claimed = HashSet::with_capacity(interfaces.len());
+        let mut macinfo: Vec<MacInfo> = interfaces
+            .iter()
+            .map(|i| {
+                let matched = i.macaddr.is_valid_card_address()
+                    && recorded.contains(&i.macaddr)
+                    && claimed.insert(i.macaddr);
+                MacInfo {
+                    interface: i.interface.clone(),
+                    macaddr: i.macaddr,
+                    scanstatus: if matched {
+                        ScanStatus::Match
+                    } else {
+                        ScanStatus::Mismatch
+                    },
+                }
+            })
+            .collect();
+        let mut listed = HashSet::with_capacity(mes.len());
+        for &mac in mes {
+            if !on_device.contains(&mac) && listed.insert(mac) {
+                macinfo.push(MacInfo {
+                    interface: String::new(),
+                    macaddr: mac,
+                    scanstatus: ScanStatus::Mismatch,
+                });
+            }
+        }
+        Self::compared(sn, macinfo)
+    }
+
+    /// Pass iff there is at least one entry and every entry matched (a
+    /// missing card's entry never does).
+    fn compared(sn: SerialNumber, macinfo: Vec<MacInfo>) -> Self {
         let pass = !macinfo.is_empty() && macinfo.iter().all(|m| m.scanstatus == ScanStatus::Match);
         DeviceResult {
             macinfo,
@@ -219,6 +267,9 @@ impl DeviceResult {
         }
     }
 }
+
+/// Up to this many MACs, membership is a linear scan.
+const LINEAR_LIMIT: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -348,6 +399,11 @@ mod tests {
                     prop_assert_eq!(n, 1);
                 }
             }
+            // The hashed path (long lists) gives the same result.
+            prop_assert_eq!(
+                &DeviceResult::with_record_hashed(sn(), &ifaces, &mes),
+                &r
+            );
             // Pass iff non-empty and all "1".
             let all = !r.macinfo.is_empty()
                 && r.macinfo.iter().all(|m| m.scanstatus == ScanStatus::Match);

@@ -105,14 +105,25 @@ impl FromStr for Mac {
     }
 }
 
+impl Mac {
+    /// The canonical text form in a fixed buffer (no allocation, no
+    /// formatting machinery: payloads write tens of thousands of these).
+    fn text(&self) -> [u8; 17] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b':'; 17];
+        for (i, b) in self.0.iter().enumerate() {
+            out[3 * i] = HEX[usize::from(b >> 4)];
+            out[3 * i + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        let text = self.text();
+        // `text` holds only ASCII hex digits and colons.
+        f.write_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -124,7 +135,8 @@ impl fmt::Debug for Mac {
 
 impl Serialize for Mac {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let text = self.text();
+        s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
