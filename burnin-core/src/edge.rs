@@ -129,7 +129,7 @@ pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> Ope
     let published = publisher.publish(&op.command(), window).await;
     observer.published(&op, &published);
     if let Err(e) = published {
-        op.handle_error(format!("could not publish the scan command: {e}"));
+        op.handle_abort(format!("could not publish the scan command: {e}"));
     }
 
     let mut lookups: FuturesUnordered<Lookup<'_>> = FuturesUnordered::new();
@@ -203,7 +203,33 @@ pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> Ope
         op.handle_timeout(clock.now());
     }
     let collected = clock.now();
+    finish(op, collected, reporter, clock, observer).await
+}
 
+/// Reports an operation that could not start — e.g. the broker is
+/// unreachable — with `error`: only the notification is sent (SPEC §7: "the
+/// notification carries the error if it can be sent").
+pub async fn report_abort(
+    params: OperationParams,
+    error: String,
+    reporter: &dyn FactoryReporter,
+    clock: &dyn Clock,
+    observer: &dyn Observer,
+) -> OperationReport {
+    let now = clock.now();
+    let mut op = Operation::new(params, now);
+    op.handle_abort(error);
+    finish(op, now, reporter, clock, observer).await
+}
+
+/// Delivers the payloads in order and sums the operation up.
+async fn finish(
+    mut op: Operation,
+    collected: Timestamp,
+    reporter: &dyn FactoryReporter,
+    clock: &dyn Clock,
+    observer: &dyn Observer,
+) -> OperationReport {
     while let Some(payload) = op.poll_payload() {
         let result = reporter.deliver(&payload).await;
         observer.delivered(payload.kind, &result);

@@ -169,6 +169,8 @@ pub struct Operation {
     errors: Vec<String>,
     results: Vec<DeviceResult>,
     next: Option<PayloadKind>,
+    reporting_started: bool,
+    aborted: bool,
 }
 
 impl Operation {
@@ -203,6 +205,8 @@ impl Operation {
             errors: Vec::new(),
             results: Vec::new(),
             next: None,
+            reporting_started: false,
+            aborted: false,
         }
     }
 
@@ -315,6 +319,16 @@ impl Operation {
         }
     }
 
+    /// The scan could not start (the command was not published, the broker
+    /// is unreachable): no device was asked, so nothing is logged or paired;
+    /// only the notification, carrying `error`, is sent.
+    pub fn handle_abort(&mut self, error: impl Into<String>) {
+        if self.state == OperationState::Collecting {
+            self.aborted = true;
+        }
+        self.handle_error(error);
+    }
+
     /// Ends the operation with an internal error (e.g. the broker is gone):
     /// collection stops and the notification will carry `error`.
     pub fn handle_error(&mut self, error: impl Into<String>) {
@@ -354,13 +368,14 @@ impl Operation {
         if self.state != OperationState::Reporting || self.mes_pending() > 0 {
             return None;
         }
-        if self.next.is_none() && self.results.is_empty() {
-            self.build_results();
-            self.next = Some(PayloadKind::Log);
-            if self.replies.is_empty() && !self.errors.is_empty() && self.expected.is_empty() {
-                // Nothing was scanned because of an internal error: there is
-                // nothing to log, only the error to notify.
+        if !self.reporting_started {
+            self.reporting_started = true;
+            if self.aborted {
+                // The scan never ran: nothing to log, only the error to notify.
                 self.next = Some(PayloadKind::Notify);
+            } else {
+                self.build_results();
+                self.next = Some(PayloadKind::Log);
             }
         }
         let op = &self.params.operation_id;
@@ -613,6 +628,20 @@ mod tests {
         let n = o.poll_payload().unwrap();
         assert_eq!(n.kind, PayloadKind::Notify, "nothing passed: no Pair");
         assert!(n.body_str().contains("MES lookup for A failed: timed out"));
+    }
+
+    #[test]
+    fn an_aborted_scan_only_notifies_the_error() {
+        let mut o = op(&["A"]);
+        o.handle_abort("broker unreachable");
+        let n = o.poll_payload().unwrap();
+        assert_eq!(
+            n.body_str(),
+            r#"{"operationId":9,"scanInfo":[],"error":"broker unreachable"}"#
+        );
+        o.handle_delivery(PayloadKind::Notify, Ok(()));
+        assert_eq!(o.state(), OperationState::Failed);
+        assert_eq!(o.poll_payload(), None);
     }
 
     #[test]
