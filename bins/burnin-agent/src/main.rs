@@ -1,0 +1,65 @@
+//! `burnin-agent`: the device side of burnin.
+//!
+//! A thin frontend over [`burnin_sysfs`] (and, for `run`, the RabbitMQ
+//! transport): it parses flags, builds the probe, and maps outcomes to exit
+//! codes: 0 success, 2 bad arguments, 3 the device could not be probed
+//! (unreadable sysfs root, no serial number) or the output could not be
+//! written. Errors go to stderr; `probe` prints only the report on stdout.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod device;
+mod probe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes (SPEC §7).
+pub(crate) mod exit {
+    /// Success.
+    pub(crate) const OK: u8 = 0;
+    /// Bad arguments or configuration.
+    pub(crate) const USAGE: u8 = 2;
+    /// The device could not be probed, or the output not written.
+    pub(crate) const INTERNAL: u8 = 3;
+}
+
+/// Report this device's serial number and network cards to burnin's edge
+/// server, which checks their MACs against the factory MES.
+#[derive(Debug, Parser)]
+#[command(name = "burnin-agent", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print this device's report to stdout: the JSON it sends the edge,
+    /// with operationId null.
+    Probe(probe::ProbeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    run(cli)
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Probe(args) => probe::run(&args),
+    };
+    ExitCode::from(code)
+}
