@@ -53,10 +53,12 @@
 //! `class/net`) cannot be read, or no serial number could be found. They
 //! convert into [`burnin_core::ProbeError`].
 //!
-//! The probe does blocking file reads inside its `async fn`: a scan reads a
-//! few hundred tiny kernel-generated files and takes well under a
-//! millisecond per device (see `benches/probe.rs`), so the crate stays free of
-//! any async runtime.
+//! The probe does blocking file reads inside its `async fn`, so the crate
+//! stays free of any async runtime. A scan reads small files only: a
+//! typical device takes well under a millisecond, and a large one (64 NICs,
+//! 256 PCI devices, `benches/probe.rs`) about 5 ms. A caller whose runtime
+//! must not block that long can run [`SysfsProbe::scan`] on a blocking
+//! thread instead.
 //!
 //! ## Getting started
 //!
@@ -75,7 +77,7 @@
 //!
 //! ## Crate features
 //!
-//! * `fixture` — [`fixture::Fixture`], a builder that lays out sysfs-like
+//! * `fixture` — `fixture::Fixture`, a builder that lays out sysfs-like
 //!   trees the way the kernel does, for tests, harnesses and benchmarks.
 
 use std::fmt;
