@@ -335,7 +335,7 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 /// failed, then the chain of causes.
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_connect() {
-        "could not connect"
+        "could not connect (is the server up and the URL right?)"
     } else if e.is_timeout() {
         "timed out"
     } else if e.is_builder() {

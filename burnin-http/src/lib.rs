@@ -131,6 +131,11 @@
 //!   query instead. In a query it works.
 //! * Delivering a Pair or directBurn payload without its URL configured is
 //!   `ReportError::Refused` naming the flag to set.
+//! * User info in a URL (`http://user:pass@mes/...`) is sent as HTTP Basic
+//!   credentials (reqwest's behaviour) unless a token is set: then every
+//!   request carries the Bearer token only.
+//! * The per-request timeout starts when the request gets its MES slot;
+//!   waiting for a slot does not count against it.
 //! * Requests carry `User-Agent: burnin-http/<version>`; MES GETs carry
 //!   `Accept: application/json`.
 //!

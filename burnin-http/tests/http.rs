@@ -687,6 +687,8 @@ async fn token_on_every_request_and_never_in_errors_or_logs() {
     let got = server.received_requests().await.unwrap();
     assert_eq!(got.len(), 5); // 1 + 1 + 2 (retried 500) + 1
     for req in &got {
+        // The token replaces the Basic credentials of the URL's user info.
+        assert_eq!(req.headers.get_all("authorization").iter().count(), 1);
         assert_eq!(
             req.headers
                 .get("authorization")
@@ -733,4 +735,19 @@ async fn no_token_no_authorization_header() {
     let got = server.received_requests().await.unwrap();
     assert_eq!(got.len(), 1);
     assert!(got[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn url_user_info_is_sent_as_basic_credentials_without_a_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        // base64("mes-user:mes-pw")
+        .and(header("authorization", "Basic bWVzLXVzZXI6bWVzLXB3"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"sn": "Q1", "macs": []}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let base = server.uri().replace("http://", "http://mes-user:mes-pw@");
+    let answer = mes(config(&base)).lookup(&sn("Q1")).await.unwrap();
+    assert_eq!(answer, MesAnswer::Record(vec![]));
 }
