@@ -1,0 +1,262 @@
+//! Helpers shared by the broker tests: simulated devices, a raw lapin
+//! client playing the other side, and trivial MES / reporter adapters.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use burnin_amqp::AmqpConfig;
+use burnin_core::agent::{Agent, CommandOutcome};
+use burnin_core::memory::StaticProbe;
+use burnin_core::{
+    FactoryReporter, Hardware, InterfaceReport, Mac, MesAnswer, MesError, MesSource, OperationId,
+    Payload, PciDevice, ReportError, ScanCommand, SerialNumber, Timestamp, TransportError,
+};
+use burnin_local::SystemClock;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::sync::{mpsc, oneshot};
+
+pub fn sn(i: usize) -> SerialNumber {
+    SerialNumber::new(format!("SN{i:05}")).unwrap()
+}
+
+pub fn mac(i: usize) -> Mac {
+    Mac::new([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+}
+
+pub fn hardware(i: usize) -> Hardware {
+    Hardware {
+        sn: sn(i),
+        hostname: format!("dut-{i}"),
+        interfaces: vec![InterfaceReport {
+            interface: "eth0".into(),
+            macaddr: mac(i),
+            pci: PciDevice {
+                slot: "0000:01:00.0".into(),
+                vendor: "0x8086".into(),
+                device: "0x1533".into(),
+                class: "0x020000".into(),
+                driver: Some("igb".into()),
+            },
+        }],
+        pci_devices: vec![],
+    }
+}
+
+/// A config for tests: quick backoff and short timeouts.
+pub fn config(url: &str) -> AmqpConfig {
+    let mut c = AmqpConfig::new(url);
+    c.backoff_base = Duration::from_millis(100);
+    c.backoff_cap = Duration::from_secs(1);
+    c.confirm_timeout = Duration::from_secs(3);
+    c.heartbeat = Duration::from_secs(5);
+    c
+}
+
+pub fn now_plus(d: Duration) -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now() + d)
+}
+
+pub fn command(op: OperationId, reply_to: &str, within: Duration) -> Vec<u8> {
+    ScanCommand {
+        operation_id: op,
+        operator_id: None,
+        scan_mode: None,
+        reply_to: reply_to.into(),
+        deadline: now_plus(within),
+    }
+    .to_json()
+}
+
+/// A running simulated agent.
+pub struct RunningAgent {
+    pub outcomes: mpsc::UnboundedReceiver<String>,
+    pub transport_errors: Arc<Mutex<Vec<String>>>,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), TransportError>>,
+}
+
+impl RunningAgent {
+    pub async fn next_outcome(&mut self, within: Duration) -> String {
+        tokio::time::timeout(within, self.outcomes.recv())
+            .await
+            .expect("no agent outcome in time")
+            .expect("agent stopped")
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Connects an agent for device `i` and serves it with the core's agent
+/// use case; outcomes are reported as their Display text.
+pub async fn start_agent(config: AmqpConfig, i: usize) -> RunningAgent {
+    let reply_queue = config.reply_queue.clone();
+    let (mut source, sink) = burnin_amqp::agent::connect(config)
+        .await
+        .expect("agent connects");
+    let (tx, outcomes) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let transport_errors = Arc::new(Mutex::new(Vec::new()));
+    let errs = transport_errors.clone();
+    let task = tokio::spawn(async move {
+        let mut agent = Agent::new(
+            StaticProbe::new(hardware(i)),
+            sink.clone(),
+            SystemClock,
+            reply_queue,
+            "0.1.0-test",
+        );
+        let r = burnin_core::agent::serve(
+            &mut agent,
+            &mut source,
+            async {
+                let _ = stopped.await;
+            },
+            |o: &CommandOutcome| {
+                let _ = tx.send(o.to_string());
+            },
+            |e: &TransportError| errs.lock().unwrap().push(e.to_string()),
+        )
+        .await;
+        sink.close().await;
+        r
+    });
+    RunningAgent {
+        outcomes,
+        transport_errors,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// A plain lapin client, playing whatever the test needs.
+pub struct Raw {
+    pub conn: Connection,
+    pub ch: Channel,
+}
+
+impl Raw {
+    pub async fn connect(url: &str) -> Raw {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Raw { conn, ch }
+    }
+
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let confirm = self
+            .ch
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Takes every message now in `queue` (acked).
+    pub async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            m.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+            out.push(m.delivery);
+        }
+        out
+    }
+
+    /// Consumes `queue` until `n` messages arrived or `within` passed.
+    pub async fn collect(
+        &self,
+        queue: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<lapin::message::Delivery> {
+        let mut consumer = self
+            .ch
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(within, async {
+            while out.len() < n {
+                let Some(Ok(d)) = consumer.next().await else {
+                    break;
+                };
+                d.acker.ack(BasicAckOptions::default()).await.unwrap();
+                out.push(d);
+            }
+        })
+        .await;
+        out
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "OK".into()).await;
+    }
+}
+
+/// MES knows every simulated device with its one MAC.
+pub struct SimMes;
+
+#[async_trait]
+impl MesSource for SimMes {
+    async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError> {
+        let i: usize = sn.as_str()[2..].parse().unwrap();
+        Ok(MesAnswer::Record(vec![mac(i)]))
+    }
+}
+
+/// Accepts every payload.
+#[derive(Default)]
+pub struct NullReporter(pub Mutex<Vec<Payload>>);
+
+#[async_trait]
+impl FactoryReporter for NullReporter {
+    async fn deliver(&self, payload: &Payload) -> Result<(), ReportError> {
+        self.0.lock().unwrap().push(payload.clone());
+        Ok(())
+    }
+}
+
+pub fn header(d: &lapin::message::Delivery, name: &str) -> Option<String> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
