@@ -6,9 +6,12 @@
 //! or configuration, 3 an internal error.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod broker;
 mod demo;
+mod factory;
 mod logging;
 mod output;
+mod scan;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 pub(crate) mod exit {
     /// Every device passed.
     pub(crate) const PASSED: u8 = 0;
+    /// The operation completed with a failing device.
+    pub(crate) const DEVICE_FAILED: u8 = 1;
     /// Bad arguments or configuration.
     pub(crate) const USAGE: u8 = 2;
     /// An internal error: the broker or a factory API could not be used.
@@ -39,6 +44,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one scan operation through the broker: publish the command,
+    /// collect replies, compare with MES, report to the factory, and exit
+    /// (0 all passed, 1 a device failed, 2 bad arguments, 3 internal error).
+    Scan(Box<scan::ScanArgs>),
     /// Run a whole simulated operation in one process: no broker, no MES,
     /// no factory servers needed.
     Demo(demo::DemoArgs),
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Scan(args) => scan::run(*args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

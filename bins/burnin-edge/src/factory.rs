@@ -1,0 +1,180 @@
+//! The FACTORY flags (SPEC §7): HTTP endpoints, or a MES file and an output
+//! folder. Shared by `scan` and `serve`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use burnin_core::{FactoryReporter, MesSource, Target};
+use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
+use burnin_local::{FileMes, OutDirReporter};
+
+/// Where MES records come from and where payloads go.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Factory (HTTP, or --mes-file and --out-dir)")]
+pub(crate) struct FactoryArgs {
+    /// MES lookup URL template; `{sn}` is replaced by the percent-encoded serial.
+    #[arg(
+        long,
+        env = "BURNIN_MES_URL",
+        value_name = "TEMPLATE",
+        conflicts_with = "mes_file"
+    )]
+    mes_url: Option<String>,
+
+    /// deviceScan log endpoint (POST).
+    #[arg(
+        long,
+        env = "BURNIN_LOG_URL",
+        value_name = "URL",
+        conflicts_with = "out_dir"
+    )]
+    log_url: Option<String>,
+
+    /// Notification endpoint (POST).
+    #[arg(
+        long,
+        env = "BURNIN_NOTIFY_URL",
+        value_name = "URL",
+        conflicts_with = "out_dir"
+    )]
+    notify_url: Option<String>,
+
+    /// Pair endpoint (POST); needed with `--target pair`.
+    #[arg(
+        long,
+        env = "BURNIN_PAIR_URL",
+        value_name = "URL",
+        conflicts_with = "out_dir"
+    )]
+    pair_url: Option<String>,
+
+    /// directBurn endpoint (POST); needed with `--target direct-burn`.
+    #[arg(
+        long,
+        env = "BURNIN_DIRECT_BURN_URL",
+        value_name = "URL",
+        conflicts_with = "out_dir"
+    )]
+    direct_burn_url: Option<String>,
+
+    /// Sent as `Authorization: Bearer TOKEN` on every factory and MES request.
+    #[arg(
+        long,
+        env = "BURNIN_FACTORY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    factory_token: Option<String>,
+
+    /// Timeout of each HTTP request.
+    #[arg(long, env = "BURNIN_HTTP_TIMEOUT", value_name = "DURATION", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    http_timeout: Duration,
+
+    /// Attempts per HTTP request (connect errors, timeouts, 429 and 5xx are retried).
+    #[arg(long, env = "BURNIN_HTTP_RETRIES", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    http_retries: u32,
+
+    /// MES lookups in flight at once.
+    #[arg(long, env = "BURNIN_MES_CONCURRENCY", value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    mes_concurrency: u32,
+
+    /// MES records from a JSON file `{"<sn>": ["<mac>", ...]}` instead of `--mes-url`.
+    #[arg(long, env = "BURNIN_MES_FILE", value_name = "FILE")]
+    mes_file: Option<PathBuf>,
+
+    /// Write each payload to DIR/<op>.<kind>.json instead of POSTing it.
+    #[arg(long, env = "BURNIN_OUT_DIR", value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+}
+
+/// The factory adapters, built and checked.
+pub(crate) struct Factory {
+    pub(crate) mes: Box<dyn MesSource>,
+    pub(crate) reporter: Box<dyn FactoryReporter>,
+    /// Where payloads go, for the user (redacted URLs or the folder).
+    pub(crate) describe: String,
+}
+
+impl FactoryArgs {
+    /// Builds the adapters; the error names the flag and the fix.
+    pub(crate) fn build(&self, target: Target) -> Result<Factory, String> {
+        match (&self.mes_file, &self.out_dir) {
+            (Some(file), Some(dir)) => {
+                let mes = FileMes::load(file).map_err(|e| e.to_string())?;
+                let reporter = OutDirReporter::new(dir).map_err(|e| e.to_string())?;
+                return Ok(Factory {
+                    describe: format!("MES file {}, payloads to {}", file.display(), dir.display()),
+                    mes: Box::new(mes),
+                    reporter: Box::new(reporter),
+                });
+            }
+            (Some(_), None) => {
+                return Err(
+                    "--mes-file needs --out-dir DIR (where the payloads are written)".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "--out-dir needs --mes-file FILE (the MES records to compare with)".into(),
+                );
+            }
+            (None, None) => {}
+        }
+        let (Some(mes_url), Some(log_url), Some(notify_url)) =
+            (&self.mes_url, &self.log_url, &self.notify_url)
+        else {
+            let missing: Vec<&str> = [
+                ("--mes-url", self.mes_url.is_none()),
+                ("--log-url", self.log_url.is_none()),
+                ("--notify-url", self.notify_url.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(f, m)| m.then_some(f))
+            .collect();
+            return Err(format!(
+                "no factory configured: missing {}; give --mes-url, --log-url and --notify-url \
+                 (and --pair-url or --direct-burn-url), or --mes-file and --out-dir",
+                missing.join(", ")
+            ));
+        };
+        match target {
+            Target::Pair if self.pair_url.is_none() => {
+                return Err(
+                    "--target pair needs --pair-url URL (or use --target direct-burn)".into(),
+                );
+            }
+            Target::DirectBurn if self.direct_burn_url.is_none() => {
+                return Err("--target direct-burn needs --direct-burn-url URL".into());
+            }
+            _ => {}
+        }
+        let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
+            .timeout(self.http_timeout)
+            .attempts(self.http_retries)
+            .mes_concurrency(self.mes_concurrency as usize);
+        if let Some(u) = &self.pair_url {
+            b = b.pair_url(u);
+        }
+        if let Some(u) = &self.direct_burn_url {
+            b = b.direct_burn_url(u);
+        }
+        if let Some(t) = &self.factory_token {
+            b = b.token(t);
+        }
+        let config = b.build().map_err(|e| e.to_string())?;
+        let mes = HttpMesSource::new(&config).map_err(|e| e.to_string())?;
+        let reporter = HttpReporter::new(&config).map_err(|e| e.to_string())?;
+        Ok(Factory {
+            describe: format!(
+                "MES {}, log {}",
+                burnin_http::redact_url(mes_url),
+                burnin_http::redact_url(log_url)
+            ),
+            mes: Box::new(mes),
+            reporter: Box::new(reporter),
+        })
+    }
+}

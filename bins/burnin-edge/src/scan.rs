@@ -1,0 +1,229 @@
+//! `burnin-edge scan`: run one operation through the broker and exit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use burnin_core::edge::{EdgePorts, OperationReport, report_abort, run_operation};
+use burnin_core::{OperationId, OperationParams, OperationState, SerialNumber, Target};
+use burnin_local::SystemClock;
+
+use crate::broker::BrokerArgs;
+use crate::exit;
+use crate::factory::FactoryArgs;
+use crate::output::{Progress, json, table};
+
+/// Flags of `burnin-edge scan`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScanArgs {
+    /// The operation id, echoed in every payload: digits only (no leading
+    /// zero) is sent as a JSON number, anything else as a string.
+    #[arg(long, env = "BURNIN_OPERATION_ID", value_name = "ID")]
+    operation_id: String,
+
+    /// Operator, sent in the command and in directBurn (required with `--target direct-burn`).
+    #[arg(long, env = "BURNIN_OPERATOR_ID", value_name = "ID")]
+    operator_id: Option<String>,
+
+    /// Factory scan mode, sent in the command and in directBurn (default there: 1).
+    #[arg(long, env = "BURNIN_SCAN_MODE", value_name = "N")]
+    scan_mode: Option<i64>,
+
+    /// Where passing devices are sent after the log.
+    #[arg(long, env = "BURNIN_TARGET", value_enum, default_value_t = TargetArg::Pair)]
+    target: TargetArg,
+
+    /// A serial that must answer (repeat the flag); collection ends as soon
+    /// as every expected serial has replied.
+    #[arg(
+        long = "expect",
+        env = "BURNIN_EXPECT",
+        value_name = "SN",
+        value_delimiter = ','
+    )]
+    expect: Vec<String>,
+
+    /// A file of expected serials, one per line (`#` comments and blank lines ignored).
+    #[arg(long, env = "BURNIN_EXPECT_FILE", value_name = "FILE")]
+    expect_file: Option<PathBuf>,
+
+    /// How long to collect replies (humantime: 30s, 2m, 1m30s; at most 1h).
+    #[arg(long, env = "BURNIN_WINDOW", value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    window: Duration,
+
+    /// Print `{"operationId", "state", "devices": [...]}` instead of a table.
+    #[arg(long, env = "BURNIN_JSON")]
+    json: bool,
+
+    #[command(flatten)]
+    broker: BrokerArgs,
+
+    #[command(flatten)]
+    factory: FactoryArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TargetArg {
+    /// The Pair API (`--pair-url`).
+    Pair,
+    /// The directBurn API (`--direct-burn-url`, `--operator-id`).
+    DirectBurn,
+}
+
+/// The longest window accepted.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Reads expected serials: `--expect` values then the file's lines, each
+/// validated, duplicates dropped (first position kept).
+pub(crate) fn expected_serials(
+    flags: &[String],
+    file: Option<&PathBuf>,
+) -> Result<Vec<SerialNumber>, String> {
+    let mut out: Vec<SerialNumber> = Vec::new();
+    let mut push = |sn: SerialNumber| {
+        if !out.contains(&sn) {
+            out.push(sn);
+        }
+    };
+    for raw in flags {
+        let sn = SerialNumber::new(raw.trim()).map_err(|e| format!("--expect {raw:?}: {e}"))?;
+        push(sn);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "--expect-file {}: {e}; give a readable text file with one serial per line",
+                path.display()
+            )
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let sn = SerialNumber::new(line)
+                .map_err(|e| format!("--expect-file {} line {}: {e}", path.display(), n + 1))?;
+            push(sn);
+        }
+    }
+    Ok(out)
+}
+
+impl ScanArgs {
+    fn params(&self) -> Result<OperationParams, String> {
+        let id = OperationId::from_cli(&self.operation_id)
+            .map_err(|e| format!("--operation-id: {e}"))?;
+        if self.window.is_zero() || self.window > MAX_WINDOW {
+            return Err(format!(
+                "--window {} is out of range; give a duration between 1s and 1h",
+                humantime::format_duration(self.window)
+            ));
+        }
+        let target = match self.target {
+            TargetArg::Pair => Target::Pair,
+            TargetArg::DirectBurn => Target::DirectBurn,
+        };
+        if target == Target::DirectBurn && self.operator_id.is_none() {
+            return Err("--target direct-burn needs --operator-id ID (sent in directBurn)".into());
+        }
+        let mut p = OperationParams::new(id);
+        p.operator_id = self.operator_id.clone();
+        p.scan_mode = self.scan_mode;
+        p.target = target;
+        p.expected = expected_serials(&self.expect, self.expect_file.as_ref())?;
+        p.window = self.window;
+        p.reply_to = self.broker.reply_queue().to_owned();
+        Ok(p)
+    }
+}
+
+pub(crate) fn run(args: ScanArgs) -> u8 {
+    // Everything that can be checked without a network is checked first.
+    let params = match args.params() {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    let amqp = match args
+        .broker
+        .config(&format!("burnin-edge scan {}", params.operation_id))
+    {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    rt.block_on(async move {
+        // reqwest's client must be built inside the runtime.
+        let factory = match args.factory.build(params.target) {
+            Ok(f) => f,
+            Err(e) => return usage(&e),
+        };
+        tracing::info!(broker = %amqp.redacted_url(), factory = %factory.describe, "starting scan");
+        let progress = Progress::new(params.expected.len());
+        let report = match burnin_amqp::edge::connect(amqp).await {
+            Ok((publisher, mut replies)) => {
+                let report = run_operation(
+                    params,
+                    EdgePorts {
+                        publisher: &publisher,
+                        replies: &mut replies,
+                        mes: factory.mes.as_ref(),
+                        reporter: factory.reporter.as_ref(),
+                        clock: &SystemClock,
+                        observer: &progress,
+                    },
+                )
+                .await;
+                publisher.close().await;
+                report
+            }
+            Err(e) => {
+                let error = format!("the broker could not be used: {e}");
+                eprintln!("error: {error}");
+                eprintln!("sending the notification with this error");
+                report_abort(
+                    params,
+                    error,
+                    factory.reporter.as_ref(),
+                    &SystemClock,
+                    &progress,
+                )
+                .await
+            }
+        };
+        print_report(&report, args.json);
+        exit_code(&report)
+    })
+}
+
+fn print_report(report: &OperationReport, as_json: bool) {
+    if as_json {
+        println!("{}", json(report));
+    } else {
+        print!("{}", table(report));
+    }
+}
+
+fn usage(message: &str) -> u8 {
+    eprintln!("error: {message}");
+    eprintln!("\nFor more information, try 'burnin-edge scan --help'.");
+    exit::USAGE
+}
+
+/// SPEC §7: 0 all passed, 1 completed with a failing device, 3 internal error.
+pub(crate) fn exit_code(report: &OperationReport) -> u8 {
+    match report.state {
+        OperationState::Done if report.all_passed() => exit::PASSED,
+        OperationState::Done => exit::DEVICE_FAILED,
+        _ => exit::INTERNAL,
+    }
+}

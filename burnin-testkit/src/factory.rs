@@ -1,0 +1,275 @@
+//! A stand-in for MES and the factory's REST APIs, on 127.0.0.1.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The path as sent (still percent-encoded).
+    pub path: String,
+    /// Headers, lower-case names.
+    pub headers: HashMap<String, String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The body as JSON.
+    ///
+    /// # Panics
+    /// If it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{} {} body is not JSON: {e}", self.method, self.path))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    mes: HashMap<String, Vec<String>>,
+    requests: Vec<Recorded>,
+    /// Statuses to answer before behaving normally, per path.
+    scripted: HashMap<String, VecDeque<u16>>,
+    /// Paths that always answer 503.
+    down: Vec<String>,
+    latency: Duration,
+}
+
+/// An HTTP server standing in for MES and the factory:
+///
+/// * `GET /mes/{sn}` → 200 `{"sn", "macs"}` for a known serial, else 404;
+/// * `POST /log`, `/pair`, `/directBurn`, `/notify` → 200 `{}`.
+///
+/// Every request is recorded. Latency, scripted statuses and paths that
+/// are down can be injected. It runs on a runtime thread of its own, so
+/// synchronous tests can use it.
+#[derive(Clone)]
+pub struct FactoryStandIn {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    _runtime: Arc<RuntimeThread>,
+}
+
+struct RuntimeThread {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl FactoryStandIn {
+    /// Starts the server on an ephemeral port of 127.0.0.1.
+    ///
+    /// # Panics
+    /// If it cannot bind.
+    pub fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let state = inner.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("factory stand-in runtime: {e}"));
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .unwrap_or_else(|e| panic!("factory stand-in bind: {e}"));
+                let _ = addr_tx.send(listener.local_addr().ok());
+                let app = Router::new()
+                    .route("/mes/{sn}", get(mes))
+                    .route("/{endpoint}", post(endpoint))
+                    .with_state(state);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = addr_rx
+            .recv()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("factory stand-in did not start"));
+        FactoryStandIn {
+            addr,
+            inner,
+            _runtime: Arc::new(RuntimeThread {
+                shutdown: Some(stop_tx),
+                thread: Some(thread),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// MES records `macs` for `sn`.
+    pub fn set_mes(&self, sn: &str, macs: &[&str]) {
+        self.lock().mes.insert(
+            sn.to_owned(),
+            macs.iter().map(|m| (*m).to_owned()).collect(),
+        );
+    }
+
+    /// The next requests to `path` get these statuses (then normal answers).
+    pub fn script(&self, path: &str, statuses: &[u16]) {
+        self.lock()
+            .scripted
+            .entry(path.to_owned())
+            .or_default()
+            .extend(statuses);
+    }
+
+    /// `path` answers 503 until [`up`](Self::up).
+    pub fn down(&self, path: &str) {
+        self.lock().down.push(path.to_owned());
+    }
+
+    /// `path` answers normally again.
+    pub fn up(&self, path: &str) {
+        self.lock().down.retain(|p| p != path);
+    }
+
+    /// Every request waits this long before being answered.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// The requests to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+}
+
+/// Records the request and decides on an injected answer, if any.
+fn record(
+    state: &Arc<Mutex<Inner>>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Duration, Option<StatusCode>) {
+    let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+    let path = uri.path().to_owned();
+    inner.requests.push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    });
+    let scripted = inner.scripted.get_mut(&path).and_then(VecDeque::pop_front);
+    let forced = scripted.or_else(|| inner.down.contains(&path).then_some(503));
+    (
+        inner.latency,
+        forced.and_then(|s| StatusCode::from_u16(s).ok()),
+    )
+}
+
+async fn mes(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(sn): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let (latency, forced) = record(&state, &method, &uri, &headers, b"");
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(status) = forced {
+        return (status, "injected failure").into_response();
+    }
+    let macs = state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .mes
+        .get(&sn)
+        .cloned();
+    match macs {
+        Some(macs) => {
+            let body = serde_json::json!({"sn": sn, "macs": macs}).to_string();
+            (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such device").into_response(),
+    }
+}
+
+async fn endpoint(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(_endpoint): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (latency, forced) = record(&state, &method, &uri, &headers, &body);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match forced {
+        Some(status) => (status, "injected failure").into_response(),
+        None => (StatusCode::OK, [("content-type", "application/json")], "{}").into_response(),
+    }
+}

@@ -1,0 +1,25 @@
+//! # burnin-testkit
+//!
+//! The end-to-end harness the product's process-level tests (and the load
+//! harness) share. Everything is real: a RabbitMQ vhost of its own
+//! ([`burnin_amqp::testing::TestVhost`]), an HTTP server on 127.0.0.1 that
+//! stands in for MES and the factory APIs ([`FactoryStandIn`]), and real
+//! `burnin-agent run` processes on fixture sysfs trees ([`AgentFleet`]).
+//!
+//! ```no_run
+//! use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
+//! let Some(vhost) = burnin_amqp::testing::TestVhost::new("example") else { return };
+//! let factory = FactoryStandIn::start();
+//! let dev = Device::new("SN1", &["02:00:00:00:00:01"]);
+//! factory.set_mes("SN1", &["02:00:00:00:00:01"]);
+//! let fleet = AgentFleet::start(&vhost, &[dev], &[]);
+//! // … run `burnin-edge scan` with factory.url("/mes/{sn}") etc., then
+//! let requests = factory.requests();
+//! ```
+#![allow(clippy::print_stderr)]
+
+mod agents;
+mod factory;
+
+pub use agents::{AgentFleet, Device, binary};
+pub use factory::{FactoryStandIn, Recorded};
