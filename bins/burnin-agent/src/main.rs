@@ -9,6 +9,7 @@
 
 mod device;
 mod probe;
+mod run;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Print this device's report to stdout: the JSON it sends the edge,
     /// with operationId null.
     Probe(probe::ProbeArgs),
+    /// Serve scan commands from RabbitMQ until SIGINT or SIGTERM: answer
+    /// each with this device's report on the reply queue.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Probe(args) => probe::run(&args),
+        Command::Run(args) => run::run(args),
     };
     ExitCode::from(code)
 }
