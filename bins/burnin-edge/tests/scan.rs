@@ -1,0 +1,612 @@
+//! `burnin-edge scan` end to end, through real processes: a vhost of its own
+//! on the real broker, a factory stand-in on 127.0.0.1, real
+//! `burnin-agent run` processes on fixture sysfs trees, and the real
+//! `burnin-edge scan` binary.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use burnin_amqp::testing::TestVhost;
+use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
+use serde_json::{Value, json};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn scan(args: &[&str]) -> Run {
+    let edge = binary("burnin-edge");
+    let start = Instant::now();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(edge)
+        .arg("scan")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed: start.elapsed(),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+        "{}",
+        run.stderr
+    );
+    run
+}
+
+/// The FACTORY flags for the stand-in.
+fn factory_args(f: &FactoryStandIn) -> Vec<String> {
+    vec![
+        "--mes-url".into(),
+        f.url("/mes/{sn}"),
+        "--log-url".into(),
+        f.url("/log"),
+        "--notify-url".into(),
+        f.url("/notify"),
+        "--pair-url".into(),
+        f.url("/pair"),
+        "--direct-burn-url".into(),
+        f.url("/directBurn"),
+    ]
+}
+
+fn args<'a>(owned: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    owned
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+fn posts(f: &FactoryStandIn) -> Vec<(String, String)> {
+    f.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.header("idempotency-key").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn five_devices_pass_and_the_window_ends_early() {
+    let Some(vhost) = TestVhost::new("scan-pass") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let devices: Vec<Device> = (1..=5)
+        .map(|i| {
+            let a = format!("02:00:00:00:0{i}:01");
+            let b = format!("02:00:00:00:0{i}:02");
+            factory.set_mes(&format!("PASS-{i}"), &[&b.to_uppercase(), &a]);
+            Device::new(&format!("PASS-{i}"), &[&a, &b])
+        })
+        .collect();
+    let _fleet = AgentFleet::start(&vhost, &devices, &[]);
+    let url = vhost.url();
+    let mut owned = factory_args(&factory);
+    owned.extend(["--amqp-url".into(), url]);
+    let mut extra = vec!["--operation-id", "501", "--window", "30s"];
+    for d in &devices {
+        extra.extend(["--expect", d.sn.as_str()]);
+    }
+    let run = scan(&args(&owned, &extra));
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(15),
+        "took {:?}: should end as soon as all 5 replied",
+        run.elapsed
+    );
+    assert!(
+        run.stdout
+            .contains("operation 501: 5 devices, 5 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        posts(&factory),
+        vec![
+            ("/log".into(), "501:log".into()),
+            ("/pair".into(), "501:pair".into()),
+            ("/notify".into(), "501:notify".into()),
+        ]
+    );
+    let pair = factory.requests_to("/pair")[0].json();
+    assert_eq!(
+        pair,
+        json!({"snArray": ["PASS-1", "PASS-2", "PASS-3", "PASS-4", "PASS-5"], "operationId": 501})
+    );
+    for r in factory.requests() {
+        if r.method == "POST" {
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        }
+    }
+    assert_eq!(factory.requests_to("/mes/PASS-3").len(), 1);
+}
+
+#[test]
+fn failing_devices_give_exact_documents_and_exit_1() {
+    let Some(vhost) = TestVhost::new("scan-fail") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("OK-1", &["02:00:00:00:01:01"]);
+    factory.set_mes("WRONG-2", &["02:00:00:00:02:01", "02:00:00:00:02:99"]);
+    factory.set_mes("MISSING-3", &["02-00-00-00-03-01", "02:00:00:00:03:02"]);
+    let devices = [
+        Device::new("OK-1", &["02:00:00:00:01:01"]),
+        Device::new("WRONG-2", &["02:00:00:00:02:01", "02:00:00:00:02:02"]),
+        Device::new("MISSING-3", &["02:00:00:00:03:01"]),
+        Device::new("UNKNOWN-4", &["02:00:00:00:04:01"]),
+    ];
+    let _fleet = AgentFleet::start(&vhost, &devices, &[]);
+    let mut owned = factory_args(&factory);
+    owned.extend(["--amqp-url".into(), vhost.url()]);
+    let run = scan(&args(
+        &owned,
+        &[
+            "--operation-id",
+            "op-fail",
+            "--window",
+            "4s",
+            "--expect",
+            "OK-1",
+            "--expect",
+            "WRONG-2",
+            "--expect",
+            "MISSING-3",
+            "--expect",
+            "UNKNOWN-4",
+            "--expect",
+            "SILENT-5",
+        ],
+    ));
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let log = &factory.requests_to("/log")[0];
+    assert_eq!(
+        String::from_utf8_lossy(&log.body),
+        concat!(
+            r#"{"operationid":"op-fail","pairInfo":[],"scaninfo":["#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:01:01","scanstatus":"1"}],"sn":"OK-1","result":"1"},"#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:02:01","scanstatus":"1"},"#,
+            r#"{"interface":"enp2s0","macaddr":"02:00:00:00:02:02","scanstatus":"0"},"#,
+            r#"{"interface":"","macaddr":"02:00:00:00:02:99","scanstatus":"0"}],"sn":"WRONG-2","result":"0"},"#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:03:01","scanstatus":"1"},"#,
+            r#"{"interface":"","macaddr":"02:00:00:00:03:02","scanstatus":"0"}],"sn":"MISSING-3","result":"0"},"#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:04:01","scanstatus":"0"}],"sn":"UNKNOWN-4","result":"0"},"#,
+            r#"{"macinfo":[],"sn":"SILENT-5","result":"0"}]}"#
+        )
+    );
+    let notify = &factory.requests_to("/notify")[0];
+    assert_eq!(
+        String::from_utf8_lossy(&notify.body),
+        concat!(
+            r#"{"operationId":"op-fail","scanInfo":["#,
+            r#"{"serialNo":"OK-1","result":"Success"},{"serialNo":"WRONG-2","result":"Fail"},"#,
+            r#"{"serialNo":"MISSING-3","result":"Fail"},{"serialNo":"UNKNOWN-4","result":"Fail"},"#,
+            r#"{"serialNo":"SILENT-5","result":"Fail"}]}"#
+        )
+    );
+    assert_eq!(
+        factory.requests_to("/pair")[0].json(),
+        json!({"snArray": ["OK-1"], "operationId": "op-fail"})
+    );
+    for line in [
+        "WRONG-2    FAIL    enp2s0 02:00:00:00:02:02 not in MES; missing card 02:00:00:00:02:99",
+        "MISSING-3  FAIL    missing card 02:00:00:00:03:02",
+        "UNKNOWN-4  FAIL    serial unknown to MES",
+        "SILENT-5   FAIL    no reply before the window closed",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn direct_burn_with_operator_and_scan_mode_and_json_output() {
+    let Some(vhost) = TestVhost::new("scan-burn") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("BURN-1", &["02:00:00:00:05:01"]);
+    let _fleet = AgentFleet::start(
+        &vhost,
+        &[Device::new("BURN-1", &["02:00:00:00:05:01"])],
+        &[],
+    );
+    let mut owned = factory_args(&factory);
+    owned.extend(["--amqp-url".into(), vhost.url()]);
+    let run = scan(&args(
+        &owned,
+        &[
+            "--operation-id",
+            "77",
+            "--target",
+            "direct-burn",
+            "--operator-id",
+            "OPR-9",
+            "--scan-mode",
+            "2",
+            "--expect",
+            "BURN-1",
+            "--json",
+        ],
+    ));
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&factory.requests_to("/directBurn")[0].body),
+        r#"{"snArray":["BURN-1"],"operationId":77,"operatorId":"OPR-9","scanMode":2}"#
+    );
+    assert!(factory.requests_to("/pair").is_empty());
+    assert_eq!(
+        posts(&factory)
+            .iter()
+            .map(|p| p.1.as_str())
+            .collect::<Vec<_>>(),
+        ["77:log", "77:directBurn", "77:notify"]
+    );
+    let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(doc["operationId"], 77);
+    assert_eq!(doc["devices"][0]["sn"], "BURN-1");
+    assert_eq!(doc["devices"][0]["result"], "1");
+}
+
+#[test]
+fn mes_recovers_but_the_log_api_stays_down() {
+    let Some(vhost) = TestVhost::new("scan-down") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("FLAKY-1", &["02:00:00:00:06:01"]);
+    factory.script("/mes/FLAKY-1", &[503, 503]);
+    factory.down("/log");
+    let _fleet = AgentFleet::start(
+        &vhost,
+        &[Device::new("FLAKY-1", &["02:00:00:00:06:01"])],
+        &[],
+    );
+    let mut owned = factory_args(&factory);
+    owned.extend(["--amqp-url".into(), vhost.url()]);
+    let run = scan(&args(
+        &owned,
+        &[
+            "--operation-id",
+            "88",
+            "--expect",
+            "FLAKY-1",
+            "--http-retries",
+            "3",
+            "--http-timeout",
+            "2s",
+        ],
+    ));
+    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        factory.requests_to("/mes/FLAKY-1").len(),
+        3,
+        "503, 503, then 200"
+    );
+    assert_eq!(factory.requests_to("/log").len(), 3, "three attempts");
+    assert!(
+        factory.requests_to("/pair").is_empty(),
+        "no Pair after a failed log"
+    );
+    let notify = factory.requests_to("/notify");
+    assert_eq!(notify.len(), 1);
+    let n = notify[0].json();
+    assert_eq!(
+        n["scanInfo"],
+        json!([{"serialNo": "FLAKY-1", "result": "Success"}])
+    );
+    let error = n["error"].as_str().unwrap();
+    assert!(error.starts_with("log could not be delivered"), "{error}");
+    assert!(error.contains("503"), "{error}");
+    assert!(
+        run.stdout.contains("error: log could not be delivered"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn file_mode_needs_no_http_server_and_ids_keep_their_json_type() {
+    let Some(vhost) = TestVhost::new("scan-files") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mes = dir.path().join("mes.json");
+    std::fs::write(&mes, r#"{"FILE-1": ["02:00:00:00:07:01"]}"#).unwrap();
+    let out = dir.path().join("out");
+    let _fleet = AgentFleet::start(
+        &vhost,
+        &[Device::new("FILE-1", &["02:00:00:00:07:01"])],
+        &[],
+    );
+    for (id, json_id) in [("1234", json!(1234)), ("0042", json!("0042"))] {
+        let run = scan(&[
+            "--amqp-url",
+            &vhost.url(),
+            "--mes-file",
+            mes.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--operation-id",
+            id,
+            "--expect",
+            "FILE-1",
+        ]);
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        for kind in ["log", "pair", "notify"] {
+            let doc: Value = serde_json::from_slice(
+                &std::fs::read(out.join(format!("{id}.{kind}.json"))).unwrap(),
+            )
+            .unwrap();
+            let key = if kind == "log" {
+                "operationid"
+            } else {
+                "operationId"
+            };
+            assert_eq!(doc[key], json_id, "{kind}");
+        }
+    }
+}
+
+#[test]
+fn unreachable_broker_exits_3_quickly_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mes = dir.path().join("mes.json");
+    std::fs::write(&mes, "{}").unwrap();
+    let out = dir.path().join("out");
+    let run = scan(&[
+        "--amqp-url",
+        "amqp://guest:hunter2@127.0.0.1:1/%2f",
+        "--mes-file",
+        mes.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--operation-id",
+        "9",
+    ]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
+    assert!(
+        run.stderr.contains("the broker could not be used"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
+    let notify: Value =
+        serde_json::from_slice(&std::fs::read(out.join("9.notify.json")).unwrap()).unwrap();
+    assert!(
+        notify["error"].as_str().unwrap().contains("broker"),
+        "{notify}"
+    );
+    assert!(
+        !out.join("9.log.json").exists(),
+        "nothing scanned, nothing logged"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mes = dir.path().join("mes.json");
+    std::fs::write(&mes, "{}").unwrap();
+    let bad_expect = dir.path().join("expect.txt");
+    std::fs::write(&bad_expect, "GOOD-1\n# comment\n\nBAD SERIAL\n").unwrap();
+    let m = mes.to_str().unwrap();
+    let o = dir.path().join("out");
+    let o = o.to_str().unwrap();
+    let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let e = bad_expect.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--amqp-url",
+                "http://x/",
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+            ],
+            "--amqp-url",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                "not a url",
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+            ],
+            "--amqp-url",
+        ),
+        (
+            vec!["--amqp-url", amqp, "--operation-id", "1"],
+            "no factory configured",
+        ),
+        (
+            vec!["--amqp-url", amqp, "--mes-file", m, "--operation-id", "1"],
+            "--out-dir",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-url",
+                "http://mes/api/device",
+                "--log-url",
+                "http://f/log",
+                "--notify-url",
+                "http://f/n",
+                "--pair-url",
+                "http://f/p",
+                "--operation-id",
+                "1",
+            ],
+            "{sn}",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-url",
+                "http://mes/{sn}",
+                "--log-url",
+                "http://f/log",
+                "--notify-url",
+                "http://f/n",
+                "--operation-id",
+                "1",
+            ],
+            "--pair-url",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--expect-file",
+                "/nonexistent/x",
+            ],
+            "--expect-file",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--expect-file",
+                e,
+            ],
+            "line 4",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--window",
+                "5 parsecs",
+            ],
+            "--window",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--window",
+                "2h",
+            ],
+            "--window",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "",
+            ],
+            "--operation-id",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--target",
+                "direct-burn",
+            ],
+            "--operator-id",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                "/nonexistent.json",
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+            ],
+            "--mes-file",
+        ),
+        (
+            vec!["--amqp-url", amqp, "--mes-file", m, "--out-dir", o],
+            "--operation-id",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--expect",
+                "A B",
+            ],
+            "--expect",
+        ),
+    ];
+    for (case, needle) in cases {
+        let run = scan(&case);
+        assert_eq!(run.code, Some(2), "{case:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(needle),
+            "{case:?}: {needle:?} not in {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("hunter2"));
+    }
+}
