@@ -87,7 +87,8 @@ impl FromStr for SerialNumber {
 
 impl fmt::Display for SerialNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // `pad` honours width and alignment, for tables.
+        f.pad(&self.0)
     }
 }
 
@@ -188,7 +189,7 @@ impl fmt::Display for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OperationId::Number(n) => write!(f, "{n}"),
-            OperationId::Text(s) => f.write_str(s),
+            OperationId::Text(s) => f.pad(s),
         }
     }
 }
@@ -264,6 +265,12 @@ mod tests {
         assert!(serde_json::from_str::<OperationId>("1.5").is_err());
         assert!(serde_json::from_str::<OperationId>("\"\"").is_err());
         assert!(serde_json::from_str::<OperationId>("null").is_err());
+    }
+
+    #[test]
+    fn display_pads_for_tables() {
+        assert_eq!(format!("{:6}|", SerialNumber::new("AB").unwrap()), "AB    |");
+        assert_eq!(format!("{:>4}", OperationId::Text("x".into())), "   x");
     }
 
     #[test]
