@@ -155,6 +155,8 @@ pub use config::{
     DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT, HttpConfig, HttpConfigBuilder, HttpError,
     MAX_MES_BODY, SN_PLACEHOLDER,
 };
+#[doc(hidden)]
+pub use mes::parse_record as parse_mes_record;
 pub use mes::{HttpMesSource, encode_serial};
 pub use redact::redact_url;
 pub use reporter::{HttpReporter, IDEMPOTENCY_KEY};

@@ -163,7 +163,11 @@ impl MesSource for HttpMesSource {
 }
 
 /// Checks a 200 body; the error names the problem.
-fn parse_record(sn: &SerialNumber, body: &[u8]) -> Result<Vec<Mac>, String> {
+///
+/// Public (hidden) only so the fuzz targets (`fuzz/`, `burnin-fuzz-replay`)
+/// run the real parser; not part of the supported API.
+#[doc(hidden)]
+pub fn parse_record(sn: &SerialNumber, body: &[u8]) -> Result<Vec<Mac>, String> {
     let record: Record = serde_json::from_slice(body).map_err(|e| {
         format!("the body is not the MES JSON {{\"sn\": \"...\", \"macs\": [\"<MAC>\", ...]}}: {e}")
     })?;
