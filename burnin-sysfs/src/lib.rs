@@ -95,6 +95,44 @@ mod serial;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 
+/// The probe's file-content parsing without the file system, for the fuzz
+/// targets (`fuzz/`, `burnin-fuzz-replay`): each function takes a file's raw
+/// bytes and runs exactly the code a scan runs on them. Not part of the
+/// supported API.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::Path;
+
+    use burnin_core::{Mac, SerialNumber};
+
+    use crate::{Problem, Rejected};
+
+    /// Any small attribute file (`vendor`, `device`, `class`): its text.
+    pub fn attribute(bytes: &[u8]) -> Result<String, Problem> {
+        crate::read::text_of(bytes.to_vec())
+    }
+
+    /// An interface's `address` or `bonding_slave/perm_hwaddr` file.
+    pub fn address(bytes: &[u8]) -> Result<Mac, Problem> {
+        crate::address_of(&attribute(bytes)?)
+    }
+
+    /// A DMI serial file (`product_serial`, ...).
+    pub fn dmi_serial(bytes: &[u8]) -> Result<SerialNumber, Rejected> {
+        crate::serial::judge(attribute(bytes).map_err(Rejected::Unreadable)?)
+    }
+
+    /// A host name file: `None` when it holds no name.
+    pub fn hostname(bytes: &[u8]) -> Result<Option<String>, Problem> {
+        Ok(crate::hostname_of(&attribute(bytes)?))
+    }
+
+    /// The driver name reported for a `driver` link resolving to `target`.
+    pub fn driver_name(target: &str) -> String {
+        crate::read::name_of(Path::new(target))
+    }
+}
+
 pub use read::MAX_FILE_BYTES;
 pub use serial::{DMI_SERIAL_FILES, PLACEHOLDER_SERIALS, Rejected, SerialAttempt, is_placeholder};
 
@@ -394,9 +432,8 @@ impl SysfsProbe {
         for path in files {
             match read_bounded(&path) {
                 Ok(text) => {
-                    let first = text.lines().next().unwrap_or("").trim();
-                    if !first.is_empty() {
-                        return Ok(first.to_owned());
+                    if let Some(name) = hostname_of(&text) {
+                        return Ok(name);
                     }
                     last = Some((path, Problem::Empty));
                 }
@@ -496,14 +533,7 @@ fn interface(
         }
         Err(fault) => return Err(fail(&entry.join("bonding_slave"), fault)),
     };
-    let macaddr = Mac::parse(&text).map_err(|_| {
-        (
-            shown,
-            Problem::NotAMac {
-                content: text.chars().take(64).collect(),
-            },
-        )
-    })?;
+    let macaddr = address_of(&text).map_err(|problem| (shown, problem))?;
     let shown_pci = root.join("bus/pci/devices").join(name_of(&pci_dir));
     let pci = pci_device(tree, &pci_dir, &shown_pci).map_err(|(path, fault)| fail(&path, fault))?;
     Ok(Some(InterfaceReport {
@@ -511,6 +541,19 @@ fn interface(
         macaddr,
         pci,
     }))
+}
+
+/// The MAC address in an `address` or `perm_hwaddr` file's (trimmed) text.
+fn address_of(text: &str) -> Result<Mac, Problem> {
+    Mac::parse(text).map_err(|_| Problem::NotAMac {
+        content: text.chars().take(64).collect(),
+    })
+}
+
+/// The host name in a host name file's (trimmed) text: its first line.
+fn hostname_of(text: &str) -> Option<String> {
+    let first = text.lines().next().unwrap_or("").trim();
+    (!first.is_empty()).then(|| first.to_owned())
 }
 
 /// Reads the facts of the PCI device whose canonical directory is `dir`;

@@ -94,11 +94,16 @@ pub(crate) fn read_bounded(path: &Path) -> Result<String, Fault> {
     let file = File::open(path)?;
     let mut buf = Vec::with_capacity(64);
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    Ok(text_of(buf)?)
+}
+
+/// A file's content as the probe uses it: at most [`MAX_FILE_BYTES`] of
+/// UTF-8 text, trimmed. Every file read goes through here.
+pub(crate) fn text_of(buf: Vec<u8>) -> Result<String, Problem> {
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(Problem::TooLarge {
             limit: MAX_FILE_BYTES,
-        }
-        .into());
+        });
     }
     let text = String::from_utf8(buf).map_err(|_| Problem::NotUtf8)?;
     Ok(text.trim().to_owned())

@@ -87,19 +87,28 @@ pub(crate) fn from_dmi(tree: &Tree) -> Result<SerialNumber, Vec<SerialAttempt>> 
         let rejected = match tree.read(&path) {
             Err(Fault::Missing) => Rejected::Missing,
             Err(Fault::Problem(p)) => Rejected::Unreadable(p),
-            Ok(v) if v.is_empty() => Rejected::Empty,
-            Ok(v) if is_placeholder(&v) => Rejected::Placeholder(v),
-            Ok(v) => match SerialNumber::new(v.as_str()) {
+            Ok(v) => match judge(v) {
                 Ok(sn) => return Ok(sn),
-                Err(e) => Rejected::Invalid {
-                    value: v.chars().take(SerialNumber::MAX_LEN).collect(),
-                    reason: e.to_string(),
-                },
+                Err(rejected) => rejected,
             },
         };
         attempts.push(SerialAttempt { path, rejected });
     }
     Err(attempts)
+}
+
+/// Whether the (trimmed) content of a DMI file is a usable serial number.
+pub(crate) fn judge(v: String) -> Result<SerialNumber, Rejected> {
+    if v.is_empty() {
+        return Err(Rejected::Empty);
+    }
+    if is_placeholder(&v) {
+        return Err(Rejected::Placeholder(v));
+    }
+    SerialNumber::new(v.as_str()).map_err(|e| Rejected::Invalid {
+        value: v.chars().take(SerialNumber::MAX_LEN).collect(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
