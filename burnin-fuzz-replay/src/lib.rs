@@ -1,0 +1,214 @@
+//! # burnin-fuzz-replay
+//!
+//! The bodies of burnin's fuzz targets, shared by the cargo-fuzz crate in
+//! `fuzz/` (which lives outside the workspace and needs nightly) and by this
+//! crate's `tests/replay.rs`, which runs every file of the committed corpora
+//! (`fuzz/corpus/<target>/`) through the same functions in the normal test
+//! run. A fuzz target and its replay are therefore the same code.
+//!
+//! Each function takes arbitrary bytes, calls one pure parser (no I/O) and
+//! **panics** when the parser panics or breaks one of its promises, which
+//! is how a fuzzer learns about a failure. The promises checked:
+//!
+//! | target | parser | checked beyond "does not panic" |
+//! |---|---|---|
+//! | [`mac`] | [`Mac::parse`] | display re-parses to the same address, in canonical form; serde round trip; error input ≤ 64 chars |
+//! | [`reply`] | [`DeviceReport::from_slice`] | `to_json` parses back to an equal report and re-serializes identically |
+//! | [`command`] | [`ScanCommand::from_slice`] | the same round trip |
+//! | [`mes_body`] | `burnin_http::parse_mes_record` (the real 200-body parser of [`burnin_http::HttpMesSource`]) and [`FileMes::from_json`] | accepted records are the asked serial with exactly the body's MACs; `FileMes` round trips through `to_json` |
+//! | [`sysfs_files`] | the file-content parsing of [`burnin_sysfs::SysfsProbe`] (`burnin_sysfs::fuzz`) | 4 KiB bound, trimmed text, addresses are what `Mac::parse` reads, serials are never placeholders, error texts ≤ 64 chars |
+//!
+//! The body of `POST /scans` (the `serve` API) has no target yet: that API
+//! does not exist yet (issue 8).
+//!
+//! Not for production use: these functions panic by design.
+
+use burnin_core::{DeviceReport, Mac, ScanCommand, SerialNumber};
+use burnin_local::FileMes;
+use burnin_sysfs::{Problem, Rejected};
+
+/// The serial asked of MES when the input does not start with one.
+pub const DEFAULT_SERIAL: &str = "Q186I15901";
+
+/// A target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its corpus directory and fuzz binary.
+pub const TARGETS: [(&str, Target); 5] = [
+    ("mac", mac),
+    ("reply", reply),
+    ("command", command),
+    ("mes_body", mes_body),
+    ("sysfs_files", sysfs_files),
+];
+
+/// [`Mac::parse`] on any UTF-8 input.
+pub fn mac(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Mac::parse(text) {
+        Ok(m) => {
+            let shown = m.to_string();
+            assert_eq!(shown.len(), 17, "{shown:?}");
+            assert_eq!(shown, shown.to_ascii_lowercase());
+            assert_eq!(Mac::parse(&shown), Ok(m), "display of {text:?}");
+            let json = serde_json::to_string(&m).expect("a MAC serializes");
+            assert_eq!(json, format!("\"{shown}\""));
+            assert_eq!(serde_json::from_str::<Mac>(&json).ok(), Some(m));
+        }
+        Err(e) => {
+            assert!(
+                e.input().chars().count() <= 64,
+                "error keeps {:?}",
+                e.input()
+            );
+            assert!(text.starts_with(e.input()));
+        }
+    }
+}
+
+/// [`DeviceReport::from_slice`]; an accepted report round trips.
+pub fn reply(data: &[u8]) {
+    if let Ok(report) = DeviceReport::from_slice(data) {
+        let json = report.to_json();
+        let again = DeviceReport::from_slice(&json).unwrap_or_else(|e| {
+            panic!(
+                "re-serialized report does not parse: {e}; json {}",
+                String::from_utf8_lossy(&json)
+            )
+        });
+        assert_eq!(again, report);
+        assert_eq!(again.to_json(), json);
+    }
+}
+
+/// [`ScanCommand::from_slice`]; an accepted command round trips.
+pub fn command(data: &[u8]) {
+    if let Ok(cmd) = ScanCommand::from_slice(data) {
+        let json = cmd.to_json();
+        let again = ScanCommand::from_slice(&json).unwrap_or_else(|e| {
+            panic!(
+                "re-serialized command does not parse: {e}; json {}",
+                String::from_utf8_lossy(&json)
+            )
+        });
+        assert_eq!(again, cmd);
+        assert_eq!(again.to_json(), json);
+    }
+}
+
+/// The MES bodies: an HTTP 200 body and the `--mes-file` document.
+///
+/// When the input's first line is a valid serial number, it is the serial
+/// asked and the rest is the body; otherwise the whole input is the body
+/// and [`DEFAULT_SERIAL`] is asked. The whole input is also given to
+/// [`FileMes::from_json`].
+pub fn mes_body(data: &[u8]) {
+    let (sn, body) = split_serial(data);
+    match burnin_http::parse_mes_record(&sn, body) {
+        Ok(macs) => {
+            // The oracle: the body read as plain JSON.
+            let value: serde_json::Value =
+                serde_json::from_slice(body).expect("an accepted body is JSON");
+            assert_eq!(value["sn"].as_str(), Some(sn.as_str()));
+            let listed = value["macs"].as_array().expect("macs is an array");
+            assert_eq!(listed.len(), macs.len());
+            for (raw, m) in listed.iter().zip(&macs) {
+                assert_eq!(Mac::parse(raw.as_str().expect("a string")).as_ref(), Ok(m));
+            }
+        }
+        Err(message) => assert!(!message.is_empty()),
+    }
+
+    if let Ok(file) = FileMes::from_json(data) {
+        let json = file.to_json();
+        let again = FileMes::from_json(&json).unwrap_or_else(|e| {
+            panic!(
+                "re-serialized MES file does not parse: {e}; json {}",
+                String::from_utf8_lossy(&json)
+            )
+        });
+        assert_eq!(again.len(), file.len());
+        assert_eq!(again.to_json(), json);
+    }
+}
+
+fn split_serial(data: &[u8]) -> (SerialNumber, &[u8]) {
+    if let Some(nl) = data.iter().position(|&b| b == b'\n')
+        && let Ok(first) = std::str::from_utf8(&data[..nl])
+        && let Ok(sn) = SerialNumber::new(first)
+    {
+        return (sn, &data[nl + 1..]);
+    }
+    let sn = SerialNumber::new(DEFAULT_SERIAL).expect("the default serial is valid");
+    (sn, data)
+}
+
+/// The contents of sysfs files as the probe reads them: the same bytes as
+/// an attribute, an address file, a DMI serial file, a host name file, and
+/// (when UTF-8) a `driver` link's target.
+pub fn sysfs_files(data: &[u8]) {
+    use burnin_sysfs::{MAX_FILE_BYTES, fuzz};
+
+    let attribute = fuzz::attribute(data);
+    match &attribute {
+        Ok(text) => {
+            assert!(data.len() as u64 <= MAX_FILE_BYTES);
+            assert_eq!(text, text.trim());
+        }
+        Err(Problem::TooLarge { limit }) => {
+            assert_eq!(*limit, MAX_FILE_BYTES);
+            assert!(data.len() as u64 > MAX_FILE_BYTES);
+        }
+        Err(Problem::NotUtf8) => assert!(std::str::from_utf8(data).is_err()),
+        Err(other) => panic!("content alone cannot be {other:?}"),
+    }
+
+    match fuzz::address(data) {
+        Ok(m) => assert_eq!(Mac::parse(attribute.as_deref().unwrap()), Ok(m)),
+        Err(Problem::NotAMac { content }) => {
+            let text = attribute.as_deref().expect("read as text");
+            assert!(Mac::parse(text).is_err());
+            assert!(content.chars().count() <= 64);
+            assert!(text.starts_with(&content));
+        }
+        Err(p) => assert_eq!(Err(&p), attribute.as_ref()),
+    }
+
+    match fuzz::dmi_serial(data) {
+        Ok(sn) => {
+            assert_eq!(Ok(sn.as_str()), attribute.as_deref());
+            assert!(!burnin_sysfs::is_placeholder(sn.as_str()));
+        }
+        Err(Rejected::Empty) => assert_eq!(attribute.as_deref(), Ok("")),
+        Err(Rejected::Placeholder(v)) => assert!(burnin_sysfs::is_placeholder(&v)),
+        Err(Rejected::Invalid { value, reason }) => {
+            assert!(value.chars().count() <= SerialNumber::MAX_LEN);
+            assert!(!reason.is_empty());
+        }
+        Err(Rejected::Unreadable(p)) => assert_eq!(Err(&p), attribute.as_ref()),
+        Err(other) => panic!("content alone cannot be {other:?}"),
+    }
+
+    match fuzz::hostname(data) {
+        Ok(Some(name)) => {
+            assert!(!name.is_empty() && !name.contains('\n'));
+            assert_eq!(name, name.trim());
+        }
+        Ok(None) => assert!(
+            attribute
+                .as_deref()
+                .unwrap()
+                .lines()
+                .next()
+                .is_none_or(|l| l.trim().is_empty())
+        ),
+        Err(p) => assert_eq!(Err(&p), attribute.as_ref()),
+    }
+
+    if let Ok(target) = std::str::from_utf8(data) {
+        let name = fuzz::driver_name(target);
+        assert!(!name.contains('/'), "{name:?}");
+    }
+}
