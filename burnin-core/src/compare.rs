@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{InterfaceReport, Mac, SerialNumber};
 
@@ -79,6 +79,30 @@ impl Serialize for Verdict {
     }
 }
 
+impl<'de> Deserialize<'de> for Verdict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <std::borrow::Cow<'de, str>>::deserialize(d)?.as_ref() {
+            "1" => Ok(Verdict::Pass),
+            "0" => Ok(Verdict::Fail),
+            other => Err(serde::de::Error::custom(format!(
+                "result {other:?} is neither \"1\" nor \"0\""
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ScanStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <std::borrow::Cow<'de, str>>::deserialize(d)?.as_ref() {
+            "1" => Ok(ScanStatus::Match),
+            "0" => Ok(ScanStatus::Mismatch),
+            other => Err(serde::de::Error::custom(format!(
+                "scanstatus {other:?} is neither \"1\" nor \"0\""
+            ))),
+        }
+    }
+}
+
 impl Serialize for ScanStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -86,7 +110,7 @@ impl Serialize for ScanStatus {
 }
 
 /// One line of a device's `macinfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacInfo {
     /// The interface name; empty for a MES MAC the device does not have.
     pub interface: String,
@@ -97,10 +121,14 @@ pub struct MacInfo {
 }
 
 /// Why a device ended with the result it has, beyond its `macinfo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Not part of the wire format: a result read back from a store (see
+/// [`crate::store`]) has [`Finding::Compared`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Finding {
     /// The device replied and MES answered with a record.
+    #[default]
     Compared,
     /// The device replied but MES does not know its serial (404).
     UnknownToMes,
@@ -112,7 +140,7 @@ pub enum Finding {
 
 /// The outcome for one device, serialized as a `scaninfo` entry of the log:
 /// `{"macinfo": [...], "sn": "...", "result": "0"|"1"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceResult {
     /// Per-MAC statuses, in the documented order.
     pub macinfo: Vec<MacInfo>,
@@ -121,7 +149,7 @@ pub struct DeviceResult {
     /// The verdict.
     pub result: Verdict,
     /// Why (not serialized into the factory payloads).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub finding: Finding,
 }
 

@@ -1,31 +1,48 @@
-//! The edge use case: run one scan operation end to end.
+//! The edge use case: run scan operations end to end.
 //!
-//! [`run_operation`] drives an [`Operation`] over the ports: it publishes the
-//! command, records each reply and acknowledges it only once recorded
+//! [`start`] records a new operation in the [`OperationStore`] (refusing an
+//! id that is still running); [`run`] then drives it over the ports: it
+//! publishes the command, records each reply **before** acknowledging it
 //! (rejected replies go to the rejected queue with their reason), starts
 //! each MES lookup as soon as its reply is accepted (the MES source bounds
 //! concurrency), stops collecting when every expected serial has replied or
-//! the window closes, waits for outstanding lookups, then delivers the log,
-//! Pair or directBurn, and the notification in SPEC §5 order.
+//! the window closes, waits for outstanding lookups, stores the results,
+//! then delivers the log, Pair or directBurn, and the notification in SPEC
+//! §5 order, recording each delivery. [`run_operation`] is both in one call.
+//!
+//! An operation restored from the store ([`Operation::restore`]) goes
+//! through the same [`run`]: if it was collecting, the command is published
+//! again for the rest of the window (agents answer each operation once) and
+//! its recorded replies are looked up again; if it was reporting, only the
+//! payloads not yet delivered are sent, byte-identical, with the same
+//! `Idempotency-Key`.
 //!
 //! It never fails as a Rust error: whatever goes wrong (the broker, MES, a
-//! factory API) ends up in the [`OperationReport`]'s `error` and in the
-//! notification, and the operation ends [`OperationState::Failed`].
+//! factory API, the store) ends up in the [`OperationReport`]'s `error` and
+//! in the notification, and the operation ends [`OperationState::Failed`].
+//!
+//! Several operations at once share one reply queue through a
+//! [`ReplyRouter`], which hands each reply to its operation.
 //!
 //! Everything worth showing a user goes through an [`Observer`]; the core
 //! itself does not log.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use async_trait::async_trait;
+use futures::channel::mpsc;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
-use crate::operation::Counters;
+use crate::operation::{Counters, RejectReason};
 use crate::{
-    Clock, CommandPublisher, DeviceResult, FactoryReporter, MesAnswer, MesError, MesSource,
-    Operation, OperationId, OperationParams, OperationState, PayloadKind, ReplyOutcome,
-    ReplyStream, ReportError, SerialNumber, Timestamp, TransportError,
+    Clock, CommandPublisher, Delivery, DeviceReport, DeviceResult, FactoryReporter, MesAnswer,
+    MesError, MesSource, Operation, OperationId, OperationParams, OperationState, OperationStore,
+    PayloadKind, ReplyOutcome, ReplyStream, ReportError, SerialNumber, StoreError, Timestamp,
+    TransportError,
 };
 
 /// Sees what an operation does, for progress bars, logs and metrics.
@@ -37,6 +54,8 @@ pub trait Observer: Send + Sync {
     fn reply(&self, _operation: &Operation, _outcome: &ReplyOutcome) {}
     /// A broker fault the transport is recovering from, or an ack that failed.
     fn transport_error(&self, _error: &TransportError) {}
+    /// The store could not record something.
+    fn store_error(&self, _operation: &OperationId, _error: &StoreError) {}
     /// A MES answer arrived.
     fn mes_answer(
         &self,
@@ -49,6 +68,8 @@ pub trait Observer: Send + Sync {
     fn collection_ended(&self, _operation: &Operation) {}
     /// A payload was delivered (or not).
     fn delivered(&self, _kind: PayloadKind, _result: &Result<(), ReportError>) {}
+    /// The operation finished.
+    fn finished(&self, _report: &OperationReport) {}
 }
 
 /// An [`Observer`] that ignores everything.
@@ -66,6 +87,8 @@ pub struct EdgePorts<'a> {
     pub mes: &'a dyn MesSource,
     /// Delivers payloads.
     pub reporter: &'a dyn FactoryReporter,
+    /// Records the operation ([`NoStore`](crate::NoStore) to keep nothing).
+    pub store: &'a dyn OperationStore,
     /// Tells and waits for the time.
     pub clock: &'a dyn Clock,
     /// Watches.
@@ -108,31 +131,99 @@ type Lookup<'a> =
     Pin<Box<dyn Future<Output = (SerialNumber, Result<MesAnswer, MesError>)> + Send + 'a>>;
 
 enum Event {
-    Reply(Option<Result<crate::Delivery, TransportError>>),
+    Reply(Option<Result<Delivery, TransportError>>),
     Mes(SerialNumber, Result<MesAnswer, MesError>),
     Deadline,
 }
 
-/// Runs one operation end to end; see the [module docs](self).
+/// Records a new operation starting now; [`StoreError::Running`] if its id
+/// is still running.
+pub async fn start(
+    params: OperationParams,
+    clock: &dyn Clock,
+    store: &dyn OperationStore,
+) -> Result<Operation, StoreError> {
+    let op = Operation::new(params, clock.now());
+    store
+        .begin(op.params(), op.started(), op.deadline())
+        .await?;
+    Ok(op)
+}
+
+/// Starts and runs a new operation; a store refusal ends it failed at once.
 pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> OperationReport {
+    match start(params.clone(), ports.clock, ports.store).await {
+        Ok(op) => run(op, ports).await,
+        Err(e) => {
+            let mut op = Operation::new(params, ports.clock.now());
+            op.handle_abort(format!("the operation could not be recorded: {e}"));
+            let collected = ports.clock.now();
+            finish(
+                op,
+                collected,
+                ports.reporter,
+                &crate::NoStore,
+                ports.clock,
+                ports.observer,
+            )
+            .await
+        }
+    }
+}
+
+/// Reports an operation that could not start — e.g. the broker is
+/// unreachable — with `error`: only the notification is sent (SPEC §7: "the
+/// notification carries the error if it can be sent").
+pub async fn report_abort(
+    params: OperationParams,
+    error: String,
+    reporter: &dyn FactoryReporter,
+    clock: &dyn Clock,
+    observer: &dyn Observer,
+) -> OperationReport {
+    let now = clock.now();
+    let mut op = Operation::new(params, now);
+    op.handle_abort(error);
+    finish(op, now, reporter, &crate::NoStore, clock, observer).await
+}
+
+/// Drives an operation — new from [`start`], or restored — to its end; see
+/// the [module docs](self).
+pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
     let EdgePorts {
         publisher,
         replies,
         mes,
         reporter,
+        store,
         clock,
         observer,
     } = ports;
-    let window = params.window;
-    let mut op = Operation::new(params, clock.now());
+    let id = op.id().clone();
+    let lookup = |sn: SerialNumber| -> Lookup<'_> {
+        Box::pin(async move {
+            let answer = mes.lookup(&sn).await;
+            (sn, answer)
+        })
+    };
 
-    let published = publisher.publish(&op.command(), window).await;
-    observer.published(&op, &published);
-    if let Err(e) = published {
-        op.handle_abort(format!("could not publish the scan command: {e}"));
+    op.handle_timeout(clock.now());
+    if op.state() == OperationState::Collecting {
+        let window = op.deadline().saturating_since(clock.now());
+        let published = publisher.publish(&op.command(), window).await;
+        observer.published(&op, &published);
+        if let Err(e) = published {
+            let error = format!("could not publish the scan command: {e}");
+            if op.counters().accepted == 0 {
+                op.handle_abort(error);
+            } else {
+                op.handle_error(error);
+            }
+        }
     }
 
-    let mut lookups: FuturesUnordered<Lookup<'_>> = FuturesUnordered::new();
+    let mut lookups: FuturesUnordered<Lookup<'_>> =
+        op.mes_outstanding().into_iter().map(lookup).collect();
     let timer = clock.sleep_until(op.deadline()).fuse();
     futures::pin_mut!(timer);
     let mut ended_seen = false;
@@ -141,6 +232,12 @@ pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> Ope
         if !collecting && !ended_seen {
             ended_seen = true;
             observer.collection_ended(&op);
+            if replies.close() {
+                // Replies routed to this operation but not yet handled are late.
+                while let Some(Ok(delivery)) = replies.next_reply().await {
+                    handle_delivery(&mut op, delivery, store, clock, observer).await;
+                }
+            }
         }
         if !collecting && lookups.is_empty() {
             break;
@@ -181,21 +278,8 @@ pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> Ope
                 op.handle_error(format!("replies could not be received: {e}"));
             }
             Event::Reply(Some(Ok(delivery))) => {
-                let outcome = op.handle_reply(&delivery.body);
-                observer.reply(&op, &outcome);
-                let settled = match &outcome {
-                    ReplyOutcome::Rejected(reason) => delivery.reject(&reason.to_string()).await,
-                    ReplyOutcome::Accepted(_) | ReplyOutcome::Duplicate(_) => delivery.ack().await,
-                };
-                if let Err(e) = settled {
-                    // The broker will deliver it again; it then counts as a duplicate.
-                    observer.transport_error(&e);
-                }
-                if let ReplyOutcome::Accepted(sn) = outcome {
-                    lookups.push(Box::pin(async move {
-                        let answer = mes.lookup(&sn).await;
-                        (sn, answer)
-                    }));
+                if let Some(sn) = handle_delivery(&mut op, delivery, store, clock, observer).await {
+                    lookups.push(lookup(sn));
                 }
             }
             Event::Deadline => {}
@@ -203,41 +287,80 @@ pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> Ope
         op.handle_timeout(clock.now());
     }
     let collected = clock.now();
-    finish(op, collected, reporter, clock, observer).await
+    if op.poll_results()
+        && let Err(e) = store.results(&id, op.results(), op.errors()).await
+    {
+        observer.store_error(&id, &e);
+    }
+    finish(op, collected, reporter, store, clock, observer).await
 }
 
-/// Reports an operation that could not start — e.g. the broker is
-/// unreachable — with `error`: only the notification is sent (SPEC §7: "the
-/// notification carries the error if it can be sent").
-pub async fn report_abort(
-    params: OperationParams,
-    error: String,
-    reporter: &dyn FactoryReporter,
+/// Records and settles one reply; returns the serial to look up if it was
+/// accepted.
+async fn handle_delivery(
+    op: &mut Operation,
+    delivery: Delivery,
+    store: &dyn OperationStore,
     clock: &dyn Clock,
     observer: &dyn Observer,
-) -> OperationReport {
-    let now = clock.now();
-    let mut op = Operation::new(params, now);
-    op.handle_abort(error);
-    finish(op, now, reporter, clock, observer).await
+) -> Option<SerialNumber> {
+    let outcome = op.handle_reply(&delivery.body);
+    observer.reply(op, &outcome);
+    let settled = match &outcome {
+        ReplyOutcome::Rejected(reason) => delivery.reject(&reason.to_string()).await,
+        ReplyOutcome::Duplicate(_) => delivery.ack().await,
+        ReplyOutcome::Accepted(sn) => {
+            match store.reply(op.id(), sn, &delivery.body, clock.now()).await {
+                Ok(()) => delivery.ack().await,
+                Err(e) => {
+                    // Not acked: the broker keeps its copy.
+                    observer.store_error(op.id(), &e);
+                    op.handle_error(format!("a reply could not be recorded: {e}"));
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = settled {
+        // The broker will deliver it again; it then counts as a duplicate.
+        observer.transport_error(&e);
+    }
+    match outcome {
+        ReplyOutcome::Accepted(sn) => Some(sn),
+        _ => None,
+    }
 }
 
-/// Delivers the payloads in order and sums the operation up.
+/// Delivers the payloads in order, recording each, and sums the operation up.
 async fn finish(
     mut op: Operation,
     collected: Timestamp,
     reporter: &dyn FactoryReporter,
+    store: &dyn OperationStore,
     clock: &dyn Clock,
     observer: &dyn Observer,
 ) -> OperationReport {
+    let id = op.id().clone();
     while let Some(payload) = op.poll_payload() {
         let result = reporter.deliver(&payload).await;
         observer.delivered(payload.kind, &result);
+        if let Err(e) = store
+            .delivery(&id, payload.kind, result.as_ref().map(|_| ()))
+            .await
+        {
+            observer.store_error(&id, &e);
+        }
         op.handle_delivery(payload.kind, result);
     }
-
-    OperationReport {
-        operation_id: op.id().clone(),
+    let finished = clock.now();
+    if let Err(e) = store
+        .finish(&id, op.state(), op.error().as_deref(), finished)
+        .await
+    {
+        observer.store_error(&id, &e);
+    }
+    let report = OperationReport {
+        operation_id: id,
         state: op.state(),
         devices: op.results().to_vec(),
         error: op.error(),
@@ -245,6 +368,146 @@ async fn finish(
         expected: op.expected_count(),
         started: op.started(),
         collected,
-        finished: clock.now(),
+        finished,
+    };
+    observer.finished(&report);
+    report
+}
+
+/// How many replies may wait for one operation before the router waits.
+const ROUTE_BUFFER: usize = 256;
+
+type Routes = Arc<Mutex<HashMap<OperationId, mpsc::Sender<Delivery>>>>;
+
+/// Shares one reply queue among several operations (`serve`): each reply
+/// goes to the operation it names; replies that do not parse or name no
+/// registered operation are rejected with their reason.
+#[derive(Debug, Clone, Default)]
+pub struct ReplyRouter {
+    routes: Routes,
+}
+
+/// One operation's replies from a [`ReplyRouter`]; unregisters on drop.
+#[derive(Debug)]
+pub struct RoutedReplies {
+    id: OperationId,
+    rx: mpsc::Receiver<Delivery>,
+    routes: Routes,
+}
+
+impl ReplyRouter {
+    /// A router with no operation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, mpsc::Sender<Delivery>>> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Routes replies naming `id` to the returned stream (replacing any
+    /// earlier registration of `id`).
+    pub fn register(&self, id: OperationId) -> RoutedReplies {
+        let (tx, rx) = mpsc::channel(ROUTE_BUFFER);
+        self.lock().insert(id.clone(), tx);
+        RoutedReplies {
+            id,
+            rx,
+            routes: self.routes.clone(),
+        }
+    }
+
+    /// How many operations are registered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no operation is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Routes replies from `stream` until it ends (then every registered
+    /// operation sees its stream end too). `on_reject` and `on_error` see
+    /// what is rejected and transport faults.
+    pub async fn pump(
+        &self,
+        stream: &mut dyn ReplyStream,
+        on_reject: &(dyn Fn(&RejectReason) + Send + Sync),
+        on_error: &(dyn Fn(&TransportError) + Send + Sync),
+    ) {
+        while let Some(next) = stream.next_reply().await {
+            let delivery = match next {
+                Ok(d) => d,
+                Err(e) => {
+                    on_error(&e);
+                    if e.is_retryable() {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            let target = match DeviceReport::from_slice(&delivery.body) {
+                Err(e) => Err(RejectReason::Malformed(e)),
+                Ok(report) => match report.operation_id {
+                    None => Err(RejectReason::UnknownOperation(None)),
+                    Some(id) => match self.lock().get(&id).cloned() {
+                        Some(tx) => Ok((id, tx)),
+                        None => Err(RejectReason::UnknownOperation(Some(id))),
+                    },
+                },
+            };
+            let rejected = match target {
+                // Wait for room (backpressure), then hand it over; if the
+                // operation stopped collecting meanwhile, the reply is late.
+                Ok((id, mut tx)) => match futures::future::poll_fn(|cx| tx.poll_ready(cx)).await {
+                    Ok(()) => tx
+                        .try_send(delivery)
+                        .err()
+                        .map(|e| (e.into_inner(), RejectReason::Late(id))),
+                    Err(_) => Some((delivery, RejectReason::Late(id))),
+                },
+                Err(reason) => Some((delivery, reason)),
+            };
+            if let Some((delivery, reason)) = rejected {
+                on_reject(&reason);
+                if let Err(e) = delivery.reject(&reason.to_string()).await {
+                    on_error(&e);
+                }
+            }
+        }
+        self.lock().clear();
+    }
+}
+
+#[async_trait]
+impl ReplyStream for RoutedReplies {
+    async fn next_reply(&mut self) -> Option<Result<Delivery, TransportError>> {
+        self.rx.next().await.map(Ok)
+    }
+
+    fn close(&mut self) -> bool {
+        self.unregister();
+        self.rx.close();
+        true
+    }
+}
+
+impl RoutedReplies {
+    fn unregister(&self) {
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only remove our own registration, not a newer one for the same id.
+        if routes
+            .get(&self.id)
+            .is_some_and(|tx| tx.is_connected_to(&self.rx))
+        {
+            routes.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for RoutedReplies {
+    fn drop(&mut self) {
+        self.unregister();
     }
 }

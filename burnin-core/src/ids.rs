@@ -269,7 +269,10 @@ mod tests {
 
     #[test]
     fn display_pads_for_tables() {
-        assert_eq!(format!("{:6}|", SerialNumber::new("AB").unwrap()), "AB    |");
+        assert_eq!(
+            format!("{:6}|", SerialNumber::new("AB").unwrap()),
+            "AB    |"
+        );
         assert_eq!(format!("{:>4}", OperationId::Text("x".into())), "   x");
     }
 

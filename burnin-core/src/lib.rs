@@ -63,6 +63,7 @@ pub mod memory;
 pub mod operation;
 pub mod payload;
 pub mod ports;
+pub mod store;
 
 pub use compare::{DeviceResult, Finding, MacInfo, MesAnswer, ScanStatus, Verdict};
 pub use ids::{OperationId, OperationIdError, SerialNumber, SerialNumberError};
@@ -77,4 +78,5 @@ pub use ports::{
     Clock, CommandPublisher, CommandSource, Delivery, FactoryReporter, HardwareProbe, MesError,
     MesSource, OutgoingReply, ProbeError, ReplySink, ReplyStream, ReportError, TransportError,
 };
+pub use store::{NoStore, OperationStore, StoreError, StoredOperation};
 pub use time::{Timestamp, TimestampError};

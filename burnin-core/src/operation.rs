@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
+use crate::store::StoredOperation;
 use crate::{
     DeviceReport, DeviceResult, MesAnswer, MesError, OperationId, ParseError, Payload, PayloadKind,
     ReportError, ScanCommand, SerialNumber, Target, Timestamp, payload,
@@ -185,12 +186,38 @@ impl Operation {
         } else {
             whole
         };
-        Self::resume(params, now, deadline)
+        Self::with_deadline(params, now, deadline)
     }
 
-    /// Rebuilds an operation that started at `started` with a known
-    /// `deadline` (resuming from a store).
-    pub fn resume(params: OperationParams, started: Timestamp, deadline: Timestamp) -> Self {
+    /// Rebuilds an unfinished operation from what a store recorded (see
+    /// [`crate::store`]): its accepted replies are replayed; if its results
+    /// were recorded it resumes reporting after the deliveries already made.
+    /// MES answers are not stored: while collecting, the driver looks every
+    /// replied serial up again ([`Operation::mes_outstanding`]).
+    pub fn restore(stored: StoredOperation) -> Self {
+        let mut op = Self::with_deadline(stored.params, stored.started, stored.deadline);
+        for body in &stored.replies {
+            op.handle_reply(body);
+        }
+        if let Some((results, errors)) = stored.results {
+            op.state = OperationState::Reporting;
+            op.results = results;
+            op.errors = errors;
+            op.reporting_started = true;
+            op.aborted = op.results.is_empty() && op.replies.is_empty() && !op.errors.is_empty();
+            op.next = Some(if op.aborted {
+                PayloadKind::Notify
+            } else {
+                PayloadKind::Log
+            });
+            for (kind, outcome) in stored.deliveries {
+                op.apply_delivery(kind, outcome);
+            }
+        }
+        op
+    }
+
+    fn with_deadline(params: OperationParams, started: Timestamp, deadline: Timestamp) -> Self {
         let expected = params.expected.iter().cloned().collect();
         Operation {
             params,
@@ -362,21 +389,46 @@ impl Operation {
         (self.state == OperationState::Collecting).then_some(self.deadline)
     }
 
-    /// The next payload to deliver, once collection has ended and every MES
-    /// answer is in. `None` while waiting, or when finished.
-    pub fn poll_payload(&mut self) -> Option<Payload> {
-        if self.state != OperationState::Reporting || self.mes_pending() > 0 {
-            return None;
+    /// Starts reporting once collection has ended and every MES answer is
+    /// in: builds the results (and errors) the payloads derive from.
+    /// Returns `true` the one time it does so — the moment to store them.
+    pub fn poll_results(&mut self) -> bool {
+        if self.state != OperationState::Reporting
+            || self.reporting_started
+            || self.mes_pending() > 0
+        {
+            return false;
         }
-        if !self.reporting_started {
-            self.reporting_started = true;
-            if self.aborted {
-                // The scan never ran: nothing to log, only the error to notify.
-                self.next = Some(PayloadKind::Notify);
-            } else {
-                self.build_results();
-                self.next = Some(PayloadKind::Log);
-            }
+        self.reporting_started = true;
+        if self.aborted {
+            // The scan never ran: nothing to log, only the error to notify.
+            self.next = Some(PayloadKind::Notify);
+        } else {
+            self.build_results();
+            self.next = Some(PayloadKind::Log);
+        }
+        true
+    }
+
+    /// Serials that replied but whose MES answer is still needed (empty
+    /// once reporting started).
+    pub fn mes_outstanding(&self) -> Vec<SerialNumber> {
+        if self.reporting_started {
+            return Vec::new();
+        }
+        self.arrival
+            .iter()
+            .filter(|sn| !self.mes.contains_key(*sn))
+            .cloned()
+            .collect()
+    }
+
+    /// The next payload to deliver. `None` while collecting or waiting for
+    /// MES, and when finished.
+    pub fn poll_payload(&mut self) -> Option<Payload> {
+        self.poll_results();
+        if self.state != OperationState::Reporting || !self.reporting_started {
+            return None;
         }
         let op = &self.params.operation_id;
         let kind = self.next?;
@@ -395,12 +447,16 @@ impl Operation {
 
     /// Takes the outcome of delivering the payload of `kind`.
     pub fn handle_delivery(&mut self, kind: PayloadKind, outcome: Result<(), ReportError>) {
+        self.apply_delivery(kind, outcome.map_err(|e| e.to_string()));
+    }
+
+    fn apply_delivery(&mut self, kind: PayloadKind, outcome: Result<(), String>) {
         if self.next != Some(kind) {
             return;
         }
         let failed = outcome.is_err();
         if let Err(e) = outcome {
-            self.errors.push(e.to_string());
+            self.errors.push(e);
         }
         self.next = match kind {
             PayloadKind::Log if !failed && self.results.iter().any(|d| d.result.passed()) => {
@@ -642,6 +698,70 @@ mod tests {
         o.handle_delivery(PayloadKind::Notify, Ok(()));
         assert_eq!(o.state(), OperationState::Failed);
         assert_eq!(o.poll_payload(), None);
+    }
+
+    #[test]
+    fn restore_replays_replies_and_deliveries() {
+        let mut o = op(&["A", "B"]);
+        let id = o.id().clone();
+        let a = report(&id, "A", &[1]);
+        let b = report(&id, "B", &[2]);
+        o.handle_reply(&a);
+        o.handle_reply(&b);
+        o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
+        o.handle_mes_answer(&sn("B"), Ok(MesAnswer::Unknown));
+        assert!(o.poll_collection_end());
+        assert!(o.poll_results());
+        assert!(!o.poll_results(), "once");
+        let log = o.poll_payload().unwrap();
+        o.handle_delivery(PayloadKind::Log, Ok(()));
+        let pair = o.poll_payload().unwrap();
+
+        // Crash while collecting: replies come back, MES is asked again.
+        let stored = StoredOperation {
+            params: o.params().clone(),
+            started: o.started(),
+            deadline: o.deadline(),
+            replies: vec![a.clone(), b.clone()],
+            results: None,
+            deliveries: vec![],
+        };
+        let r = Operation::restore(stored.clone());
+        assert_eq!(r.state(), OperationState::Collecting);
+        assert_eq!(r.counters().accepted, 2);
+        assert_eq!(r.mes_outstanding(), vec![sn("A"), sn("B")]);
+
+        // Crash after the log was delivered: Pair is next, byte-identical.
+        let mut r = Operation::restore(StoredOperation {
+            results: Some((o.results().to_vec(), o.errors().to_vec())),
+            deliveries: vec![(PayloadKind::Log, Ok(()))],
+            ..stored.clone()
+        });
+        assert!(r.mes_outstanding().is_empty());
+        assert_eq!(r.poll_payload(), Some(pair));
+
+        // Crash before any delivery: the log again, identical.
+        let mut r = Operation::restore(StoredOperation {
+            results: Some((o.results().to_vec(), o.errors().to_vec())),
+            ..stored.clone()
+        });
+        assert_eq!(r.poll_payload(), Some(log));
+
+        // A failed log replays into the notification's error.
+        let mut r = Operation::restore(StoredOperation {
+            results: Some((o.results().to_vec(), vec![])),
+            deliveries: vec![(
+                PayloadKind::Log,
+                Err("log could not be delivered: 503".into()),
+            )],
+            ..stored
+        });
+        let n = r.poll_payload().unwrap();
+        assert_eq!(n.kind, PayloadKind::Notify);
+        assert!(
+            n.body_str()
+                .ends_with(r#""error":"log could not be delivered: 503"}"#)
+        );
     }
 
     #[test]

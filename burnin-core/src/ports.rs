@@ -124,6 +124,16 @@ pub trait ReplyStream: Send {
     /// the adapter is recovering from (the stream goes on); a final error or
     /// `None` means no more replies will come. Must be cancel-safe.
     async fn next_reply(&mut self) -> Option<Result<Delivery, TransportError>>;
+
+    /// The operation stopped collecting. A stream that buffers replies for
+    /// this operation alone (see [`ReplyRouter`](crate::edge::ReplyRouter))
+    /// stops taking new ones and returns `true`: its buffered replies then
+    /// come out of [`next_reply`](Self::next_reply), followed by `None`,
+    /// so they can be rejected as late. The default (a shared queue, whose
+    /// later messages belong to others) does nothing and returns `false`.
+    fn close(&mut self) -> bool {
+        false
+    }
 }
 
 /// Agent side: the scan commands fanned out to this device.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use burnin_core::Clock as _;
 use burnin_core::edge::{EdgePorts, NoObserver, OperationReport, run_operation};
 use burnin_core::memory::{ManualClock, MemoryBroker};
 use burnin_core::{
@@ -100,6 +101,7 @@ fn run(
             replies: &mut stream,
             mes,
             reporter,
+            store: &burnin_core::NoStore,
             clock: &clock,
             observer: &NoObserver,
         },
@@ -336,4 +338,239 @@ fn mes_failure_is_reported_and_never_paired() {
         });
     let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes, &reporter);
     assert_eq!(report.state, OperationState::Failed);
+}
+
+/// A store that remembers every call, in order.
+#[derive(Default)]
+struct RecordingStore {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl burnin_core::OperationStore for RecordingStore {
+    async fn begin(
+        &self,
+        p: &OperationParams,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("begin {}", p.operation_id));
+        Ok(())
+    }
+    async fn reply(
+        &self,
+        _: &OperationId,
+        sn: &SerialNumber,
+        _: &[u8],
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        self.calls.lock().unwrap().push(format!("reply {sn}"));
+        Ok(())
+    }
+    async fn results(
+        &self,
+        _: &OperationId,
+        r: &[burnin_core::DeviceResult],
+        _: &[String],
+    ) -> Result<(), burnin_core::StoreError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("results {}", r.len()));
+        Ok(())
+    }
+    async fn delivery(
+        &self,
+        _: &OperationId,
+        kind: PayloadKind,
+        outcome: Result<(), &ReportError>,
+    ) -> Result<(), burnin_core::StoreError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("delivery {kind} {}", outcome.is_ok()));
+        Ok(())
+    }
+    async fn finish(
+        &self,
+        _: &OperationId,
+        state: OperationState,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        self.calls.lock().unwrap().push(format!("finish {state}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn the_store_sees_every_step_in_order() {
+    let op = OperationId::Number(42);
+    let broker = MemoryBroker::new();
+    let (publisher, mut stream) = broker.edge("hwinfo_queue");
+    for r in [
+        reply(&op, "A", &[1]),
+        reply(&op, "A", &[1]),
+        reply(&op, "B", &[2]),
+    ] {
+        broker.send_to_queue("hwinfo_queue", r).unwrap();
+    }
+    let store = RecordingStore::default();
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&["A", "B"]),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes: &mes(),
+            reporter: &reporter,
+            store: &store,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    assert!(report.all_passed());
+    assert_eq!(
+        *store.calls.lock().unwrap(),
+        [
+            "begin 42",
+            "reply A",
+            "reply B",
+            "results 2",
+            "delivery log true",
+            "delivery pair true",
+            "delivery notify true",
+            "finish done"
+        ]
+    );
+}
+
+#[test]
+fn a_restored_operation_sends_only_what_was_not_delivered() {
+    use burnin_core::edge::run;
+    use burnin_core::{Operation, StoredOperation};
+    let op = OperationId::Number(42);
+    let a = reply(&op, "A", &[1]);
+    let results = vec![burnin_core::DeviceResult::compare(
+        sn("A"),
+        &DeviceReport::from_slice(&a).unwrap().interfaces,
+        &MesAnswer::Record(vec![mac(1)]),
+    )];
+    let stored = StoredOperation {
+        params: params(&["A"]),
+        started: Timestamp::from_unix_seconds(1_800_000_000),
+        deadline: Timestamp::from_unix_seconds(1_800_000_005),
+        replies: vec![a],
+        results: Some((results, vec![])),
+        deliveries: vec![(PayloadKind::Log, Ok(()))],
+    };
+    let broker = MemoryBroker::new();
+    let (publisher, mut stream) = broker.edge("hwinfo_queue");
+    let mut reporter = MockReporter::new();
+    let mut seq = Sequence::new();
+    for kind in [PayloadKind::Pair, PayloadKind::Notify] {
+        reporter
+            .expect_deliver()
+            .withf(move |p| p.kind == kind)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|p| {
+                assert_eq!(p.idempotency_key(), format!("42:{}", p.kind));
+                Ok(())
+            });
+    }
+    let mut mes = MockMes::new();
+    mes.expect_lookup().never();
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_100));
+    let report = block_on(run(
+        Operation::restore(stored),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes: &mes,
+            reporter: &reporter,
+            store: &burnin_core::NoStore,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    assert!(report.all_passed(), "{report:?}");
+}
+
+#[test]
+fn the_router_gives_each_operation_only_its_replies() {
+    use burnin_core::edge::{ReplyRouter, run};
+    let broker = MemoryBroker::new();
+    let (publisher, mut stream) = broker.edge("hwinfo_queue");
+    let (one, two) = (OperationId::Number(1), OperationId::Number(2));
+    for r in [
+        reply(&one, "A", &[1]),
+        reply(&two, "B", &[2]),
+        reply(&OperationId::Number(3), "A", &[1]),
+        b"{}".to_vec(),
+    ] {
+        broker.send_to_queue("hwinfo_queue", r).unwrap();
+    }
+    let router = ReplyRouter::new();
+    let mut r1 = router.register(one.clone());
+    let mut r2 = router.register(two.clone());
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let mes = mes();
+    let start = |id: &OperationId, expected: &str| {
+        let mut p = params(&[expected]);
+        p.operation_id = id.clone();
+        burnin_core::Operation::new(p, clock.now())
+    };
+    let (op1, op2) = (start(&one, "A"), start(&two, "B"));
+    let (rep1, rep2) = block_on(async {
+        let pump = router.pump(&mut stream, &|_| {}, &|_| {});
+        let ops = futures::future::join(
+            run(
+                op1,
+                EdgePorts {
+                    publisher: &publisher,
+                    replies: &mut r1,
+                    mes: &mes,
+                    reporter: &reporter,
+                    store: &burnin_core::NoStore,
+                    clock: &clock,
+                    observer: &NoObserver,
+                },
+            ),
+            run(
+                op2,
+                EdgePorts {
+                    publisher: &publisher,
+                    replies: &mut r2,
+                    mes: &mes,
+                    reporter: &reporter,
+                    store: &burnin_core::NoStore,
+                    clock: &clock,
+                    observer: &NoObserver,
+                },
+            ),
+        );
+        futures::pin_mut!(pump, ops);
+        match futures::future::select(pump, ops).await {
+            futures::future::Either::Right((reports, _)) => reports,
+            futures::future::Either::Left(_) => panic!("the pump ended first"),
+        }
+    });
+    assert_eq!(rep1.devices.len(), 1);
+    assert_eq!(rep1.devices[0].sn, sn("A"));
+    assert!(rep1.all_passed());
+    assert_eq!(rep2.devices.len(), 1);
+    assert_eq!(rep2.devices[0].sn, sn("B"));
+    let rejected = broker.rejected();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert_eq!(rejected[0].1, "unknown operation: no active operation 3");
+    assert!(rejected[1].1.starts_with("malformed:"));
+    assert!(router.is_empty(), "both unregistered when collection ended");
 }

@@ -207,6 +207,7 @@ async fn demo(args: DemoArgs) -> u8 {
             replies: &mut replies,
             mes: &mes,
             reporter: &reporter,
+            store: &burnin_core::NoStore,
             clock: &SystemClock,
             observer: &progress,
         },

@@ -178,6 +178,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                         replies: &mut replies,
                         mes: factory.mes.as_ref(),
                         reporter: factory.reporter.as_ref(),
+                        store: &burnin_core::NoStore,
                         clock: &SystemClock,
                         observer: &progress,
                     },
