@@ -342,6 +342,7 @@ async fn edge_connection_lost_mid_window_records_every_reply_once() {
             reporter: &reporter,
             clock: &SystemClock,
             observer: &errors,
+            store: &burnin_core::NoStore,
         },
     )
     .await;
@@ -424,6 +425,7 @@ async fn bad_replies_end_in_the_rejected_queue_with_a_reason() {
             reporter: &reporter,
             clock: &SystemClock,
             observer: &NoObserver,
+            store: &burnin_core::NoStore,
         },
     )
     .await;
