@@ -50,6 +50,7 @@ struct Inner {
     /// Paths that always answer 503.
     down: Vec<String>,
     latency: Duration,
+    echo: bool,
 }
 
 /// An HTTP server standing in for MES and the factory:
@@ -89,7 +90,20 @@ impl FactoryStandIn {
     /// # Panics
     /// If it cannot bind.
     pub fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        Self::start_on("127.0.0.1:0", false)
+    }
+
+    /// Starts the server on `addr`; with `echo`, every request is printed
+    /// to stdout (method, path, Idempotency-Key, body) as it arrives.
+    ///
+    /// # Panics
+    /// If it cannot bind.
+    pub fn start_on(addr: &str, echo: bool) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            echo,
+            ..Inner::default()
+        }));
+        let bind = addr.to_owned();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let state = inner.clone();
@@ -100,9 +114,9 @@ impl FactoryStandIn {
                 .build()
                 .unwrap_or_else(|e| panic!("factory stand-in runtime: {e}"));
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                let listener = tokio::net::TcpListener::bind(&bind)
                     .await
-                    .unwrap_or_else(|e| panic!("factory stand-in bind: {e}"));
+                    .unwrap_or_else(|e| panic!("factory stand-in cannot listen on {bind}: {e}"));
                 let _ = addr_tx.send(listener.local_addr().ok());
                 let app = Router::new()
                     .route("/mes/{sn}", get(mes))
@@ -205,6 +219,24 @@ fn record(
 ) -> (Duration, Option<StatusCode>) {
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
     let path = uri.path().to_owned();
+    if inner.echo {
+        #[allow(clippy::print_stdout)]
+        {
+            let key = headers
+                .get("idempotency-key")
+                .map(|v| {
+                    format!(
+                        " (Idempotency-Key: {})",
+                        String::from_utf8_lossy(v.as_bytes())
+                    )
+                })
+                .unwrap_or_default();
+            println!("{method} {path}{key}");
+            if !body.is_empty() {
+                println!("  {}", String::from_utf8_lossy(body));
+            }
+        }
+    }
     inner.requests.push(Recorded {
         method: method.to_string(),
         path: path.clone(),

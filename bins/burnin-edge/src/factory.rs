@@ -170,7 +170,7 @@ impl FactoryArgs {
         Ok(Factory {
             describe: format!(
                 "MES {}, log {}",
-                burnin_http::redact_url(mes_url),
+                burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
                 burnin_http::redact_url(log_url)
             ),
             mes: Box::new(mes),
