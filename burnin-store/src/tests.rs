@@ -1,0 +1,328 @@
+use super::*;
+use burnin_core::{MacInfo, ScanStatus, Verdict};
+
+fn t(secs: u64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + secs)
+}
+
+fn params(id: OperationId) -> OperationParams {
+    let mut p = OperationParams::new(id);
+    p.operator_id = Some("op-7".into());
+    p.scan_mode = Some(2);
+    p.target = Target::DirectBurn;
+    p.expected = vec!["A".parse().unwrap(), "B".parse().unwrap()];
+    p.window = Duration::from_millis(12_500);
+    p
+}
+
+fn device(sn: &str) -> DeviceResult {
+    DeviceResult {
+        macinfo: vec![MacInfo {
+            interface: "eth0".into(),
+            macaddr: "02:00:00:00:00:01".parse().unwrap(),
+            scanstatus: ScanStatus::Match,
+        }],
+        sn: sn.parse().unwrap(),
+        result: Verdict::Pass,
+        finding: Default::default(),
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn a_whole_operation_round_trips_and_finished_ones_are_not_unfinished() {
+    let s = SqliteStore::in_memory().unwrap();
+    let id = OperationId::Number(42);
+    let p = params(id.clone());
+    block(async {
+        s.begin(&p, t(0), t(13)).await.unwrap();
+        s.reply(&id, &"A".parse().unwrap(), b"{\"a\":1}", t(1))
+            .await
+            .unwrap();
+        s.reply(&id, &"B".parse().unwrap(), b"{\"b\":2}", t(2))
+            .await
+            .unwrap();
+        // The same serial again is ignored (a redelivery after a crash).
+        s.reply(&id, &"A".parse().unwrap(), b"other", t(3))
+            .await
+            .unwrap();
+    });
+    let un = s.unfinished().unwrap();
+    assert_eq!(un.len(), 1);
+    assert_eq!(un[0].params, p);
+    assert_eq!(un[0].started, t(0));
+    assert_eq!(un[0].deadline, t(13));
+    assert_eq!(
+        un[0].replies,
+        vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
+    );
+    assert_eq!(un[0].results, None);
+
+    let results = vec![device("A"), device("B")];
+    let err = ReportError::Unavailable {
+        kind: PayloadKind::Log,
+        message: "503".into(),
+    };
+    block(async {
+        s.results(&id, &results, &["mes slow".into()])
+            .await
+            .unwrap();
+        s.delivery(&id, PayloadKind::Log, Err(&err)).await.unwrap();
+        s.delivery(&id, PayloadKind::Log, Ok(())).await.unwrap();
+    });
+    let un = s.unfinished().unwrap();
+    assert_eq!(
+        un[0].results,
+        Some((results.clone(), vec!["mes slow".to_owned()]))
+    );
+    assert_eq!(
+        un[0].deliveries,
+        vec![
+            (PayloadKind::Log, Err(err.to_string())),
+            (PayloadKind::Log, Ok(()))
+        ]
+    );
+    let v = s.get(&id).unwrap().unwrap();
+    assert_eq!(v.state, OperationState::Reporting);
+    assert_eq!(v.replies, 2);
+
+    block(s.finish(&id, OperationState::Done, None, t(20))).unwrap();
+    assert!(s.unfinished().unwrap().is_empty());
+    let v = s.get(&id).unwrap().unwrap();
+    assert_eq!(v.state, OperationState::Done);
+    assert_eq!(v.finished, Some(t(20)));
+    assert_eq!(v.results, Some(results));
+    assert_eq!(s.count_by_state().unwrap(), vec![(OperationState::Done, 1)]);
+}
+
+#[test]
+fn a_running_id_is_refused_and_a_finished_one_starts_a_new_run() {
+    let s = SqliteStore::in_memory().unwrap();
+    let id = OperationId::text("batch-9").unwrap();
+    let p = params(id.clone());
+    block(async {
+        s.begin(&p, t(0), t(10)).await.unwrap();
+        assert_eq!(
+            s.begin(&p, t(1), t(11)).await,
+            Err(StoreError::Running(id.clone()))
+        );
+        s.finish(&id, OperationState::Failed, Some("boom"), t(12))
+            .await
+            .unwrap();
+        s.begin(&p, t(100), t(110)).await.unwrap();
+    });
+    let v = s.get(&id).unwrap().unwrap();
+    assert_eq!(v.started, t(100), "the latest run is shown");
+    assert_eq!(v.state, OperationState::Collecting);
+    assert_eq!(v.error, None);
+    assert_eq!(s.list(10).unwrap().len(), 1, "one entry per id");
+}
+
+#[test]
+fn number_and_string_ids_stay_apart_and_find_prefers_the_number() {
+    let s = SqliteStore::in_memory().unwrap();
+    let num = OperationId::Number(42);
+    let text = OperationId::text("42").unwrap();
+    block(async {
+        s.begin(&params(text.clone()), t(0), t(10)).await.unwrap();
+        // Not refused: "42" is another id than 42.
+        s.begin(&params(num.clone()), t(1), t(11)).await.unwrap();
+    });
+    assert_eq!(s.find("42").unwrap().unwrap().params.operation_id, num);
+    assert_eq!(s.get(&text).unwrap().unwrap().started, t(0));
+    block(s.finish(&num, OperationState::Done, None, t(5))).unwrap();
+    // Still found as the number while it exists.
+    assert_eq!(s.find("42").unwrap().unwrap().params.operation_id, num);
+    assert!(s.find("042").unwrap().is_none());
+    assert!(s.find("nope").unwrap().is_none());
+    assert!(s.find("").unwrap().is_none());
+}
+
+#[test]
+fn list_is_newest_first_and_limited() {
+    let s = SqliteStore::in_memory().unwrap();
+    block(async {
+        for n in 1..=5 {
+            s.begin(&params(OperationId::Number(n)), t(n), t(n + 10))
+                .await
+                .unwrap();
+        }
+    });
+    let ids: Vec<_> = s
+        .list(3)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.params.operation_id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            OperationId::Number(5),
+            OperationId::Number(4),
+            OperationId::Number(3)
+        ]
+    );
+    assert!(s.list(0).unwrap().is_empty());
+}
+
+#[test]
+fn recording_into_an_unknown_operation_is_an_error_naming_it() {
+    let s = SqliteStore::in_memory().unwrap();
+    let e =
+        block(s.reply(&OperationId::Number(9), &"A".parse().unwrap(), b"{}", t(0))).unwrap_err();
+    assert!(e.to_string().contains("no running operation 9"), "{e}");
+}
+
+#[test]
+fn a_file_survives_reopening_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let id = OperationId::Number(7);
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        block(async {
+            s.begin(&params(id.clone()), t(0), t(10)).await.unwrap();
+            s.reply(&id, &"A".parse().unwrap(), b"body", t(1))
+                .await
+                .unwrap();
+        });
+        // Dropped without finishing, as after a crash.
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let un = s.unfinished().unwrap();
+    assert_eq!(un.len(), 1);
+    assert_eq!(un[0].replies, vec![b"body".to_vec()]);
+    let mode: String = s
+        .lock()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = s
+        .lock()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_a_runtime_writes_run_on_the_blocking_pool() {
+    let s = SqliteStore::in_memory().unwrap();
+    let id = OperationId::Number(1);
+    s.begin(&params(id.clone()), t(0), t(10)).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                s.reply(&id, &format!("SN{i}").parse().unwrap(), b"{}", t(1))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    s.barrier().await;
+    assert_eq!(s.get(&id).unwrap().unwrap().replies, 50);
+}
+
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn siblings(dir: &Path) -> Vec<String> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_garbage_file_is_refused_by_name_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let garbage: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let e = SqliteStore::open(&path).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("not a SQLite database"), "{msg}");
+    assert!(msg.contains("left untouched"), "{msg}");
+    assert_eq!(bytes(&path), garbage);
+    assert_eq!(siblings(dir.path()), vec!["state.sqlite3"]);
+}
+
+#[test]
+fn a_damaged_database_behind_a_valid_header_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let mut damaged = SQLITE_HEADER.to_vec();
+    damaged.extend(std::iter::repeat_n(0xA5u8, 8192));
+    std::fs::write(&path, &damaged).unwrap();
+    let msg = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("left untouched"), "{msg}");
+    assert_eq!(bytes(&path), damaged);
+}
+
+#[test]
+fn another_programs_database_and_a_newer_schema_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("foreign.db");
+    {
+        let c = Connection::open(&foreign).unwrap();
+        c.execute_batch("CREATE TABLE customers (id INTEGER)")
+            .unwrap();
+    }
+    let before = bytes(&foreign);
+    let msg = SqliteStore::open(&foreign).unwrap_err().to_string();
+    assert!(
+        msg.contains("not burnin's") && msg.contains("customers"),
+        "{msg}"
+    );
+    assert_eq!(bytes(&foreign), before);
+
+    let newer = dir.path().join("newer.db");
+    drop(SqliteStore::open_with(&newer, Durability::Normal).unwrap());
+    {
+        let c = Connection::open(&newer).unwrap();
+        c.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 99")
+            .unwrap();
+    }
+    let before = bytes(&newer);
+    let msg = SqliteStore::open(&newer).unwrap_err().to_string();
+    assert!(
+        msg.contains("schema version 99") && msg.contains("newer"),
+        "{msg}"
+    );
+    assert_eq!(bytes(&newer), before);
+}
+
+#[test]
+fn a_missing_folder_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/state.sqlite3");
+    let msg = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(msg.contains("does its folder exist"), "{msg}");
+    assert!(msg.contains("no/such/dir"), "{msg}");
+}
+
+#[test]
+fn errors_convert_to_the_core_error() {
+    let e: StoreError = Error::NewerSchema {
+        path: "x.db".into(),
+        found: 3,
+        known: 1,
+    }
+    .into();
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains("x.db"));
+}
