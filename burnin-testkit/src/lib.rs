@@ -20,6 +20,8 @@
 
 mod agents;
 mod factory;
+mod node;
 
 pub use agents::{AgentFleet, Device, binary};
 pub use factory::{FactoryStandIn, Recorded};
+pub use node::{NodeTls, PrivateNode};

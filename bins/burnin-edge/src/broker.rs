@@ -76,13 +76,20 @@ impl BrokerArgs {
         c.ca_file = self.amqp_ca_file.clone();
         c.connect_timeout = Duration::from_secs(5);
         c.connection_name = Some(connection_name.to_owned());
-        if let Some(ca) = &c.ca_file
-            && let Err(e) = std::fs::metadata(ca)
-        {
-            return Err(format!(
-                "--amqp-ca-file {}: {e}; give a readable PEM file",
-                ca.display()
-            ));
+        if let Some(ca) = &c.ca_file {
+            let pem = std::fs::read_to_string(ca).map_err(|e| {
+                format!(
+                    "--amqp-ca-file {}: {e}; give a readable PEM file",
+                    ca.display()
+                )
+            })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(format!(
+                    "--amqp-ca-file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----); \
+                     give the CA certificate that signed the broker's certificate",
+                    ca.display()
+                ));
+            }
         }
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
