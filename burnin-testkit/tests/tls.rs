@@ -3,6 +3,8 @@
 //! and the real scan connect with `amqps://` and `--amqp-ca-file`; a wrong
 //! CA is refused with a clear error.
 
+#![allow(clippy::print_stderr)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
