@@ -198,6 +198,15 @@ impl SessionCell {
                 // amq-protocol's messages may quote the whole URL.
                 reason: e.replace(&config.url, &redacted),
             })?;
+        // amq-protocol-uri takes only *domain* hosts from the URL and puts
+        // "localhost" in place of an IP address; use the address given.
+        if let Ok(url) = url::Url::parse(&config.url) {
+            match url.host() {
+                Some(url::Host::Ipv4(ip)) => uri.authority.host = ip.to_string(),
+                Some(url::Host::Ipv6(ip)) => uri.authority.host = ip.to_string(),
+                Some(url::Host::Domain(_)) | None => {}
+            }
+        }
         if uri.query.heartbeat == Some(0) {
             return Err(AmqpError::InvalidUrl {
                 url: redacted,
@@ -469,6 +478,13 @@ fn connect_message(e: &lapin::Error) -> String {
         return amqp.get_message().to_string();
     }
     let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return format!(
+            "{text} (TLS: give --amqp-ca-file the CA that signed the broker's certificate, \
+             and use the host name or address the certificate names)"
+        );
+    }
     if text.contains("ACCESS_REFUSED") || text.to_ascii_lowercase().contains("auth") {
         format!("{text} (check the user name and password)")
     } else {
@@ -481,4 +497,26 @@ pub(crate) fn json_properties() -> BasicProperties {
     BasicProperties::default()
         .with_content_type(short("application/json"))
         .with_delivery_mode(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_hosts_are_kept() {
+        for (url, host) in [
+            ("amqp://u:p@10.1.2.3:5672/v", "10.1.2.3"),
+            ("amqps://u:p@[fd00::5]:5671/v", "fd00::5"),
+            ("amqp://u:p@mq.factory/v", "mq.factory"),
+        ] {
+            let cell = SessionCell::new(AmqpConfig::new(url), Side::Agent).unwrap();
+            assert_eq!(cell.uri.authority.host, host, "{url}");
+            assert_eq!(cell.uri.query.heartbeat, Some(20));
+            assert_eq!(cell.uri.query.frame_max, Some(8192));
+        }
+        let cell = SessionCell::new(AmqpConfig::new("amqp://h/v?heartbeat=7"), Side::Edge).unwrap();
+        assert_eq!(cell.uri.query.heartbeat, Some(7), "the URL wins");
+        assert!(SessionCell::new(AmqpConfig::new("amqp://h/v?heartbeat=0"), Side::Edge).is_err());
+    }
 }
