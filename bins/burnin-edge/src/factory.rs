@@ -99,8 +99,33 @@ pub(crate) struct Factory {
 }
 
 impl FactoryArgs {
-    /// Builds the adapters; the error names the flag and the fix.
+    /// Builds the adapters for `target`; the error names the flag and the fix.
     pub(crate) fn build(&self, target: Target) -> Result<Factory, String> {
+        let factory = self.build_any()?;
+        self.check_target(target)?;
+        Ok(factory)
+    }
+
+    /// Whether payloads for `target` have somewhere to go; the error names
+    /// the missing flag.
+    pub(crate) fn check_target(&self, target: Target) -> Result<(), String> {
+        if self.out_dir.is_some() {
+            return Ok(());
+        }
+        match target {
+            Target::Pair if self.pair_url.is_none() => {
+                Err("--target pair needs --pair-url URL (or use --target direct-burn)".into())
+            }
+            Target::DirectBurn if self.direct_burn_url.is_none() => {
+                Err("--target direct-burn needs --direct-burn-url URL".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the adapters without choosing a target (`serve`: each
+    /// operation names its own; see [`check_target`](Self::check_target)).
+    pub(crate) fn build_any(&self) -> Result<Factory, String> {
         match (&self.mes_file, &self.out_dir) {
             (Some(file), Some(dir)) => {
                 let mes = FileMes::load(file).map_err(|e| e.to_string())?;
@@ -140,17 +165,6 @@ impl FactoryArgs {
                 missing.join(", ")
             ));
         };
-        match target {
-            Target::Pair if self.pair_url.is_none() => {
-                return Err(
-                    "--target pair needs --pair-url URL (or use --target direct-burn)".into(),
-                );
-            }
-            Target::DirectBurn if self.direct_burn_url.is_none() => {
-                return Err("--target direct-burn needs --direct-burn-url URL".into());
-            }
-            _ => {}
-        }
         let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
             .timeout(self.http_timeout)
             .attempts(self.http_retries)

@@ -12,6 +12,9 @@ mod factory;
 mod logging;
 mod output;
 mod scan;
+mod serve;
+mod serve_api;
+mod serve_metrics;
 
 use std::process::ExitCode;
 
@@ -48,6 +51,10 @@ enum Command {
     /// collect replies, compare with MES, report to the factory, and exit
     /// (0 all passed, 1 a device failed, 2 bad arguments, 3 internal error).
     Scan(Box<scan::ScanArgs>),
+    /// Run as a service: start operations over HTTP (POST /scans), several
+    /// at once, recorded in a SQLite state database and resumed after a
+    /// crash; /healthz and Prometheus /metrics. Stops on SIGTERM/SIGINT.
+    Serve(Box<serve::ServeArgs>),
     /// Run a whole simulated operation in one process: no broker, no MES,
     /// no factory servers needed.
     Demo(demo::DemoArgs),
@@ -77,6 +84,7 @@ fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Scan(args) => scan::run(*args),
+        Command::Serve(args) => serve::run(*args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

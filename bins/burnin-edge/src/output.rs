@@ -205,17 +205,7 @@ fn secs(d: Duration) -> String {
 
 /// The `--json` document: `{"operationId", "state", "devices": [...], "error"?}`.
 pub(crate) fn json(report: &OperationReport) -> String {
-    let devices: Vec<_> = report
-        .devices
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "sn": d.sn,
-                "result": d.result.as_str(),
-                "macinfo": d.macinfo,
-            })
-        })
-        .collect();
+    let devices: Vec<_> = report.devices.iter().map(device_json).collect();
     let mut doc = serde_json::json!({
         "operationId": report.operation_id,
         "state": report.state.as_str(),
@@ -225,4 +215,13 @@ pub(crate) fn json(report: &OperationReport) -> String {
         map.insert("error".into(), e.clone().into());
     }
     doc.to_string()
+}
+
+/// One device as `scan --json` and `serve`'s API show it: `{"sn", "result", "macinfo"}`.
+pub(crate) fn device_json(d: &DeviceResult) -> serde_json::Value {
+    serde_json::json!({
+        "sn": d.sn,
+        "result": d.result.as_str(),
+        "macinfo": d.macinfo,
+    })
 }

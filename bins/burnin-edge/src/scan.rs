@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use burnin_core::edge::{EdgePorts, OperationReport, report_abort, run_operation};
-use burnin_core::{OperationId, OperationParams, OperationState, SerialNumber, Target};
+use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
+use burnin_core::{OperationId, OperationParams, OperationState, SerialNumber, StoreError, Target};
 use burnin_local::SystemClock;
+use burnin_store::SqliteStore;
 
 use crate::broker::BrokerArgs;
 use crate::exit;
@@ -54,6 +55,11 @@ pub(crate) struct ScanArgs {
     /// Print `{"operationId", "state", "devices": [...]}` instead of a table.
     #[arg(long, env = "BURNIN_JSON")]
     json: bool,
+
+    /// Record the operation in this SQLite state database (the one `serve`
+    /// uses) instead of in memory; an id unfinished there is refused.
+    #[arg(long, env = "BURNIN_STATE_DB", value_name = "FILE")]
+    state_db: Option<PathBuf>,
 
     #[command(flatten)]
     broker: BrokerArgs,
@@ -150,6 +156,18 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
+    // Without --state-db the same store runs in memory: one code path.
+    let store = match &args.state_db {
+        Some(path) => SqliteStore::open(path),
+        None => SqliteStore::in_memory(),
+    };
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -171,14 +189,44 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         let progress = Progress::new(params.expected.len());
         let report = match burnin_amqp::edge::connect(amqp).await {
             Ok((publisher, mut replies)) => {
-                let report = run_operation(
-                    params,
+                // Recorded only once the broker is usable, so a scan that
+                // could not start leaves nothing unfinished in --state-db.
+                let op = match burnin_core::edge::start(params.clone(), &SystemClock, &store).await
+                {
+                    Ok(op) => op,
+                    Err(StoreError::Running(id)) => {
+                        publisher.close().await;
+                        return usage(&format!(
+                            "operation {id} is unfinished in --state-db {}; let `burnin-edge serve \
+                             --state-db {}` resume it, or use another --operation-id",
+                            store.path(),
+                            store.path()
+                        ));
+                    }
+                    Err(e) => {
+                        publisher.close().await;
+                        let error = format!("the operation could not be recorded: {e}");
+                        eprintln!("error: {error}");
+                        let report = report_abort(
+                            params,
+                            error,
+                            factory.reporter.as_ref(),
+                            &SystemClock,
+                            &progress,
+                        )
+                        .await;
+                        print_report(&report, args.json);
+                        return exit_code(&report);
+                    }
+                };
+                let report = burnin_core::edge::run(
+                    op,
                     EdgePorts {
                         publisher: &publisher,
                         replies: &mut replies,
                         mes: factory.mes.as_ref(),
                         reporter: factory.reporter.as_ref(),
-                        store: &burnin_core::NoStore,
+                        store: &store,
                         clock: &SystemClock,
                         observer: &progress,
                     },

@@ -1,0 +1,390 @@
+//! `serve`'s HTTP API (SPEC §7), on axum.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /scans` | 202 `{"operationId", "deadline"}`; 400 naming the bad field; 409 running; 413 body over 64 KiB |
+//! | `GET /scans/{operationId}` | 200 the operation; 404 unknown |
+//! | `GET /scans?limit=N` | 200 `[operation, …]`, newest first (default 20, at most 1000) |
+//! | `GET /healthz` | 200 broker connected, else 503 (never needs the token) |
+//! | `GET /metrics` | Prometheus text ([`crate::serve_metrics`]) |
+//!
+//! An operation is shown as `{"operationId", "state", "devices": [{"sn",
+//! "result", "macinfo"}], "error"?}` plus `started`, `deadline`,
+//! `finished`, `replies` (accepted so far), `expected`, `target` and
+//! `deliveries` (`[{"kind", "ok", "error"?, "at"}]`). `devices` stays empty
+//! until collection has ended and every MES answer is in; `state` is the
+//! one last recorded (`collecting` until the results are recorded).
+//!
+//! **Ids in the path.** `/scans/42` finds the operation whose id is the
+//! JSON number `42` if there is one, else the one whose id is the string
+//! `"42"`; any other segment (percent-decoded) is a string id.
+//!
+//! **Token.** With `--api-token`, every route but `/healthz` needs
+//! `Authorization: Bearer TOKEN`, compared in constant time (`subtle`; only
+//! the length can be told apart); otherwise 401. Errors are
+//! `{"error": "<what is wrong and what to do>"}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use burnin_core::{OperationId, OperationParams, SerialNumber, StoreError, Target};
+use burnin_local::SystemClock;
+use burnin_store::OperationView;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::output::device_json;
+use crate::scan::MAX_WINDOW;
+use crate::serve::App;
+
+/// The largest request body accepted.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+/// The most operations `GET /scans` returns.
+const MAX_LIMIT: usize = 1000;
+/// Longest operator id accepted.
+const MAX_OPERATOR: usize = 128;
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let guarded = Router::new()
+        .route("/scans", get(list).post(create))
+        .route("/scans/{operation_id}", get(show))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn authorize(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &app.api_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong API token; send Authorization: Bearer <the --api-token value>",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    next.run(request).await
+}
+
+/// The body of `POST /scans`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScanRequest {
+    operation_id: OperationId,
+    operator_id: Option<String>,
+    scan_mode: Option<i64>,
+    target: Option<TargetField>,
+    expected: Option<Vec<SerialNumber>>,
+    window_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum TargetField {
+    #[serde(rename = "pair")]
+    Pair,
+    #[serde(rename = "directBurn")]
+    DirectBurn,
+}
+
+fn parse_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, String> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let req: ScanRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("bad request body: {inner}")
+        } else {
+            format!("field {path}: {inner}")
+        }
+    })?;
+    let window = match req.window_secs {
+        None => Duration::from_secs(30),
+        Some(s) if s == 0 || Duration::from_secs(s) > MAX_WINDOW => {
+            return Err(format!(
+                "field windowSecs: {s} is out of range; give 1 to {}",
+                MAX_WINDOW.as_secs()
+            ));
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    if let Some(op) = &req.operator_id
+        && (op.is_empty() || op.len() > MAX_OPERATOR || op.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "field operatorId: give 1 to {MAX_OPERATOR} characters without control characters"
+        ));
+    }
+    let target = match req.target {
+        None | Some(TargetField::Pair) => Target::Pair,
+        Some(TargetField::DirectBurn) => Target::DirectBurn,
+    };
+    if target == Target::DirectBurn && req.operator_id.is_none() {
+        return Err(
+            "field operatorId: target \"directBurn\" needs operatorId (sent in directBurn)".into(),
+        );
+    }
+    let mut expected: Vec<SerialNumber> = Vec::new();
+    for sn in req.expected.unwrap_or_default() {
+        if !expected.contains(&sn) {
+            expected.push(sn);
+        }
+    }
+    let mut p = OperationParams::new(req.operation_id);
+    p.operator_id = req.operator_id;
+    p.scan_mode = req.scan_mode;
+    p.target = target;
+    p.expected = expected;
+    p.window = window;
+    p.reply_to = reply_queue.to_owned();
+    Ok(p)
+}
+
+async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    let params = match parse_request(&body, &app.reply_queue) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(why) = app.target_unavailable(params.target) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("field target: this server cannot deliver it: {why}"),
+        );
+    }
+    if app.stop.is_cancelled() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; try again");
+    }
+    match burnin_core::edge::start(params, &SystemClock, &app.store).await {
+        Ok(op) => {
+            let doc = json!({
+                "operationId": op.id(),
+                "deadline": op.deadline(),
+            });
+            tracing::info!(operation = %op.id(), deadline = %op.deadline(), expected = op.expected_count(), "operation started");
+            app.metrics.started("api");
+            app.spawn_operation(op);
+            (StatusCode::ACCEPTED, axum::Json(doc)).into_response()
+        }
+        Err(StoreError::Running(id)) => error(
+            StatusCode::CONFLICT,
+            format!("operation {id} is already running; wait for it to finish (GET /scans/{id})"),
+        ),
+        Err(e) => {
+            tracing::error!("could not record a new operation: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the operation could not be recorded: {e}"),
+            )
+        }
+    }
+}
+
+fn view_json(v: &OperationView) -> Value {
+    let devices: Vec<Value> = v
+        .results
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(device_json)
+        .collect();
+    let deliveries: Vec<Value> = v
+        .deliveries
+        .iter()
+        .map(|d| {
+            let mut doc = json!({"kind": d.kind.as_str(), "ok": d.error.is_none(), "at": d.at});
+            if let (Some(e), Some(map)) = (&d.error, doc.as_object_mut()) {
+                map.insert("error".into(), e.clone().into());
+            }
+            doc
+        })
+        .collect();
+    let mut doc = json!({
+        "operationId": v.params.operation_id,
+        "state": v.state.as_str(),
+        "devices": devices,
+        "started": v.started,
+        "deadline": v.deadline,
+        "replies": v.replies,
+        "expected": v.params.expected,
+        "target": match v.params.target { Target::Pair => "pair", Target::DirectBurn => "directBurn" },
+        "deliveries": deliveries,
+    });
+    if let Some(map) = doc.as_object_mut() {
+        if let Some(f) = v.finished {
+            map.insert("finished".into(), json!(f));
+        }
+        if let Some(e) = &v.error {
+            map.insert("error".into(), e.clone().into());
+        }
+    }
+    doc
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, burnin_store::Error> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response {
+    let store = app.store.clone();
+    let key = raw.clone();
+    match blocking(move || store.find(&key)).await {
+        Ok(Some(v)) => axum::Json(view_json(&v)).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no operation {raw:?} is known; start it with POST /scans"),
+        ),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+}
+
+async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 20,
+        Some(Ok(n)) if n <= MAX_LIMIT => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("query limit: give a number from 0 to {MAX_LIMIT}"),
+            );
+        }
+    };
+    let store = app.store.clone();
+    match blocking(move || store.list(limit)).await {
+        Ok(views) => {
+            axum::Json(Value::Array(views.iter().map(view_json).collect())).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.broker.is_up().await {
+        (StatusCode::OK, axum::Json(json!({"broker": "up"}))).into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the broker connection is down; burnin-edge keeps reconnecting",
+        )
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let store = app.store.clone();
+    let counts = match blocking(move || store.count_by_state()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(&counts),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<OperationParams, String> {
+        parse_request(body.as_bytes(), "hwinfo_queue")
+    }
+
+    #[test]
+    fn a_full_request_parses() {
+        let p = parse(
+            r#"{"operationId": "B-7", "operatorId": "op", "scanMode": 2, "target": "directBurn",
+                "expected": ["A", "B", "A"], "windowSecs": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(p.operation_id, OperationId::text("B-7").unwrap());
+        assert_eq!(p.target, Target::DirectBurn);
+        assert_eq!(p.expected.len(), 2);
+        assert_eq!(p.window, Duration::from_secs(5));
+        let p = parse(r#"{"operationId": 42}"#).unwrap();
+        assert_eq!(p.operation_id, OperationId::Number(42));
+        assert_eq!(p.window, Duration::from_secs(30));
+        assert_eq!(p.target, Target::Pair);
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        for (body, needle) in [
+            (r#"{}"#, "operationId"),
+            (r#"{"operationId": 1, "windowSecs": 0}"#, "windowSecs"),
+            (r#"{"operationId": 1, "windowSecs": 3601}"#, "windowSecs"),
+            (r#"{"operationId": 1, "target": "burn"}"#, "target"),
+            (
+                r#"{"operationId": 1, "expected": ["has space"]}"#,
+                "expected",
+            ),
+            (r#"{"operationId": -1}"#, "operationId"),
+            (r#"{"operationId": ""}"#, "operationId"),
+            (r#"{"operationId": 1, "windowsecs": 5}"#, "windowsecs"),
+            (
+                r#"{"operationId": 1, "target": "directBurn"}"#,
+                "operatorId",
+            ),
+            ("not json", "bad request body"),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! `serve`'s metrics (SPEC §7, `GET /metrics`), with prometheus-client.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `burnin_operations` | gauge, read from the store at each scrape | `state` = collecting, reporting, done, failed (latest run of each id) |
+//! | `burnin_replies_total` | counter | `outcome` = accepted, duplicate, rejected (rejected counts replies naming no running operation too) |
+//! | `burnin_factory_requests_total` | counter | `endpoint` = mes, log, pair, directBurn, notify; `status` = ok, unknown (MES 404), refused, unavailable, bad_answer |
+//! | `burnin_factory_request_duration_seconds` | histogram | `endpoint`; one observation per lookup or delivery, retries included |
+//! | `burnin_devices_total` | counter | `result` = pass, fail (at the end of each operation) |
+//! | `burnin_operations_started_total` | counter | `how` = api, resumed |
+//! | `burnin_store_errors_total`, `burnin_transport_errors_total` | counter | — |
+//!
+//! Requests are counted and timed by decorators around the MES source and
+//! the reporter ([`TimedMes`], [`TimedReporter`]), so every lookup and
+//! every delivery is seen exactly once whichever operation made it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use burnin_core::edge::{Observer, OperationReport};
+use burnin_core::{
+    FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId, OperationState,
+    Payload, ReplyOutcome, ReportError, SerialNumber, StoreError, TransportError,
+};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HowLabel {
+    how: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms … ~20 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+/// Every metric of `serve`.
+pub(crate) struct Metrics {
+    registry: Registry,
+    operations: Family<StateLabel, Gauge>,
+    replies: Family<OutcomeLabel, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    devices: Family<ResultLabel, Counter>,
+    started: Family<HowLabel, Counter>,
+    store_errors: Counter,
+    transport_errors: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let operations = Family::<StateLabel, Gauge>::default();
+        let replies = Family::<OutcomeLabel, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<EndpointLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let devices = Family::<ResultLabel, Counter>::default();
+        let started = Family::<HowLabel, Counter>::default();
+        let store_errors = Counter::default();
+        let transport_errors = Counter::default();
+        registry.register(
+            "burnin_operations",
+            "Operations by state (latest run of each operation id, from the store)",
+            operations.clone(),
+        );
+        registry.register(
+            "burnin_replies",
+            "Device replies by outcome",
+            replies.clone(),
+        );
+        registry.register(
+            "burnin_factory_requests",
+            "MES lookups and factory deliveries by endpoint and status",
+            requests.clone(),
+        );
+        registry.register(
+            "burnin_factory_request_duration_seconds",
+            "Duration of MES lookups and factory deliveries (retries included)",
+            latency.clone(),
+        );
+        registry.register(
+            "burnin_devices",
+            "Devices reported, by result",
+            devices.clone(),
+        );
+        registry.register(
+            "burnin_operations_started",
+            "Operations started over the API or resumed from the store",
+            started.clone(),
+        );
+        registry.register(
+            "burnin_store_errors",
+            "Writes to the operation store that failed",
+            store_errors.clone(),
+        );
+        registry.register(
+            "burnin_transport_errors",
+            "Broker faults (lost connections, failed acks)",
+            transport_errors.clone(),
+        );
+        // Every state and outcome is shown from the start, at 0.
+        for state in ["collecting", "reporting", "done", "failed"] {
+            let _ = operations.get_or_create(&StateLabel { state });
+        }
+        for outcome in ["accepted", "duplicate", "rejected"] {
+            let _ = replies.get_or_create(&OutcomeLabel { outcome });
+        }
+        for result in ["pass", "fail"] {
+            let _ = devices.get_or_create(&ResultLabel { result });
+        }
+        Metrics {
+            registry,
+            operations,
+            replies,
+            requests,
+            latency,
+            devices,
+            started,
+            store_errors,
+            transport_errors,
+        }
+    }
+
+    /// The Prometheus (OpenMetrics) text, with the operation counts given.
+    pub(crate) fn render(&self, by_state: &[(OperationState, u64)]) -> String {
+        for state in [
+            OperationState::Collecting,
+            OperationState::Reporting,
+            OperationState::Done,
+            OperationState::Failed,
+        ] {
+            let n = by_state
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            self.operations
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub(crate) fn reply(&self, outcome: &'static str) {
+        self.replies.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub(crate) fn started(&self, how: &'static str) {
+        self.started.get_or_create(&HowLabel { how }).inc();
+    }
+
+    pub(crate) fn transport_error(&self) {
+        self.transport_errors.inc();
+    }
+
+    fn request(&self, endpoint: &'static str, status: &'static str, since: Instant) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, status })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabel { endpoint })
+            .observe(since.elapsed().as_secs_f64());
+    }
+}
+
+/// Counts and times MES lookups.
+pub(crate) struct TimedMes {
+    pub(crate) inner: Box<dyn MesSource>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl MesSource for TimedMes {
+    async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError> {
+        let start = Instant::now();
+        let answer = self.inner.lookup(sn).await;
+        let status = match &answer {
+            Ok(MesAnswer::Record(_)) => "ok",
+            Ok(MesAnswer::Unknown) => "unknown",
+            Err(MesError::Unavailable { .. }) => "unavailable",
+            Err(_) => "bad_answer",
+        };
+        self.metrics.request("mes", status, start);
+        answer
+    }
+}
+
+/// Counts and times deliveries.
+pub(crate) struct TimedReporter {
+    pub(crate) inner: Box<dyn FactoryReporter>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl FactoryReporter for TimedReporter {
+    async fn deliver(&self, payload: &Payload) -> Result<(), ReportError> {
+        let start = Instant::now();
+        let result = self.inner.deliver(payload).await;
+        let status = match &result {
+            Ok(()) => "ok",
+            Err(ReportError::Refused { .. }) => "refused",
+            Err(_) => "unavailable",
+        };
+        self.metrics.request(payload.kind.as_str(), status, start);
+        result
+    }
+}
+
+/// Logs what operations do and counts replies and devices.
+pub(crate) struct ServeObserver {
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Observer for ServeObserver {
+    fn published(&self, op: &Operation, result: &Result<(), TransportError>) {
+        match result {
+            Ok(()) => {
+                tracing::info!(operation = %op.id(), deadline = %op.deadline(), "scan command published")
+            }
+            Err(e) => {
+                tracing::error!(operation = %op.id(), "could not publish the scan command: {e}")
+            }
+        }
+    }
+
+    fn reply(&self, op: &Operation, outcome: &ReplyOutcome) {
+        match outcome {
+            ReplyOutcome::Accepted(sn) => {
+                self.metrics.reply("accepted");
+                tracing::debug!(operation = %op.id(), %sn, "reply accepted");
+            }
+            ReplyOutcome::Duplicate(sn) => {
+                self.metrics.reply("duplicate");
+                tracing::info!(operation = %op.id(), %sn, "duplicate reply counted; the first one stands");
+            }
+            ReplyOutcome::Rejected(reason) => {
+                self.metrics.reply("rejected");
+                tracing::warn!(operation = %op.id(), "reply moved to the rejected queue: {reason}");
+            }
+        }
+    }
+
+    fn transport_error(&self, error: &TransportError) {
+        self.metrics.transport_error();
+        tracing::warn!("broker: {error}");
+    }
+
+    fn store_error(&self, operation: &OperationId, error: &StoreError) {
+        self.metrics.store_errors.inc();
+        tracing::error!(%operation, "the operation store failed: {error}");
+    }
+
+    fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
+        if let Err(e) = answer {
+            tracing::error!(operation = %op.id(), %sn, "{e}");
+        }
+    }
+
+    fn collection_ended(&self, op: &Operation) {
+        let c = op.counters();
+        tracing::info!(
+            operation = %op.id(),
+            accepted = c.accepted,
+            duplicates = c.duplicates,
+            rejected = c.rejected,
+            mes_pending = op.mes_pending(),
+            "collection ended"
+        );
+    }
+
+    fn delivered(&self, kind: burnin_core::PayloadKind, result: &Result<(), ReportError>) {
+        match result {
+            Ok(()) => tracing::info!(payload = %kind, "delivered"),
+            Err(e) => tracing::error!(payload = %kind, "{e}"),
+        }
+    }
+
+    fn finished(&self, report: &OperationReport) {
+        let passed = report.devices.iter().filter(|d| d.result.passed()).count();
+        let failed = report.devices.len() - passed;
+        self.metrics
+            .devices
+            .get_or_create(&ResultLabel { result: "pass" })
+            .inc_by(passed as u64);
+        self.metrics
+            .devices
+            .get_or_create(&ResultLabel { result: "fail" })
+            .inc_by(failed as u64);
+        match &report.error {
+            None => tracing::info!(
+                operation = %report.operation_id,
+                state = %report.state,
+                devices = report.devices.len(),
+                passed,
+                failed,
+                "operation finished"
+            ),
+            Some(e) => tracing::error!(
+                operation = %report.operation_id,
+                state = %report.state,
+                devices = report.devices.len(),
+                passed,
+                failed,
+                "operation finished with an error: {e}"
+            ),
+        }
+    }
+}
