@@ -716,3 +716,93 @@ async fn unreachable_broker_and_bad_ca_file_are_clear_errors() {
     assert!(matches!(err, AmqpError::InvalidUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+/// A TCP relay to the broker whose current connections can be frozen
+/// (bytes stop flowing both ways, nothing is closed): a dead peer only
+/// heartbeats can detect.
+async fn freezable_relay() -> (u16, tokio::sync::watch::Sender<u64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (freeze, frozen) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        let mut id = 0u64;
+        while let Ok((client, _)) = listener.accept().await {
+            id += 1;
+            let my_id = id;
+            let mut frozen = frozen.clone();
+            tokio::spawn(async move {
+                let Ok(broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut br, mut bw) = broker.into_split();
+                let relay = async {
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut cr, &mut bw) => {}
+                        _ = tokio::io::copy(&mut br, &mut cw) => {}
+                    }
+                };
+                tokio::select! {
+                    () = relay => {}
+                    () = async { let _ = frozen.wait_for(|f| *f >= my_id).await.is_ok(); } => {
+                        // Hold the sockets open, silent, for a long time.
+                        tokio::time::sleep(Duration::from_secs(120)).await;
+                    }
+                }
+            });
+        }
+    });
+    (port, freeze)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_detects_a_silent_dead_connection_by_heartbeat_and_reconnects() {
+    let Some(vhost) = TestVhost::new("heartbeat") else {
+        return;
+    };
+    let (port, freeze) = freezable_relay().await;
+    let (_publisher, mut stream) = burnin_amqp::edge::connect(config(&vhost.url()))
+        .await
+        .unwrap();
+    let mut c = config(&format!(
+        "amqp://guest:guest@127.0.0.1:{port}/{}",
+        vhost.name()
+    ));
+    c.heartbeat = SECS(1);
+    let agent = start_agent(c, 21).await;
+    // Freeze the agent's connection (the first through the relay).
+    freeze.send(1).unwrap();
+    let detected = tokio::time::timeout(SECS(15), async {
+        loop {
+            if !agent.transport_errors.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(detected.is_ok(), "the dead connection was not detected");
+    let raw = Raw::connect(&vhost.url()).await;
+    let delivery = tokio::time::timeout(SECS(20), async {
+        loop {
+            raw.publish(
+                "devicescan",
+                "",
+                &command(OperationId::Number(21), "hwinfo_queue", SECS(30)),
+            )
+            .await;
+            if let Ok(Some(r)) =
+                tokio::time::timeout(Duration::from_millis(500), stream.next_reply()).await
+            {
+                break r;
+            }
+        }
+    })
+    .await
+    .expect("the agent answered over a new connection")
+    .unwrap();
+    assert_eq!(DeviceReport::from_slice(&delivery.body).unwrap().sn, sn(21));
+    delivery.ack().await.unwrap();
+    agent.stop().await;
+    raw.close().await;
+}
