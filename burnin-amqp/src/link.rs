@@ -275,6 +275,16 @@ impl SessionCell {
         }
     }
 
+    /// Whether a live session exists right now (never connects; `false`
+    /// while another task is connecting).
+    pub(crate) fn is_up(&self) -> bool {
+        !self.is_closed()
+            && self
+                .current
+                .try_lock()
+                .is_ok_and(|c| c.as_ref().is_some_and(|s| s.is_alive()))
+    }
+
     /// The current session, or one new connection attempt.
     pub(crate) async fn get(&self) -> Result<Arc<Session>, AmqpError> {
         if self.is_closed() {

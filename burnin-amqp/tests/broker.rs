@@ -211,8 +211,9 @@ async fn agent_reconnects_after_the_broker_closes_its_connection() {
         return;
     };
     let url = vhost.url();
-    let (_publisher, mut stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
+    let (publisher, mut stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
     let mut agent = start_agent(config(&url), 3).await;
+    assert!(publisher.is_connected().await);
 
     vhost.close_all_connections();
     // The edge reports the loss once and reconnects too.
@@ -251,6 +252,9 @@ async fn agent_reconnects_after_the_broker_closes_its_connection() {
         "the loss was reported"
     );
     assert_eq!(agent.next_outcome(SECS(5)).await, "replied to operation 9");
+    assert!(publisher.is_connected().await, "the edge reconnected too");
+    publisher.close().await;
+    assert!(!publisher.is_connected().await);
     agent.stop().await;
     raw.close().await;
 }
