@@ -9,8 +9,8 @@
 //!   own, with its replies from the shared reply queue through a
 //!   [`ReplyRouter`]. Every reply is committed to the state database before
 //!   it is acked; results and deliveries are recorded as they happen.
-//! * **Broker**: a task connects (retrying with backoff while the broker is
-//!   unreachable — the API is up meanwhile and `/healthz` says 503), then
+//! * **Broker**: a task connects (retrying with backoff, at most ~4 s apart,
+//!   while the broker is unreachable — the API is up meanwhile and `/healthz` says 503), then
 //!   pumps the reply queue into the router. burnin-amqp reconnects by
 //!   itself after a lost connection; if the reply consumer ends for good
 //!   the task connects afresh.
@@ -224,7 +224,9 @@ async fn broker_loop(
                 tracing::warn!(broker = %config.redacted_url(), "cannot use the broker yet: {e}");
             }
         }
-        let delay = config.backoff(attempt);
+        // At most ~4 s between attempts, so /healthz turns 200 soon after
+        // the broker is back.
+        let delay = config.backoff(attempt.min(4));
         attempt = attempt.saturating_add(1);
         tokio::select! {
             () = app.stop.cancelled() => return,

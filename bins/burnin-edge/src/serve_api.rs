@@ -15,9 +15,11 @@
 //! until collection has ended and every MES answer is in; `state` is the
 //! one last recorded (`collecting` until the results are recorded).
 //!
-//! **Ids in the path.** `/scans/42` finds the operation whose id is the
-//! JSON number `42` if there is one, else the one whose id is the string
-//! `"42"`; any other segment (percent-decoded) is a string id.
+//! **Ids in the path.** The segment is percent-decoded. `/scans/42` finds
+//! the operation whose id is the JSON number `42` if there is one, else the
+//! one whose id is the string `"42"`; a segment written as a JSON string
+//! (`/scans/%2242%22`, i.e. `"42"` with its quotes) is always the string id;
+//! any other segment is a string id.
 //!
 //! **Token.** With `--api-token`, every route but `/healthz` needs
 //! `Authorization: Bearer TOKEN`, compared in constant time (`subtle`; only
@@ -276,7 +278,15 @@ async fn blocking<T: Send + 'static>(
 async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response {
     let store = app.store.clone();
     let key = raw.clone();
-    match blocking(move || store.find(&key)).await {
+    let quoted = serde_json::from_str::<String>(&raw)
+        .ok()
+        .and_then(|s| OperationId::text(s).ok());
+    let found = blocking(move || match quoted {
+        Some(id) => store.get(&id),
+        None => store.find(&key),
+    })
+    .await;
+    match found {
         Ok(Some(v)) => axum::Json(view_json(&v)).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,

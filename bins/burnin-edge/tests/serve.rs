@@ -1,0 +1,852 @@
+//! `burnin-edge serve` end to end, through real processes: a vhost of its
+//! own on the real broker, the factory stand-in on 127.0.0.1, real
+//! `burnin-agent run` processes, the real `burnin-edge serve` binary (killed
+//! with SIGKILL for the crash tests) and plain HTTP/1.1 over TCP.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burnin_amqp::testing::TestVhost;
+use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "s3cret-token";
+
+/// A running `burnin-edge serve`, killed on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn factory_args(f: &FactoryStandIn) -> Vec<String> {
+    vec![
+        "--mes-url".into(),
+        f.url("/mes/{sn}"),
+        "--log-url".into(),
+        f.url("/log"),
+        "--notify-url".into(),
+        f.url("/notify"),
+        "--pair-url".into(),
+        f.url("/pair"),
+        "--direct-burn-url".into(),
+        f.url("/directBurn"),
+    ]
+}
+
+impl Serve {
+    /// Starts serve on a free port and waits until its API answers.
+    fn start(amqp_url: &str, factory: &FactoryStandIn, db: &Path, extra: &[&str]) -> Serve {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = db.with_extension(format!("{port}.log"));
+        let child = Command::new(binary("burnin-edge"))
+            .arg("serve")
+            .args([
+                "--amqp-url",
+                amqp_url,
+                "--listen",
+                &addr,
+                "--api-token",
+                TOKEN,
+            ])
+            .arg("--state-db")
+            .arg(db)
+            .args(factory_args(factory))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let serve = Serve { child, addr, log };
+        let start = Instant::now();
+        while TcpStream::connect(&serve.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "serve did not listen within 20 s:\n{}",
+                serve.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serve
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) = http(&self.addr, "GET", path, Some(TOKEN), None);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    fn post(&self, body: &Value) -> (u16, Value) {
+        let (status, body) = http(
+            &self.addr,
+            "POST",
+            "/scans",
+            Some(TOKEN),
+            Some(body.to_string().as_bytes()),
+        );
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// Polls the operation until `done(doc)` or `limit`.
+    fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, doc) = self.get(&format!("/scans/{id}"));
+            if status == 200 && done(&doc) {
+                return doc;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "operation {id} not there within {limit:?}: {status} {doc}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_finished(&self, id: &str, limit: Duration) -> Value {
+        self.wait_for(id, limit, |d| {
+            matches!(d["state"].as_str(), Some("done" | "failed"))
+        })
+    }
+
+    fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code.
+    fn sigterm(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "serve did not stop within 15 s of SIGTERM:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metrics(&self) -> BTreeMap<String, f64> {
+        let (status, text) = http(&self.addr, "GET", "/metrics", Some(TOKEN), None);
+        assert_eq!(status, 200, "{text}");
+        parse_prometheus(&text)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request (`Connection: close`); returns status and body.
+/// The body is written from another thread so a server that answers before
+/// reading it all (413) is seen.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let writer = body.map(|b| {
+        let mut w = stream.try_clone().unwrap();
+        let b = b.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&b);
+        })
+    });
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => break, // reset after the answer (body not read)
+        }
+    }
+    drop(writer);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    // Skip any interim 100 Continue.
+    let mut rest = text.as_str();
+    loop {
+        let status: u16 = rest
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP answer from {method} {path}: {text:?}"));
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+        if status == 100 {
+            rest = body;
+            continue;
+        }
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        return (status, body);
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Parses Prometheus/OpenMetrics text strictly enough to catch a broken
+/// exposition: `# HELP`/`# TYPE`/`# EOF` comments and `name{labels} value`
+/// samples with valid names and float values. Keys are `name{labels}`.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let mut typed = HashMap::new();
+    assert!(text.ends_with("# EOF\n"), "no # EOF line:\n{text}");
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix("# ") {
+            let mut it = c.splitn(3, ' ');
+            match (it.next(), it.next(), it.next()) {
+                (Some("TYPE"), Some(name), Some(kind)) => {
+                    assert!(
+                        ["counter", "gauge", "histogram"].contains(&kind),
+                        "bad TYPE {line}"
+                    );
+                    typed.insert(name.to_owned(), kind.to_owned());
+                }
+                (Some("HELP"), Some(_), _) | (Some("EOF"), None, None) => {}
+                _ => panic!("bad comment line {line:?}"),
+            }
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name = key.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        assert!(
+            typed.keys().any(|t| name.starts_with(t.as_str())),
+            "sample {line:?} has no TYPE"
+        );
+        if let Some(labels) = key.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels {line:?}"
+            );
+            for pair in labels[1..labels.len() - 1].split(',') {
+                let (k, v) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad label {line:?}"));
+                assert!(
+                    !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
+                    "bad label {line:?}"
+                );
+            }
+        }
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        out.insert(key.to_owned(), v);
+    }
+    out
+}
+
+fn metric(m: &BTreeMap<String, f64>, key: &str) -> f64 {
+    *m.get(key)
+        .unwrap_or_else(|| panic!("no metric {key} in {m:#?}"))
+}
+
+/// `n` devices named `<prefix>-<i>` with one card each, known to MES.
+fn devices(factory: &FactoryStandIn, prefix: &str, n: usize, base: u8) -> Vec<Device> {
+    (0..n)
+        .map(|i| {
+            let mac = format!("02:00:00:{base:02x}:{:02x}:01", i + 1);
+            let sn = format!("{prefix}-{}", i + 1);
+            factory.set_mes(&sn, &[&mac]);
+            Device::new(&sn, &[&mac])
+        })
+        .collect()
+}
+
+fn sns(doc: &Value) -> Vec<String> {
+    doc.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sn"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every POST to the same endpoint carried the same key and byte-identical body.
+fn assert_resends_identical(factory: &FactoryStandIn, op: &str) {
+    let mut by_path: HashMap<String, Vec<(String, Vec<u8>)>> = HashMap::new();
+    for r in factory.requests() {
+        if r.method == "POST" {
+            by_path.entry(r.path.clone()).or_default().push((
+                r.header("idempotency-key").unwrap_or_default().to_owned(),
+                r.body.clone(),
+            ));
+        }
+    }
+    for (path, sent) in by_path {
+        let kind = path.trim_start_matches('/');
+        for (key, body) in &sent {
+            assert_eq!(key, &format!("{op}:{kind}"), "{path}");
+            assert_eq!(body, &sent[0].1, "{path} was resent with another body");
+        }
+    }
+}
+
+#[test]
+fn api_answers_validates_and_guards_with_the_token() {
+    let Some(vhost) = TestVhost::new("serve-api") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+
+    // 401 without or with a wrong token, on every route but /healthz.
+    for path in ["/scans", "/scans/1", "/metrics"] {
+        assert_eq!(http(&serve.addr, "GET", path, None, None).0, 401, "{path}");
+        assert_eq!(
+            http(&serve.addr, "GET", path, Some("wrong"), None).0,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            http(&serve.addr, "GET", path, Some(&format!("{TOKEN}x")), None).0,
+            401
+        );
+    }
+    let (status, body) = http(
+        &serve.addr,
+        "POST",
+        "/scans",
+        Some("wrong"),
+        Some(br#"{"operationId": 1}"#),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("API token"), "{body}");
+
+    // /healthz needs no token and turns 200 once the broker is connected.
+    let start = Instant::now();
+    while http(&serve.addr, "GET", "/healthz", None, None).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            serve.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 202 with the deadline, then 409 for the same running id.
+    let before = std::time::SystemTime::now();
+    let (status, doc) = serve.post(&json!({"operationId": 77, "windowSecs": 3}));
+    assert_eq!(status, 202, "{doc}");
+    assert_eq!(doc["operationId"], json!(77));
+    let deadline = humantime::parse_rfc3339(doc["deadline"].as_str().unwrap()).unwrap();
+    let ahead = deadline.duration_since(before).unwrap();
+    assert!(
+        ahead >= Duration::from_secs(2) && ahead <= Duration::from_secs(5),
+        "{ahead:?}"
+    );
+    let (status, doc) = serve.post(&json!({"operationId": 77}));
+    assert_eq!(status, 409, "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("already running"));
+    // The string "77" is another operation.
+    let (status, doc) = serve.post(&json!({"operationId": "77", "windowSecs": 1}));
+    assert_eq!(status, 202, "{doc}");
+
+    // 400 naming the field.
+    for (body, field) in [
+        (json!({}), "operationId"),
+        (json!({"operationId": 1, "windowSecs": 0}), "windowSecs"),
+        (json!({"operationId": 1, "windowSecs": 3601}), "windowSecs"),
+        (json!({"operationId": 1, "target": "sideways"}), "target"),
+        (
+            json!({"operationId": 1, "expected": ["bad serial"]}),
+            "expected",
+        ),
+        (json!({"operationId": -5}), "operationId"),
+    ] {
+        let (status, doc) = serve.post(&body);
+        assert_eq!(status, 400, "{body}: {doc}");
+        assert!(
+            doc["error"].as_str().unwrap().contains(field),
+            "{body}: {doc}"
+        );
+    }
+    let (status, body) = http(
+        &serve.addr,
+        "POST",
+        "/scans",
+        Some(TOKEN),
+        Some(b"{not json"),
+    );
+    assert_eq!(status, 400, "{body}");
+    // A 2 MB body is refused without being read.
+    let big = format!(
+        r#"{{"operationId": 1, "operatorId": "{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (status, body) = http(
+        &serve.addr,
+        "POST",
+        "/scans",
+        Some(TOKEN),
+        Some(big.as_bytes()),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than"), "{body}");
+
+    // 404 for an unknown id; the list is newest first.
+    let (status, doc) = serve.get("/scans/no-such-op");
+    assert_eq!(status, 404, "{doc}");
+    let (status, doc) = serve.get("/scans?limit=10");
+    assert_eq!(status, 200);
+    let ids: Vec<&Value> = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["operationId"])
+        .collect();
+    assert_eq!(ids, vec![&json!("77"), &json!(77)]);
+    assert_eq!(serve.get("/scans?limit=x").0, 400);
+    let (_, one) = serve.get("/scans?limit=1");
+    assert_eq!(one.as_array().unwrap().len(), 1);
+
+    // No agents: both end with no device and are reported.
+    let doc = serve.wait_finished("77", Duration::from_secs(20));
+    assert_eq!(
+        doc["operationId"],
+        json!(77),
+        "digits find the number first"
+    );
+    let doc = serve.wait_finished("%2277%22", Duration::from_secs(20));
+    assert_eq!(
+        doc["operationId"],
+        json!("77"),
+        "a quoted segment is the string id"
+    );
+    assert_eq!(serve.sigterm(), Some(0), "graceful shutdown exits 0");
+}
+
+#[test]
+fn healthz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_back() {
+    let Some(vhost) = TestVhost::new("serve-health") else {
+        return;
+    };
+    // The vhost is gone: the broker refuses the connection.
+    vhost.ctl(&["delete_vhost", vhost.name()]);
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let (status, body) = http(&serve.addr, "GET", "/healthz", None, None);
+        assert_eq!(status, 503, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The API works meanwhile.
+    assert_eq!(serve.get("/scans").0, 200);
+    vhost.ctl(&["add_vhost", vhost.name()]);
+    vhost.ctl(&[
+        "set_permissions",
+        "-p",
+        vhost.name(),
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let back = Instant::now();
+    while http(&serve.addr, "GET", "/healthz", None, None).0 != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "still 503 20 s after the broker came back:\n{}",
+            serve.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("healthz 200 {:?} after the vhost came back", back.elapsed());
+    assert!(
+        !serve.stderr().contains("guest:guest"),
+        "password in the log"
+    );
+}
+
+#[test]
+fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match() {
+    let Some(vhost) = TestVhost::new("serve-two") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+    let a = devices(&factory, "A", 3, 0xa);
+    let b = devices(&factory, "B", 4, 0xb);
+
+    let fleet_a = AgentFleet::start(&vhost, &a, &[]);
+    // Operation 1 collects for 8 s: fleet A answers it.
+    let (status, doc) = serve.post(&json!({"operationId": 1, "windowSecs": 8}));
+    assert_eq!(status, 202, "{doc}");
+    serve.wait_for("1", Duration::from_secs(10), |d| d["replies"] == json!(3));
+    // Fleet A leaves, fleet B arrives; operation 2 starts while 1 still collects.
+    drop(fleet_a);
+    let _fleet_b = AgentFleet::start(&vhost, &b, &[]);
+    let expected: Vec<&str> = b.iter().map(|d| d.sn.as_str()).collect();
+    let (status, doc) =
+        serve.post(&json!({"operationId": "batch-2", "expected": expected, "windowSecs": 8}));
+    assert_eq!(status, 202, "{doc}");
+    assert_eq!(serve.get("/scans/1").1["state"], json!("collecting"));
+
+    let two = serve.wait_finished("batch-2", Duration::from_secs(20));
+    let one = serve.wait_finished("1", Duration::from_secs(20));
+    assert_eq!(one["state"], json!("done"), "{one}");
+    assert_eq!(two["state"], json!("done"), "{two}");
+    assert_eq!(sns(&one["devices"]), vec!["A-1", "A-2", "A-3"]);
+    assert_eq!(sns(&two["devices"]), vec!["B-1", "B-2", "B-3", "B-4"]);
+    assert!(
+        one["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["result"] == json!("1"))
+    );
+
+    let logs = factory.requests_to("/log");
+    assert_eq!(logs.len(), 2);
+    for log in &logs {
+        let body = log.json();
+        let op = body["operationid"].clone();
+        let got: Vec<String> = body["scaninfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["sn"].as_str().unwrap().to_owned())
+            .collect();
+        let want = if op == json!(1) { "A" } else { "B" };
+        assert!(got.iter().all(|sn| sn.starts_with(want)), "{op}: {got:?}");
+        assert_eq!(
+            log.header("idempotency-key").unwrap(),
+            format!("{}:log", op.as_str().map_or(op.to_string(), str::to_owned))
+        );
+    }
+
+    let m = serve.metrics();
+    assert_eq!(
+        metric(&m, r#"burnin_replies_total{outcome="accepted"}"#),
+        7.0
+    );
+    assert_eq!(
+        metric(&m, r#"burnin_replies_total{outcome="duplicate"}"#),
+        0.0
+    );
+    assert_eq!(metric(&m, r#"burnin_devices_total{result="pass"}"#), 7.0);
+    assert_eq!(metric(&m, r#"burnin_devices_total{result="fail"}"#), 0.0);
+    assert_eq!(metric(&m, r#"burnin_operations{state="done"}"#), 2.0);
+    assert_eq!(metric(&m, r#"burnin_operations{state="collecting"}"#), 0.0);
+    assert_eq!(
+        metric(&m, r#"burnin_operations_started_total{how="api"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"burnin_factory_requests_total{endpoint="mes",status="ok"}"#
+        ),
+        7.0
+    );
+    for kind in ["log", "pair", "notify"] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!(r#"burnin_factory_requests_total{{endpoint="{kind}",status="ok"}}"#)
+            ),
+            2.0,
+            "{kind}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                &format!(r#"burnin_factory_request_duration_seconds_count{{endpoint="{kind}"}}"#)
+            ),
+            2.0
+        );
+    }
+    assert_eq!(
+        metric(
+            &m,
+            r#"burnin_factory_request_duration_seconds_count{endpoint="mes"}"#
+        ),
+        7.0
+    );
+    assert_eq!(
+        factory
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
+        7
+    );
+}
+
+#[test]
+fn a_killed_serve_resumes_and_reports_all_20_devices_exactly_once() {
+    let Some(vhost) = TestVhost::new("serve-crash") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    // Slow factory: the operation is still busy when the process dies.
+    factory.set_latency(Duration::from_millis(400));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let fleet_devices = devices(&factory, "DUT", 20, 0x20);
+    let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
+    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let expected: Vec<&str> = fleet_devices.iter().map(|d| d.sn.as_str()).collect();
+    let (status, doc) =
+        serve.post(&json!({"operationId": 900, "expected": expected, "windowSecs": 10}));
+    assert_eq!(status, 202, "{doc}");
+    // Kill as soon as the first reply is recorded, while the rest arrive.
+    let at_kill = serve.wait_for("900", Duration::from_secs(10), |d| {
+        d["replies"].as_u64() >= Some(1)
+    });
+    let killed = Instant::now();
+    serve.sigkill();
+    eprintln!("SIGKILL with {} of 20 replies recorded", at_kill["replies"]);
+
+    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let doc = serve.wait_finished("900", Duration::from_secs(30));
+    eprintln!(
+        "restart to done: {:?} (replies recorded {})",
+        killed.elapsed(),
+        doc["replies"]
+    );
+    assert_eq!(doc["state"], json!("done"), "{doc}\n{}", serve.stderr());
+    assert!(serve.stderr().contains("resuming an unfinished operation"));
+    let mut got = sns(&doc["devices"]);
+    got.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // The delivered log has every device exactly once.
+    let logs = factory.requests_to("/log");
+    assert!(!logs.is_empty());
+    let last = logs.last().unwrap().json();
+    let mut in_log: Vec<String> = last["scaninfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sn"].as_str().unwrap().to_owned())
+        .collect();
+    in_log.sort();
+    assert_eq!(in_log, want, "each device exactly once");
+    assert!(
+        last["scaninfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["result"] == json!("1"))
+    );
+    assert_resends_identical(&factory, "900");
+    assert_eq!(
+        factory.requests_to("/notify").last().unwrap().json()["error"],
+        Value::Null
+    );
+    let m = serve.metrics();
+    assert_eq!(
+        metric(&m, r#"burnin_operations_started_total{how="resumed"}"#),
+        1.0
+    );
+    assert_eq!(metric(&m, r#"burnin_operations{state="done"}"#), 1.0);
+}
+
+#[test]
+fn a_delivery_that_failed_before_a_crash_is_delivered_after_the_restart() {
+    let Some(vhost) = TestVhost::new("serve-deliver") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.down("/log");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let devs = devices(&factory, "D", 2, 0x30);
+    let _fleet = AgentFleet::start(&vhost, &devs, &[]);
+    let retry = ["--http-retries", "100", "--http-timeout", "2s"];
+    let serve = Serve::start(&vhost.url(), &factory, &db, &retry);
+    let (status, doc) = serve
+        .post(&json!({"operationId": "deliver-1", "expected": ["D-1", "D-2"], "windowSecs": 5}));
+    assert_eq!(status, 202, "{doc}");
+    // The log keeps failing (503) while serve retries; then it dies.
+    let start = Instant::now();
+    while factory.requests_to("/log").len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            serve.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serve.sigkill();
+    assert!(factory.requests_to("/pair").is_empty());
+    assert!(factory.requests_to("/notify").is_empty());
+    let failed_attempts = factory.requests_to("/log").len();
+
+    factory.up("/log");
+    let serve = Serve::start(&vhost.url(), &factory, &db, &retry);
+    let doc = serve.wait_finished("deliver-1", Duration::from_secs(20));
+    assert_eq!(doc["state"], json!("done"), "{doc}");
+    assert_eq!(doc["error"], Value::Null);
+    assert!(factory.requests_to("/log").len() > failed_attempts);
+    assert_eq!(factory.requests_to("/pair").len(), 1);
+    assert_eq!(factory.requests_to("/notify").len(), 1);
+    assert_resends_identical(&factory, "deliver-1");
+    let log = factory.requests_to("/log").last().unwrap().json();
+    assert_eq!(log["scaninfo"].as_array().unwrap().len(), 2);
+    let kinds: Vec<&str> = doc["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["log", "pair", "notify"]);
+}
+
+#[test]
+fn a_corrupt_state_db_is_a_clear_error_and_stays_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("burnin-edge.sqlite3");
+    let garbage: Vec<u8> = (0..50_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(&db, &garbage).unwrap();
+    let out = Command::new(binary("burnin-edge"))
+        .arg("serve")
+        .args(["--amqp-url", "amqp://guest:guest@127.0.0.1:1/x"])
+        .args(["--mes-file", "/nonexistent", "--out-dir", "/nonexistent"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--state-db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    assert!(stderr.contains("not a SQLite database"), "{stderr}");
+    assert!(stderr.contains("left untouched"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), garbage);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no -wal or -journal file was made");
+}
+
+#[test]
+fn scan_records_into_the_state_db_that_serve_reads() {
+    let Some(vhost) = TestVhost::new("serve-scan-db") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let devs = devices(&factory, "S", 2, 0x40);
+    let _fleet = AgentFleet::start(&vhost, &devs, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let url = vhost.url();
+    let scan = |id: &str| {
+        Command::new(binary("burnin-edge"))
+            .arg("scan")
+            .args(["--amqp-url", &url, "--operation-id", id, "--window", "5s"])
+            .args(["--expect", "S-1", "--expect", "S-2"])
+            .arg("--state-db")
+            .arg(&db)
+            .args(factory_args(&factory))
+            .output()
+            .unwrap()
+    };
+    let out = scan("scan-1");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let (status, doc) = serve.get("/scans/scan-1");
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["state"], json!("done"));
+    assert_eq!(sns(&doc["devices"]), vec!["S-1", "S-2"]);
+    assert_eq!(doc["replies"], json!(2));
+    // An id running in serve is refused by scan with exit 2, nothing sent.
+    let (status, _) = serve.post(&json!({"operationId": "scan-2", "windowSecs": 30}));
+    assert_eq!(status, 202);
+    factory.clear_requests();
+    let out = scan("scan-2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unfinished in --state-db"), "{stderr}");
+    assert!(factory.requests().iter().all(|r| r.method != "POST"));
+}
