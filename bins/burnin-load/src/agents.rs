@@ -19,9 +19,10 @@
 //!   (`{"sn", "macinfo": [{"interface", "macaddr"}], "operationId"}`,
 //!   persistent, to `hwinfo_queue`, no confirms), as `seed_agent.py` does.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -44,6 +45,34 @@ use lapin::{
 };
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+
+/// When simulated agents got the command and had their reply confirmed
+/// (first and last), for a run's breakdown.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Marks {
+    pub(crate) command: Option<(Instant, Instant)>,
+    pub(crate) replied: Option<(Instant, Instant)>,
+}
+
+static MARKS: Mutex<Marks> = Mutex::new(Marks {
+    command: None,
+    replied: None,
+});
+
+fn mark(slot: fn(&mut Marks) -> &mut Option<(Instant, Instant)>) {
+    let now = Instant::now();
+    let mut m = MARKS.lock().unwrap_or_else(|e| e.into_inner());
+    let s = slot(&mut m);
+    *s = Some(match *s {
+        None => (now, now),
+        Some((a, b)) => (a.min(now), b.max(now)),
+    });
+}
+
+/// The marks since the last call, reset.
+pub(crate) fn take_marks() -> Marks {
+    std::mem::take(&mut *MARKS.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 /// The agent version simulated agents report.
 const VERSION: &str = concat!("burnin-load ", env!("CARGO_PKG_VERSION"));
@@ -132,7 +161,10 @@ pub(crate) struct DelayedProbe {
 #[async_trait]
 impl HardwareProbe for DelayedProbe {
     async fn probe(&self) -> Result<Hardware, ProbeError> {
-        tokio::time::sleep(self.delay).await;
+        mark(|m| &mut m.command);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.probe().await
     }
 }
@@ -455,7 +487,11 @@ async fn burnin_channel_agent(
         // As burnin-amqp's agent: the queue is this channel's alone, so
         // acking on receipt loses nothing.
         let _ = d.acker.ack(BasicAckOptions::default()).await;
-        let _ = agent.handle_command(&d.data).await;
+        mark(|m| &mut m.command);
+        if let burnin_core::agent::CommandOutcome::Replied(_) = agent.handle_command(&d.data).await
+        {
+            mark(|m| &mut m.replied);
+        }
     }
 }
 

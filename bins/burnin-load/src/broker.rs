@@ -114,3 +114,10 @@ length(Ps)."#,
         .parse()
         .with_context(|| format!("unexpected rabbitmqctl eval output {out:?}"))
 }
+
+/// The broker's OS process id (`rabbitmqctl eval 'os:getpid().'`).
+pub(crate) fn pid() -> Option<String> {
+    let out = eval("os:getpid().").ok()?;
+    let pid = out.trim().trim_matches('"').to_owned();
+    pid.chars().all(|c| c.is_ascii_digit()).then_some(pid)
+}

@@ -68,6 +68,12 @@ struct Cli {
     /// Leave out the 10,000-device scenario.
     #[arg(long)]
     no_10k: bool,
+    /// Only the 10,000-device scenario (for profiling it).
+    #[arg(long, conflicts_with_all = ["quick", "no_10k"])]
+    only_10k: bool,
+    /// Devices per connection in the 10,000-device scenario.
+    #[arg(long, default_value_t = 100)]
+    per_connection: usize,
     /// Where seed_edge.py and seed_agent.py are.
     #[arg(long, value_name = "DIR", default_value = "../shared/baseline")]
     baseline_dir: PathBuf,
@@ -153,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let biggest = if cli.quick { 400 } else { 2000 };
             need_fds(nofile, biggest)?;
             broker::check_socket_limit(biggest)?;
-            table(&env, cli.quick, cli.no_10k).await
+            table(&env, &cli).await
         }
     }
 }
@@ -290,9 +296,12 @@ async fn run_burnin(
 ) -> anyhow::Result<(Timing, String, Vec<Vec<u8>>)> {
     let expect = write_expect_file(env, devices)?;
     factory.take_hits();
+    agents::take_marks();
     let base = factory.base();
+    let broker_pid = broker::pid();
+    let cpu0 = (cpu_ticks("self"), broker_pid.as_deref().and_then(cpu_ticks));
     let t0 = Instant::now();
-    let out = tokio::process::Command::new(&env.edge)
+    let child = tokio::process::Command::new(&env.edge)
         .arg("scan")
         .args(["--amqp-url", &vhost.url()])
         .args(["--mes-url", &format!("{base}/mes/{{sn}}")])
@@ -305,10 +314,25 @@ async fn run_burnin(
         .args(["--window", window, "--json"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .output()
-        .await
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("running {}", env.edge.display()))?;
+    // The edge's CPU time: sampled until it exits.
+    let edge_pid = child.id().map(|p| p.to_string());
+    let sampler = tokio::spawn(async move {
+        let mut last = None;
+        while let Some(t) = edge_pid.as_deref().and_then(cpu_ticks) {
+            last = Some(t);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        last
+    });
+    let out = child.wait_with_output().await?;
     let total = t0.elapsed();
+    let edge_cpu = sampler.await.ok().flatten();
+    let cpu1 = (cpu_ticks("self"), broker_pid.as_deref().and_then(cpu_ticks));
+    let marks = agents::take_marks();
     let hits = factory.take_hits();
     let logs = hits
         .iter()
@@ -317,6 +341,35 @@ async fn run_burnin(
         .collect();
     let mut t = analyse(t0, &hits, devices.len());
     t.total_s = secs(total);
+    let since = |i: Instant| secs(i.saturating_duration_since(t0));
+    let mut agents_line = String::new();
+    if let Some((a, b)) = marks.command {
+        let _ = write!(
+            agents_line,
+            "agents got the command {:.3}–{:.3}s",
+            since(a),
+            since(b)
+        );
+    }
+    if let Some((a, b)) = marks.replied {
+        let _ = write!(
+            agents_line,
+            ", replies confirmed {:.3}–{:.3}s",
+            since(a),
+            since(b)
+        );
+    }
+    let tick = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", b.saturating_sub(a) as f64 / 100.0),
+        _ => "?".into(),
+    };
+    t.phases = format!(
+        "{agents_line}; {}; CPU s: edge {}, broker {}, harness (agents + stand-in) {}",
+        t.phases,
+        edge_cpu.map_or("?".into(), |c| format!("{:.2}", c as f64 / 100.0)),
+        tick(cpu0.1, cpu1.1),
+        tick(cpu0.0, cpu1.0),
+    );
     if !out.status.success() {
         t.problem = Some(format!(
             "burnin-edge scan exited with {}: {}",
@@ -436,7 +489,8 @@ fn bound_s(devices: usize, latency_ms: u64) -> f64 {
     devices as f64 * latency_ms as f64 / 1000.0 / f64::from(MES_CONCURRENCY)
 }
 
-async fn table(env: &Env, quick: bool, no_10k: bool) -> anyhow::Result<ExitCode> {
+async fn table(env: &Env, cli: &Cli) -> anyhow::Result<ExitCode> {
+    let quick = cli.quick;
     let started = Instant::now();
     println!("burnin-load: {}", machine());
     let footprint = footprint(env).await?;
@@ -444,74 +498,76 @@ async fn table(env: &Env, quick: bool, no_10k: bool) -> anyhow::Result<ExitCode>
 
     let mut rows = Vec::new();
     let mut op = 9_000_000u64;
-    let small = sims("LOAD", 0..200);
-    let large = sims("LOAD", 0..1000);
+    if !cli.only_10k {
+        let small = sims("LOAD", 0..200);
+        let large = sims("LOAD", 0..1000);
 
-    // burnin: one vhost, agents added as the device count grows.
-    let bv = broker::vhost("load-burnin")?;
-    let bfactory = factory_for(&large)?;
-    eprintln!("starting 200 simulated burnin agents (one connection each)…");
-    let mut bfleets: Vec<Fleet> = Vec::new();
-    bfleets.push(
-        agents::start_connected(
-            &bv.url(),
-            &small,
-            |_| Duration::ZERO,
-            |i| format!("burnin-load agent {i}"),
-        )
-        .await?,
-    );
-    // baseline: real seed_agent.py processes for 200 devices.
-    let pv = broker::vhost("load-seed")?;
-    let pfactory = factory_for(&large)?;
-    eprintln!("starting 200 seed_agent.py processes…");
-    let seed_agents = start_seed_agents(env, &pv, &small).await?;
-
-    let latencies: &[u64] = if quick { &[20] } else { &[0, 20] };
-    for &ms in latencies {
-        bfactory.set_mes_latency(Duration::from_millis(ms));
-        pfactory.set_mes_latency(Duration::from_millis(ms));
-        op += 1;
-        eprintln!("200 devices, {ms} ms: burnin…");
-        let (b, _, _) = run_burnin(env, &bv, &bfactory, &small, op, "60s").await?;
-        eprintln!("200 devices, {ms} ms: baseline…");
-        let p = run_baseline(env, &pv, &pfactory, small.len(), op).await?;
-        rows.push(Row {
-            scenario: format!("200 @ {ms} ms"),
-            devices: 200,
-            latency_ms: ms,
-            burnin: b,
-            baseline: Some(p),
-            agents: "burnin: 200 burnin-amqp connections; baseline: 200 seed_agent.py processes"
-                .into(),
-        });
-    }
-    drop(seed_agents);
-    drop(pv);
-
-    if !quick {
-        eprintln!("adding 800 simulated burnin agents (one connection each)…");
+        // burnin: one vhost, agents added as the device count grows.
+        let bv = broker::vhost("load-burnin")?;
+        let bfactory = factory_for(&large)?;
+        eprintln!("starting 200 simulated burnin agents (one connection each)…");
+        let mut bfleets: Vec<Fleet> = Vec::new();
         bfleets.push(
             agents::start_connected(
                 &bv.url(),
-                &large[200..],
+                &small,
                 |_| Duration::ZERO,
-                |i| format!("burnin-load agent {}", i + 200),
+                |i| format!("burnin-load agent {i}"),
             )
             .await?,
         );
-        let pv = broker::vhost("load-seed-sim")?;
-        eprintln!("starting 1,000 simulated seed agents…");
-        let pfleet = agents::start_seed_multiplexed(&pv.url(), &large, 50).await?;
-        for ms in [0u64, 20] {
+        // baseline: real seed_agent.py processes for 200 devices.
+        let pv = broker::vhost("load-seed")?;
+        let pfactory = factory_for(&large)?;
+        eprintln!("starting 200 seed_agent.py processes…");
+        let seed_agents = start_seed_agents(env, &pv, &small).await?;
+
+        let latencies: &[u64] = if quick { &[20] } else { &[0, 20] };
+        for &ms in latencies {
             bfactory.set_mes_latency(Duration::from_millis(ms));
             pfactory.set_mes_latency(Duration::from_millis(ms));
             op += 1;
-            eprintln!("1,000 devices, {ms} ms: burnin…");
-            let (b, _, _) = run_burnin(env, &bv, &bfactory, &large, op, "60s").await?;
-            eprintln!("1,000 devices, {ms} ms: baseline…");
-            let p = run_baseline(env, &pv, &pfactory, large.len(), op).await?;
+            eprintln!("200 devices, {ms} ms: burnin…");
+            let (b, _, _) = run_burnin(env, &bv, &bfactory, &small, op, "60s").await?;
+            eprintln!("200 devices, {ms} ms: baseline…");
+            let p = run_baseline(env, &pv, &pfactory, small.len(), op).await?;
             rows.push(Row {
+                scenario: format!("200 @ {ms} ms"),
+                devices: 200,
+                latency_ms: ms,
+                burnin: b,
+                baseline: Some(p),
+                agents:
+                    "burnin: 200 burnin-amqp connections; baseline: 200 seed_agent.py processes"
+                        .into(),
+            });
+        }
+        drop(seed_agents);
+        drop(pv);
+
+        if !quick {
+            eprintln!("adding 800 simulated burnin agents (one connection each)…");
+            bfleets.push(
+                agents::start_connected(
+                    &bv.url(),
+                    &large[200..],
+                    |_| Duration::ZERO,
+                    |i| format!("burnin-load agent {}", i + 200),
+                )
+                .await?,
+            );
+            let pv = broker::vhost("load-seed-sim")?;
+            eprintln!("starting 1,000 simulated seed agents…");
+            let pfleet = agents::start_seed_multiplexed(&pv.url(), &large, 50).await?;
+            for ms in [0u64, 20] {
+                bfactory.set_mes_latency(Duration::from_millis(ms));
+                pfactory.set_mes_latency(Duration::from_millis(ms));
+                op += 1;
+                eprintln!("1,000 devices, {ms} ms: burnin…");
+                let (b, _, _) = run_burnin(env, &bv, &bfactory, &large, op, "60s").await?;
+                eprintln!("1,000 devices, {ms} ms: baseline…");
+                let p = run_baseline(env, &pv, &pfactory, large.len(), op).await?;
+                rows.push(Row {
                 scenario: format!("1,000 @ {ms} ms"),
                 devices: 1000,
                 latency_ms: ms,
@@ -522,22 +578,23 @@ async fn table(env: &Env, quick: bool, no_10k: bool) -> anyhow::Result<ExitCode>
                     pfleet.label
                 ),
             });
+            }
+            pfleet.stop().await;
+            drop(pv);
         }
-        pfleet.stop().await;
-        drop(pv);
+        for f in bfleets {
+            f.stop().await;
+        }
+        drop(bv);
     }
-    for f in bfleets {
-        f.stop().await;
-    }
-    drop(bv);
 
-    if !quick && !no_10k {
+    if cli.only_10k || (!quick && !cli.no_10k) {
         let huge = sims("LOAD", 0..10_000);
         let v = broker::vhost("load-10k")?;
         let f = factory_for(&huge)?;
         f.set_mes_latency(Duration::from_millis(20));
         eprintln!("starting 10,000 simulated burnin agents (multiplexed)…");
-        let fleet = agents::start_multiplexed(&v.url(), &huge, 100).await?;
+        let fleet = agents::start_multiplexed(&v.url(), &huge, cli.per_connection).await?;
         op += 1;
         eprintln!("10,000 devices, 20 ms: burnin…");
         let (b, _, _) = run_burnin(env, &v, &f, &huge, op, "120s").await?;
@@ -733,6 +790,15 @@ impl std::fmt::Display for Footprint {
             self.edge_size
         )
     }
+}
+
+/// utime + stime of a process in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15 (1-based).
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn proc_field(pid: u32, file: &str, field: &str) -> Option<u64> {
