@@ -427,8 +427,10 @@ impl ReplyRouter {
         self.len() == 0
     }
 
-    /// Routes replies from `stream` until it ends (then every registered
-    /// operation sees its stream end too). `on_reject` and `on_error` see
+    /// Routes replies from `stream` until it ends. Registrations outlive
+    /// the pump: after a reconnect, a new `pump` over the new stream goes on
+    /// feeding the same operations (and one whose replies never resume
+    /// simply collects until its deadline). `on_reject` and `on_error` see
     /// what is rejected and transport faults.
     pub async fn pump(
         &self,
@@ -476,7 +478,6 @@ impl ReplyRouter {
                 }
             }
         }
-        self.lock().clear();
     }
 }
 
