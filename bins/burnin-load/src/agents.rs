@@ -249,7 +249,12 @@ pub(crate) async fn start_connected(
             drop(permit);
             ready.fetch_add(1, Ordering::SeqCst);
             let mut agent = Agent::new(probe, sink.clone(), SystemClock, "hwinfo_queue", VERSION);
-            let _ = serve(&mut agent, &mut source, stopped(rx), |_| {}, |_| {}).await;
+            let on_outcome = |o: &burnin_core::agent::CommandOutcome| {
+                if matches!(o, burnin_core::agent::CommandOutcome::Replied(_)) {
+                    mark(|m| &mut m.replied);
+                }
+            };
+            let _ = serve(&mut agent, &mut source, stopped(rx), on_outcome, |_| {}).await;
             source.close().await;
         });
     }
