@@ -84,17 +84,28 @@ fn init_logging(format: LogFormat) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    // lapin's own messages below WARN are for its developers.
-    let filter = Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_target("lapin", LevelFilter::WARN)
-        .with_target("amq_protocol", LevelFilter::WARN);
+    // RUST_LOG (`debug`, `info,burnin_amqp=debug`, …) sets the levels; by
+    // default lapin's own messages below WARN, which are for its
+    // developers, are left out. (`Targets` rather than `EnvFilter`: no regex
+    // engine in the agent binary.)
+    let from_env = std::env::var("RUST_LOG").ok();
+    let parsed = from_env.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(targets)) => targets.clone(),
+        _ => Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_target("lapin", LevelFilter::WARN)
+            .with_target("amq_protocol", LevelFilter::WARN),
+    };
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry.with(fmt.with_ansi(false)).try_init(),
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
+    if let Some(Err(e)) = parsed {
+        tracing::warn!("RUST_LOG is not a list of LEVEL or TARGET=LEVEL ({e}); logging at info");
+    }
 }
 
 async fn serve_until_signal(args: RunArgs) -> u8 {
