@@ -85,7 +85,7 @@ pub(crate) struct FactoryArgs {
     #[arg(long, env = "BURNIN_MES_FILE", value_name = "FILE")]
     mes_file: Option<PathBuf>,
 
-    /// Write each payload to DIR/<op>.<kind>.json instead of POSTing it.
+    /// Write each payload to `DIR/<op>.<kind>.json` instead of POSTing it.
     #[arg(long, env = "BURNIN_OUT_DIR", value_name = "DIR")]
     out_dir: Option<PathBuf>,
 }
