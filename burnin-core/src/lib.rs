@@ -63,6 +63,7 @@ pub mod memory;
 pub mod operation;
 pub mod payload;
 pub mod ports;
+pub mod request;
 pub mod store;
 
 pub use compare::{DeviceResult, Finding, MacInfo, MesAnswer, ScanStatus, Verdict};

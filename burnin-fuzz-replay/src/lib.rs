@@ -34,12 +34,13 @@ pub const DEFAULT_SERIAL: &str = "Q186I15901";
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory and fuzz binary.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("mac", mac),
     ("reply", reply),
     ("command", command),
     ("mes_body", mes_body),
     ("sysfs_files", sysfs_files),
+    ("serve_request", serve_request),
 ];
 
 /// [`Mac::parse`] on any UTF-8 input.
@@ -80,6 +81,36 @@ pub fn reply(data: &[u8]) {
         });
         assert_eq!(again, report);
         assert_eq!(again.to_json(), json);
+    }
+}
+
+/// [`burnin_core::request::parse_scan_request`], the `POST /scans` body of
+/// `burnin-edge serve`: an accepted request keeps its promises (window in
+/// range, expected serials unique, directBurn has an operator).
+pub fn serve_request(data: &[u8]) {
+    use burnin_core::request::{MAX_WINDOW, parse_scan_request};
+    match parse_scan_request(data, "hwinfo_queue") {
+        Ok(p) => {
+            assert!(
+                !p.window.is_zero() && p.window <= MAX_WINDOW,
+                "{:?}",
+                p.window
+            );
+            for (i, sn) in p.expected.iter().enumerate() {
+                assert!(!p.expected[..i].contains(sn), "duplicate {sn}");
+            }
+            if p.target == burnin_core::Target::DirectBurn {
+                assert!(p.operator_id.is_some());
+            }
+            assert_eq!(p.reply_to, "hwinfo_queue");
+        }
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("field ") || text.starts_with("bad request body"),
+                "{text}"
+            );
+        }
     }
 }
 

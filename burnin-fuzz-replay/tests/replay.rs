@@ -60,6 +60,11 @@ fn every_target_has_a_corpus() {
 }
 
 #[test]
+fn serve_request_corpus() {
+    replay("serve_request", burnin_fuzz_replay::serve_request);
+}
+
+#[test]
 fn mac_corpus() {
     replay("mac", burnin_fuzz_replay::mac);
 }

@@ -76,8 +76,7 @@ enum TargetArg {
     DirectBurn,
 }
 
-/// The longest window accepted.
-pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(3600);
+use burnin_core::request::MAX_WINDOW;
 
 /// Reads expected serials: `--expect` values then the file's lines, each
 /// validated, duplicates dropped (first position kept).

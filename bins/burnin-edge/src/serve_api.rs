@@ -27,7 +27,6 @@
 //! `{"error": "<what is wrong and what to do>"}`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,7 +36,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use burnin_core::{OperationId, OperationParams, SerialNumber, StoreError, Target};
+use burnin_core::{OperationId, StoreError, Target};
 use burnin_local::SystemClock;
 use burnin_store::OperationView;
 use serde::Deserialize;
@@ -45,15 +44,12 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::output::device_json;
-use crate::scan::MAX_WINDOW;
 use crate::serve::App;
 
 /// The largest request body accepted.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = burnin_core::request::MAX_REQUEST_BYTES;
 /// The most operations `GET /scans` returns.
 const MAX_LIMIT: usize = 1000;
-/// Longest operator id accepted.
-const MAX_OPERATOR: usize = 128;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     let guarded = Router::new()
@@ -99,79 +95,6 @@ async fn authorize(
     next.run(request).await
 }
 
-/// The body of `POST /scans`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ScanRequest {
-    operation_id: OperationId,
-    operator_id: Option<String>,
-    scan_mode: Option<i64>,
-    target: Option<TargetField>,
-    expected: Option<Vec<SerialNumber>>,
-    window_secs: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-enum TargetField {
-    #[serde(rename = "pair")]
-    Pair,
-    #[serde(rename = "directBurn")]
-    DirectBurn,
-}
-
-fn parse_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, String> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: ScanRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            format!("bad request body: {inner}")
-        } else {
-            format!("field {path}: {inner}")
-        }
-    })?;
-    let window = match req.window_secs {
-        None => Duration::from_secs(30),
-        Some(s) if s == 0 || Duration::from_secs(s) > MAX_WINDOW => {
-            return Err(format!(
-                "field windowSecs: {s} is out of range; give 1 to {}",
-                MAX_WINDOW.as_secs()
-            ));
-        }
-        Some(s) => Duration::from_secs(s),
-    };
-    if let Some(op) = &req.operator_id
-        && (op.is_empty() || op.len() > MAX_OPERATOR || op.chars().any(char::is_control))
-    {
-        return Err(format!(
-            "field operatorId: give 1 to {MAX_OPERATOR} characters without control characters"
-        ));
-    }
-    let target = match req.target {
-        None | Some(TargetField::Pair) => Target::Pair,
-        Some(TargetField::DirectBurn) => Target::DirectBurn,
-    };
-    if target == Target::DirectBurn && req.operator_id.is_none() {
-        return Err(
-            "field operatorId: target \"directBurn\" needs operatorId (sent in directBurn)".into(),
-        );
-    }
-    let mut expected: Vec<SerialNumber> = Vec::new();
-    for sn in req.expected.unwrap_or_default() {
-        if !expected.contains(&sn) {
-            expected.push(sn);
-        }
-    }
-    let mut p = OperationParams::new(req.operation_id);
-    p.operator_id = req.operator_id;
-    p.scan_mode = req.scan_mode;
-    p.target = target;
-    p.expected = expected;
-    p.window = window;
-    p.reply_to = reply_queue.to_owned();
-    Ok(p)
-}
-
 async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(b) => b,
@@ -183,9 +106,9 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    let params = match parse_request(&body, &app.reply_queue) {
+    let params = match burnin_core::request::parse_scan_request(&body, &app.reply_queue) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if let Some(why) = app.target_unavailable(params.target) {
         return error(
@@ -346,55 +269,4 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render(&counts),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(body: &str) -> Result<OperationParams, String> {
-        parse_request(body.as_bytes(), "hwinfo_queue")
-    }
-
-    #[test]
-    fn a_full_request_parses() {
-        let p = parse(
-            r#"{"operationId": "B-7", "operatorId": "op", "scanMode": 2, "target": "directBurn",
-                "expected": ["A", "B", "A"], "windowSecs": 5}"#,
-        )
-        .unwrap();
-        assert_eq!(p.operation_id, OperationId::text("B-7").unwrap());
-        assert_eq!(p.target, Target::DirectBurn);
-        assert_eq!(p.expected.len(), 2);
-        assert_eq!(p.window, Duration::from_secs(5));
-        let p = parse(r#"{"operationId": 42}"#).unwrap();
-        assert_eq!(p.operation_id, OperationId::Number(42));
-        assert_eq!(p.window, Duration::from_secs(30));
-        assert_eq!(p.target, Target::Pair);
-    }
-
-    #[test]
-    fn bad_requests_name_the_field() {
-        for (body, needle) in [
-            (r#"{}"#, "operationId"),
-            (r#"{"operationId": 1, "windowSecs": 0}"#, "windowSecs"),
-            (r#"{"operationId": 1, "windowSecs": 3601}"#, "windowSecs"),
-            (r#"{"operationId": 1, "target": "burn"}"#, "target"),
-            (
-                r#"{"operationId": 1, "expected": ["has space"]}"#,
-                "expected",
-            ),
-            (r#"{"operationId": -1}"#, "operationId"),
-            (r#"{"operationId": ""}"#, "operationId"),
-            (r#"{"operationId": 1, "windowsecs": 5}"#, "windowsecs"),
-            (
-                r#"{"operationId": 1, "target": "directBurn"}"#,
-                "operatorId",
-            ),
-            ("not json", "bad request body"),
-        ] {
-            let e = parse(body).unwrap_err();
-            assert!(e.contains(needle), "{body}: {e}");
-        }
-    }
 }

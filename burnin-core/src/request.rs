@@ -1,0 +1,195 @@
+//! The body of a request to start a scan (`POST /scans` of `burnin-edge
+//! serve`, SPEC §7), parsed and validated into [`OperationParams`].
+//!
+//! ```
+//! use burnin_core::request::parse_scan_request;
+//! let p = parse_scan_request(br#"{"operationId": 42, "expected": ["Q186I15901"]}"#, "hwinfo_queue").unwrap();
+//! assert_eq!(p.expected.len(), 1);
+//! assert!(parse_scan_request(br#"{"operationId": 42, "windowSecs": 0}"#, "hwinfo_queue")
+//!     .unwrap_err().to_string().starts_with("field windowSecs"));
+//! ```
+//!
+//! Unknown fields are refused (a typo such as `windowsecs` must not be
+//! silently ignored); `expected` serials are deduplicated, first position
+//! kept; the window defaults to 30 s and must be 1 s to [`MAX_WINDOW`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{OperationId, OperationParams, SerialNumber, Target};
+
+/// The longest collection window accepted (one hour).
+pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// The largest request body accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// The longest operator id accepted, in bytes.
+pub const MAX_OPERATOR: usize = 128;
+
+/// A request body that cannot start a scan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A field is missing, of the wrong type or out of range.
+    #[error("field {field}: {message}")]
+    Field {
+        /// The JSON path of the field, e.g. `windowSecs`, `expected[2]`.
+        field: String,
+        /// What is wrong and what to give.
+        message: String,
+    },
+    /// The body is not a JSON object of the documented shape, or too large.
+    #[error("bad request body: {0}")]
+    Body(String),
+}
+
+fn field(field: &str, message: impl Into<String>) -> RequestError {
+    RequestError::Field {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The body of `POST /scans`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScanRequest {
+    operation_id: OperationId,
+    operator_id: Option<String>,
+    scan_mode: Option<i64>,
+    target: Option<TargetField>,
+    expected: Option<Vec<SerialNumber>>,
+    window_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum TargetField {
+    #[serde(rename = "pair")]
+    Pair,
+    #[serde(rename = "directBurn")]
+    DirectBurn,
+}
+
+/// Parses and validates a start-scan body; replies will go to `reply_queue`.
+pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, RequestError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::Body(format!(
+            "{} bytes; the limit is {MAX_REQUEST_BYTES}",
+            body.len()
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let req: ScanRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            RequestError::Body(inner)
+        } else {
+            field(&path, inner)
+        }
+    })?;
+    de.end().map_err(|e| RequestError::Body(e.to_string()))?;
+    let window = match req.window_secs {
+        None => Duration::from_secs(30),
+        Some(s) if s == 0 || s > MAX_WINDOW.as_secs() => {
+            return Err(field(
+                "windowSecs",
+                format!("{s} is out of range; give 1 to {}", MAX_WINDOW.as_secs()),
+            ));
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    if let Some(op) = &req.operator_id
+        && (op.is_empty() || op.len() > MAX_OPERATOR || op.chars().any(char::is_control))
+    {
+        return Err(field(
+            "operatorId",
+            format!("give 1 to {MAX_OPERATOR} characters without control characters"),
+        ));
+    }
+    let target = match req.target {
+        None | Some(TargetField::Pair) => Target::Pair,
+        Some(TargetField::DirectBurn) => Target::DirectBurn,
+    };
+    if target == Target::DirectBurn && req.operator_id.is_none() {
+        return Err(field(
+            "operatorId",
+            "target \"directBurn\" needs operatorId (sent in directBurn)",
+        ));
+    }
+    let mut expected: Vec<SerialNumber> = Vec::new();
+    for sn in req.expected.unwrap_or_default() {
+        if !expected.contains(&sn) {
+            expected.push(sn);
+        }
+    }
+    let mut p = OperationParams::new(req.operation_id);
+    p.operator_id = req.operator_id;
+    p.scan_mode = req.scan_mode;
+    p.target = target;
+    p.expected = expected;
+    p.window = window;
+    p.reply_to = reply_queue.to_owned();
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<OperationParams, String> {
+        parse_scan_request(body.as_bytes(), "hwinfo_queue").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_request_parses() {
+        let p = parse(
+            r#"{"operationId": "B-7", "operatorId": "op", "scanMode": 2, "target": "directBurn",
+                "expected": ["A", "B", "A"], "windowSecs": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(p.operation_id, OperationId::text("B-7").unwrap());
+        assert_eq!(p.target, Target::DirectBurn);
+        assert_eq!(p.expected.len(), 2);
+        assert_eq!(p.window, Duration::from_secs(5));
+        let p = parse(r#"{"operationId": 42}"#).unwrap();
+        assert_eq!(p.operation_id, OperationId::Number(42));
+        assert_eq!(p.window, Duration::from_secs(30));
+        assert_eq!(p.target, Target::Pair);
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        for (body, needle) in [
+            (r#"{}"#, "operationId"),
+            (r#"{"operationId": 1, "windowSecs": 0}"#, "windowSecs"),
+            (r#"{"operationId": 1, "windowSecs": 3601}"#, "windowSecs"),
+            (r#"{"operationId": 1, "target": "burn"}"#, "target"),
+            (
+                r#"{"operationId": 1, "expected": ["has space"]}"#,
+                "expected",
+            ),
+            (r#"{"operationId": -1}"#, "operationId"),
+            (r#"{"operationId": ""}"#, "operationId"),
+            (r#"{"operationId": 1, "windowsecs": 5}"#, "windowsecs"),
+            (
+                r#"{"operationId": 1, "target": "directBurn"}"#,
+                "operatorId",
+            ),
+            ("not json", "bad request body"),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn oversize_and_trailing_bodies_are_refused() {
+        let big = format!(
+            r#"{{"operationId": 1, "operatorId": "{}"}}"#,
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert!(parse(&big).unwrap_err().starts_with("bad request body"));
+        assert!(parse(r#"{"operationId": 1} {}"#).is_err());
+    }
+}
