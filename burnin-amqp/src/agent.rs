@@ -28,7 +28,9 @@ use lapin::types::FieldTable;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::link::{PublishError, Session, SessionCell, Side, channel, json_properties, short};
+use crate::link::{
+    PublishError, Session, SessionCell, Side, channel, json_properties, resume_consuming, short,
+};
 use crate::{AmqpConfig, AmqpError};
 
 /// How many commands the broker may hand the agent before it acks.
@@ -278,44 +280,18 @@ async fn command_loop(
                 None => break "the consumer was cancelled".to_owned(),
             }
         };
-        if cell.is_closed() {
-            return;
-        }
-        tracing::warn!(url = %cell.url(), reason = %lost, "lost the broker connection; reconnecting");
-        let msg = format!(
+        let message = format!(
             "lost the connection to the broker at {} ({lost}); reconnecting",
             cell.url()
         );
-        if tx
-            .send(Err(TransportError::Unavailable(msg)))
-            .await
-            .is_err()
-        {
-            cell.close().await;
-            return;
+        // Even a refusal may be fixed by an operator (permissions, a missing
+        // exchange): an agent keeps trying.
+        let cell_ref = &*cell;
+        let start =
+            move |session: Arc<Session>| async move { start_consuming(cell_ref, &session).await };
+        match resume_consuming(&cell, &tx, "command", &lost, message, true, start).await {
+            Some(c) => consumer = c,
+            None => return,
         }
-        let mut attempt = 0;
-        consumer = loop {
-            let result = async {
-                let session = cell.get_retrying(None).await?;
-                start_consuming(&cell, &session).await
-            }
-            .await;
-            match result {
-                Ok(c) => break c,
-                Err(AmqpError::Closed) => return,
-                Err(e) => {
-                    // Even a refusal may be fixed by an operator (permissions,
-                    // a missing exchange); an agent keeps trying.
-                    let delay = cell.config.backoff(attempt);
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot consume commands yet");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = cell.closed() => return,
-                    }
-                    attempt += 1;
-                }
-            }
-        };
     }
 }

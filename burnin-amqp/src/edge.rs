@@ -26,7 +26,8 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::link::{
-    PublishError, Session, SessionCell, Side, confirm_channel, json_properties, short,
+    PublishError, Session, SessionCell, Side, confirm_channel, json_properties, resume_consuming,
+    short,
 };
 use crate::{AmqpConfig, AmqpError};
 
@@ -230,49 +231,17 @@ async fn consume_loop(
                 None => break "the consumer was cancelled".to_owned(),
             }
         };
-        if cell.is_closed() {
-            return;
-        }
-        tracing::warn!(url = %cell.url(), reason = %lost, "lost the reply consumer; reconnecting");
-        let msg = format!(
+        let message = format!(
             "lost the connection to the broker at {} ({lost}); reconnecting — unacknowledged replies will be delivered again",
             cell.url()
         );
-        if tx
-            .send(Err(TransportError::Unavailable(msg)))
-            .await
-            .is_err()
-        {
-            cell.close().await;
-            return;
+        let cell_ref = &*cell;
+        let start =
+            move |session: Arc<Session>| async move { Consuming::start(cell_ref, &session).await };
+        match resume_consuming(&cell, &tx, "reply", &lost, message, false, start).await {
+            Some(c) => consuming = c,
+            None => return,
         }
-        // Reconnect (a new session if the old one died) and consume again.
-        let mut attempt = 0;
-        consuming = loop {
-            let result = async {
-                let session = cell.get_retrying(None).await?;
-                Consuming::start(&cell, &session).await
-            }
-            .await;
-            match result {
-                Ok(c) => break c,
-                Err(AmqpError::Closed) => return,
-                Err(e) if !e.is_retryable() => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-                Err(e) => {
-                    let delay = cell.config.backoff(attempt);
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot consume replies yet");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = cell.closed() => return,
-                    }
-                    attempt += 1;
-                }
-            }
-        };
-        tracing::info!(url = %cell.url(), "consuming replies again");
     }
 }
 

@@ -509,6 +509,66 @@ pub(crate) fn json_properties() -> BasicProperties {
         .with_delivery_mode(2)
 }
 
+/// What to do when a consumer was lost (`lost` says why): tell the port's
+/// reader once, with a retryable error carrying `message`, then reconnect
+/// (a new session if the old one died) and call `start` until consuming
+/// works again, with capped, jittered backoff. A refusal (access, a missing
+/// exchange) is retried too when `retry_refusals` — an operator may fix it —
+/// else handed to the reader as final. `None` once the cell is closed, the
+/// reader is gone, or a refusal was final.
+pub(crate) async fn resume_consuming<T, C, Fut>(
+    cell: &SessionCell,
+    tx: &tokio::sync::mpsc::Sender<Result<T, burnin_core::TransportError>>,
+    what: &str,
+    lost: &str,
+    message: String,
+    retry_refusals: bool,
+    start: impl Fn(Arc<Session>) -> Fut,
+) -> Option<C>
+where
+    Fut: std::future::Future<Output = Result<C, AmqpError>>,
+{
+    if cell.is_closed() {
+        return None;
+    }
+    tracing::warn!(url = %cell.url(), reason = %lost, "lost the {what} consumer; reconnecting");
+    if tx
+        .send(Err(burnin_core::TransportError::Unavailable(message)))
+        .await
+        .is_err()
+    {
+        cell.close().await;
+        return None;
+    }
+    let mut attempt = 0;
+    loop {
+        let result = match cell.get_retrying(None).await {
+            Ok(session) => start(session).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(c) => {
+                tracing::info!(url = %cell.url(), "consuming {what} again");
+                return Some(c);
+            }
+            Err(AmqpError::Closed) => return None,
+            Err(e) if !retry_refusals && !e.is_retryable() => {
+                let _ = tx.send(Err(e.into())).await;
+                return None;
+            }
+            Err(e) => {
+                let delay = cell.config.backoff(attempt);
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot consume {what} yet");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = cell.closed() => return None,
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
