@@ -63,6 +63,30 @@ fn bench(c: &mut Criterion) {
             black_box(p)
         })
     });
+    // The two halves, to see where the time goes.
+    g.bench_function("compare only, 10k devices x 4 NICs", |b| {
+        b.iter(|| {
+            let results: Vec<DeviceResult> = fleet
+                .iter()
+                .map(|(sn, ifaces, mes)| DeviceResult::compare(sn.clone(), ifaces, mes))
+                .collect();
+            black_box(results)
+        })
+    });
+    let results: Vec<DeviceResult> = fleet
+        .iter()
+        .map(|(sn, ifaces, mes)| DeviceResult::compare(sn.clone(), ifaces, mes))
+        .collect();
+    g.bench_function("four payloads only, 10k devices x 4 NICs", |b| {
+        b.iter(|| {
+            black_box([
+                payload::log(&op, &results),
+                payload::pair(&op, &results),
+                payload::direct_burn(&op, &results, "OP1", 1),
+                payload::notify(&op, &results, None),
+            ])
+        })
+    });
     g.finish();
 }
 

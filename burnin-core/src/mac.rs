@@ -108,7 +108,7 @@ impl FromStr for Mac {
 impl Mac {
     /// The canonical text form in a fixed buffer (no allocation, no
     /// formatting machinery: payloads write tens of thousands of these).
-    fn text(&self) -> [u8; 17] {
+    pub(crate) fn text(&self) -> [u8; 17] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b':'; 17];
         for (i, b) in self.0.iter().enumerate() {

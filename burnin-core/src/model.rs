@@ -200,9 +200,19 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    to_json_sized(value, 128)
+}
+
+/// [`to_json`] into a buffer of `capacity` bytes: large payloads (the log of
+/// thousands of devices) then never grow and copy it.
+pub(crate) fn to_json_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     // Serializing these types cannot fail: every map key is a string and no
     // Serialize impl returns an error.
-    serde_json::to_vec(value).unwrap_or_default()
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]

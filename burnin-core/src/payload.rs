@@ -92,33 +92,84 @@ impl Payload {
     }
 }
 
-fn payload<T: Serialize>(kind: PayloadKind, op: &OperationId, doc: &T) -> Payload {
+/// `bytes_per_device` sizes the buffer up front (an estimate; a log entry is
+/// ~30 bytes plus ~75 per MAC line).
+fn payload<T: Serialize>(
+    kind: PayloadKind,
+    op: &OperationId,
+    doc: &T,
+    devices: &[DeviceResult],
+    bytes_per_device: impl Fn(&DeviceResult) -> usize,
+) -> Payload {
+    let capacity = 128 + devices.iter().map(bytes_per_device).sum::<usize>();
     Payload {
         kind,
         operation_id: op.clone(),
-        body: crate::model::to_json(doc),
+        body: crate::model::to_json_sized(doc, capacity),
     }
+}
+
+fn log_entry_size(d: &DeviceResult) -> usize {
+    40 + d.sn.as_str().len()
+        + d.macinfo
+            .iter()
+            .map(|m| 64 + m.interface.len())
+            .sum::<usize>()
+}
+
+fn sn_entry_size(d: &DeviceResult) -> usize {
+    4 + d.sn.as_str().len()
 }
 
 /// The deviceScan log:
 /// `{"operationid": <op>, "pairInfo": [], "scaninfo": [...]}`.
+///
+/// Written by hand rather than through serde's derive: it is the one large
+/// payload (≈ 330 bytes per 4-NIC device) and most of it is text that never
+/// needs escaping (keys, MACs, `"0"`/`"1"`), so only the interface names and
+/// serials go through serde_json's escaping. The golden tests pin the bytes,
+/// and they are equal to serializing the [`DeviceResult`]s with serde.
 pub fn log(op: &OperationId, devices: &[DeviceResult]) -> Payload {
-    #[derive(Serialize)]
-    struct Log<'a> {
-        operationid: &'a OperationId,
-        #[serde(rename = "pairInfo")]
-        pair_info: [(); 0],
-        scaninfo: &'a [DeviceResult],
+    let capacity = 64 + devices.iter().map(log_entry_size).sum::<usize>();
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"{\"operationid\":");
+    json_into(&mut out, op);
+    out.extend_from_slice(b",\"pairInfo\":[],\"scaninfo\":[");
+    for (i, d) in devices.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"macinfo\":[");
+        for (j, m) in d.macinfo.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"interface\":");
+            json_into(&mut out, m.interface.as_str());
+            out.extend_from_slice(b",\"macaddr\":\"");
+            out.extend_from_slice(&m.macaddr.text());
+            out.extend_from_slice(b"\",\"scanstatus\":\"");
+            out.extend_from_slice(m.scanstatus.as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        out.extend_from_slice(b"],\"sn\":");
+        json_into(&mut out, d.sn.as_str());
+        out.extend_from_slice(b",\"result\":\"");
+        out.extend_from_slice(d.result.as_str().as_bytes());
+        out.extend_from_slice(b"\"}");
     }
-    payload(
-        PayloadKind::Log,
-        op,
-        &Log {
-            operationid: op,
-            pair_info: [],
-            scaninfo: devices,
-        },
-    )
+    out.extend_from_slice(b"]}");
+    Payload {
+        kind: PayloadKind::Log,
+        operation_id: op.clone(),
+        body: out,
+    }
+}
+
+/// Appends `value` as JSON (strings escaped).
+fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing a string or an operation id into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 fn passing(devices: &[DeviceResult]) -> Vec<&SerialNumber> {
@@ -144,6 +195,8 @@ pub fn pair(op: &OperationId, devices: &[DeviceResult]) -> Payload {
             sn_array: passing(devices),
             operation_id: op,
         },
+        devices,
+        sn_entry_size,
     )
 }
 
@@ -171,6 +224,8 @@ pub fn direct_burn(
             operator_id,
             scan_mode,
         },
+        devices,
+        sn_entry_size,
     )
 }
 
@@ -209,6 +264,8 @@ pub fn notify(op: &OperationId, devices: &[DeviceResult], error: Option<&str>) -
             scan_info,
             error,
         },
+        devices,
+        |d| 32 + d.sn.as_str().len(),
     )
 }
 
@@ -264,6 +321,35 @@ mod tests {
                 r#"{"interface":"","macaddr":"e0:18:7d:2e:ca:71","scanstatus":"0"}],"sn":"Q186I15902","result":"0"}]}"#
             )
         );
+    }
+
+    #[test]
+    fn the_hand_written_log_equals_serde() {
+        #[derive(Serialize)]
+        struct Log<'a> {
+            operationid: &'a OperationId,
+            #[serde(rename = "pairInfo")]
+            pair_info: [(); 0],
+            scaninfo: &'a [DeviceResult],
+        }
+        let mut devices = devices();
+        devices[0].macinfo[0].interface = "we\"ird\\name\u{7}é".into();
+        for op in [OperationId::Number(9), OperationId::Text("a\"b".into())] {
+            let want = serde_json::to_vec(&Log {
+                operationid: &op,
+                pair_info: [],
+                scaninfo: &devices,
+            })
+            .unwrap();
+            assert_eq!(log(&op, &devices).body, want);
+            assert_eq!(
+                log(&op, &[]).body_str(),
+                format!(
+                    r#"{{"operationid":{},"pairInfo":[],"scaninfo":[]}}"#,
+                    serde_json::to_string(&op).unwrap()
+                )
+            );
+        }
     }
 
     #[test]
