@@ -111,16 +111,9 @@ fn device(i: u32, n: u32) -> Device {
 }
 
 pub(crate) fn run(args: DemoArgs) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     rt.block_on(demo(args))
 }

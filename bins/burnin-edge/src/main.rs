@@ -66,6 +66,19 @@ enum Command {
     },
 }
 
+/// The async runtime every subcommand runs on (two workers: the edge waits on
+/// the network, it does not compute); an error is printed and becomes exit 3.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::INTERNAL
+        })
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -247,16 +247,9 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let factory = match args.factory.build_any() {
