@@ -92,6 +92,31 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Waits until `n` agents consume their command queues: `list_consumers`
+/// returns the queue names of the broker's consumers (`rabbitmqctl
+/// list_consumers … queue_name`), and agent queues are server-named
+/// `amq.gen-*`.
+///
+/// # Panics
+/// If fewer than `n` are there after 30 s.
+pub fn wait_for_agents(list_consumers: impl Fn() -> String, n: usize) {
+    let start = Instant::now();
+    loop {
+        let consumers = list_consumers()
+            .lines()
+            .filter(|q| q.trim().starts_with("amq.gen-"))
+            .count();
+        if consumers >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "only {consumers} of {n} agents consume their command queue after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A fleet of `burnin-agent run` processes, killed on drop.
 pub struct AgentFleet {
     children: Vec<(String, Child)>,
@@ -130,17 +155,9 @@ impl AgentFleet {
             children,
             _trees: trees,
         };
-        fleet.wait_ready(vhost, devices.len());
-        fleet
-    }
-
-    /// Waits until `n` consumers are attached to agent queues bound to the
-    /// command exchange.
-    fn wait_ready(&self, vhost: &TestVhost, n: usize) {
-        let start = Instant::now();
-        loop {
-            let consumers = vhost
-                .ctl(&[
+        wait_for_agents(
+            || {
+                vhost.ctl(&[
                     "list_consumers",
                     "-p",
                     vhost.name(),
@@ -148,18 +165,10 @@ impl AgentFleet {
                     "--no-table-headers",
                     "queue_name",
                 ])
-                .lines()
-                .filter(|q| q.trim().starts_with("amq.gen-") || q.contains("agent"))
-                .count();
-            if consumers >= n {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "only {consumers} of {n} agents got ready within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            },
+            devices.len(),
+        );
+        fleet
     }
 
     /// Kills the agent of serial `sn` (SIGKILL).

@@ -22,6 +22,6 @@ mod agents;
 mod factory;
 mod node;
 
-pub use agents::{AgentFleet, Device, binary};
+pub use agents::{AgentFleet, Device, binary, wait_for_agents};
 pub use factory::{FactoryStandIn, Recorded};
 pub use node::{NodeTls, PrivateNode};

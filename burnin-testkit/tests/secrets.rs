@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnin_amqp::testing::TestVhost;
-use burnin_testkit::{Device, FactoryStandIn, binary};
+use burnin_testkit::{Device, FactoryStandIn, binary, wait_for_agents};
 
 const AGENT_PW: &str = "agentPW-s3cr3t-1";
 const EDGE_PW: &str = "edgePW-s3cr3t-2";
@@ -170,24 +170,19 @@ fn least_privilege_users_work_and_no_secret_is_ever_printed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !vhost
-        .ctl(&[
-            "list_consumers",
-            "-p",
-            vhost.name(),
-            "--quiet",
-            "--no-table-headers",
-            "queue_name",
-        ])
-        .contains("amq.gen-")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "agent user could not consume"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_agents(
+        || {
+            vhost.ctl(&[
+                "list_consumers",
+                "-p",
+                vhost.name(),
+                "--quiet",
+                "--no-table-headers",
+                "queue_name",
+            ])
+        },
+        1,
+    );
 
     let scan = Command::new(&edge)
         .args([

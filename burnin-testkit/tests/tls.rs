@@ -7,9 +7,8 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use burnin_testkit::{Device, NodeTls, PrivateNode, binary};
+use burnin_testkit::{Device, NodeTls, PrivateNode, binary, wait_for_agents};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
 /// Writes a CA and a server certificate for localhost/127.0.0.1 into `dir`;
@@ -84,22 +83,17 @@ fn agent_and_scan_connect_over_tls_and_a_wrong_ca_is_refused() {
         .spawn()
         .unwrap();
     // Ready once it consumes its command queue.
-    let start = Instant::now();
-    while !node
-        .ctl(&[
-            "list_consumers",
-            "--quiet",
-            "--no-table-headers",
-            "queue_name",
-        ])
-        .contains("amq.gen-")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "agent did not connect over TLS"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_agents(
+        || {
+            node.ctl(&[
+                "list_consumers",
+                "--quiet",
+                "--no-table-headers",
+                "queue_name",
+            ])
+        },
+        1,
+    );
 
     let scan = |ca: &Path, op: &str| {
         Command::new(binary("burnin-edge"))
