@@ -34,13 +34,9 @@ pub(crate) struct ScanArgs {
     target: TargetArg,
 
     /// A serial that must answer (repeat the flag); collection ends as soon
-    /// as every expected serial has replied.
-    #[arg(
-        long = "expect",
-        env = "BURNIN_EXPECT",
-        value_name = "SN",
-        value_delimiter = ','
-    )]
+    /// as every expected serial has replied. Serials may contain commas, so
+    /// none is split: for many serials use --expect-file.
+    #[arg(long = "expect", env = "BURNIN_EXPECT", value_name = "SN")]
     expect: Vec<String>,
 
     /// A file of expected serials, one per line (`#` comments and blank lines ignored).
@@ -266,5 +262,37 @@ pub(crate) fn exit_code(report: &OperationReport) -> u8 {
         OperationState::Done if report.all_passed() => exit::PASSED,
         OperationState::Done => exit::DEVICE_FAILED,
         _ => exit::INTERNAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        scan: ScanArgs,
+    }
+
+    #[test]
+    fn a_serial_with_a_comma_stays_one_serial() {
+        let w = Wrap::try_parse_from([
+            "scan",
+            "--amqp-url",
+            "amqp://h/",
+            "--operation-id",
+            "1",
+            "--expect",
+            "A,B",
+            "--expect",
+            "C",
+        ])
+        .unwrap();
+        let sns = expected_serials(&w.scan.expect, None).unwrap();
+        let sns: Vec<&str> = sns.iter().map(SerialNumber::as_str).collect();
+        assert_eq!(sns, ["A,B", "C"]);
     }
 }
