@@ -1,117 +1,242 @@
-//! The broker flags shared by `scan` and `serve`.
+//! Broker supervision: one connection for the whole service, kept up.
+//!
+//! A [`Connector`] makes a connection: a [`Link`] to publish commands on
+//! (and ask whether it is up), and the reply queue's [`ReplyStream`].
+//! [`AmqpConnector`] is RabbitMQ ([`burnin_amqp::edge::connect`]);
+//! [`MemoryConnector`] is burnin-core's in-memory broker, for tests and
+//! demos that need no server.
+//!
+//! The service's broker task ([`App::start`](crate::App::start)) connects,
+//! retrying at most ~4 s apart while the broker is unreachable (the API
+//! is up meanwhile and `/healthz` says 503), then pumps the reply queue
+//! into the service's [`ReplyRouter`](burnin_core::edge::ReplyRouter). If
+//! the reply consumer ends for good the task connects afresh.
+//! Operations publish through a [`BrokerLink`], which waits (up to the
+//! operation's window) for a connection while there is none.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use burnin_amqp::{AmqpConfig, QueueType};
+use async_trait::async_trait;
+use burnin_amqp::AmqpConfig;
+use burnin_amqp::edge::AmqpCommandPublisher;
+use burnin_core::memory::{MemoryBroker, MemoryPublisher};
+use burnin_core::{CommandPublisher, ReplyStream, ScanCommand, TransportError};
+use tokio::sync::watch;
 
-/// How to reach RabbitMQ and what to declare there.
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Broker")]
-pub(crate) struct BrokerArgs {
-    /// RabbitMQ URL, `amqp://USER:PASSWORD@HOST:5672/VHOST` or `amqps://…`.
-    #[arg(
-        long,
-        env = "BURNIN_AMQP_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    amqp_url: String,
+use crate::service::App;
 
-    /// PEM file with the CA that signed the broker's certificate (for `amqps://`).
-    #[arg(long, env = "BURNIN_AMQP_CA_FILE", value_name = "FILE")]
-    amqp_ca_file: Option<PathBuf>,
-
-    /// The fanout exchange scan commands are published to.
-    #[arg(
-        long,
-        env = "BURNIN_EXCHANGE",
-        value_name = "NAME",
-        default_value = "devicescan"
-    )]
-    exchange: String,
-
-    /// The durable queue agents reply to (rejected replies go to NAME.rejected).
-    #[arg(
-        long,
-        env = "BURNIN_REPLY_QUEUE",
-        value_name = "NAME",
-        default_value = "hwinfo_queue"
-    )]
-    reply_queue: String,
-
-    /// The reply queue's type; quorum survives a node loss in a cluster.
-    #[arg(long, env = "BURNIN_REPLY_QUEUE_TYPE", value_enum, default_value_t = ReplyQueueType::Classic)]
-    reply_queue_type: ReplyQueueType,
-
-    /// Unacknowledged replies the broker may hand over at once.
-    #[arg(long, env = "BURNIN_PREFETCH", value_name = "N", default_value_t = 256,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    prefetch: u16,
+/// One broker connection's publishing half, as the service uses it.
+#[async_trait]
+pub trait Link: CommandPublisher {
+    /// Whether the connection is up right now (answers at once).
+    async fn is_connected(&self) -> bool;
+    /// Closes the connection (both halves).
+    async fn close(&self);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ReplyQueueType {
-    Classic,
-    Quorum,
+/// Makes broker connections for the service.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// Connects once: declares what the service needs and starts consuming
+    /// the reply queue.
+    async fn connect(&self) -> Result<(Arc<dyn Link>, Box<dyn ReplyStream>), TransportError>;
+
+    /// The broker, for logs (passwords redacted).
+    fn describe(&self) -> String;
+
+    /// How long to wait before connection attempt `attempt` + 1 (0-based)
+    /// after a failure. The default doubles from 250 ms up to 4 s.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        Duration::from_millis(250).saturating_mul(1 << attempt.min(4))
+    }
 }
 
-impl BrokerArgs {
-    /// The reply queue's name.
-    pub(crate) fn reply_queue(&self) -> &str {
-        &self.reply_queue
+/// RabbitMQ, through burnin-amqp.
+#[derive(Debug, Clone)]
+pub struct AmqpConnector {
+    config: AmqpConfig,
+}
+
+impl AmqpConnector {
+    /// Connects with `config` (checked by the caller, e.g. with
+    /// [`AmqpConfig::validate`]).
+    pub fn new(config: AmqpConfig) -> Self {
+        AmqpConnector { config }
+    }
+}
+
+#[async_trait]
+impl Link for AmqpCommandPublisher {
+    async fn is_connected(&self) -> bool {
+        AmqpCommandPublisher::is_connected(self).await
+    }
+    async fn close(&self) {
+        AmqpCommandPublisher::close(self).await;
+    }
+}
+
+#[async_trait]
+impl Connector for AmqpConnector {
+    async fn connect(&self) -> Result<(Arc<dyn Link>, Box<dyn ReplyStream>), TransportError> {
+        let (publisher, replies) = burnin_amqp::edge::connect(self.config.clone()).await?;
+        Ok((Arc::new(publisher), Box::new(replies)))
     }
 
-    /// The adapter configuration, checked; the error names the flag.
-    pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
-        check_url(&self.amqp_url)?;
-        let mut c = AmqpConfig::new(self.amqp_url.clone());
-        c.exchange = self.exchange.clone();
-        c.reply_queue = self.reply_queue.clone();
-        c.reply_queue_type = match self.reply_queue_type {
-            ReplyQueueType::Classic => QueueType::Classic,
-            ReplyQueueType::Quorum => QueueType::Quorum,
+    fn describe(&self) -> String {
+        self.config.redacted_url()
+    }
+
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        // At most ~4 s between attempts, so /healthz turns 200 soon after
+        // the broker is back.
+        self.config.backoff(attempt.min(4))
+    }
+}
+
+/// burnin-core's in-memory broker: always up. Agents on the same
+/// [`MemoryBroker`] (`broker.agent()`) answer the service's commands.
+#[derive(Debug, Clone)]
+pub struct MemoryConnector {
+    broker: MemoryBroker,
+    reply_queue: String,
+}
+
+impl MemoryConnector {
+    /// Declares `reply_queue` on `broker` at each connect.
+    pub fn new(broker: MemoryBroker, reply_queue: impl Into<String>) -> Self {
+        MemoryConnector {
+            broker,
+            reply_queue: reply_queue.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Link for MemoryPublisher {
+    async fn is_connected(&self) -> bool {
+        true
+    }
+    async fn close(&self) {}
+}
+
+#[async_trait]
+impl Connector for MemoryConnector {
+    async fn connect(&self) -> Result<(Arc<dyn Link>, Box<dyn ReplyStream>), TransportError> {
+        let (publisher, replies) = self.broker.edge(&self.reply_queue);
+        Ok((Arc::new(publisher), Box::new(replies)))
+    }
+
+    fn describe(&self) -> String {
+        "the in-memory broker".into()
+    }
+}
+
+/// The service's current broker connection, if any; operations publish
+/// through it.
+#[derive(Debug)]
+pub struct BrokerLink {
+    tx: watch::Sender<Option<Arc<dyn Link>>>,
+}
+
+impl std::fmt::Debug for dyn Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Link")
+    }
+}
+
+impl BrokerLink {
+    pub(crate) fn new() -> Self {
+        BrokerLink {
+            tx: watch::Sender::new(None),
+        }
+    }
+
+    /// Whether the broker connection is up (for `/healthz`).
+    pub async fn is_up(&self) -> bool {
+        let current = self.tx.borrow().clone();
+        match current {
+            Some(link) => tokio::time::timeout(Duration::from_secs(2), link.is_connected())
+                .await
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    fn set(&self, link: Option<Arc<dyn Link>>) {
+        self.tx.send_replace(link);
+    }
+}
+
+#[async_trait]
+impl CommandPublisher for BrokerLink {
+    /// Waits for a connection (up to `window`), then publishes on it.
+    async fn publish(&self, command: &ScanCommand, window: Duration) -> Result<(), TransportError> {
+        let until = tokio::time::Instant::now() + window;
+        let mut rx = self.tx.subscribe();
+        let link = match tokio::time::timeout_at(until, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(link)) => link.clone(),
+            Ok(Err(_)) => return Err(TransportError::Closed),
+            Err(_) => {
+                return Err(TransportError::Unavailable(format!(
+                    "the broker stayed unreachable for the whole window of operation {}",
+                    command.operation_id
+                )));
+            }
         };
-        c.prefetch = self.prefetch;
-        c.ca_file = self.amqp_ca_file.clone();
-        c.connect_timeout = Duration::from_secs(5);
-        c.connection_name = Some(connection_name.to_owned());
-        if let Some(ca) = &c.ca_file {
-            let pem = std::fs::read_to_string(ca).map_err(|e| {
-                format!(
-                    "--amqp-ca-file {}: {e}; give a readable PEM file",
-                    ca.display()
-                )
-            })?;
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(format!(
-                    "--amqp-ca-file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----); \
-                     give the CA certificate that signed the broker's certificate",
-                    ca.display()
-                ));
+        let Some(link) = link else {
+            return Err(TransportError::Closed);
+        };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        link.publish(command, left).await
+    }
+}
+
+/// Connects (retrying while the broker is unreachable) and pumps replies
+/// into the router until the service stops.
+pub(crate) async fn supervise(app: Arc<App>, connector: Arc<dyn Connector>) {
+    let mut attempt: u32 = 0;
+    let stop = app.stop_token();
+    loop {
+        let connected = tokio::select! {
+            () = stop.cancelled() => return,
+            c = connector.connect() => c,
+        };
+        match connected {
+            Ok((link, mut stream)) => {
+                attempt = 0;
+                tracing::info!(broker = %connector.describe(), "connected to the broker; consuming replies");
+                app.broker().set(Some(link.clone()));
+                let metrics = app.metrics().clone();
+                let on_reject = move |reason: &burnin_core::RejectReason| {
+                    metrics.reply("rejected");
+                    tracing::warn!("reply moved to the rejected queue: {reason}");
+                };
+                let metrics = app.metrics().clone();
+                let on_error = move |e: &TransportError| {
+                    metrics.transport_error();
+                    tracing::warn!("broker: {e}");
+                };
+                let stopped = tokio::select! {
+                    () = stop.cancelled() => true,
+                    () = app.router().pump(stream.as_mut(), &on_reject, &on_error) => false,
+                };
+                app.broker().set(None);
+                link.close().await;
+                if stopped {
+                    return;
+                }
+                tracing::error!("the reply consumer ended; connecting again");
+            }
+            Err(e) => {
+                tracing::warn!(broker = %connector.describe(), "cannot use the broker yet: {e}");
             }
         }
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
+        let delay = connector.retry_delay(attempt);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
     }
-}
-
-/// An AMQP URL must parse, be `amqp://` or `amqps://`, and name a host.
-fn check_url(raw: &str) -> Result<(), String> {
-    let shown = burnin_amqp::redact_url(raw);
-    let url = url::Url::parse(raw).map_err(|e| {
-        format!("--amqp-url {shown} is not a URL ({e}); give amqp://USER:PASSWORD@HOST:5672/VHOST")
-    })?;
-    if !matches!(url.scheme(), "amqp" | "amqps") {
-        return Err(format!(
-            "--amqp-url {shown} has scheme {:?}; use amqp:// or amqps://",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "--amqp-url {shown} names no host; give amqp://USER:PASSWORD@HOST:5672/VHOST"
-        ));
-    }
-    Ok(())
 }

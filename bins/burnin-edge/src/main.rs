@@ -1,24 +1,19 @@
 //! `burnin-edge`: the edge server's command line.
 //!
-//! A thin frontend: it parses flags, builds adapters, runs a use case of
-//! `burnin-core` and maps the outcome to an exit code (SPEC §7):
+//! A thin frontend: it parses flags, builds adapters, and runs a use case
+//! of `burnin-core` (`scan`, `demo`) or the service of the `burnin_edge`
+//! library (`serve`), and maps the outcome to an exit code (SPEC §7):
 //! 0 all devices passed, 1 completed with a failing device, 2 bad arguments
 //! or configuration, 3 an internal error.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod broker;
-mod demo;
-mod factory;
-mod logging;
-mod output;
-mod scan;
-mod serve;
-mod serve_api;
-mod serve_metrics;
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+
+use cli::{demo, logging, scan, serve};
 
 /// Exit codes of SPEC §7.
 pub(crate) mod exit {

@@ -8,10 +8,10 @@ use burnin_core::{OperationId, OperationParams, OperationState, SerialNumber, St
 use burnin_local::SystemClock;
 use burnin_store::SqliteStore;
 
-use crate::broker::BrokerArgs;
+use crate::cli::broker_args::BrokerArgs;
+use crate::cli::factory::FactoryArgs;
+use crate::cli::output::{Progress, json, table};
 use crate::exit;
-use crate::factory::FactoryArgs;
-use crate::output::{Progress, json, table};
 
 /// Flags of `burnin-edge scan`.
 #[derive(Debug, clap::Args)]

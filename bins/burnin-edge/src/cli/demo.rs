@@ -17,8 +17,8 @@ use burnin_core::{
 };
 use burnin_local::{FileMes, OutDirReporter, SystemClock};
 
+use crate::cli::output::{Progress, json, table};
 use crate::exit;
-use crate::output::{Progress, json, table};
 
 /// Flags of `burnin-edge demo`.
 #[derive(Debug, clap::Args)]

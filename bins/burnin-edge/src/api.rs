@@ -1,4 +1,4 @@
-//! `serve`'s HTTP API (SPEC §7), on axum.
+//! The service's HTTP API (SPEC §7), on axum: [`router`].
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -6,7 +6,7 @@
 //! | `GET /scans/{operationId}` | 200 the operation; 404 unknown |
 //! | `GET /scans?limit=N` | 200 `[operation, …]`, newest first (default 20, at most 1000) |
 //! | `GET /healthz` | 200 broker connected, else 503 (never needs the token) |
-//! | `GET /metrics` | Prometheus text ([`crate::serve_metrics`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //!
 //! An operation is shown as `{"operationId", "state", "devices": [{"sn",
 //! "result", "macinfo"}], "error"?}` plus `started`, `deadline`,
@@ -43,15 +43,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::output::device_json;
-use crate::serve::App;
+use crate::report::device_json;
+use crate::service::App;
 
-/// The largest request body accepted.
-pub(crate) const MAX_BODY: usize = burnin_core::request::MAX_REQUEST_BYTES;
+/// The largest request body accepted (64 KiB).
+pub const MAX_BODY: usize = burnin_core::request::MAX_REQUEST_BYTES;
 /// The most operations `GET /scans` returns.
 const MAX_LIMIT: usize = 1000;
 
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// The whole API over `app`, ready to serve or to drive with
+/// `tower::ServiceExt::oneshot`.
+///
+/// **Adding a route**: add it to `guarded` below (token-checked) or next to
+/// `/healthz` (open); handlers take `State<Arc<App>>`.
+pub fn router(app: Arc<App>) -> Router {
     let guarded = Router::new()
         .route("/scans", get(list).post(create))
         .route("/scans/{operation_id}", get(show))
@@ -116,17 +121,17 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
             format!("field target: this server cannot deliver it: {why}"),
         );
     }
-    if app.stop.is_cancelled() {
+    if app.is_stopping() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; try again");
     }
-    match burnin_core::edge::start(params, &SystemClock, &app.store).await {
+    match burnin_core::edge::start(params, &SystemClock, app.store()).await {
         Ok(op) => {
             let doc = json!({
                 "operationId": op.id(),
                 "deadline": op.deadline(),
             });
             tracing::info!(operation = %op.id(), deadline = %op.deadline(), expected = op.expected_count(), "operation started");
-            app.metrics.started("api");
+            app.metrics().started("api");
             app.spawn_operation(op);
             (StatusCode::ACCEPTED, axum::Json(doc)).into_response()
         }
@@ -245,7 +250,7 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Respon
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    if app.broker.is_up().await {
+    if app.broker().is_up().await {
         (StatusCode::OK, axum::Json(json!({"broker": "up"}))).into_response()
     } else {
         error(
@@ -266,7 +271,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(&counts),
+        app.metrics().render(&counts),
     )
         .into_response()
 }

@@ -1,4 +1,4 @@
-//! `serve`'s metrics (SPEC §7, `GET /metrics`), with prometheus-client.
+//! The service's metrics (SPEC §7, `GET /metrics`), with prometheus-client.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -11,8 +11,14 @@
 //! | `burnin_store_errors_total`, `burnin_transport_errors_total` | counter | — |
 //!
 //! Requests are counted and timed by decorators around the MES source and
-//! the reporter ([`TimedMes`], [`TimedReporter`]), so every lookup and
-//! every delivery is seen exactly once whichever operation made it.
+//! the reporter, so every lookup and every delivery is seen exactly once
+//! whichever operation made it; replies, devices and errors by the
+//! service's [`Observer`].
+//!
+//! **Adding a metric.** Register it in [`Metrics::registry_mut`] before
+//! handing the metrics to [`AppBuilder::metrics`](crate::AppBuilder::metrics)
+//! (keep a clone of the metric to update it); `/metrics` renders the whole
+//! registry.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,8 +72,8 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 13))
 }
 
-/// Every metric of `serve`.
-pub(crate) struct Metrics {
+/// Every metric of the service, in one prometheus-client registry.
+pub struct Metrics {
     registry: Registry,
     operations: Family<StateLabel, Gauge>,
     replies: Family<OutcomeLabel, Counter>,
@@ -79,8 +85,21 @@ pub(crate) struct Metrics {
     transport_errors: Counter,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// The service's metrics, every label of the table above at 0.
+    pub fn new() -> Self {
         let mut registry = Registry::default();
         let operations = Family::<StateLabel, Gauge>::default();
         let replies = Family::<OutcomeLabel, Counter>::default();
@@ -155,8 +174,13 @@ impl Metrics {
         }
     }
 
+    /// The registry, to register metrics of your own.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The Prometheus (OpenMetrics) text, with the operation counts given.
-    pub(crate) fn render(&self, by_state: &[(OperationState, u64)]) -> String {
+    pub fn render(&self, by_state: &[(OperationState, u64)]) -> String {
         for state in [
             OperationState::Collecting,
             OperationState::Reporting,

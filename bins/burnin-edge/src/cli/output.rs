@@ -203,25 +203,7 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// The `--json` document: `{"operationId", "state", "devices": [...], "error"?}`.
+/// The `--json` document (see [`burnin_edge::report::report_json`]).
 pub(crate) fn json(report: &OperationReport) -> String {
-    let devices: Vec<_> = report.devices.iter().map(device_json).collect();
-    let mut doc = serde_json::json!({
-        "operationId": report.operation_id,
-        "state": report.state.as_str(),
-        "devices": devices,
-    });
-    if let (Some(e), Some(map)) = (&report.error, doc.as_object_mut()) {
-        map.insert("error".into(), e.clone().into());
-    }
-    doc.to_string()
-}
-
-/// One device as `scan --json` and `serve`'s API show it: `{"sn", "result", "macinfo"}`.
-pub(crate) fn device_json(d: &DeviceResult) -> serde_json::Value {
-    serde_json::json!({
-        "sn": d.sn,
-        "result": d.result.as_str(),
-        "macinfo": d.macinfo,
-    })
+    burnin_edge::report::report_json(report).to_string()
 }

@@ -1,0 +1,117 @@
+//! The broker flags shared by `scan` and `serve`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use burnin_amqp::{AmqpConfig, QueueType};
+
+/// How to reach RabbitMQ and what to declare there.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Broker")]
+pub(crate) struct BrokerArgs {
+    /// RabbitMQ URL, `amqp://USER:PASSWORD@HOST:5672/VHOST` or `amqps://…`.
+    #[arg(
+        long,
+        env = "BURNIN_AMQP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    amqp_url: String,
+
+    /// PEM file with the CA that signed the broker's certificate (for `amqps://`).
+    #[arg(long, env = "BURNIN_AMQP_CA_FILE", value_name = "FILE")]
+    amqp_ca_file: Option<PathBuf>,
+
+    /// The fanout exchange scan commands are published to.
+    #[arg(
+        long,
+        env = "BURNIN_EXCHANGE",
+        value_name = "NAME",
+        default_value = "devicescan"
+    )]
+    exchange: String,
+
+    /// The durable queue agents reply to (rejected replies go to NAME.rejected).
+    #[arg(
+        long,
+        env = "BURNIN_REPLY_QUEUE",
+        value_name = "NAME",
+        default_value = "hwinfo_queue"
+    )]
+    reply_queue: String,
+
+    /// The reply queue's type; quorum survives a node loss in a cluster.
+    #[arg(long, env = "BURNIN_REPLY_QUEUE_TYPE", value_enum, default_value_t = ReplyQueueType::Classic)]
+    reply_queue_type: ReplyQueueType,
+
+    /// Unacknowledged replies the broker may hand over at once.
+    #[arg(long, env = "BURNIN_PREFETCH", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    prefetch: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReplyQueueType {
+    Classic,
+    Quorum,
+}
+
+impl BrokerArgs {
+    /// The reply queue's name.
+    pub(crate) fn reply_queue(&self) -> &str {
+        &self.reply_queue
+    }
+
+    /// The adapter configuration, checked; the error names the flag.
+    pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
+        check_url(&self.amqp_url)?;
+        let mut c = AmqpConfig::new(self.amqp_url.clone());
+        c.exchange = self.exchange.clone();
+        c.reply_queue = self.reply_queue.clone();
+        c.reply_queue_type = match self.reply_queue_type {
+            ReplyQueueType::Classic => QueueType::Classic,
+            ReplyQueueType::Quorum => QueueType::Quorum,
+        };
+        c.prefetch = self.prefetch;
+        c.ca_file = self.amqp_ca_file.clone();
+        c.connect_timeout = Duration::from_secs(5);
+        c.connection_name = Some(connection_name.to_owned());
+        if let Some(ca) = &c.ca_file {
+            let pem = std::fs::read_to_string(ca).map_err(|e| {
+                format!(
+                    "--amqp-ca-file {}: {e}; give a readable PEM file",
+                    ca.display()
+                )
+            })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(format!(
+                    "--amqp-ca-file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----); \
+                     give the CA certificate that signed the broker's certificate",
+                    ca.display()
+                ));
+            }
+        }
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+/// An AMQP URL must parse, be `amqp://` or `amqps://`, and name a host.
+fn check_url(raw: &str) -> Result<(), String> {
+    let shown = burnin_amqp::redact_url(raw);
+    let url = url::Url::parse(raw).map_err(|e| {
+        format!("--amqp-url {shown} is not a URL ({e}); give amqp://USER:PASSWORD@HOST:5672/VHOST")
+    })?;
+    if !matches!(url.scheme(), "amqp" | "amqps") {
+        return Err(format!(
+            "--amqp-url {shown} has scheme {:?}; use amqp:// or amqps://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "--amqp-url {shown} names no host; give amqp://USER:PASSWORD@HOST:5672/VHOST"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The subcommands: flags, adapters and output. Everything long-running
+//! lives in the library (`burnin_edge`).
+
+pub(crate) mod broker_args;
+pub(crate) mod demo;
+pub(crate) mod factory;
+pub(crate) mod logging;
+pub(crate) mod output;
+pub(crate) mod scan;
+pub(crate) mod serve;

@@ -1,0 +1,140 @@
+//! `burnin-edge serve`: flags → adapters → [`burnin_edge::serve`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use burnin_core::Target;
+use burnin_edge::{AmqpConnector, App};
+use burnin_store::SqliteStore;
+
+use crate::cli::broker_args::BrokerArgs;
+use crate::cli::factory::FactoryArgs;
+use crate::exit;
+
+/// Flags of `burnin-edge serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(
+        long,
+        env = "BURNIN_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+
+    /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
+    #[arg(
+        long,
+        env = "BURNIN_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+
+    /// The state database (SQLite) operations are recorded in and resumed from.
+    #[arg(
+        long,
+        env = "BURNIN_STATE_DB",
+        value_name = "FILE",
+        default_value = "burnin-edge.sqlite3"
+    )]
+    state_db: PathBuf,
+
+    #[command(flatten)]
+    broker: BrokerArgs,
+
+    #[command(flatten)]
+    factory: FactoryArgs,
+}
+
+pub(crate) fn run(args: ServeArgs) -> u8 {
+    let amqp = match args.broker.config("burnin-edge serve") {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
+    let store = match SqliteStore::open(&args.state_db) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let rt = match crate::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        // reqwest's client must be built inside the runtime.
+        let factory = match args.factory.build_any() {
+            Ok(f) => f,
+            Err(e) => return usage(&e),
+        };
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                return usage(&format!(
+                    "--listen {}: cannot listen there: {e}; give a free ADDR:PORT",
+                    args.listen
+                ));
+            }
+        };
+        let mut builder = App::builder(
+            store,
+            AmqpConnector::new(amqp),
+            factory.mes,
+            factory.reporter,
+        )
+        .api_token(args.api_token)
+        .reply_queue(args.broker.reply_queue());
+        for target in [Target::Pair, Target::DirectBurn] {
+            if let Err(why) = args.factory.check_target(target) {
+                builder = builder.target_unavailable(target, why);
+            }
+        }
+        let app = builder.build();
+        tracing::info!(
+            listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
+            state_db = %app.store().path(),
+            broker = %app.broker_description(),
+            factory = %factory.describe,
+            token = app.has_token(),
+            "burnin-edge serve starting"
+        );
+        match burnin_edge::serve(listener, app, shutdown_signal()).await {
+            Ok(()) => exit::PASSED,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::INTERNAL
+            }
+        }
+    })
+}
+
+/// SIGINT or SIGTERM (systemd stops services with SIGTERM).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn usage(message: &str) -> u8 {
+    eprintln!("error: {message}");
+    eprintln!("\nFor more information, try 'burnin-edge serve --help'.");
+    exit::USAGE
+}

@@ -1,0 +1,117 @@
+//! # burnin-edge as a library: the edge service
+//!
+//! `burnin-edge serve` is this library plus flags. The library holds the
+//! long-running service — the [`App`] state and its operation runner, the
+//! HTTP API ([`router`]), the metrics, and the broker supervision — so it
+//! can be tested in one process without a socket or a broker, and other
+//! factory tools can embed it. The `burnin-edge` binary (`src/main.rs`
+//! and `src/cli/`) parses flags, builds the adapters and calls [`serve`];
+//! `scan` and `demo` are binary-only (they run one operation with
+//! `burnin_core::edge::run_operation`).
+//!
+//! **Why a library target of burnin-edge and not a crate of its own**: the
+//! service and the binary ship together (one package, one version, one
+//! `.deb`), and the service's dependencies (axum, prometheus-client,
+//! burnin-store) are the binary's anyway; a second crate would add a
+//! manifest and a name to keep in step for nothing. Nothing here depends
+//! on the binary: the modules form a tree without cycles —
+//! [`api`] → [`service`] → [`broker`], [`metrics`]; [`report`] is shared
+//! by the API and `scan --json`.
+//!
+//! ## Design overview
+//!
+//! | module | what it is |
+//! | --- | --- |
+//! | [`service`] | [`App`]: the store, the reply router, the broker link, the factory adapters, metrics and observers; runs each operation in a task; resumes unfinished operations at start |
+//! | [`api`] | [`router`]: `POST /scans`, `GET /scans/{id}`, `GET /scans`, `/healthz`, `/metrics` (axum) |
+//! | [`metrics`] | [`Metrics`]: the Prometheus registry, the MES/reporter decorators, the observer that counts replies and devices |
+//! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
+//! | [`report`] | the JSON shapes of a device and of an operation's report |
+//!
+//! One operation flows like this: `POST /scans` → [`burnin_core::edge::start`]
+//! records it in the store → [`App::spawn_operation`] registers its route in
+//! the reply router and runs [`burnin_core::edge::run`] in a task → the
+//! command is published through the [`BrokerLink`] → the broker task pumps
+//! each reply to its operation → MES lookups, results, the log, Pair or
+//! directBurn, and the notification, each recorded in the store.
+//!
+//! The service does not listen or handle signals by itself: [`serve`] takes
+//! a bound listener and a shutdown future (tokio's mini-redis pattern), so a
+//! test can serve on port 0 and stop when it likes — or skip the socket and
+//! drive [`router`] with `tower::ServiceExt::oneshot`.
+//!
+//! ## Getting started
+//!
+//! A service over the in-memory broker, a state database in memory, a MES
+//! file and payloads written to a folder:
+//!
+//! ```no_run
+//! use burnin_core::memory::MemoryBroker;
+//! use burnin_edge::{App, MemoryConnector};
+//! use burnin_local::{FileMes, OutDirReporter};
+//! use burnin_store::SqliteStore;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = MemoryBroker::new();
+//! let app = App::builder(
+//!     SqliteStore::in_memory()?,
+//!     MemoryConnector::new(broker.clone(), "hwinfo_queue"),
+//!     Box::new(FileMes::load("mes.json".as_ref())?),
+//!     Box::new(OutDirReporter::new("out")?),
+//! )
+//! .api_token(Some("s3cret".into()))
+//! .build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! burnin_edge::serve(listener, app, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! For RabbitMQ, pass an [`AmqpConnector`] built from a checked
+//! [`burnin_amqp::AmqpConfig`] instead.
+
+pub mod api;
+pub mod broker;
+pub mod metrics;
+pub mod report;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use api::router;
+pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
+pub use metrics::Metrics;
+pub use service::{App, AppBuilder};
+
+/// Runs the service on `listener` until `shutdown` completes: resumes what
+/// the store holds ([`App::start`]), serves the API, then stops accepting,
+/// lets in-flight requests finish and stops everything ([`App::shutdown`]).
+///
+/// The error says what failed (the store could not be read at start, or
+/// the HTTP server failed).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    app.start().await?;
+    let stop = app.stop_token();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!(
+            "shutting down: no new requests or replies; what is recorded stays recorded"
+        );
+        stop.cancel();
+    });
+    let stop = app.stop_token();
+    let served = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|e| format!("the HTTP server failed: {e}"));
+    app.shutdown().await;
+    tracing::info!("stopped");
+    served
+}
