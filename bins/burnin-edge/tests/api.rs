@@ -1,0 +1,411 @@
+//! The service's HTTP API in one process: the axum router driven with
+//! `tower::ServiceExt::oneshot` (no socket), over burnin-core's in-memory
+//! broker, a SQLite store in memory, a MES file and payloads written to a
+//! folder. Simulated agents (the core's agent use case over the memory
+//! broker) answer the scans. No RabbitMQ is needed: these pass with the
+//! broker stopped. `tests/serve.rs` runs the same API end to end through
+//! the real binary and a real broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use burnin_core::agent::{Agent, serve as agent_serve};
+use burnin_core::memory::{MemoryBroker, StaticProbe};
+use burnin_core::{Hardware, InterfaceReport, Mac, SerialNumber, Target};
+use burnin_edge::{App, MemoryConnector, router};
+use burnin_local::{FileMes, OutDirReporter, SystemClock};
+use burnin_store::SqliteStore;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "t0ken";
+
+/// One service over the memory broker, started, with its out-dir.
+struct Harness {
+    app: Arc<App>,
+    broker: MemoryBroker,
+    out: tempfile::TempDir,
+    agents: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn sn(s: &str) -> SerialNumber {
+    SerialNumber::new(s).unwrap()
+}
+
+fn hardware(serial: &str, macs: &[&str]) -> Hardware {
+    let interfaces: Vec<InterfaceReport> = macs
+        .iter()
+        .enumerate()
+        .map(|(i, mac)| {
+            serde_json::from_value(json!({
+                "interface": format!("enp{}s0", i + 1),
+                "macaddr": mac,
+                "pci": {"slot": format!("0000:0{}:00.0", i + 1), "vendor": "0x8086",
+                        "device": "0x1533", "class": "0x020000", "driver": "igb"}
+            }))
+            .unwrap()
+        })
+        .collect();
+    Hardware {
+        sn: sn(serial),
+        hostname: format!("host-{serial}"),
+        pci_devices: interfaces.iter().map(|i| i.pci.clone()).collect(),
+        interfaces,
+    }
+}
+
+impl Harness {
+    /// MES knows `mes`; `pair` says whether the Pair API is configured.
+    async fn start(mes: &[(&str, &[&str])], pair: bool) -> Harness {
+        let broker = MemoryBroker::new();
+        let out = tempfile::tempdir().unwrap();
+        let records = FileMes::from_records(mes.iter().map(|(s, macs)| {
+            (
+                sn(s),
+                macs.iter().map(|m| m.parse::<Mac>().unwrap()).collect(),
+            )
+        }));
+        let mut builder = App::builder(
+            SqliteStore::in_memory().unwrap(),
+            MemoryConnector::new(broker.clone(), "hwinfo_queue"),
+            Box::new(records),
+            Box::new(OutDirReporter::new(out.path()).unwrap()),
+        )
+        .api_token(Some(TOKEN.into()));
+        if !pair {
+            builder = builder.target_unavailable(Target::Pair, "--pair-url is not configured");
+        }
+        let app = builder.build();
+        app.start().await.unwrap();
+        Harness {
+            app,
+            broker,
+            out,
+            agents: Vec::new(),
+        }
+    }
+
+    /// A simulated device answering every scan command.
+    fn agent(&mut self, hw: Hardware) {
+        let (mut source, sink) = self.broker.agent();
+        self.agents.push(tokio::spawn(async move {
+            let mut agent = Agent::new(
+                StaticProbe::new(hw),
+                sink,
+                SystemClock,
+                "hwinfo_queue",
+                "test",
+            );
+            let _ = agent_serve(
+                &mut agent,
+                &mut source,
+                std::future::pending(),
+                |_| {},
+                |_| {},
+            )
+            .await;
+        }));
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+        let resp = router(self.app.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let doc = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, doc)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(TOKEN), None).await
+    }
+
+    async fn post(&self, body: &Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/scans",
+            Some(TOKEN),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Polls `GET /scans/{id}` until `done(doc)`, at most `limit`.
+    async fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, doc) = self.get(&format!("/scans/{id}")).await;
+            if status == StatusCode::OK && done(&doc) {
+                return doc;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "operation {id} did not get there within {limit:?}: {status} {doc}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        for a in &self.agents {
+            a.abort();
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.app.shutdown())
+            .await
+            .expect("the service stops within 10 s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_token_is_401_and_healthz_needs_none() {
+    let h = Harness::start(&[], true).await;
+    for (method, path) in [("GET", "/scans"), ("GET", "/scans/1"), ("GET", "/metrics")] {
+        for token in [None, Some("wrong"), Some("t0ken-but-longer")] {
+            let (status, doc) = h.call(method, path, token, None).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert!(
+                doc["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Authorization: Bearer"),
+                "{doc}"
+            );
+        }
+    }
+    let body = json!({"operationId": 1}).to_string().into_bytes();
+    let (status, _) = h.call("POST", "/scans", None, Some(body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nothing was started by the refused POST.
+    let (status, list) = h.get("/scans").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]));
+    // The broker task connects to the memory broker soon after the start.
+    let start = Instant::now();
+    loop {
+        let (status, doc) = h.call("GET", "/healthz", None, None).await;
+        if status == StatusCode::OK {
+            assert_eq!(doc, json!({"broker": "up"}));
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{doc}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "/healthz stayed {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_400_naming_the_field_and_unknown_ids_404() {
+    let h = Harness::start(&[], false).await;
+    for (body, field) in [
+        (
+            json!({"operationId": 1, "windowSecs": 0}),
+            "field windowSecs",
+        ),
+        (
+            json!({"operationId": 1, "windowSecs": 3601}),
+            "field windowSecs",
+        ),
+        (json!({"operationId": 1, "windowSecs": "30"}), "windowSecs"),
+        (
+            json!({"operationId": 1, "expected": ["ok", "has space"]}),
+            "expected[1]",
+        ),
+        (json!({"operationId": 1, "windowsecs": 5}), "windowsecs"),
+        (json!({"operationId": 1, "target": "directburn"}), "target"),
+        (json!({"expected": []}), "operationId"),
+        // Pair is not configured on this server.
+        (json!({"operationId": 1, "expected": ["A"]}), "field target"),
+    ] {
+        let (status, doc) = h.post(&body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {doc}");
+        let message = doc["error"].as_str().unwrap();
+        assert!(
+            message.contains(field),
+            "{body}: {message:?} names no {field}"
+        );
+    }
+    let (status, doc) = h
+        .call("POST", "/scans", Some(TOKEN), Some(b"{not json".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{doc}");
+    let (status, doc) = h.get("/scans?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(doc["error"].as_str().unwrap().contains("limit"), "{doc}");
+    // None of those started anything.
+    let (_, list) = h.get("/scans").await;
+    assert_eq!(list, json!([]));
+
+    for path in ["/scans/404", "/scans/%22404%22", "/scans/no-such-op"] {
+        let (status, doc) = h.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {doc}");
+        assert!(
+            doc["error"].as_str().unwrap().contains("POST /scans"),
+            "{doc}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_64_kib_is_413() {
+    let h = Harness::start(&[], true).await;
+    let big = format!(
+        r#"{{"operationId": 1, "operatorId": "{}"}}"#,
+        "x".repeat(burnin_edge::api::MAX_BODY)
+    );
+    let (status, doc) = h
+        .call("POST", "/scans", Some(TOKEN), Some(big.into_bytes()))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("65536"), "{doc}");
+    let (_, list) = h.get("/scans").await;
+    assert_eq!(list, json!([]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_scan_is_202_then_409_while_running_then_done_with_every_device() {
+    let mut h = Harness::start(
+        &[
+            ("DUT-1", &["02:00:00:00:01:01", "02:00:00:00:01:02"]),
+            ("DUT-2", &["02:00:00:00:02:99"]),
+        ],
+        true,
+    )
+    .await;
+    // DUT-1 passes, DUT-2 has a card MES does not know, DUT-3 never answers.
+    h.agent(hardware(
+        "DUT-1",
+        &["02:00:00:00:01:01", "02:00:00:00:01:02"],
+    ));
+    h.agent(hardware("DUT-2", &["02:00:00:00:02:01"]));
+
+    let body = json!({"operationId": 77, "expected": ["DUT-1", "DUT-2", "DUT-3"], "windowSecs": 2});
+    let (status, doc) = h.post(&body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    assert_eq!(doc["operationId"], json!(77));
+    assert!(doc["deadline"].as_str().unwrap().ends_with('Z'), "{doc}");
+
+    // Still collecting (DUT-3 is silent until the 2 s window closes): 409.
+    let (status, again) = h.post(&body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert!(
+        again["error"].as_str().unwrap().contains("already running"),
+        "{again}"
+    );
+
+    let (status, live) = h.get("/scans/77").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live["state"], "collecting", "{live}");
+
+    let done = h
+        .wait_for("77", Duration::from_secs(20), |d| d["state"] == "done")
+        .await;
+    let devices: Vec<(String, String)> = done["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["sn"].as_str().unwrap().to_owned(),
+                d["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        [
+            ("DUT-1".to_owned(), "1".to_owned()),
+            ("DUT-2".to_owned(), "0".to_owned()),
+            ("DUT-3".to_owned(), "0".to_owned()),
+        ]
+    );
+    assert_eq!(done["devices"][2]["macinfo"], json!([]));
+    assert_eq!(done["replies"], json!(2));
+    let kinds: Vec<&str> = done["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["ok"], json!(true), "{d}");
+            d["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, ["log", "pair", "notify"]);
+    assert!(done.get("error").is_none(), "{done}");
+
+    // What the factory received (here: the out-dir).
+    let pair: Value =
+        serde_json::from_slice(&std::fs::read(h.out.path().join("77.pair.json")).unwrap()).unwrap();
+    assert_eq!(pair, json!({"snArray": ["DUT-1"], "operationId": 77}));
+    let notify: Value =
+        serde_json::from_slice(&std::fs::read(h.out.path().join("77.notify.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        notify["scanInfo"],
+        json!([{"serialNo": "DUT-1", "result": "Success"},
+               {"serialNo": "DUT-2", "result": "Fail"},
+               {"serialNo": "DUT-3", "result": "Fail"}])
+    );
+
+    // Finished: the id may be started again (a new run), and the list shows it.
+    let (_, list) = h.get("/scans?limit=5").await;
+    assert_eq!(list[0]["operationId"], json!(77), "{list}");
+
+    // The metrics saw the same thing.
+    let (status, text) = h.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    for line in [
+        "burnin_replies_total{outcome=\"accepted\"} 2",
+        "burnin_devices_total{result=\"pass\"} 1",
+        "burnin_devices_total{result=\"fail\"} 2",
+        "burnin_operations{state=\"done\"} 1",
+        "burnin_operations_started_total{how=\"api\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_whose_devices_all_answered_ends_before_its_window() {
+    let mut h = Harness::start(&[("DUT-1", &["02:00:00:00:01:01"])], true).await;
+    h.agent(hardware("DUT-1", &["02:00:00:00:01:01"]));
+    let started = Instant::now();
+    let (status, doc) = h
+        .post(&json!({"operationId": "op-x", "expected": ["DUT-1"], "windowSecs": 600}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    // A string id stays a string; the 600 s window is not waited for.
+    let done = h
+        .wait_for("op-x", Duration::from_secs(20), |d| d["state"] == "done")
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(done["operationId"], json!("op-x"));
+    assert_eq!(done["devices"][0]["result"], "1");
+    h.stop().await;
+}
