@@ -233,10 +233,7 @@ mod tests {
             assert!(outcome.is_ok(), "BURNIN_SKIP_BROKER_TESTS=1 must skip");
         } else {
             let err = outcome.expect_err("without BURNIN_SKIP_BROKER_TESTS=1 it must fail");
-            let msg = err
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_default();
+            let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
             assert!(msg.contains("bash scripts/setup"), "{msg}");
             assert!(msg.contains("nothing on 5672"), "{msg}");
             assert!(msg.contains("BURNIN_SKIP_BROKER_TESTS=1"), "{msg}");
