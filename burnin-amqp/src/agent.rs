@@ -49,8 +49,47 @@ pub async fn connect(config: AmqpConfig) -> Result<(AmqpCommandSource, AmqpReply
             rx,
             cell: cell.clone(),
         },
-        AmqpReplySink { cell },
+        AmqpReplySink {
+            cell,
+            own_channel: None,
+        },
     ))
+}
+
+/// Several agents over **one** broker connection (`agents` of them):
+/// each declares, binds and consumes its own server-named queue on a
+/// channel of its own and publishes its replies on a confirm-mode channel
+/// of its own, exactly as [`connect`] does for one. For simulating many
+/// devices from one process (the load harness), where one connection per
+/// device would exhaust the broker's sockets; a real device runs
+/// [`connect`].
+///
+/// The agents share the connection's fate: a lost connection is made again
+/// once and every agent re-declares its queue on it; closing or dropping
+/// any one source closes the connection for all of them.
+pub async fn connect_shared(
+    config: AmqpConfig,
+    agents: usize,
+) -> Result<Vec<(AmqpCommandSource, AmqpReplySink)>, AmqpError> {
+    let cell = Arc::new(SessionCell::new(config, Side::Agent)?);
+    let session = cell.get().await?;
+    let mut halves = Vec::with_capacity(agents);
+    for _ in 0..agents {
+        let consumer = start_consuming(&cell, &session).await?;
+        let (tx, rx) = mpsc::channel(usize::from(COMMAND_PREFETCH));
+        tokio::spawn(command_loop(cell.clone(), consumer, tx));
+        halves.push((
+            AmqpCommandSource {
+                rx,
+                cell: cell.clone(),
+            },
+            AmqpReplySink {
+                cell: cell.clone(),
+                own_channel: Some(Arc::new(tokio::sync::Mutex::new(None))),
+            },
+        ));
+    }
+    Ok(halves)
 }
 
 /// The scan commands fanned out to this agent.
@@ -85,6 +124,9 @@ impl CommandSource for AmqpCommandSource {
 #[derive(Clone)]
 pub struct AmqpReplySink {
     cell: Arc<SessionCell>,
+    /// A publish channel of this sink's own ([`connect_shared`]); `None`:
+    /// the session's.
+    own_channel: Option<Arc<tokio::sync::Mutex<Option<lapin::Channel>>>>,
 }
 
 impl std::fmt::Debug for AmqpReplySink {
@@ -172,24 +214,39 @@ impl AmqpReplySink {
             .confirm_timeout
             .min(remaining)
             .max(Duration::from_millis(1));
-        session
-            .publish_confirmed("", &reply.reply_to, true, &reply.body, props, timeout)
-            .await
-            .map_err(|e| match e {
-                PublishError::Broker(e) => e,
-                PublishError::Returned(why) => AmqpError::Broker {
-                    what: format!("publishing the reply to queue {:?}", reply.reply_to),
-                    message: format!(
-                        "the broker returned it: {why} (the queue does not exist yet?)"
-                    ),
-                    retryable: true,
-                },
-                other => AmqpError::Broker {
-                    what: format!("publishing the reply to queue {:?}", reply.reply_to),
-                    message: other.to_string(),
-                    retryable: true,
-                },
-            })
+        let published = match &self.own_channel {
+            Some(slot) => {
+                session
+                    .publish_confirmed_on(
+                        slot,
+                        "",
+                        &reply.reply_to,
+                        true,
+                        &reply.body,
+                        props,
+                        timeout,
+                    )
+                    .await
+            }
+            None => {
+                session
+                    .publish_confirmed("", &reply.reply_to, true, &reply.body, props, timeout)
+                    .await
+            }
+        };
+        published.map_err(|e| match e {
+            PublishError::Broker(e) => e,
+            PublishError::Returned(why) => AmqpError::Broker {
+                what: format!("publishing the reply to queue {:?}", reply.reply_to),
+                message: format!("the broker returned it: {why} (the queue does not exist yet?)"),
+                retryable: true,
+            },
+            other => AmqpError::Broker {
+                what: format!("publishing the reply to queue {:?}", reply.reply_to),
+                message: other.to_string(),
+                retryable: true,
+            },
+        })
     }
 }
 

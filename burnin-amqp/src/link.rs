@@ -89,7 +89,34 @@ impl Session {
         properties: BasicProperties,
         timeout: Duration,
     ) -> Result<(), PublishError> {
-        let mut slot = self.publish.lock().await;
+        self.publish_confirmed_on(
+            &self.publish,
+            exchange,
+            routing_key,
+            mandatory,
+            body,
+            properties,
+            timeout,
+        )
+        .await
+    }
+
+    /// [`publish_confirmed`](Self::publish_confirmed) on a channel of the
+    /// caller's own (`slot`, opened on this session's connection when empty
+    /// or dead): agents sharing a connection each publish on their own
+    /// channel, so one's confirm does not wait for another's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn publish_confirmed_on(
+        &self,
+        slot: &Mutex<Option<Channel>>,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        body: &[u8],
+        properties: BasicProperties,
+        timeout: Duration,
+    ) -> Result<(), PublishError> {
+        let mut slot = slot.lock().await;
         let channel = match slot.as_ref() {
             Some(ch) if ch.status().connected() => ch.clone(),
             _ => {

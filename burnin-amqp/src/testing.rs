@@ -11,9 +11,12 @@
 //!
 //! The broker must listen on 127.0.0.1:5672 with the `guest` user, and
 //! `rabbitmqctl` must work (run as root or the rabbitmq user). If it does
-//! not: with the environment variable `CI` set, [`TestVhost::new`] panics
-//! with the reason (a CI run must not pass by skipping); otherwise it
-//! prints the reason and returns `None`, and the test returns early.
+//! not, [`TestVhost::new`] **panics** with the reason and the fix (`bash
+//! scripts/setup` installs and starts RabbitMQ): a test that needs the
+//! broker never passes without it. Only when the environment variable
+//! `BURNIN_SKIP_BROKER_TESTS=1` is set does it print `SKIP <test>: no
+//! broker (<reason>)` to stderr and return `None`, and the test returns
+//! early — for a machine that deliberately runs without RabbitMQ.
 
 #![allow(clippy::print_stderr)]
 
@@ -48,23 +51,49 @@ pub fn broker_unavailable() -> Option<String> {
     }
 }
 
+/// Whether `BURNIN_SKIP_BROKER_TESTS=1` is set: broker-backed tests may
+/// then be skipped (each prints `SKIP <test>: no broker`).
+pub fn skip_broker_tests() -> bool {
+    std::env::var("BURNIN_SKIP_BROKER_TESTS").is_ok_and(|v| v.trim() == "1")
+}
+
+/// What a broker-backed test does when the broker cannot be used (`why`):
+/// returns after printing `SKIP <test>: no broker (<why>)` when
+/// [`skip_broker_tests`], else panics with `why` and the fix. `<test>` is
+/// the running test's name (libtest names the thread after it), else
+/// `label`.
+///
+/// # Panics
+/// Unless `BURNIN_SKIP_BROKER_TESTS=1` is set.
+pub fn skip_or_fail(label: &str, why: &str) {
+    let current = std::thread::current();
+    let test = match current.name() {
+        Some(n) if n != "main" => n.to_owned(),
+        _ => label.to_owned(),
+    };
+    if skip_broker_tests() {
+        eprintln!("SKIP {test}: no broker ({why})");
+        return;
+    }
+    panic!(
+        "{test} needs RabbitMQ on 127.0.0.1:5672 and rabbitmqctl: {why}. \
+         Run `bash scripts/setup` (installs and starts RabbitMQ), or set \
+         BURNIN_SKIP_BROKER_TESTS=1 to skip the broker-backed tests."
+    );
+}
+
 impl TestVhost {
     /// A new vhost whose name starts with `burnin-test-<label>-`, with
-    /// full permissions for `guest`; `None` (after printing why) if the
-    /// broker cannot be used outside CI.
+    /// full permissions for `guest`; `None` (after printing `SKIP <test>:
+    /// no broker`) only if the broker cannot be used and
+    /// `BURNIN_SKIP_BROKER_TESTS=1` is set.
     ///
     /// # Panics
-    /// If the broker cannot be used and `CI` is set, or `rabbitmqctl`
-    /// fails on a reachable broker.
+    /// If the broker cannot be used (unless `BURNIN_SKIP_BROKER_TESTS=1`),
+    /// or `rabbitmqctl` fails on a reachable broker.
     pub fn new(label: &str) -> Option<TestVhost> {
         if let Some(why) = broker_unavailable() {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "CI is set and the RabbitMQ tests cannot run: {why}. \
-                     Install and start rabbitmq-server (see the README's test script)."
-                );
-            }
-            eprintln!("skipping a RabbitMQ test: {why} (set CI=1 to make this a failure)");
+            skip_or_fail(label, &why);
             return None;
         }
         let name = format!(
@@ -189,6 +218,25 @@ impl Drop for TestVhost {
             let _ = Command::new("rabbitmqctl")
                 .args(["delete_user", user])
                 .output();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_broker_fails_the_test_unless_skipping_is_asked_for() {
+        let outcome = std::panic::catch_unwind(|| skip_or_fail("label", "nothing on 5672"));
+        if skip_broker_tests() {
+            assert!(outcome.is_ok(), "BURNIN_SKIP_BROKER_TESTS=1 must skip");
+        } else {
+            let err = outcome.expect_err("without BURNIN_SKIP_BROKER_TESTS=1 it must fail");
+            let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("bash scripts/setup"), "{msg}");
+            assert!(msg.contains("nothing on 5672"), "{msg}");
+            assert!(msg.contains("BURNIN_SKIP_BROKER_TESTS=1"), "{msg}");
         }
     }
 }

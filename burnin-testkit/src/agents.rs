@@ -26,7 +26,43 @@ impl Device {
         }
     }
 
+    /// Checks the serial number and MACs and that `root` can be written,
+    /// then lays out the tree: for a command line, where bad input must get
+    /// a clear error, not a panic.
+    ///
+    /// # Errors
+    /// A message naming the bad serial, MAC or folder and what to do.
+    pub fn try_write_tree(&self, root: &std::path::Path) -> Result<(), String> {
+        burnin_core::SerialNumber::new(self.sn.clone())
+            .map_err(|e| format!("serial number {:?} cannot be used: {e}", self.sn))?;
+        for mac in &self.macs {
+            mac.parse::<burnin_core::Mac>()
+                .map_err(|e| format!("{e}; give a MAC such as 02:00:00:00:01:01"))?;
+        }
+        std::fs::create_dir_all(root).map_err(|e| {
+            format!(
+                "cannot create the folder {}: {e}; pick a folder you can write",
+                root.display()
+            )
+        })?;
+        let probe = root.join(".burnin-testkit-write-check");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| {
+                format!(
+                    "cannot write into {}: {e}; pick a folder you can write",
+                    root.display()
+                )
+            })?;
+        self.write_tree(root);
+        Ok(())
+    }
+
     /// Lays out this device's sysfs tree under `root`.
+    ///
+    /// # Panics
+    /// If the file system refuses a write (test support; see
+    /// [`try_write_tree`](Self::try_write_tree) for a command line).
     pub fn write_tree(&self, root: &std::path::Path) {
         let mut fx = Fixture::new(root).serial(&self.sn);
         for (i, mac) in self.macs.iter().enumerate() {

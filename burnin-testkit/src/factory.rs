@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,6 +23,15 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     /// The body.
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+    /// The latency injected before it was answered ([`set_latency`] plus,
+    /// for MES lookups, [`set_mes_latency`]): it was answered at about
+    /// `at + delay`.
+    ///
+    /// [`set_latency`]: FactoryStandIn::set_latency
+    /// [`set_mes_latency`]: FactoryStandIn::set_mes_latency
+    pub delay: Duration,
 }
 
 impl Recorded {
@@ -50,12 +59,14 @@ struct Inner {
     /// Paths that always answer 503.
     down: Vec<String>,
     latency: Duration,
+    mes_latency: Duration,
     echo: bool,
 }
 
 /// An HTTP server standing in for MES and the factory:
 ///
-/// * `GET /mes/{sn}` → 200 `{"sn", "macs"}` for a known serial, else 404;
+/// * `GET /mes/{sn}` → 200 `{"sn", "macs"}` for a known serial, else 404
+///   (also as `GET /device_info/{sn}`, the Python baseline's route);
 /// * `POST /log`, `/pair`, `/directBurn`, `/notify` → 200 `{}`.
 ///
 /// Every request is recorded. Latency, scripted statuses and paths that
@@ -90,58 +101,74 @@ impl FactoryStandIn {
     /// # Panics
     /// If it cannot bind.
     pub fn start() -> Self {
-        Self::start_on("127.0.0.1:0", false)
+        Self::start_on("127.0.0.1:0", false).unwrap_or_else(|e| panic!("factory stand-in: {e}"))
     }
 
     /// Starts the server on `addr`; with `echo`, every request is printed
     /// to stdout (method, path, Idempotency-Key, body) as it arrives.
     ///
-    /// # Panics
-    /// If it cannot bind.
-    pub fn start_on(addr: &str, echo: bool) -> Self {
+    /// # Errors
+    /// A message naming the address and what to do when it is not an
+    /// address, is taken, or the runtime cannot start.
+    pub fn start_on(addr: &str, echo: bool) -> Result<Self, String> {
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "another process listens there; stop it or pick another address with --listen"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need root; pick a port above 1024 with --listen"
+                }
+                _ => "give an address such as 127.0.0.1:8081 with --listen",
+            };
+            format!("cannot listen on {addr}: {e}; {hint}")
+        })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot use the socket on {addr}: {e}"))?;
+        let local = std_listener
+            .local_addr()
+            .map_err(|e| format!("cannot use the socket on {addr}: {e}"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("factory-stand-in")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the stand-in's runtime: {e}"))?;
         let inner = Arc::new(Mutex::new(Inner {
             echo,
             ..Inner::default()
         }));
-        let bind = addr.to_owned();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let state = inner.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("factory stand-in runtime: {e}"));
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&bind)
-                    .await
-                    .unwrap_or_else(|e| panic!("factory stand-in cannot listen on {bind}: {e}"));
-                let _ = addr_tx.send(listener.local_addr().ok());
-                let app = Router::new()
-                    .route("/mes/{sn}", get(mes))
-                    .route("/{endpoint}", post(endpoint))
-                    .with_state(state);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        });
-        let addr = addr_rx
-            .recv()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("factory stand-in did not start"));
-        FactoryStandIn {
-            addr,
+        let thread = std::thread::Builder::new()
+            .name("factory-stand-in".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    let app = Router::new()
+                        .route("/mes/{sn}", get(mes))
+                        .route("/device_info/{sn}", get(mes))
+                        .route("/{endpoint}", post(endpoint))
+                        .with_state(state);
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stop_rx.await;
+                        })
+                        .await;
+                });
+            })
+            .map_err(|e| format!("cannot start the stand-in's thread: {e}"))?;
+        Ok(FactoryStandIn {
+            addr: local,
             inner,
             _runtime: Arc::new(RuntimeThread {
                 shutdown: Some(stop_tx),
                 thread: Some(thread),
             }),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -190,6 +217,19 @@ impl FactoryStandIn {
         self.lock().latency = latency;
     }
 
+    /// MES lookups (`GET /mes/…`, `GET /device_info/…`) wait this long
+    /// (on top of [`set_latency`](Self::set_latency)) before being
+    /// answered; the factory POSTs are not slowed. The load harness's
+    /// latency knob.
+    pub fn set_mes_latency(&self, latency: Duration) {
+        self.lock().mes_latency = latency;
+    }
+
+    /// Takes every request so far, in arrival order, and forgets them.
+    pub fn take_requests(&self) -> Vec<Recorded> {
+        std::mem::take(&mut self.lock().requests)
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
@@ -218,7 +258,13 @@ fn record(
     body: &[u8],
 ) -> (Duration, Option<StatusCode>) {
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+    let at = Instant::now();
     let path = uri.path().to_owned();
+    let delay = if method == Method::GET {
+        inner.latency + inner.mes_latency
+    } else {
+        inner.latency
+    };
     if inner.echo {
         #[allow(clippy::print_stdout)]
         {
@@ -250,13 +296,12 @@ fn record(
             })
             .collect(),
         body: body.to_vec(),
+        at,
+        delay,
     });
     let scripted = inner.scripted.get_mut(&path).and_then(VecDeque::pop_front);
     let forced = scripted.or_else(|| inner.down.contains(&path).then_some(503));
-    (
-        inner.latency,
-        forced.and_then(|s| StatusCode::from_u16(s).ok()),
-    )
+    (delay, forced.and_then(|s| StatusCode::from_u16(s).ok()))
 }
 
 async fn mes(

@@ -1,21 +1,13 @@
-//! Simulated devices, three ways:
+//! Simulated devices:
 //!
-//! * [`start_connected`]: one real broker connection per device through
-//!   burnin-amqp (`agent::connect`), served by burnin-core's `Agent` and
-//!   `serve`, exactly as `burnin-agent run` does it; only the hardware
-//!   probe is a fixed answer (`StaticProbe`, or a delayed one for the
-//!   fault run). lapin runs one I/O thread per connection.
-//! * [`start_multiplexed`]: for 10,000 devices, where 10,000 connections
-//!   (and 10,000 lapin threads) in one process on two cores is past what
-//!   this machine does well: one AMQP **channel** per device, many
-//!   channels per connection. Each channel declares its own server-named,
-//!   exclusive, auto-delete queue bound to the command exchange, consumes
-//!   it, and answers with burnin-core's `Agent` through a reply sink that
-//!   publishes on that channel (persistent, mandatory, `correlation_id`,
-//!   publisher confirms; retried until the deadline): the agent protocol of
-//!   SPEC §4, with connections shared.
-//! * [`start_seed_multiplexed`]: the baseline's agents, simulated the same
-//!   way: each channel answers a command with the seed's reply
+//! * [`start_burnin`]: burnin's agents — burnin-core's `Agent` on
+//!   **burnin-amqp's agent adapter** (`agent::connect_shared`: each device
+//!   its own server-named queue, its own confirm-mode reply channel, the
+//!   adapter's retries and reconnects), several devices per broker
+//!   connection. Only the hardware probe is a fixed answer
+//!   (`StaticProbe`, delayed for the fault run) instead of sysfs.
+//! * [`start_seed_multiplexed`]: the baseline's agents for 1,000 devices,
+//!   one AMQP channel each: each answers a command with the seed's reply
 //!   (`{"sn", "macinfo": [{"interface", "macaddr"}], "operationId"}`,
 //!   persistent, to `hwinfo_queue`, no confirms), as `seed_agent.py` does.
 
@@ -30,19 +22,16 @@ use burnin_amqp::AmqpConfig;
 use burnin_core::agent::{Agent, serve};
 use burnin_core::memory::StaticProbe;
 use burnin_core::{
-    Hardware, HardwareProbe, InterfaceReport, Mac, OutgoingReply, PciDevice, ProbeError, ReplySink,
-    SerialNumber, TransportError,
+    Hardware, HardwareProbe, InterfaceReport, Mac, PciDevice, ProbeError, SerialNumber,
 };
 use burnin_local::SystemClock;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -126,17 +115,11 @@ impl Sim {
     }
 
     /// Lays out this device's sysfs tree (for real agent processes).
-    pub(crate) fn write_tree(&self, root: &std::path::Path) {
-        let mut fx = burnin_sysfs::fixture::Fixture::new(root).serial(&self.sn);
-        for (k, mac) in self.macs.iter().enumerate() {
-            fx = fx.pci_nic(
-                &format!("enp{}s0", k + 1),
-                &format!("0000:{:02x}:00.0", k + 1),
-                mac,
-                "igb",
-            );
-        }
-        fx.loopback();
+    pub(crate) fn write_tree(&self, root: &std::path::Path) -> anyhow::Result<()> {
+        let macs: Vec<&str> = self.macs.iter().map(String::as_str).collect();
+        burnin_testkit::Device::new(&self.sn, &macs)
+            .try_write_tree(root)
+            .map_err(anyhow::Error::msg)
     }
 }
 
@@ -209,53 +192,72 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// One burnin-amqp connection per device; returns once every agent
-/// consumes its command queue. `delay(i)` (fault run) delays device `i`'s
-/// probe; `name(i)` is its broker connection name.
-pub(crate) async fn start_connected(
+/// burnin's agents for `devices` over `connections` broker connections
+/// (burnin-amqp's `agent::connect_shared`, connection `c` named
+/// `name(c)`); returns once every agent consumes its command queue.
+/// `delay(i)` (fault run) delays device `i`'s probe.
+pub(crate) async fn start_burnin(
     url: &str,
     devices: &[Sim],
+    connections: usize,
     delay: impl Fn(usize) -> Duration,
     name: impl Fn(usize) -> String,
 ) -> anyhow::Result<Fleet> {
+    let per_conn = devices
+        .len()
+        .div_ceil(connections.clamp(1, devices.len().max(1)));
+    let chunks = devices.len().div_ceil(per_conn.max(1));
     let (mut fleet, rx) = Fleet::new(format!(
-        "{} burnin-amqp connections, one per device",
+        "{} burnin agents on burnin-amqp's adapter, {per_conn} per connection ({chunks} connections)",
         devices.len()
     ));
     let ready = Arc::new(AtomicUsize::new(0));
-    // Connecting a thousand at once makes the broker refuse some
-    // handshakes on two cores; 32 at a time is quick enough.
-    let gate = Arc::new(Semaphore::new(32));
+    // Connecting many at once makes the broker refuse some handshakes on
+    // two cores; 8 connections at a time is quick enough.
+    let gate = Arc::new(Semaphore::new(8));
     let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for (i, d) in devices.iter().enumerate() {
+    for (c, chunk) in devices.chunks(per_conn.max(1)).enumerate() {
         let mut config = AmqpConfig::new(url);
-        config.connection_name = Some(name(i));
+        config.connection_name = Some(name(c));
         config.connect_timeout = Duration::from_secs(30);
-        let probe = DelayedProbe {
-            inner: StaticProbe::new(d.hardware()?),
-            delay: delay(i),
-        };
+        let first = c * per_conn;
+        let probes = chunk
+            .iter()
+            .enumerate()
+            .map(|(k, d)| {
+                Ok(DelayedProbe {
+                    inner: StaticProbe::new(d.hardware()?),
+                    delay: delay(first + k),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (ready, gate, rx, err_tx) = (ready.clone(), gate.clone(), rx.clone(), err_tx.clone());
-        let sn = d.sn.clone();
         fleet.tasks.spawn(async move {
             let permit = gate.acquire_owned().await;
-            let (mut source, sink) = match burnin_amqp::agent::connect(config).await {
-                Ok(halves) => halves,
+            let halves = match burnin_amqp::agent::connect_shared(config, probes.len()).await {
+                Ok(h) => h,
                 Err(e) => {
-                    let _ = err_tx.send(format!("agent {sn}: {e}"));
+                    let _ = err_tx.send(format!("agent connection {c}: {e}"));
                     return;
                 }
             };
             drop(permit);
-            ready.fetch_add(1, Ordering::SeqCst);
-            let mut agent = Agent::new(probe, sink.clone(), SystemClock, "hwinfo_queue", VERSION);
-            let on_outcome = |o: &burnin_core::agent::CommandOutcome| {
-                if matches!(o, burnin_core::agent::CommandOutcome::Replied(_)) {
-                    mark(|m| &mut m.replied);
-                }
-            };
-            let _ = serve(&mut agent, &mut source, stopped(rx), on_outcome, |_| {}).await;
-            source.close().await;
+            let mut agents = JoinSet::new();
+            for (probe, (mut source, sink)) in probes.into_iter().zip(halves) {
+                let rx = rx.clone();
+                agents.spawn(async move {
+                    let mut agent = Agent::new(probe, sink, SystemClock, "hwinfo_queue", VERSION);
+                    let on_outcome = |o: &burnin_core::agent::CommandOutcome| {
+                        if matches!(o, burnin_core::agent::CommandOutcome::Replied(_)) {
+                            mark(|m| &mut m.replied);
+                        }
+                    };
+                    let _ = serve(&mut agent, &mut source, stopped(rx), on_outcome, |_| {}).await;
+                    source.close().await;
+                });
+            }
+            ready.fetch_add(agents.len(), Ordering::SeqCst);
+            while agents.join_next().await.is_some() {}
         });
     }
     drop(err_tx);
@@ -285,37 +287,11 @@ async fn wait_ready(
     }
 }
 
-/// Which protocol a multiplexed channel speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Speaks {
-    Burnin,
-    Seed,
-}
-
-/// One channel per device over `devices / per_conn` connections, burnin's
-/// agent protocol.
-pub(crate) async fn start_multiplexed(
-    url: &str,
-    devices: &[Sim],
-    per_conn: usize,
-) -> anyhow::Result<Fleet> {
-    start_mux(url, devices, per_conn, Speaks::Burnin).await
-}
-
 /// The baseline's agents: one channel per device, the seed's reply format.
 pub(crate) async fn start_seed_multiplexed(
     url: &str,
     devices: &[Sim],
     per_conn: usize,
-) -> anyhow::Result<Fleet> {
-    start_mux(url, devices, per_conn, Speaks::Seed).await
-}
-
-async fn start_mux(
-    url: &str,
-    devices: &[Sim],
-    per_conn: usize,
-    speaks: Speaks,
 ) -> anyhow::Result<Fleet> {
     let per_conn = per_conn.max(1);
     let (mut fleet, rx) = Fleet::new(format!(
@@ -340,7 +316,7 @@ async fn start_mux(
                 .with_context(|| format!("simulated-agent connection {c}"))?;
             let mut channels = Vec::with_capacity(chunk.len());
             for d in chunk {
-                let ch = open_agent_channel(&conn, speaks).await?;
+                let ch = open_seed_channel(&conn).await?;
                 channels.push((d, ch));
             }
             anyhow::Ok((conn, channels))
@@ -350,27 +326,14 @@ async fn start_mux(
         let (conn, channels) = done??;
         for (d, (ch, consumer)) in channels {
             let rx = rx.clone();
-            match speaks {
-                Speaks::Burnin => {
-                    let hw = d.hardware()?;
-                    fleet
-                        .tasks
-                        .spawn(burnin_channel_agent(ch, consumer, hw, rx));
-                }
-                Speaks::Seed => {
-                    fleet.tasks.spawn(seed_channel_agent(ch, consumer, d, rx));
-                }
-            }
+            fleet.tasks.spawn(seed_channel_agent(ch, consumer, d, rx));
         }
         fleet.conns.push(conn);
     }
     Ok(fleet)
 }
 
-async fn open_agent_channel(
-    conn: &Connection,
-    speaks: Speaks,
-) -> anyhow::Result<(Channel, lapin::Consumer)> {
+async fn open_seed_channel(conn: &Connection) -> anyhow::Result<(Channel, lapin::Consumer)> {
     let ch = conn.create_channel().await?;
     ch.exchange_declare(
         "devicescan".into(),
@@ -401,103 +364,18 @@ async fn open_agent_channel(
         FieldTable::default(),
     )
     .await?;
-    if speaks == Speaks::Burnin {
-        ch.basic_qos(4, BasicQosOptions::default()).await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    }
     let consumer = ch
         .basic_consume(
             q.name().clone(),
             "".into(),
             BasicConsumeOptions {
-                no_ack: speaks == Speaks::Seed,
+                no_ack: true,
                 ..BasicConsumeOptions::default()
             },
             FieldTable::default(),
         )
         .await?;
     Ok((ch, consumer))
-}
-
-/// burnin's reply sink over one channel in confirm mode.
-struct ChannelSink {
-    ch: Channel,
-}
-
-#[async_trait]
-impl ReplySink for ChannelSink {
-    async fn send(&self, reply: &OutgoingReply) -> Result<(), TransportError> {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_correlation_id(reply.operation_id.to_string().into());
-        let until = reply.deadline.system_time();
-        loop {
-            let outcome = async {
-                let confirm = self
-                    .ch
-                    .basic_publish(
-                        "".into(),
-                        reply.reply_to.as_str().into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &reply.body,
-                        props.clone(),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match tokio::time::timeout(Duration::from_secs(10), confirm).await {
-                    Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
-                    Ok(Ok(other)) => Err(format!("not delivered: {other:?}")),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("no confirm within 10 s".to_owned()),
-                }
-            }
-            .await;
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(why) if std::time::SystemTime::now() >= until => {
-                    return Err(TransportError::DeadlinePassed(why));
-                }
-                Err(_) if !self.ch.status().connected() => return Err(TransportError::Closed),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-}
-
-async fn burnin_channel_agent(
-    ch: Channel,
-    mut consumer: lapin::Consumer,
-    hw: Hardware,
-    stop: watch::Receiver<bool>,
-) {
-    let mut agent = Agent::new(
-        StaticProbe::new(hw),
-        ChannelSink { ch },
-        SystemClock,
-        "hwinfo_queue",
-        VERSION,
-    );
-    let stop = stopped(stop);
-    tokio::pin!(stop);
-    loop {
-        let next = tokio::select! {
-            () = &mut stop => return,
-            next = consumer.next() => next,
-        };
-        let Some(Ok(d)) = next else { return };
-        // As burnin-amqp's agent: the queue is this channel's alone, so
-        // acking on receipt loses nothing.
-        let _ = d.acker.ack(BasicAckOptions::default()).await;
-        mark(|m| &mut m.command);
-        if let burnin_core::agent::CommandOutcome::Replied(_) = agent.handle_command(&d.data).await
-        {
-            mark(|m| &mut m.replied);
-        }
-    }
 }
 
 async fn seed_channel_agent(

@@ -52,12 +52,21 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Fixture { dir, serial, macs } => {
             let macs: Vec<&str> = macs.iter().map(String::as_str).collect();
-            Device::new(&serial, &macs).write_tree(&dir);
+            if let Err(e) = Device::new(&serial, &macs).try_write_tree(&dir) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             println!("wrote a sysfs tree for {serial} to {}", dir.display());
             ExitCode::SUCCESS
         }
         Command::Factory { listen, mes_file } => {
-            let factory = FactoryStandIn::start_on(&listen, true);
+            let factory = match FactoryStandIn::start_on(&listen, true) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             if let Some(path) = mes_file {
                 let text = match std::fs::read_to_string(&path) {
                     Ok(t) => t,

@@ -1,0 +1,95 @@
+//! Turning what the factory stand-in recorded into figures.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use burnin_testkit::Recorded;
+
+/// One timed run of an edge.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Timing {
+    /// Start (process start for `scan` and the baseline, `POST /scans` for
+    /// `serve`) → the stand-in received `/notify`.
+    pub(crate) notify_s: Option<f64>,
+    /// Start → the process exited (`scan`, baseline) or `GET /scans/{id}`
+    /// said done (`serve`).
+    pub(crate) total_s: f64,
+    /// Devices in the `/log`, and how many passed.
+    pub(crate) logged: usize,
+    pub(crate) passed: usize,
+    /// Where the time went.
+    pub(crate) phases: String,
+    /// Why the run does not count, if it does not.
+    pub(crate) problem: Option<String>,
+}
+
+impl Timing {
+    /// The command-to-notification figure, or what went wrong.
+    pub(crate) fn shown(&self) -> String {
+        match self.notify_s {
+            Some(n) => format!("{n:.3}"),
+            None => "no /notify".into(),
+        }
+    }
+}
+
+/// Seconds.
+pub(crate) fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// `/mes/Q1` → `/mes`; `/log` → `/log`.
+pub(crate) fn route(r: &Recorded) -> &str {
+    match r.path[1..].find('/') {
+        Some(i) => &r.path[..=i],
+        None => &r.path,
+    }
+}
+
+/// Figures for a run that started at `t0` and asked `expected` devices,
+/// all of which must pass.
+pub(crate) fn analyse(t0: Instant, requests: &[Recorded], expected: usize) -> Timing {
+    let since = |i: Instant| secs(i.saturating_duration_since(t0));
+    let mes: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| matches!(route(r), "/mes" | "/device_info"))
+        .collect();
+    let first = |path: &str| requests.iter().find(|r| r.path == path);
+    let mut t = Timing {
+        notify_s: first("/notify").map(|r| since(r.at)),
+        ..Timing::default()
+    };
+    if let Some(log) = first("/log") {
+        let v: serde_json::Value = serde_json::from_slice(&log.body).unwrap_or_default();
+        if let Some(infos) = v.get("scaninfo").and_then(|s| s.as_array()) {
+            t.logged = infos.len();
+            t.passed = infos.iter().filter(|i| i["result"] == "1").count();
+        }
+    }
+    let mut p = String::new();
+    if let (Some(a), Some(b)) = (
+        mes.iter().map(|r| r.at).min(),
+        mes.iter().map(|r| r.at + r.delay).max(),
+    ) {
+        let _ = write!(
+            p,
+            "first MES GET {:.3}s, last MES answer ~{:.3}s ({} GETs)",
+            since(a),
+            since(b),
+            mes.len()
+        );
+    }
+    for path in ["/log", "/pair", "/notify"] {
+        if let Some(r) = first(path) {
+            let _ = write!(p, ", {path} {:.3}s", since(r.at));
+        }
+    }
+    t.phases = p;
+    if t.logged != expected || t.passed != expected {
+        t.problem = Some(format!(
+            "the log lists {} devices, {} passed; expected {expected} passing",
+            t.logged, t.passed
+        ));
+    }
+    t
+}
