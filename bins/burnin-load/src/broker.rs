@@ -82,12 +82,12 @@ fn eval(expr: &str) -> anyhow::Result<String> {
 /// name is in `names` or starts with `prefix`: what `rabbitmqctl
 /// close_connection` does, for many connections in one call (one
 /// `rabbitmqctl` start per connection would take a second each).
-/// Returns how many were closed.
+/// Returns the names of the connections closed.
 pub(crate) fn close_connections(
     vhost: &str,
     names: &[String],
     prefix: &str,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<String>> {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let list = names
         .iter()
@@ -97,22 +97,26 @@ pub(crate) fn close_connections(
     let expr = format!(
         r#"V = <<"{vhost}">>, Names = [{list}], Prefix = <<"{prefix}">>, PL = byte_size(Prefix),
 Match = fun(N) -> lists:member(N, Names) orelse (PL > 0 andalso byte_size(N) >= PL andalso binary:part(N, 0, PL) =:= Prefix) end,
-Ps = [proplists:get_value(pid, I) || I <- rabbit_networking:connection_info_all([pid, vhost, client_properties]),
-  proplists:get_value(vhost, I) =:= V,
-  case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I, [])) of
-    {{_, longstr, N}} -> Match(N); _ -> false end],
-[rabbit_networking:close_connection(P, "burnin-load fault injection") || P <- Ps],
-length(Ps)."#,
+Name = fun(I) -> case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I, [])) of
+    {{_, longstr, N}} -> N; _ -> <<>> end end,
+Ps = [{{proplists:get_value(pid, I), Name(I)}} || I <- rabbit_networking:connection_info_all([pid, vhost, client_properties]),
+  proplists:get_value(vhost, I) =:= V, Match(Name(I))],
+[rabbit_networking:close_connection(P, "burnin-load fault injection") || {{P, _}} <- Ps],
+iolist_to_binary(lists:join(<<"|">>, [N || {{_, N}} <- Ps]))."#,
         vhost = esc(vhost),
         prefix = esc(prefix),
     );
     let out = eval(&expr)?;
-    out.lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .with_context(|| format!("unexpected rabbitmqctl eval output {out:?}"))
+    let joined: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    let inner = joined
+        .strip_prefix("<<\"")
+        .and_then(|s| s.strip_suffix("\">>"))
+        .with_context(|| format!("unexpected rabbitmqctl eval output {out:?}"))?;
+    Ok(inner
+        .split('|')
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The broker's OS process id (`rabbitmqctl eval 'os:getpid().'`).

@@ -50,11 +50,13 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
     });
     let op = 7_000_001u64;
     let run = spawn::scan(env, &v, &f, &devices, op, "30s", Store::Disk).await?;
-    let closed = closer.await??;
+    let closed_names = closer.await??;
+    let closed = closed_names.len();
     fleet.stop().await;
 
     say!(
-        "closed {closed} connections broker-side at 1.5 s (meant: the edge's and {wanted} agent connections, every tenth)"
+        "closed {closed} connections broker-side at 1.5 s (meant: the edge's and {wanted} agent connections, every tenth): {}",
+        closed_names.join(", ")
     );
     let t = &run.timing;
     say!(

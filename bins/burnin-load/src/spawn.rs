@@ -479,7 +479,7 @@ impl std::fmt::Display for Footprint {
         )?;
         write!(
             f,
-            "  release binaries: burnin-agent {:.2} MiB ({} bytes), burnin-edge {:.2} MiB ({} bytes)",
+            "  binaries as built: burnin-agent {:.2} MiB ({} bytes), burnin-edge {:.2} MiB ({} bytes)",
             self.agent_size as f64 / 1048576.0,
             self.agent_size,
             self.edge_size as f64 / 1048576.0,
