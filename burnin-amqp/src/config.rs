@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use lapin::uri::AMQPUri;
+
 use crate::AmqpError;
 
 /// The type of the reply queue (`--reply-queue-type`).
@@ -150,8 +152,16 @@ impl AmqpConfig {
         redact_url(&self.url)
     }
 
-    /// Checks names and numbers (not the broker).
+    /// Checks everything that can be checked without the broker: the URL
+    /// (it parses, is `amqp://` or `amqps://`, names a host, no
+    /// `heartbeat=0`), the names and numbers, and the CA file (readable,
+    /// holds a PEM certificate). Both binaries call it before they touch
+    /// the network, and every `connect` calls it again, so this is the one
+    /// place these rules live. Errors name the flag (`--amqp-url`,
+    /// `--amqp-ca-file`, …) and never show the password.
     pub fn validate(&self) -> Result<(), AmqpError> {
+        self.uri()?;
+        self.ca_pem()?;
         name_ok("--exchange", &self.exchange)?;
         name_ok("--reply-queue", &self.reply_queue)?;
         name_ok("--reply-queue", &self.rejected_queue())?;
@@ -192,6 +202,66 @@ impl AmqpConfig {
             });
         }
         Ok(())
+    }
+
+    /// The parsed URL, with the heartbeat and frame size filled in.
+    pub(crate) fn uri(&self) -> Result<AMQPUri, AmqpError> {
+        let redacted = self.redacted_url();
+        let invalid = |reason: String| AmqpError::InvalidUrl {
+            url: redacted.clone(),
+            reason,
+        };
+        let url =
+            url::Url::parse(&self.url).map_err(|e| invalid(format!("it is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "amqp" | "amqps") {
+            return Err(invalid(format!(
+                "its scheme is {:?}, not amqp or amqps",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("it names no host".into()));
+        }
+        let mut uri: AMQPUri = self
+            .url
+            .parse()
+            // amq-protocol's messages may quote the whole URL.
+            .map_err(|e: String| invalid(e.replace(&self.url, &redacted)))?;
+        // amq-protocol-uri takes only *domain* hosts from the URL and puts
+        // "localhost" in place of an IP address; use the address given.
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => uri.authority.host = ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => uri.authority.host = ip.to_string(),
+            Some(url::Host::Domain(_)) | None => {}
+        }
+        if uri.query.heartbeat == Some(0) {
+            return Err(invalid(
+                "heartbeat=0 disables dead-connection detection".into(),
+            ));
+        }
+        uri.query
+            .heartbeat
+            .get_or_insert(self.heartbeat.as_secs().clamp(1, 600) as u16);
+        uri.query.frame_max.get_or_insert(self.frame_max);
+        Ok(uri)
+    }
+
+    /// The CA file's PEM text, if one is configured.
+    pub(crate) fn ca_pem(&self) -> Result<Option<String>, AmqpError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read_to_string(path).map_err(|e| AmqpError::CaFile {
+            path: path.clone(),
+            reason: format!("cannot read it ({e})"),
+        })?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(AmqpError::CaFile {
+                path: path.clone(),
+                reason: "it holds no \"-----BEGIN CERTIFICATE-----\" block".into(),
+            });
+        }
+        Ok(Some(pem))
     }
 
     /// The delay before retry number `attempt` (0-based): `base · 2^attempt`
@@ -292,6 +362,61 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_checked_before_any_connection_and_never_shown_with_the_password() {
+        for (url, want) in [
+            ("http://u:pw@h/", "scheme is \"http\""),
+            ("not a url", "not a URL"),
+            ("amqp://u:pw@/v", "host"),
+            ("amqp:/v", "names no host"),
+            ("amqp://u:pw@h/v?heartbeat=0", "heartbeat=0"),
+        ] {
+            let e = AmqpConfig::new(url).validate().unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, AmqpError::InvalidUrl { .. }), "{url}: {e:?}");
+            assert!(text.contains(want), "{url}: {text}");
+            assert!(text.starts_with("--amqp-url "), "{url}: {text}");
+            assert!(!text.contains("pw"), "{url}: {text}");
+        }
+        let uri = AmqpConfig::new("amqps://u:pw@10.0.0.7:5671/v")
+            .uri()
+            .unwrap();
+        assert_eq!(uri.authority.host, "10.0.0.7");
+        assert_eq!(uri.query.heartbeat, Some(20));
+        AmqpConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_ca_file_must_be_readable_and_hold_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("burnin-amqp-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = AmqpConfig::new("amqps://h/v");
+        c.ca_file = Some(dir.join("missing.pem"));
+        let text = c.validate().unwrap_err().to_string();
+        assert!(text.starts_with("--amqp-ca-file "), "{text}");
+        assert!(
+            text.contains("missing.pem") && text.contains("cannot read"),
+            "{text}"
+        );
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        c.ca_file = Some(not_pem);
+        let text = c.validate().unwrap_err().to_string();
+        assert!(text.contains("BEGIN CERTIFICATE"), "{text}");
+        let pem = dir.join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        c.ca_file = Some(pem);
+        c.validate().unwrap();
+        assert!(c.ca_pem().unwrap().unwrap().contains("AAAA"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn validation() {
         let mut c = AmqpConfig::new("amqp://h");
         c.validate().unwrap();
@@ -302,6 +427,8 @@ mod tests {
         c.reply_queue = "ok".into();
         c.prefetch = 0;
         assert!(c.validate().is_err());
+        c.prefetch = 1;
+        c.validate().unwrap();
         assert_eq!("quorum".parse::<QueueType>().unwrap(), QueueType::Quorum);
         assert!("Quorum".parse::<QueueType>().is_err());
     }

@@ -14,7 +14,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 pub enum AmqpError {
     /// The broker URL cannot be used.
     #[error(
-        "AMQP URL {url} is invalid: {reason}; use amqp://USER:PASSWORD@HOST:PORT/VHOST or amqps://…"
+        "--amqp-url {url} is invalid: {reason}; use amqp://USER:PASSWORD@HOST:PORT/VHOST or amqps://…"
     )]
     InvalidUrl {
         /// The URL, redacted.
@@ -31,7 +31,9 @@ pub enum AmqpError {
         reason: String,
     },
     /// The CA file cannot be read or holds no PEM certificate.
-    #[error("CA file {path}: {reason}; give a PEM file with the private CA's certificate")]
+    #[error(
+        "--amqp-ca-file {path}: {reason}; give a PEM file with the certificate of the CA that signed the broker's"
+    )]
     CaFile {
         /// The file.
         path: PathBuf,

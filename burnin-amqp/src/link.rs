@@ -215,50 +215,14 @@ pub(crate) struct SessionCell {
 impl SessionCell {
     /// Checks the configuration and reads the CA file; connects nothing.
     pub(crate) fn new(config: AmqpConfig, side: Side) -> Result<Self, AmqpError> {
+        // One place for the URL and CA rules: AmqpConfig::validate.
         config.validate()?;
-        let redacted = config.redacted_url();
-        let mut uri: AMQPUri = config
-            .url
-            .parse()
-            .map_err(|e: String| AmqpError::InvalidUrl {
-                url: redacted.clone(),
-                // amq-protocol's messages may quote the whole URL.
-                reason: e.replace(&config.url, &redacted),
-            })?;
-        // amq-protocol-uri takes only *domain* hosts from the URL and puts
-        // "localhost" in place of an IP address; use the address given.
-        if let Ok(url) = url::Url::parse(&config.url) {
-            match url.host() {
-                Some(url::Host::Ipv4(ip)) => uri.authority.host = ip.to_string(),
-                Some(url::Host::Ipv6(ip)) => uri.authority.host = ip.to_string(),
-                Some(url::Host::Domain(_)) | None => {}
-            }
-        }
-        if uri.query.heartbeat == Some(0) {
-            return Err(AmqpError::InvalidUrl {
-                url: redacted,
-                reason: "heartbeat=0 disables dead-connection detection".into(),
-            });
-        }
-        uri.query
-            .heartbeat
-            .get_or_insert(config.heartbeat.as_secs().clamp(1, 600) as u16);
-        uri.query.frame_max.get_or_insert(config.frame_max);
+        let uri = config.uri()?;
         let mut tls = OwnedTLSConfig::default();
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read_to_string(path).map_err(|e| AmqpError::CaFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(AmqpError::CaFile {
-                    path: path.clone(),
-                    reason: "it holds no \"-----BEGIN CERTIFICATE-----\" block".into(),
-                });
-            }
+        if let Some(pem) = config.ca_pem()? {
             if uri.scheme != AMQPScheme::AMQPS {
                 tracing::warn!(
-                    url = %redacted,
+                    url = %config.redacted_url(),
                     "--amqp-ca-file is only used with amqps:// URLs; this one is plain amqp://"
                 );
             }

@@ -304,6 +304,9 @@ async fn handle_delivery(
     clock: &dyn Clock,
     observer: &dyn Observer,
 ) -> Option<SerialNumber> {
+    if delivery.redelivered {
+        op.handle_redelivered();
+    }
     let outcome = op.handle_reply(&delivery.body);
     observer.reply(op, &outcome);
     let settled = match &outcome {

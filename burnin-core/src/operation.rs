@@ -151,6 +151,10 @@ pub struct Counters {
     pub duplicates: usize,
     /// Replies rejected.
     pub rejected: usize,
+    /// Replies the broker marked as delivered before (its `redelivered`
+    /// flag: an earlier delivery was not acked, e.g. the connection was
+    /// lost), whatever their outcome; each is also counted above.
+    pub redelivered: usize,
     /// MES answers received (success or failure).
     pub mes_done: usize,
 }
@@ -299,6 +303,12 @@ impl Operation {
     }
 
     // ---- inputs ----
+
+    /// Notes that the reply about to be handled was marked redelivered by
+    /// the broker (counted in [`Counters::redelivered`]).
+    pub fn handle_redelivered(&mut self) {
+        self.counters.redelivered += 1;
+    }
 
     /// Takes a raw reply body.
     pub fn handle_reply(&mut self, body: &[u8]) -> ReplyOutcome {

@@ -574,3 +574,76 @@ fn the_router_gives_each_operation_only_its_replies() {
     assert!(rejected[1].1.starts_with("malformed:"));
     assert!(router.is_empty(), "both unregistered when collection ended");
 }
+
+/// Replies as a broker hands them over, each with its `redelivered` flag;
+/// then nothing more (the window ends the operation).
+struct Redelivering(Vec<(Vec<u8>, bool)>);
+
+struct NoAck;
+
+#[async_trait]
+impl burnin_core::ports::Acker for NoAck {
+    async fn ack(self: Box<Self>) -> Result<(), burnin_core::TransportError> {
+        Ok(())
+    }
+    async fn reject(
+        self: Box<Self>,
+        _body: Vec<u8>,
+        _reason: &str,
+    ) -> Result<(), burnin_core::TransportError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl burnin_core::ReplyStream for Redelivering {
+    async fn next_reply(
+        &mut self,
+    ) -> Option<Result<burnin_core::Delivery, burnin_core::TransportError>> {
+        if self.0.is_empty() {
+            return futures::future::pending().await;
+        }
+        let (body, redelivered) = self.0.remove(0);
+        Some(Ok(burnin_core::Delivery::new(
+            body,
+            redelivered,
+            Box::new(NoAck),
+        )))
+    }
+}
+
+#[test]
+fn redelivered_replies_are_counted_whatever_their_outcome() {
+    let op = OperationId::Number(42);
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let broker = MemoryBroker::new();
+    let (publisher, _unused) = broker.edge("hwinfo_queue");
+    // A first, then A again redelivered (a duplicate), B redelivered for
+    // the first time (accepted), and a redelivered reply that does not parse.
+    let mut stream = Redelivering(vec![
+        (reply(&op, "A", &[1]), false),
+        (reply(&op, "A", &[1]), true),
+        (reply(&op, "B", &[2]), true),
+        (b"{".to_vec(), true),
+    ]);
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&[]),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes: &mes(),
+            reporter: &reporter,
+            store: &burnin_core::NoStore,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    let c = report.counters;
+    assert_eq!(
+        (c.accepted, c.duplicates, c.rejected, c.redelivered),
+        (2, 1, 1, 3)
+    );
+    assert_eq!(report.state, OperationState::Done);
+}

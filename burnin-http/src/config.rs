@@ -13,7 +13,8 @@ pub const SN_PLACEHOLDER: &str = "{sn}";
 
 /// Default per-request timeout (`--http-timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default number of attempts per request (`--http-retries`).
+/// Default number of attempts per request (the first one included; the
+/// edge's `--http-retries` counts the retries after it, default 4).
 pub const DEFAULT_ATTEMPTS: u32 = 5;
 /// Default bound on MES requests in flight.
 pub const DEFAULT_MES_CONCURRENCY: usize = 64;
@@ -213,8 +214,8 @@ impl HttpConfigBuilder {
         self
     }
 
-    /// `--http-retries`: attempts per request, the first one included
-    /// (default 5; at least 1).
+    /// Attempts per request, the first one included (default 5; at least
+    /// 1). The edge's `--http-retries N` counts retries: it gives `N + 1`.
     pub fn attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts;
         self
@@ -298,7 +299,7 @@ impl HttpConfigBuilder {
         if self.attempts == 0 {
             return Err(invalid(
                 "--http-retries",
-                "it is 0; give the number of attempts, at least 1 (default 5)",
+                "it is 0 attempts; give at least 1 (--http-retries 0 is one attempt, no retry)",
             ));
         }
         if self.mes_concurrency == 0 {

@@ -63,7 +63,8 @@
 //! ## Retry policy
 //!
 //! Every request (GET and POST) is tried up to [`HttpConfig::attempts`]
-//! times (`--http-retries`, default 5, the first try included). Each
+//! times (default 5, the first try included; the edge's `--http-retries N`
+//! counts the retries, so it gives `N + 1`). Each
 //! attempt — from connecting to the last body byte — is limited by
 //! `--http-timeout` (default 10 s).
 //!

@@ -198,8 +198,8 @@ impl OutDirReporter {
         let path = self.path_for(payload);
         let tmp = path.with_extension("json.tmp");
         let mut f = fs::File::create(&tmp)?;
+        // Byte for byte what an HTTP reporter would POST: no newline added.
         f.write_all(&payload.body)?;
-        f.write_all(b"\n")?;
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
         Ok(path)
@@ -280,7 +280,7 @@ mod tests {
         let p = payload::notify(&OperationId::Number(7), &[], None);
         r.deliver(&p).await.unwrap();
         let written = fs::read(dir.path().join("out/7.notify.json")).unwrap();
-        assert_eq!(written, b"{\"operationId\":7,\"scanInfo\":[]}\n");
+        assert_eq!(written, b"{\"operationId\":7,\"scanInfo\":[]}");
         let p = payload::log(&OperationId::Text("../a/b%".into()), &[]);
         r.deliver(&p).await.unwrap();
         assert!(dir.path().join("out/%2E.%2Fa%2Fb%25.log.json").exists());

@@ -20,7 +20,7 @@ pub(crate) mod exit {
     /// Success.
     pub(crate) const OK: u8 = 0;
     /// Bad arguments or configuration.
-    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = burnin_cli::EXIT_USAGE;
     /// The device could not be probed, or the output not written.
     pub(crate) const INTERNAL: u8 = 3;
 }
@@ -45,18 +45,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Clap errors exit 2, --help and --version 0 (shared with burnin-edge).
+    let cli: Cli = match burnin_cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     run(cli)
 }

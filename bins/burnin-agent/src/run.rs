@@ -12,22 +12,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_amqp::{AmqpConfig, AmqpError, DEFAULT_EXCHANGE, DEFAULT_REPLY_QUEUE};
+use burnin_cli::LogFormat;
 use burnin_core::agent::{Agent, CommandOutcome, serve};
 use burnin_core::{HardwareProbe, TransportError};
 use burnin_local::SystemClock;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::device::DeviceArgs;
 use crate::exit;
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (for journald / log shippers).
-    Json,
-}
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
@@ -66,7 +58,7 @@ pub(crate) struct RunArgs {
 
 /// Runs `run`; returns the exit code.
 pub(crate) fn run(args: RunArgs) -> u8 {
-    init_logging(args.log_format);
+    burnin_cli::init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,34 +70,6 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
     };
     runtime.block_on(serve_until_signal(args))
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    // RUST_LOG (`debug`, `info,burnin_amqp=debug`, …) sets the levels; by
-    // default lapin's own messages below WARN, which are for its
-    // developers, are left out. (`Targets` rather than `EnvFilter`: no regex
-    // engine in the agent binary.)
-    let from_env = std::env::var("RUST_LOG").ok();
-    let parsed = from_env.as_deref().map(str::parse::<Targets>);
-    let filter = match &parsed {
-        Some(Ok(targets)) => targets.clone(),
-        _ => Targets::new()
-            .with_default(LevelFilter::INFO)
-            .with_target("lapin", LevelFilter::WARN)
-            .with_target("amq_protocol", LevelFilter::WARN),
-    };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
-        LogFormat::Text => registry.with(fmt.with_ansi(false)).try_init(),
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
-    };
-    if let Some(Err(e)) = parsed {
-        tracing::warn!("RUST_LOG is not a list of LEVEL or TARGET=LEVEL ({e}); logging at info");
-    }
 }
 
 async fn serve_until_signal(args: RunArgs) -> u8 {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use cli::{demo, logging, scan, serve};
+use cli::{demo, scan, serve};
 
 /// Exit codes of SPEC §7.
 pub(crate) mod exit {
@@ -22,9 +22,13 @@ pub(crate) mod exit {
     /// The operation completed with a failing device.
     pub(crate) const DEVICE_FAILED: u8 = 1;
     /// Bad arguments or configuration.
-    pub(crate) const USAGE: u8 = 2;
-    /// An internal error: the broker or a factory API could not be used.
+    pub(crate) const USAGE: u8 = burnin_cli::EXIT_USAGE;
+    /// An internal error: the broker or a factory API could not be used,
+    /// or a stage did not answer within its bound.
     pub(crate) const INTERNAL: u8 = 3;
+    /// `scan`: the operation completed, but no device was expected and
+    /// none answered (nothing to report; check the exchange and vhost).
+    pub(crate) const NO_DEVICES: u8 = 4;
 }
 
 /// Check that every device's network cards carry the MACs the factory MES
@@ -33,8 +37,8 @@ pub(crate) mod exit {
 #[command(name = "burnin-edge", version, propagate_version = true)]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, env = "BURNIN_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
-    log_format: logging::LogFormat,
+    #[arg(long, global = true, env = "BURNIN_LOG_FORMAT", value_enum, default_value_t = burnin_cli::LogFormat::Text)]
+    log_format: burnin_cli::LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,9 @@ struct Cli {
 enum Command {
     /// Run one scan operation through the broker: publish the command,
     /// collect replies, compare with MES, report to the factory, and exit
-    /// (0 all passed, 1 a device failed, 2 bad arguments, 3 internal error).
+    /// (0 all passed, 1 a device failed, 2 bad arguments, 3 internal error
+    /// or a stage that did not answer in time, 4 no device expected and
+    /// none answered).
     Scan(Box<scan::ScanArgs>),
     /// Run as a service: start operations over HTTP (POST /scans), several
     /// at once, recorded in a SQLite state database and resumed after a
@@ -75,16 +81,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Clap errors exit 2, --help and --version 0 (shared with burnin-agent).
+    let cli: Cli = match burnin_cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
-    logging::init(cli.log_format);
+    burnin_cli::init_logging(cli.log_format);
     ExitCode::from(run(cli))
 }
 

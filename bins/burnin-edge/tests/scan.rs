@@ -261,6 +261,10 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
     assert_eq!(doc["operationId"], 77);
     assert_eq!(doc["devices"][0]["sn"], "BURN-1");
     assert_eq!(doc["devices"][0]["result"], "1");
+    assert_eq!(
+        doc["replies"],
+        json!({"accepted": 1, "duplicate": 0, "rejected": 0, "redelivered": 0})
+    );
 }
 
 #[test]
@@ -286,8 +290,9 @@ fn mes_recovers_but_the_log_api_stays_down() {
             "88",
             "--expect",
             "FLAKY-1",
+            // 2 retries: three attempts.
             "--http-retries",
-            "3",
+            "2",
             "--http-timeout",
             "2s",
         ],
@@ -397,6 +402,63 @@ fn unreachable_broker_exits_3_quickly_and_notifies() {
         !out.join("9.log.json").exists(),
         "nothing scanned, nothing logged"
     );
+    // No empty result table: the error (stderr) and what became of the
+    // notification (stdout), nothing else.
+    assert!(!run.stdout.contains("SERIAL"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.trim(),
+        "operation 9: not started; the notification with the error was delivered"
+    );
+}
+
+#[test]
+fn an_operation_with_no_roster_and_no_reply_exits_4_and_says_so() {
+    let Some(vhost) = TestVhost::new("scan-empty") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mes = dir.path().join("mes.json");
+    std::fs::write(&mes, "{}").unwrap();
+    let out = dir.path().join("out");
+    // No agent on this vhost and no --expect.
+    let mut argv = vec![
+        "--amqp-url".to_owned(),
+        vhost.url(),
+        "--mes-file".into(),
+        mes.to_str().unwrap().into(),
+        "--out-dir".into(),
+        out.to_str().unwrap().into(),
+        "--operation-id".into(),
+        "31".into(),
+        "--window".into(),
+        "1s".into(),
+    ];
+    let run = scan(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, Some(4), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("no device answered and none was expected"),
+        "{}",
+        run.stdout
+    );
+    argv[7] = "32".into();
+    argv.push("--json".into());
+    let run = scan(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, Some(4), "{}\n{}", run.stdout, run.stderr);
+    let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(doc["state"], "done");
+    assert_eq!(doc["devices"], json!([]));
+    assert_eq!(
+        doc["replies"],
+        json!({"accepted": 0, "duplicate": 0, "rejected": 0, "redelivered": 0})
+    );
+    // The factory still gets the (empty) log and the notification, byte
+    // for byte what an HTTP endpoint would receive.
+    assert_eq!(
+        std::fs::read_to_string(out.join("32.notify.json")).unwrap(),
+        r#"{"operationId":32,"scanInfo":[]}"#
+    );
+    assert!(!out.join("32.pair.json").exists(), "nothing to pair");
 }
 
 #[test]
@@ -537,6 +599,36 @@ fn bad_arguments_exit_2_naming_the_flag() {
                 "2h",
             ],
             "--window",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                amqp,
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+                "--window",
+                "500ms",
+            ],
+            "between 1s and 1h",
+        ),
+        (
+            vec![
+                "--amqp-url",
+                "amqps://u:hunter2@127.0.0.1/%2f",
+                "--amqp-ca-file",
+                "/nonexistent/ca.pem",
+                "--mes-file",
+                m,
+                "--out-dir",
+                o,
+                "--operation-id",
+                "1",
+            ],
+            "--amqp-ca-file /nonexistent/ca.pem",
         ),
         (
             vec![

@@ -62,9 +62,10 @@ impl BrokerArgs {
         &self.reply_queue
     }
 
-    /// The adapter configuration, checked; the error names the flag.
+    /// The adapter configuration, checked by [`AmqpConfig::validate`]
+    /// (URL, names, CA file: the rules both binaries share); the error
+    /// names the flag.
     pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
-        check_url(&self.amqp_url)?;
         let mut c = AmqpConfig::new(self.amqp_url.clone());
         c.exchange = self.exchange.clone();
         c.reply_queue = self.reply_queue.clone();
@@ -76,42 +77,7 @@ impl BrokerArgs {
         c.ca_file = self.amqp_ca_file.clone();
         c.connect_timeout = Duration::from_secs(5);
         c.connection_name = Some(connection_name.to_owned());
-        if let Some(ca) = &c.ca_file {
-            let pem = std::fs::read_to_string(ca).map_err(|e| {
-                format!(
-                    "--amqp-ca-file {}: {e}; give a readable PEM file",
-                    ca.display()
-                )
-            })?;
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(format!(
-                    "--amqp-ca-file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----); \
-                     give the CA certificate that signed the broker's certificate",
-                    ca.display()
-                ));
-            }
-        }
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
-}
-
-/// An AMQP URL must parse, be `amqp://` or `amqps://`, and name a host.
-fn check_url(raw: &str) -> Result<(), String> {
-    let shown = burnin_amqp::redact_url(raw);
-    let url = url::Url::parse(raw).map_err(|e| {
-        format!("--amqp-url {shown} is not a URL ({e}); give amqp://USER:PASSWORD@HOST:5672/VHOST")
-    })?;
-    if !matches!(url.scheme(), "amqp" | "amqps") {
-        return Err(format!(
-            "--amqp-url {shown} has scheme {:?}; use amqp:// or amqps://",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "--amqp-url {shown} names no host; give amqp://USER:PASSWORD@HOST:5672/VHOST"
-        ));
-    }
-    Ok(())
 }

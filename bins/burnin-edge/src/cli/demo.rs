@@ -75,7 +75,6 @@ struct Device {
 }
 
 fn device(i: u32, n: u32) -> Device {
-    #[allow(clippy::expect_used)]
     let sn = SerialNumber::new(format!("DEMO{i:05}")).expect("DEMO and digits is a valid serial");
     let ports: u8 = if i.is_multiple_of(4) { 4 } else { 2 };
     let interfaces: Vec<InterfaceReport> = (0..ports)

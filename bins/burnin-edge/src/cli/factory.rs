@@ -71,9 +71,11 @@ pub(crate) struct FactoryArgs {
           value_parser = humantime::parse_duration)]
     http_timeout: Duration,
 
-    /// Attempts per HTTP request (connect errors, timeouts, 429 and 5xx are retried).
-    #[arg(long, env = "BURNIN_HTTP_RETRIES", value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Retries per HTTP request after the first attempt (connect errors,
+    /// timeouts, 429 and 5xx are retried, with backoff): 4 means up to 5
+    /// attempts, 0 no retry.
+    #[arg(long, env = "BURNIN_HTTP_RETRIES", value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
     http_retries: u32,
 
     /// MES lookups in flight at once.
@@ -167,7 +169,7 @@ impl FactoryArgs {
         };
         let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
             .timeout(self.http_timeout)
-            .attempts(self.http_retries)
+            .attempts(self.http_retries + 1)
             .mes_concurrency(self.mes_concurrency as usize);
         if let Some(u) = &self.pair_url {
             b = b.pair_url(u);

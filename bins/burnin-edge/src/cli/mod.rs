@@ -4,7 +4,6 @@
 pub(crate) mod broker_args;
 pub(crate) mod demo;
 pub(crate) mod factory;
-pub(crate) mod logging;
 pub(crate) mod output;
 pub(crate) mod scan;
 pub(crate) mod serve;

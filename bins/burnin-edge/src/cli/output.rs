@@ -16,6 +16,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     last_line: Mutex<Option<Instant>>,
+    /// Each payload delivered so far and its error, if it failed.
+    deliveries: Mutex<Vec<(PayloadKind, Option<String>)>>,
 }
 
 impl Progress {
@@ -40,7 +42,19 @@ impl Progress {
         Progress {
             bar,
             last_line: Mutex::new(None),
+            deliveries: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether `kind` was delivered: `None` not attempted, `Some(None)`
+    /// delivered, `Some(Some(error))` failed.
+    pub(crate) fn delivery(&self, kind: PayloadKind) -> Option<Option<String>> {
+        let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        deliveries
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, e)| e.clone())
     }
 
     fn update(&self, op: &Operation, force: bool) {
@@ -125,6 +139,10 @@ impl Observer for Progress {
     }
 
     fn delivered(&self, kind: PayloadKind, result: &Result<(), ReportError>) {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((kind, result.as_ref().err().map(ToString::to_string)));
         match result {
             Ok(()) => tracing::info!(payload = %kind, "delivered"),
             Err(e) => tracing::error!(payload = %kind, "{e}"),
@@ -175,7 +193,13 @@ pub(crate) fn table(report: &OperationReport) -> String {
         .max()
         .unwrap_or(0)
         .max("SERIAL".len());
-    let mut out = format!("{:width$}  RESULT  DETAILS\n", "SERIAL");
+    let mut out = if report.devices.is_empty() {
+        "no device answered and none was expected (--expect): the log and notification list no device; \
+         check --exchange, the broker's vhost, and that the agents are running\n"
+            .to_owned()
+    } else {
+        format!("{:width$}  RESULT  DETAILS\n", "SERIAL")
+    };
     for d in &report.devices {
         let result = if d.result.passed() { "PASS" } else { "FAIL" };
         out.push_str(format!("{:width$}  {result:6}  {}", d.sn, details(d)).trim_end());
@@ -183,13 +207,17 @@ pub(crate) fn table(report: &OperationReport) -> String {
     }
     let passed = report.devices.iter().filter(|d| d.result.passed()).count();
     out.push_str(&format!(
-        "\noperation {}: {} devices, {passed} passed, {} failed; {} replies, {} duplicate, {} rejected; collected in {}, reported in {}\n",
+        "\noperation {}: {} devices, {passed} passed, {} failed; {} replies, {} duplicate, {} rejected{}; collected in {}, reported in {}\n",
         report.operation_id,
         report.devices.len(),
         report.devices.len() - passed,
         report.counters.accepted,
         report.counters.duplicates,
         report.counters.rejected,
+        match report.counters.redelivered {
+            0 => String::new(),
+            n => format!(", {n} redelivered"),
+        },
         secs(report.collected.saturating_since(report.started)),
         secs(report.finished.saturating_since(report.collected)),
     ));

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
-use burnin_core::{OperationId, OperationParams, OperationState, SerialNumber, StoreError, Target};
+use burnin_core::{
+    OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
+};
 use burnin_local::SystemClock;
 use burnin_store::SqliteStore;
 
@@ -48,7 +50,13 @@ pub(crate) struct ScanArgs {
           value_parser = humantime::parse_duration)]
     window: Duration,
 
-    /// Print `{"operationId", "state", "devices": [...]}` instead of a table.
+    /// Print `{"operationId", "state", "devices": [{"sn", "result",
+    /// "macinfo"}], "replies": {"accepted", "duplicate", "rejected",
+    /// "redelivered"}, "error"?}` instead of a table. `replies` counts reply
+    /// messages as the edge saw them: accepted (one per serial), duplicate
+    /// (a serial's further replies), rejected (to the rejected queue);
+    /// redelivered = how many of those the broker flagged as delivered
+    /// before.
     #[arg(long, env = "BURNIN_JSON")]
     json: bool,
 
@@ -114,7 +122,7 @@ impl ScanArgs {
     fn params(&self) -> Result<OperationParams, String> {
         let id = OperationId::from_cli(&self.operation_id)
             .map_err(|e| format!("--operation-id: {e}"))?;
-        if self.window.is_zero() || self.window > MAX_WINDOW {
+        if self.window < Duration::from_secs(1) || self.window > MAX_WINDOW {
             return Err(format!(
                 "--window {} is out of range; give a duration between 1s and 1h",
                 humantime::format_duration(self.window)
@@ -227,14 +235,22 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                 let error = format!("the broker could not be used: {e}");
                 eprintln!("error: {error}");
                 eprintln!("sending the notification with this error");
-                report_abort(
+                let report = report_abort(
                     params,
                     error,
                     factory.reporter.as_ref(),
                     &SystemClock,
                     &progress,
                 )
-                .await
+                .await;
+                // No device was asked: no table, only what became of the
+                // notification (the --json document stays, for scripts).
+                if args.json {
+                    println!("{}", json(&report));
+                } else {
+                    println!("{}", notification_outcome(&report, &progress));
+                }
+                return exit_code(&report);
             }
         };
         print_report(&report, args.json);
@@ -256,9 +272,30 @@ fn usage(message: &str) -> u8 {
     exit::USAGE
 }
 
-/// SPEC §7: 0 all passed, 1 completed with a failing device, 3 internal error.
+/// What became of the notification of an operation that could not start.
+fn notification_outcome(report: &OperationReport, progress: &Progress) -> String {
+    match progress.delivery(PayloadKind::Notify) {
+        Some(None) => format!(
+            "operation {}: not started; the notification with the error was delivered",
+            report.operation_id
+        ),
+        Some(Some(e)) => format!(
+            "operation {}: not started; the notification could not be delivered either: {e}",
+            report.operation_id
+        ),
+        None => format!(
+            "operation {}: not started; no notification was sent",
+            report.operation_id
+        ),
+    }
+}
+
+/// SPEC §7: 0 all passed, 1 completed with a failing device, 3 internal
+/// error; and 4 when the operation completed with no device at all (none
+/// expected, none answered).
 pub(crate) fn exit_code(report: &OperationReport) -> u8 {
     match report.state {
+        OperationState::Done if report.devices.is_empty() => exit::NO_DEVICES,
         OperationState::Done if report.all_passed() => exit::PASSED,
         OperationState::Done => exit::DEVICE_FAILED,
         _ => exit::INTERNAL,
