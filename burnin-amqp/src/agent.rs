@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::link::{
-    PublishError, Session, SessionCell, Side, channel, json_properties, resume_consuming, short,
+    PublishError, Session, SessionCell, Side, channel, confirm_channel, json_properties,
+    resume_consuming, short,
 };
 use crate::{AmqpConfig, AmqpError};
 
@@ -76,6 +77,9 @@ pub async fn connect_shared(
     let mut halves = Vec::with_capacity(agents);
     for _ in 0..agents {
         let consumer = start_consuming(&cell, &session).await?;
+        // Opened now, not on the first reply: a burst of replies would
+        // otherwise open thousands of channels at once.
+        let publish = confirm_channel(&session.conn).await?;
         let (tx, rx) = mpsc::channel(usize::from(COMMAND_PREFETCH));
         tokio::spawn(command_loop(cell.clone(), consumer, tx));
         halves.push((
@@ -85,7 +89,7 @@ pub async fn connect_shared(
             },
             AmqpReplySink {
                 cell: cell.clone(),
-                own_channel: Some(Arc::new(tokio::sync::Mutex::new(None))),
+                own_channel: Some(Arc::new(tokio::sync::Mutex::new(Some(publish)))),
             },
         ));
     }
