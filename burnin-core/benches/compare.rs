@@ -24,6 +24,9 @@ fn fleet() -> Vec<(SerialNumber, Vec<InterfaceReport>, MesAnswer)> {
                 .map(|(n, &m)| InterfaceReport {
                     interface: format!("enp{n}s0"),
                     macaddr: m,
+                    permaddr: None,
+                    addr_assign_type: None,
+                    link: None,
                     pci: PciDevice {
                         slot: format!("0000:0{n}:00.0"),
                         vendor: "0x8086".into(),

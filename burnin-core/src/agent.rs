@@ -250,6 +250,9 @@ mod tests {
             interfaces: vec![InterfaceReport {
                 interface: "eth0".into(),
                 macaddr: Mac::new([2, 0, 0, 0, 0, 1]),
+                permaddr: None,
+                addr_assign_type: None,
+                link: None,
                 pci: PciDevice {
                     slot: "0000:01:00.0".into(),
                     vendor: "0x8086".into(),

@@ -14,12 +14,39 @@
 //! * An interface whose address is all-zero, broadcast or multicast is listed
 //!   and is `"0"` even if MES lists that address; MES listing it does not make
 //!   it missing either, since the device did report it.
+//!
+//! # Hardware truth (SPEC §10.1)
+//! * **Which address.** Each interface is compared by its
+//!   [`InterfaceReport::compared_address`]: the permanent (burned-in)
+//!   address when the agent reported one, else its current `macaddr`. The
+//!   log's `macaddr` is the address compared, so the factory sees the card's
+//!   own address even when software changed the current one.
+//! * **Findings** ([`HardwareFinding`], [`DeviceResult::findings`]) say what
+//!   the comparison alone does not: a current address overridden by software
+//!   (informational), an address assigned by software with no permanent
+//!   address known, a network card (PCI class `0x02xxxx`) with no network
+//!   interface — named as the likely missing card when MES expects MACs the
+//!   device did not show —, a MAC another device of the operation reported
+//!   too ([`note_shared_macs`]), and an interface failed by `requireLink`.
+//!   Findings are not part of the factory payloads: the log, Pair,
+//!   directBurn and notification bodies are the same with or without them.
+//! * **`requireLink`** ([`Rules::require_link`]): an interface whose
+//!   `carrier` is not reported as `true` — down, unreadable (null) or not
+//!   reported at all by an older agent — gets `"0"`. A check that was asked
+//!   for and cannot be confirmed does not pass. Its MAC still counts as
+//!   present on the device, so the MES MAC is not also listed as missing.
+//! * **Across devices.** A (valid) compared address reported by two devices
+//!   of one operation is a finding on both, naming the other serial (at most
+//!   [`MAX_NAMED_SERIALS`], then a count); results still follow MES.
+//!   All-zero, broadcast and multicast addresses are already failures and
+//!   are not cross-checked.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{InterfaceReport, Mac, SerialNumber};
+use crate::{AddrAssignType, DeviceReport, InterfaceReport, Mac, PciDevice, SerialNumber};
 
 /// What MES said about a serial number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +165,88 @@ pub enum Finding {
     MesFailed(String),
 }
 
+/// Rules an operation may add to the comparison of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Rules {
+    /// `requireLink`: an interface without carrier makes its MAC's
+    /// scanstatus `"0"` (see the [module docs](self)).
+    pub require_link: bool,
+}
+
+impl Rules {
+    /// The rules of an operation with `requireLink` set as given.
+    pub fn require_link(require_link: bool) -> Self {
+        Rules { require_link }
+    }
+}
+
+/// Most serials a [`FindingKind::SharedMac`] finding names; the rest are
+/// counted.
+pub const MAX_NAMED_SERIALS: usize = 3;
+
+/// What a [`HardwareFinding`] is about. On the wire in camelCase
+/// (`"macOverridden"`); a kind this build does not know reads as
+/// [`FindingKind::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// The permanent address is compared; the current one differs
+    /// (informational).
+    MacOverridden,
+    /// No permanent address is known and the kernel says software assigned
+    /// the current one (`random`, `stolen` or `set`): the compared address
+    /// may not be the card's.
+    SoftwareAddress,
+    /// A network card (PCI class `0x02xxxx`) with no network interface.
+    NoDriver,
+    /// The same MAC was reported by another device of the operation.
+    SharedMac,
+    /// `requireLink` failed this interface.
+    NoLink,
+    /// A kind written by a newer burnin.
+    #[serde(other)]
+    Other,
+}
+
+/// Something about a device's hardware beyond its `macinfo`, with the
+/// sentence shown to people (`scan`'s table, `scan --json`, `GET
+/// /scans/{id}`): `{"kind", "interface"?, "message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardwareFinding {
+    /// What it is about.
+    pub kind: FindingKind,
+    /// The interface it concerns, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// What was found, e.g. `enp4s0: MAC overridden by software (current
+    /// 02:00:00:00:00:01)`.
+    pub message: String,
+}
+
+impl fmt::Display for HardwareFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl HardwareFinding {
+    fn new(kind: FindingKind, interface: Option<&str>, message: String) -> Self {
+        HardwareFinding {
+            kind,
+            interface: interface.map(str::to_owned),
+            message,
+        }
+    }
+}
+
 /// The outcome for one device, serialized as a `scaninfo` entry of the log:
 /// `{"macinfo": [...], "sn": "...", "result": "0"|"1"}`.
+///
+/// `findings` is serialized only when there are some (stores, APIs); the
+/// factory log is written by [`crate::payload::log`], which never carries
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceResult {
     /// Per-MAC statuses, in the documented order.
@@ -151,14 +258,116 @@ pub struct DeviceResult {
     /// Why (not serialized into the factory payloads).
     #[serde(skip, default)]
     pub finding: Finding,
+    /// What the hardware showed beyond the comparison (SPEC §10.1), in a
+    /// fixed order: per interface in report order, then PCI devices by
+    /// slot, then MACs shared with other devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<HardwareFinding>,
 }
 
 impl DeviceResult {
-    /// Compares a device's scanned interfaces with MES's answer.
+    /// Compares a device's scanned interfaces with MES's answer (no
+    /// [`Rules`], no findings: the SPEC §3 comparison alone).
     pub fn compare(sn: SerialNumber, interfaces: &[InterfaceReport], mes: &MesAnswer) -> Self {
+        Self::compare_with(sn, interfaces, mes, Rules::default())
+    }
+
+    /// [`compare`](Self::compare) with an operation's [`Rules`].
+    pub fn compare_with(
+        sn: SerialNumber,
+        interfaces: &[InterfaceReport],
+        mes: &MesAnswer,
+        rules: Rules,
+    ) -> Self {
         match mes {
-            MesAnswer::Record(macs) => Self::with_record(sn, interfaces, macs),
+            MesAnswer::Record(macs) => Self::with_record(sn, interfaces, macs, rules),
             MesAnswer::Unknown => Self::unmatched(sn, interfaces, Finding::UnknownToMes),
+        }
+    }
+
+    /// Compares a whole device report with MES's answer under `rules` and
+    /// adds the report's [findings](HardwareFinding) (all but
+    /// [`FindingKind::SharedMac`], which needs the other devices:
+    /// [`note_shared_macs`]).
+    pub fn compare_report(report: &DeviceReport, mes: &MesAnswer, rules: Rules) -> Self {
+        let mut r = Self::compare_with(report.sn.clone(), &report.interfaces, mes, rules);
+        r.add_report_findings(report, rules);
+        r
+    }
+
+    /// Adds the findings a report shows by itself (see
+    /// [`compare_report`](Self::compare_report)); the missing cards named
+    /// are those of this result's `macinfo`.
+    pub fn add_report_findings(&mut self, report: &DeviceReport, rules: Rules) {
+        for i in &report.interfaces {
+            if let Some(current) = i.overridden_address() {
+                self.findings.push(HardwareFinding::new(
+                    FindingKind::MacOverridden,
+                    Some(&i.interface),
+                    format!(
+                        "{}: MAC overridden by software (current {current})",
+                        i.interface
+                    ),
+                ));
+            } else if i.permaddr.is_none()
+                && let Some(
+                    how @ (AddrAssignType::Random | AddrAssignType::Stolen | AddrAssignType::Set),
+                ) = &i.addr_assign_type
+            {
+                self.findings.push(HardwareFinding::new(
+                    FindingKind::SoftwareAddress,
+                    Some(&i.interface),
+                    format!(
+                        "{}: address {} was assigned by software ({}) and no permanent \
+                         address was reported; it may not be the card's",
+                        i.interface,
+                        i.macaddr,
+                        how.as_str()
+                    ),
+                ));
+            }
+            if rules.require_link {
+                let carrier = i.link.as_ref().map(|l| l.carrier);
+                let why = match carrier {
+                    Some(Some(true)) => None,
+                    Some(Some(false)) => Some("no carrier"),
+                    Some(None) => Some("carrier unknown (the interface may be down)"),
+                    None => Some("link state not reported by the agent"),
+                };
+                if let Some(why) = why {
+                    self.findings.push(HardwareFinding::new(
+                        FindingKind::NoLink,
+                        Some(&i.interface),
+                        format!("{}: no link ({why}); requireLink fails it", i.interface),
+                    ));
+                }
+            }
+        }
+        let missing: Vec<Mac> = self.missing_cards().collect();
+        let orphans: Vec<&PciDevice> = report
+            .pci_devices
+            .iter()
+            .filter(|d| is_network_class(&d.class))
+            .filter(|d| !report.interfaces.iter().any(|i| i.pci.slot == d.slot))
+            .collect();
+        for d in orphans {
+            let ids = format!("{}:{}", hex_id(&d.vendor), hex_id(&d.device));
+            let mut message = match &d.driver {
+                None => format!("network card at {} ({ids}) has no driver", d.slot),
+                Some(driver) => format!(
+                    "network card at {} ({ids}) has no network interface (driver {driver})",
+                    d.slot
+                ),
+            };
+            match missing.as_slice() {
+                [] => {}
+                [one] => message.push_str(&format!("; likely the missing card {one}")),
+                many => {
+                    message.push_str(&format!("; likely one of the {} missing cards", many.len()))
+                }
+            }
+            self.findings
+                .push(HardwareFinding::new(FindingKind::NoDriver, None, message));
         }
     }
 
@@ -169,6 +378,7 @@ impl DeviceResult {
             sn,
             result: Verdict::Fail,
             finding: Finding::NoReply,
+            findings: Vec::new(),
         }
     }
 
@@ -197,7 +407,7 @@ impl DeviceResult {
             .iter()
             .map(|i| MacInfo {
                 interface: i.interface.clone(),
-                macaddr: i.macaddr,
+                macaddr: i.compared_address(),
                 scanstatus: ScanStatus::Mismatch,
             })
             .collect();
@@ -206,28 +416,36 @@ impl DeviceResult {
             sn,
             result: Verdict::Fail,
             finding,
+            findings: Vec::new(),
         }
     }
 
-    fn with_record(sn: SerialNumber, interfaces: &[InterfaceReport], mes: &[Mac]) -> Self {
+    fn with_record(
+        sn: SerialNumber,
+        interfaces: &[InterfaceReport],
+        mes: &[Mac],
+        rules: Rules,
+    ) -> Self {
         // Devices have a handful of cards: linear scans over these short
         // lists beat hashing (see benches/compare.rs). A long MES list (a
         // broken or hostile record) is hashed so the work stays linear.
         if mes.len() > LINEAR_LIMIT || interfaces.len() > LINEAR_LIMIT {
-            return Self::with_record_hashed(sn, interfaces, mes);
+            return Self::with_record_hashed(sn, interfaces, mes, rules);
         }
         let mut claimed: Vec<Mac> = Vec::with_capacity(interfaces.len());
         let mut macinfo = Vec::with_capacity(interfaces.len() + mes.len());
         for i in interfaces {
-            let matched = i.macaddr.is_valid_card_address()
-                && mes.contains(&i.macaddr)
-                && !claimed.contains(&i.macaddr);
+            let mac = i.compared_address();
+            let matched = mac.is_valid_card_address()
+                && linked(i, rules)
+                && mes.contains(&mac)
+                && !claimed.contains(&mac);
             if matched {
-                claimed.push(i.macaddr);
+                claimed.push(mac);
             }
             macinfo.push(MacInfo {
                 interface: i.interface.clone(),
-                macaddr: i.macaddr,
+                macaddr: mac,
                 scanstatus: if matched {
                     ScanStatus::Match
                 } else {
@@ -236,7 +454,7 @@ impl DeviceResult {
             });
         }
         for (n, &mac) in mes.iter().enumerate() {
-            let on_device = interfaces.iter().any(|i| i.macaddr == mac);
+            let on_device = interfaces.iter().any(|i| i.compared_address() == mac);
             let listed_before = mes[..n].contains(&mac);
             if !on_device && !listed_before {
                 macinfo.push(MacInfo {
@@ -249,19 +467,26 @@ impl DeviceResult {
         Self::compared(sn, macinfo)
     }
 
-    fn with_record_hashed(sn: SerialNumber, interfaces: &[InterfaceReport], mes: &[Mac]) -> Self {
+    fn with_record_hashed(
+        sn: SerialNumber,
+        interfaces: &[InterfaceReport],
+        mes: &[Mac],
+        rules: Rules,
+    ) -> Self {
         let recorded: HashSet<Mac> = mes.iter().copied().collect();
-        let on_device: HashSet<Mac> = interfaces.iter().map(|i| i.macaddr).collect();
+        let on_device: HashSet<Mac> = interfaces.iter().map(|i| i.compared_address()).collect();
         let mut claimed = HashSet::with_capacity(interfaces.len());
         let mut macinfo: Vec<MacInfo> = interfaces
             .iter()
             .map(|i| {
-                let matched = i.macaddr.is_valid_card_address()
-                    && recorded.contains(&i.macaddr)
-                    && claimed.insert(i.macaddr);
+                let mac = i.compared_address();
+                let matched = mac.is_valid_card_address()
+                    && linked(i, rules)
+                    && recorded.contains(&mac)
+                    && claimed.insert(mac);
                 MacInfo {
                     interface: i.interface.clone(),
-                    macaddr: i.macaddr,
+                    macaddr: mac,
                     scanstatus: if matched {
                         ScanStatus::Match
                     } else {
@@ -292,12 +517,92 @@ impl DeviceResult {
             sn,
             result: if pass { Verdict::Pass } else { Verdict::Fail },
             finding: Finding::Compared,
+            findings: Vec::new(),
         }
     }
 }
 
 /// Up to this many MACs, membership is a linear scan.
 const LINEAR_LIMIT: usize = 16;
+
+/// Whether `requireLink` (if set) lets this interface match.
+fn linked(i: &InterfaceReport, rules: Rules) -> bool {
+    !rules.require_link || i.link.as_ref().and_then(|l| l.carrier) == Some(true)
+}
+
+/// PCI class `0x02xxxx` (network controller), in the kernel's `0x` form or
+/// without the prefix.
+fn is_network_class(class: &str) -> bool {
+    let hex = class.strip_prefix("0x").unwrap_or(class);
+    hex.len() == 6 && hex.starts_with("02")
+}
+
+/// `0x8086` → `8086`, as `lspci -n` shows ids.
+fn hex_id(id: &str) -> &str {
+    id.strip_prefix("0x").unwrap_or(id)
+}
+
+/// Adds a [`FindingKind::SharedMac`] finding to every device whose
+/// compared (valid) address another device of `results` reported too,
+/// naming the others (see the [module docs](self)). Each device's own
+/// duplicates are left to the comparison (`"0"` on the second interface).
+/// Linear in the number of `macinfo` entries.
+pub fn note_shared_macs(results: &mut [DeviceResult]) {
+    // Every (valid) reported address → the devices reporting it, in order.
+    let mut owners: HashMap<Mac, Vec<usize>> = HashMap::new();
+    for (n, d) in results.iter().enumerate() {
+        for m in d.macinfo.iter().filter(|m| !m.interface.is_empty()) {
+            if !m.macaddr.is_valid_card_address() {
+                continue;
+            }
+            let list = owners.entry(m.macaddr).or_default();
+            if list.last() != Some(&n) {
+                list.push(n);
+            }
+        }
+    }
+    let mut notes: Vec<(usize, HardwareFinding)> = Vec::new();
+    for (n, d) in results.iter().enumerate() {
+        let mut seen: Vec<Mac> = Vec::new();
+        for m in d.macinfo.iter().filter(|m| !m.interface.is_empty()) {
+            let Some(list) = owners.get(&m.macaddr) else {
+                continue;
+            };
+            if list.len() < 2 || seen.contains(&m.macaddr) {
+                continue;
+            }
+            seen.push(m.macaddr);
+            let others: Vec<&str> = list
+                .iter()
+                .filter(|&&o| o != n)
+                .map(|&o| results[o].sn.as_str())
+                .collect();
+            let mut named = others
+                .iter()
+                .take(MAX_NAMED_SERIALS)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if others.len() > MAX_NAMED_SERIALS {
+                named.push_str(&format!(" and {} more", others.len() - MAX_NAMED_SERIALS));
+            }
+            notes.push((
+                n,
+                HardwareFinding::new(
+                    FindingKind::SharedMac,
+                    Some(&m.interface),
+                    format!(
+                        "{}: MAC {} also reported by {named}",
+                        m.interface, m.macaddr
+                    ),
+                ),
+            ));
+        }
+    }
+    for (n, f) in notes {
+        results[n].findings.push(f);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -306,17 +611,17 @@ mod tests {
     use proptest::prelude::*;
 
     fn iface(name: &str, mac: [u8; 6]) -> InterfaceReport {
-        InterfaceReport {
-            interface: name.into(),
-            macaddr: Mac::new(mac),
-            pci: PciDevice {
+        InterfaceReport::new(
+            name,
+            Mac::new(mac),
+            PciDevice {
                 slot: "0000:04:00.0".into(),
                 vendor: "0x8086".into(),
                 device: "0x1533".into(),
                 class: "0x020000".into(),
                 driver: Some("igb".into()),
             },
-        }
+        )
     }
 
     fn sn() -> SerialNumber {
@@ -393,6 +698,283 @@ mod tests {
         assert_eq!(r.result, Verdict::Fail);
     }
 
+    fn pci(slot: &str, class: &str, driver: Option<&str>) -> PciDevice {
+        PciDevice {
+            slot: slot.into(),
+            vendor: "0x8086".into(),
+            device: "0x1533".into(),
+            class: class.into(),
+            driver: driver.map(Into::into),
+        }
+    }
+
+    fn report(
+        sn: &str,
+        interfaces: Vec<InterfaceReport>,
+        pci_devices: Vec<PciDevice>,
+    ) -> DeviceReport {
+        DeviceReport {
+            operation_id: None,
+            sn: sn.parse().unwrap(),
+            hostname: "h".into(),
+            agent_version: "t".into(),
+            collected_at: crate::Timestamp::from_unix_seconds(1_800_000_000),
+            interfaces,
+            pci_devices,
+        }
+    }
+
+    fn linked(mut i: InterfaceReport, carrier: Option<bool>) -> InterfaceReport {
+        i.link = Some(crate::LinkState {
+            carrier,
+            operstate: Some(if carrier == Some(true) { "up" } else { "down" }.into()),
+            speed_mbps: None,
+        });
+        i
+    }
+
+    #[test]
+    fn the_permanent_address_is_compared_and_an_override_is_noted() {
+        let mut eth0 = iface("eth0", C);
+        eth0.permaddr = Some(Mac::new(A));
+        eth0.addr_assign_type = Some(AddrAssignType::Set);
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![eth0.clone()], vec![]),
+            &MesAnswer::Record(vec![Mac::new(A)]),
+            Rules::default(),
+        );
+        assert_eq!(r.result, Verdict::Pass, "the burned-in address is in MES");
+        assert_eq!(
+            r.macinfo[0].macaddr,
+            Mac::new(A),
+            "the log shows what was compared"
+        );
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(r.findings[0].kind, FindingKind::MacOverridden);
+        assert_eq!(
+            r.findings[0].message,
+            "eth0: MAC overridden by software (current e0:18:7d:2e:ca:6a)"
+        );
+        // MES recorded the current (software) address: not the card's.
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![eth0.clone()], vec![]),
+            &MesAnswer::Record(vec![Mac::new(C)]),
+            Rules::default(),
+        );
+        assert_eq!(r.result, Verdict::Fail);
+        // Equal permanent and current addresses: nothing to note.
+        eth0.permaddr = Some(Mac::new(C));
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![eth0.clone()], vec![]),
+            &MesAnswer::Record(vec![Mac::new(C)]),
+            Rules::default(),
+        );
+        assert_eq!((r.result, r.findings.len()), (Verdict::Pass, 0));
+        // An all-zero permanent address is "none known".
+        eth0.permaddr = Some(Mac::new([0; 6]));
+        assert_eq!(eth0.compared_address(), Mac::new(C));
+        // No permanent address, but software set the current one.
+        eth0.permaddr = None;
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![eth0], vec![]),
+            &MesAnswer::Record(vec![Mac::new(C)]),
+            Rules::default(),
+        );
+        assert_eq!(r.result, Verdict::Pass, "informational only");
+        assert_eq!(r.findings[0].kind, FindingKind::SoftwareAddress);
+        assert!(r.findings[0].message.contains("assigned by software (set)"));
+    }
+
+    #[test]
+    fn a_network_card_without_driver_is_named_as_the_likely_missing_card() {
+        let devices = vec![
+            pci("0000:03:00.0", "0x020000", None),
+            pci("0000:04:00.0", "0x020000", Some("igb")),
+            pci("0000:00:1f.0", "0x060100", None),
+        ];
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![iface("eth0", A)], devices.clone()),
+            &MesAnswer::Record(vec![Mac::new(A), Mac::new(B)]),
+            Rules::default(),
+        );
+        assert_eq!(r.result, Verdict::Fail);
+        let texts: Vec<_> = r.findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card e0:18:7d:2e:ca:69"
+            ]
+        );
+        assert_eq!(r.findings[0].kind, FindingKind::NoDriver);
+        // MES expects no more than was found: named, not blamed.
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![iface("eth0", A)], devices.clone()),
+            &MesAnswer::Record(vec![Mac::new(A)]),
+            Rules::default(),
+        );
+        assert_eq!(r.result, Verdict::Pass);
+        assert_eq!(
+            r.findings[0].message,
+            "network card at 0000:03:00.0 (8086:1533) has no driver"
+        );
+        // Two cards missing; a bound card without an interface.
+        let mut devices = devices;
+        devices[0].driver = Some("e1000e".into());
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![], devices),
+            &MesAnswer::Record(vec![Mac::new(A), Mac::new(B)]),
+            Rules::default(),
+        );
+        assert_eq!(
+            r.findings[0].message,
+            "network card at 0000:03:00.0 (8086:1533) has no network interface (driver e1000e); likely one of the 2 missing cards"
+        );
+        // Found for devices MES does not know, too.
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![], vec![pci("0000:03:00.0", "0x028000", None)]),
+            &MesAnswer::Unknown,
+            Rules::default(),
+        );
+        assert_eq!(r.findings.len(), 1);
+    }
+
+    #[test]
+    fn require_link_fails_interfaces_without_carrier() {
+        let ifaces = vec![
+            linked(iface("eth0", A), Some(true)),
+            linked(iface("eth1", B), Some(false)),
+            linked(iface("eth2", C), None),
+        ];
+        let mes = MesAnswer::Record(vec![Mac::new(A), Mac::new(B), Mac::new(C)]);
+        let off = DeviceResult::compare_report(
+            &report("SN1", ifaces.clone(), vec![]),
+            &mes,
+            Rules::default(),
+        );
+        assert_eq!((off.result, off.findings.len()), (Verdict::Pass, 0));
+        let on = DeviceResult::compare_report(
+            &report("SN1", ifaces, vec![]),
+            &mes,
+            Rules::require_link(true),
+        );
+        let s: Vec<_> = on.macinfo.iter().map(|m| m.scanstatus.as_str()).collect();
+        assert_eq!(s, ["1", "0", "0"], "no card is listed as missing");
+        assert_eq!(on.result, Verdict::Fail);
+        let texts: Vec<_> = on.findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "eth1: no link (no carrier); requireLink fails it",
+                "eth2: no link (carrier unknown (the interface may be down)); requireLink fails it"
+            ]
+        );
+        // An older agent reports no link state: requireLink cannot be met.
+        let r = DeviceResult::compare_report(
+            &report("SN1", vec![iface("eth0", A)], vec![]),
+            &MesAnswer::Record(vec![Mac::new(A)]),
+            Rules::require_link(true),
+        );
+        assert_eq!(r.result, Verdict::Fail);
+        assert!(r.findings[0].message.contains("not reported by the agent"));
+    }
+
+    #[test]
+    fn a_mac_on_two_devices_is_noted_on_both() {
+        let mes = |m: [u8; 6]| MesAnswer::Record(vec![Mac::new(m)]);
+        let mut results = vec![
+            DeviceResult::compare(
+                SerialNumber::new("S1").unwrap(),
+                &[iface("eth0", A)],
+                &mes(A),
+            ),
+            DeviceResult::compare(
+                SerialNumber::new("S2").unwrap(),
+                &[iface("eth0", B)],
+                &mes(B),
+            ),
+            DeviceResult::compare(
+                SerialNumber::new("S3").unwrap(),
+                &[iface("eth1", A)],
+                &mes(C),
+            ),
+            DeviceResult::compare(
+                SerialNumber::new("S4").unwrap(),
+                &[iface("eth0", [0; 6])],
+                &mes(C),
+            ),
+            DeviceResult::compare(
+                SerialNumber::new("S5").unwrap(),
+                &[iface("eth0", [0; 6])],
+                &mes(C),
+            ),
+        ];
+        note_shared_macs(&mut results);
+        let texts = |n: usize| -> Vec<String> {
+            results[n]
+                .findings
+                .iter()
+                .map(|f| f.message.clone())
+                .collect()
+        };
+        assert_eq!(
+            texts(0),
+            ["eth0: MAC e0:18:7d:2e:ca:68 also reported by S3"]
+        );
+        assert_eq!(
+            texts(2),
+            ["eth1: MAC e0:18:7d:2e:ca:68 also reported by S1"]
+        );
+        assert!(texts(1).is_empty());
+        assert!(
+            texts(3).is_empty(),
+            "invalid addresses are not cross-checked"
+        );
+        assert_eq!(results[0].result, Verdict::Pass, "results still follow MES");
+        // Many devices: a few named, the rest counted.
+        let mut many: Vec<_> = (0..6)
+            .map(|n| {
+                DeviceResult::compare(
+                    SerialNumber::new(format!("M{n}")).unwrap(),
+                    &[iface("eth0", A)],
+                    &mes(A),
+                )
+            })
+            .collect();
+        note_shared_macs(&mut many);
+        assert_eq!(
+            many[0].findings[0].message,
+            "eth0: MAC e0:18:7d:2e:ca:68 also reported by M1, M2, M3 and 2 more"
+        );
+    }
+
+    #[test]
+    fn findings_round_trip_and_are_absent_when_empty() {
+        let r = DeviceResult::compare(
+            sn(),
+            &[iface("eth0", A)],
+            &MesAnswer::Record(vec![Mac::new(A)]),
+        );
+        assert!(!serde_json::to_string(&r).unwrap().contains("findings"));
+        let mut r2 = r.clone();
+        r2.findings.push(HardwareFinding::new(
+            FindingKind::NoLink,
+            Some("eth0"),
+            "eth0: no link".into(),
+        ));
+        let text = serde_json::to_string(&r2).unwrap();
+        assert!(
+            text.ends_with(
+                r#""findings":[{"kind":"noLink","interface":"eth0","message":"eth0: no link"}]}"#
+            ),
+            "{text}"
+        );
+        let back: DeviceResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r2);
+        let newer: HardwareFinding =
+            serde_json::from_str(r#"{"kind":"somethingNew","message":"m"}"#).unwrap();
+        assert_eq!(newer.kind, FindingKind::Other);
+    }
+
     fn arb_mac() -> impl Strategy<Value = Mac> {
         // A small space so device and MES lists collide often.
         (0u8..6, any::<bool>()).prop_map(|(n, invalid)| {
@@ -405,6 +987,65 @@ mod tests {
     }
 
     proptest! {
+        /// Permanent vs current: the verdict depends only on the compared
+        /// addresses, the log shows them, and a difference is always noted.
+        #[test]
+        fn the_compared_address_decides(
+            pairs in proptest::collection::vec((arb_mac(), proptest::option::of(arb_mac())), 0..5),
+            mes in proptest::collection::vec(arb_mac(), 0..5),
+        ) {
+            let ifaces: Vec<_> = pairs.iter().enumerate().map(|(n, (cur, perm))| {
+                let mut i = iface(&format!("eth{n}"), cur.octets());
+                i.permaddr = *perm;
+                i
+            }).collect();
+            let answer = MesAnswer::Record(mes.clone());
+            let r = DeviceResult::compare_report(&report("SN1", ifaces.clone(), vec![]), &answer, Rules::default());
+            // Same as comparing interfaces that carry only the compared address.
+            let plain: Vec<_> = ifaces.iter()
+                .map(|i| iface(&i.interface, i.compared_address().octets())).collect();
+            let p = DeviceResult::compare(sn(), &plain, &answer);
+            prop_assert_eq!(&r.macinfo, &p.macinfo);
+            prop_assert_eq!(r.result, p.result);
+            let overridden = ifaces.iter().filter(|i| i.compared_address() != i.macaddr).count();
+            let noted = r.findings.iter().filter(|f| f.kind == FindingKind::MacOverridden).count();
+            prop_assert_eq!(overridden, noted);
+            // The factory log is the same with and without the findings.
+            let mut bare = r.clone();
+            bare.findings.clear();
+            let op = crate::OperationId::Number(1);
+            prop_assert_eq!(crate::payload::log(&op, &[r]).body, crate::payload::log(&op, &[bare]).body);
+        }
+
+        /// Across devices: a device gets a shared-MAC finding for a MAC iff
+        /// another device reported that (valid) address; verdicts never change.
+        #[test]
+        fn shared_macs_across_devices(
+            devices in proptest::collection::vec(proptest::collection::vec(arb_mac(), 0..3), 1..5),
+        ) {
+            let mut results: Vec<_> = devices.iter().enumerate().map(|(d, macs)| {
+                let ifaces: Vec<_> = macs.iter().enumerate()
+                    .map(|(n, m)| iface(&format!("eth{n}"), m.octets())).collect();
+                DeviceResult::compare(SerialNumber::new(format!("D{d}")).unwrap(), &ifaces, &MesAnswer::Record(macs.clone()))
+            }).collect();
+            let before: Vec<_> = results.iter().map(|r| (r.result, r.macinfo.clone())).collect();
+            note_shared_macs(&mut results);
+            for (d, r) in results.iter().enumerate() {
+                prop_assert_eq!(&(r.result, r.macinfo.clone()), &before[d]);
+                let mut own: Vec<Mac> = devices[d].clone();
+                own.sort();
+                own.dedup();
+                for m in own {
+                    let elsewhere = devices.iter().enumerate()
+                        .any(|(o, macs)| o != d && macs.contains(&m));
+                    let want = elsewhere && m.is_valid_card_address();
+                    let noted = r.findings.iter().filter(|f| f.kind == FindingKind::SharedMac
+                        && f.message.contains(&m.to_string())).count();
+                    prop_assert_eq!(noted, usize::from(want), "device {} mac {}", d, m);
+                }
+            }
+        }
+
         #[test]
         fn comparison_properties(
             device in proptest::collection::vec(arb_mac(), 0..5),
@@ -429,7 +1070,7 @@ mod tests {
             }
             // The hashed path (long lists) gives the same result.
             prop_assert_eq!(
-                &DeviceResult::with_record_hashed(sn(), &ifaces, &mes),
+                &DeviceResult::with_record_hashed(sn(), &ifaces, &mes, Rules::default()),
                 &r
             );
             // Pass iff non-empty and all "1".

@@ -19,8 +19,11 @@
 //! * **Model** — [`Mac`], [`SerialNumber`], [`OperationId`], the wire
 //!   documents [`ScanCommand`] and [`DeviceReport`] (SPEC §4), parsed with
 //!   size limits and errors that name the bad field.
-//! * **Rules** — [`DeviceResult::compare`] applies SPEC §3; [`payload`]
-//!   builds the four factory documents of SPEC §5 byte for byte.
+//! * **Rules** — [`DeviceResult::compare`] applies SPEC §3;
+//!   [`DeviceResult::compare_report`] adds SPEC §10.1 (the permanent address
+//!   is compared, `requireLink`, [`HardwareFinding`]s such as a card with no
+//!   driver; [`note_shared_macs`] across devices); [`payload`] builds the
+//!   four factory documents of SPEC §5 byte for byte.
 //! * **State machine** — [`Operation`] runs one scan operation:
 //!   `handle_*` methods take inputs (replies, MES answers, the time),
 //!   `poll_*` methods say what to do next (payload to deliver, deadline).
@@ -66,12 +69,15 @@ pub mod ports;
 pub mod request;
 pub mod store;
 
-pub use compare::{DeviceResult, Finding, MacInfo, MesAnswer, ScanStatus, Verdict};
+pub use compare::{
+    DeviceResult, Finding, FindingKind, HardwareFinding, MAX_NAMED_SERIALS, MacInfo, MesAnswer,
+    Rules, ScanStatus, Verdict, note_shared_macs,
+};
 pub use ids::{OperationId, OperationIdError, SerialNumber, SerialNumberError};
 pub use mac::{Mac, MacParseError};
 pub use model::{
-    DeviceReport, Hardware, InterfaceReport, MAX_COMMAND_BYTES, MAX_REPLY_BYTES, ParseError,
-    PciDevice, ScanCommand,
+    AddrAssignType, DeviceReport, Hardware, InterfaceReport, LinkState, MAX_COMMAND_BYTES,
+    MAX_REPLY_BYTES, ParseError, PciDevice, ScanCommand,
 };
 pub use operation::{Operation, OperationParams, OperationState, RejectReason, ReplyOutcome};
 pub use payload::{Payload, PayloadKind, Target};

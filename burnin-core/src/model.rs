@@ -27,14 +27,155 @@ pub struct PciDevice {
 }
 
 /// One scanned network interface and the PCI device behind it.
+///
+/// `permaddr`, `addrAssignType` and `link` are the phase-2 facts of SPEC
+/// §10.1. They are optional on the wire: a report of an older agent has
+/// none of them and parses as `None`, and `None` is not written, so a
+/// report without them is byte for byte what an older agent sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceReport {
     /// Interface name, e.g. `enp4s0`.
     pub interface: String,
-    /// Its hardware address (a bond member's permanent address).
+    /// Its current hardware address (a bond member's permanent address,
+    /// SPEC §3, so older edges keep comparing the right one).
     pub macaddr: Mac,
+    /// The burned-in address the kernel knows (rtnetlink
+    /// `IFLA_PERM_ADDRESS`, else a bond member's `perm_hwaddr`); `None`
+    /// when it knows none. The edge compares this one when present
+    /// ([`InterfaceReport::compared_address`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permaddr: Option<Mac>,
+    /// How the kernel says the current address was assigned
+    /// (`addr_assign_type`).
+    #[serde(
+        default,
+        rename = "addrAssignType",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub addr_assign_type: Option<AddrAssignType>,
+    /// Link state; `None` from agents that do not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkState>,
     /// The PCI device that backs it.
     pub pci: PciDevice,
+}
+
+impl InterfaceReport {
+    /// An interface with only the facts of SPEC §4 (no permanent address,
+    /// assign type or link state).
+    pub fn new(interface: impl Into<String>, macaddr: Mac, pci: PciDevice) -> Self {
+        InterfaceReport {
+            interface: interface.into(),
+            macaddr,
+            permaddr: None,
+            addr_assign_type: None,
+            link: None,
+            pci,
+        }
+    }
+
+    /// The address the edge compares with MES (SPEC §10.1): the permanent
+    /// address when one is reported, else `macaddr`. An all-zero permanent
+    /// address means "none known" (the kernel never sends one; a device
+    /// that does is not trusted over its current address).
+    pub fn compared_address(&self) -> Mac {
+        match self.permaddr {
+            Some(p) if p.octets() != [0; 6] => p,
+            _ => self.macaddr,
+        }
+    }
+
+    /// The current address when software changed it: `Some(macaddr)` when a
+    /// permanent address is compared and the current one differs.
+    pub fn overridden_address(&self) -> Option<Mac> {
+        let compared = self.compared_address();
+        (compared != self.macaddr).then_some(self.macaddr)
+    }
+}
+
+/// How the current address was assigned: the kernel's `addr_assign_type`
+/// (`NET_ADDR_*`), on the wire as `"permanent"`, `"random"`, `"stolen"` or
+/// `"set"`.
+///
+/// A value this build does not know (a newer kernel's) is kept as
+/// [`AddrAssignType::Other`] with its text, so a newer agent's report
+/// still parses and nothing it said is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AddrAssignType {
+    /// `0`: the address was programmed into the hardware.
+    Permanent,
+    /// `1`: generated at random (veth, many virtual devices).
+    Random,
+    /// `2`: taken from another device (e.g. a bond's or vlan's lower).
+    Stolen,
+    /// `3`: set from user space (`ip link set address`, NetworkManager,
+    /// systemd-networkd, udev).
+    Set,
+    /// Anything else, as reported.
+    Other(String),
+}
+
+impl AddrAssignType {
+    /// From the number in sysfs `addr_assign_type`.
+    pub fn from_kernel(n: u32) -> Self {
+        match n {
+            0 => AddrAssignType::Permanent,
+            1 => AddrAssignType::Random,
+            2 => AddrAssignType::Stolen,
+            3 => AddrAssignType::Set,
+            n => AddrAssignType::Other(n.to_string()),
+        }
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AddrAssignType::Permanent => "permanent",
+            AddrAssignType::Random => "random",
+            AddrAssignType::Stolen => "stolen",
+            AddrAssignType::Set => "set",
+            AddrAssignType::Other(s) => s,
+        }
+    }
+}
+
+impl Serialize for AddrAssignType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AddrAssignType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(match s.as_ref() {
+            "permanent" => AddrAssignType::Permanent,
+            "random" => AddrAssignType::Random,
+            "stolen" => AddrAssignType::Stolen,
+            "set" => AddrAssignType::Set,
+            _ => AddrAssignType::Other(s.into_owned()),
+        })
+    }
+}
+
+/// An interface's link (SPEC §10.1). Each value is `None` (JSON `null`)
+/// when the kernel would not say: `carrier` and `speed` cannot be read
+/// while an interface is administratively down, and a speed of -1 means
+/// unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkState {
+    /// Whether the physical link is up (`carrier`).
+    #[serde(default)]
+    pub carrier: Option<bool>,
+    /// RFC 2863 operational state as the kernel names it (`up`, `down`,
+    /// `lowerlayerdown`, `dormant`, `testing`, `notpresent`, `unknown`).
+    #[serde(default)]
+    pub operstate: Option<String>,
+    /// Negotiated speed in Mbit/s.
+    #[serde(default)]
+    pub speed_mbps: Option<u32>,
 }
 
 /// What a device's hardware probe found: everything of a reply but the
@@ -236,6 +377,70 @@ mod tests {
         let back: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
         let orig: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
         assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn phase_two_fields_parse_and_are_optional() {
+        let body = SAMPLE.replace(
+            r#""macaddr": "e0:18:7d:2e:ca:68","#,
+            r#""macaddr": "02:00:00:00:00:01", "permaddr": "E0-18-7D-2E-CA-68",
+               "addrAssignType": "set",
+               "link": {"carrier": false, "operstate": "lowerlayerdown", "speedMbps": null},"#,
+        );
+        let r = DeviceReport::from_slice(body.as_bytes()).unwrap();
+        let i = &r.interfaces[0];
+        assert_eq!(i.permaddr, Some("e0:18:7d:2e:ca:68".parse().unwrap()));
+        assert_eq!(i.addr_assign_type, Some(AddrAssignType::Set));
+        assert_eq!(
+            i.link,
+            Some(LinkState {
+                carrier: Some(false),
+                operstate: Some("lowerlayerdown".into()),
+                speed_mbps: None
+            })
+        );
+        assert_eq!(i.compared_address(), "e0:18:7d:2e:ca:68".parse().unwrap());
+        assert_eq!(
+            i.overridden_address(),
+            Some("02:00:00:00:00:01".parse().unwrap())
+        );
+        let json = String::from_utf8(r.to_json()).unwrap();
+        assert!(
+            json.contains(r#""permaddr":"e0:18:7d:2e:ca:68","addrAssignType":"set","link":{"carrier":false,"operstate":"lowerlayerdown","speedMbps":null}"#),
+            "{json}"
+        );
+        assert_eq!(DeviceReport::from_slice(json.as_bytes()).unwrap(), r);
+        // null and absent are the same; a newer kernel's assign type is kept.
+        let body = SAMPLE.replace(
+            r#""macaddr": "e0:18:7d:2e:ca:68","#,
+            r#""macaddr": "e0:18:7d:2e:ca:68", "permaddr": null, "addrAssignType": "quantum",
+               "link": {},"#,
+        );
+        let r = DeviceReport::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(r.interfaces[0].permaddr, None);
+        assert_eq!(
+            r.interfaces[0].addr_assign_type,
+            Some(AddrAssignType::Other("quantum".into()))
+        );
+        assert_eq!(r.interfaces[0].link, Some(LinkState::default()));
+        // Bad values name the field.
+        for (bad, path) in [
+            (r#""permaddr": "zz","#, "interfaces[0].permaddr"),
+            (
+                r#""link": {"speedMbps": -1},"#,
+                "interfaces[0].link.speedMbps",
+            ),
+            (r#""link": {"carrier": 1},"#, "interfaces[0].link.carrier"),
+        ] {
+            let body = SAMPLE.replace(
+                r#""macaddr": "e0:18:7d:2e:ca:68","#,
+                &format!(r#""macaddr": "e0:18:7d:2e:ca:68", {bad}"#),
+            );
+            let e = DeviceReport::from_slice(body.as_bytes()).unwrap_err();
+            assert_eq!(e.path(), Some(path), "{e}");
+        }
+        assert_eq!(AddrAssignType::from_kernel(3), AddrAssignType::Set);
+        assert_eq!(AddrAssignType::from_kernel(9).as_str(), "9");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::store::StoredOperation;
 use crate::{
     DeviceReport, DeviceResult, MesAnswer, MesError, OperationId, ParseError, Payload, PayloadKind,
-    ReportError, ScanCommand, SerialNumber, Target, Timestamp, payload,
+    ReportError, Rules, ScanCommand, SerialNumber, Target, Timestamp, payload,
 };
 
 /// What an operation is asked to do.
@@ -53,6 +53,9 @@ pub struct OperationParams {
     pub window: Duration,
     /// The queue agents reply to.
     pub reply_to: String,
+    /// `requireLink` (SPEC §10.1): an interface without carrier fails its
+    /// MAC. Off by default.
+    pub require_link: bool,
 }
 
 impl OperationParams {
@@ -67,6 +70,7 @@ impl OperationParams {
             expected: Vec::new(),
             window: Duration::from_secs(30),
             reply_to: "hwinfo_queue".into(),
+            require_link: false,
         }
     }
 }
@@ -487,13 +491,14 @@ impl Operation {
     }
 
     fn build_results(&mut self) {
+        let rules = Rules::require_link(self.params.require_link);
         let mut failed_lookups = Vec::new();
         let mut result_for = |sn: &SerialNumber| -> DeviceResult {
             let Some(report) = self.replies.get(sn) else {
                 return DeviceResult::no_reply(sn.clone());
             };
-            match self.mes.get(sn) {
-                Some(Ok(answer)) => DeviceResult::compare(sn.clone(), &report.interfaces, answer),
+            let mut r = match self.mes.get(sn) {
+                Some(Ok(answer)) => return DeviceResult::compare_report(report, answer, rules),
                 Some(Err(e)) => {
                     failed_lookups.push(e.to_string());
                     DeviceResult::mes_failed(sn.clone(), &report.interfaces, e.to_string())
@@ -501,7 +506,9 @@ impl Operation {
                 None => {
                     DeviceResult::mes_failed(sn.clone(), &report.interfaces, "no MES answer".into())
                 }
-            }
+            };
+            r.add_report_findings(report, rules);
+            r
         };
         let mut results: Vec<DeviceResult> = Vec::with_capacity(self.arrival.len());
         let mut seen = HashSet::with_capacity(self.expected.len());
@@ -517,6 +524,7 @@ impl Operation {
             .collect();
         unexpected.sort();
         results.extend(unexpected.into_iter().map(&mut result_for));
+        crate::note_shared_macs(&mut results);
         match failed_lookups.len() {
             0 => {}
             1 => self.errors.push(failed_lookups.remove(0)),
@@ -553,16 +561,18 @@ mod tests {
             interfaces: macs
                 .iter()
                 .enumerate()
-                .map(|(i, &m)| InterfaceReport {
-                    interface: format!("eth{i}"),
-                    macaddr: mac(m),
-                    pci: PciDevice {
-                        slot: format!("0000:0{i}:00.0"),
-                        vendor: "0x8086".into(),
-                        device: "0x1533".into(),
-                        class: "0x020000".into(),
-                        driver: None,
-                    },
+                .map(|(i, &m)| {
+                    InterfaceReport::new(
+                        format!("eth{i}"),
+                        mac(m),
+                        PciDevice {
+                            slot: format!("0000:0{i}:00.0"),
+                            vendor: "0x8086".into(),
+                            device: "0x1533".into(),
+                            class: "0x020000".into(),
+                            driver: None,
+                        },
+                    )
                 })
                 .collect(),
             pci_devices: vec![],

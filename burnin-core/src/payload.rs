@@ -287,6 +287,9 @@ mod tests {
         let i = |n: &str, m: &str| InterfaceReport {
             interface: n.into(),
             macaddr: m.parse().unwrap(),
+            permaddr: None,
+            addr_assign_type: None,
+            link: None,
             pci: pci.clone(),
         };
         let mac = |m: &str| m.parse::<Mac>().unwrap();
@@ -349,6 +352,80 @@ mod tests {
                     serde_json::to_string(&op).unwrap()
                 )
             );
+        }
+    }
+
+    /// The same devices reported by a phase-2 agent (permanent addresses,
+    /// software-set current addresses, link state) and with findings: the
+    /// four payloads are byte for byte those of the seed.
+    #[test]
+    fn phase_two_facts_and_findings_leave_the_payloads_unchanged() {
+        let pci = PciDevice {
+            slot: "0000:04:00.0".into(),
+            vendor: "0x8086".into(),
+            device: "0x1533".into(),
+            class: "0x020000".into(),
+            driver: Some("igb".into()),
+        };
+        let i = |n: &str, current: &str, perm: &str| {
+            let mut i = InterfaceReport::new(n, current.parse().unwrap(), pci.clone());
+            i.permaddr = Some(perm.parse().unwrap());
+            i.addr_assign_type = Some(crate::AddrAssignType::Set);
+            i.link = Some(crate::LinkState {
+                carrier: Some(true),
+                operstate: Some("up".into()),
+                speed_mbps: Some(1000),
+            });
+            i
+        };
+        let mac = |m: &str| m.parse::<Mac>().unwrap();
+        let report = |sn: &str, interfaces, pci_devices| crate::DeviceReport {
+            operation_id: Some(OperationId::Number(1001)),
+            sn: sn.parse().unwrap(),
+            hostname: "h".into(),
+            agent_version: "0.2.0".into(),
+            collected_at: crate::Timestamp::from_unix_seconds(1_800_000_000),
+            interfaces,
+            pci_devices,
+        };
+        let mut orphan = pci.clone();
+        orphan.slot = "0000:05:00.0".into();
+        orphan.driver = None;
+        let mut new = vec![
+            DeviceResult::compare_report(
+                &report(
+                    "Q186I15901",
+                    vec![
+                        i("enp4s0", "02:00:00:00:00:01", "e0:18:7d:2e:ca:68"),
+                        i("enp5s0", "02:00:00:00:00:02", "e0:18:7d:2e:ca:69"),
+                    ],
+                    vec![],
+                ),
+                &MesAnswer::Record(vec![mac("E0:18:7D:2E:CA:68"), mac("E0:18:7D:2E:CA:69")]),
+                crate::Rules::require_link(true),
+            ),
+            DeviceResult::compare_report(
+                &report(
+                    "Q186I15902",
+                    vec![i("enp4s0", "02:00:00:00:00:03", "e0:18:7d:2e:ca:70")],
+                    vec![orphan],
+                ),
+                &MesAnswer::Record(vec![mac("E0:18:7D:2E:CA:71")]),
+                crate::Rules::require_link(true),
+            ),
+        ];
+        crate::note_shared_macs(&mut new);
+        assert_eq!(new[0].findings.len(), 2, "{:?}", new[0].findings);
+        assert_eq!(new[1].findings.len(), 2, "{:?}", new[1].findings);
+        let old = devices();
+        for op in [OperationId::Number(1001), OperationId::Text("op-7".into())] {
+            assert_eq!(log(&op, &new), log(&op, &old));
+            assert_eq!(pair(&op, &new), pair(&op, &old));
+            assert_eq!(
+                direct_burn(&op, &new, "OP42", 1),
+                direct_burn(&op, &old, "OP42", 1)
+            );
+            assert_eq!(notify(&op, &new, None), notify(&op, &old, None));
         }
     }
 

@@ -11,7 +11,8 @@
 //!
 //! Unknown fields are refused (a typo such as `windowsecs` must not be
 //! silently ignored); `expected` serials are deduplicated, first position
-//! kept; the window defaults to 30 s and must be 1 s to [`MAX_WINDOW`].
+//! kept; the window defaults to 30 s and must be 1 s to [`MAX_WINDOW`];
+//! `requireLink` (SPEC §10.1, a boolean) defaults to `false`.
 
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ struct ScanRequest {
     target: Option<TargetField>,
     expected: Option<Vec<SerialNumber>>,
     window_secs: Option<u64>,
+    require_link: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -130,6 +132,7 @@ pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationPar
     p.expected = expected;
     p.window = window;
     p.reply_to = reply_queue.to_owned();
+    p.require_link = req.require_link.unwrap_or(false);
     Ok(p)
 }
 
@@ -156,6 +159,17 @@ mod tests {
         assert_eq!(p.operation_id, OperationId::Number(42));
         assert_eq!(p.window, Duration::from_secs(30));
         assert_eq!(p.target, Target::Pair);
+        assert!(!p.require_link);
+        assert!(
+            parse(r#"{"operationId": 42, "requireLink": true}"#)
+                .unwrap()
+                .require_link
+        );
+        assert!(
+            !parse(r#"{"operationId": 42, "requireLink": false}"#)
+                .unwrap()
+                .require_link
+        );
     }
 
     #[test]
@@ -172,6 +186,8 @@ mod tests {
             (r#"{"operationId": -1}"#, "operationId"),
             (r#"{"operationId": ""}"#, "operationId"),
             (r#"{"operationId": 1, "windowsecs": 5}"#, "windowsecs"),
+            (r#"{"operationId": 1, "requireLink": "yes"}"#, "requireLink"),
+            (r#"{"operationId": 1, "requirelink": true}"#, "requirelink"),
             (
                 r#"{"operationId": 1, "target": "directBurn"}"#,
                 "operatorId",

@@ -49,6 +49,9 @@ fn reply(op: &OperationId, serial: &str, macs: &[u8]) -> Vec<u8> {
             .map(|(i, &m)| InterfaceReport {
                 interface: format!("eth{i}"),
                 macaddr: mac(m),
+                permaddr: None,
+                addr_assign_type: None,
+                link: None,
                 pci: PciDevice {
                     slot: format!("0000:0{i}:00.0"),
                     vendor: "0x8086".into(),
@@ -646,4 +649,95 @@ fn redelivered_replies_are_counted_whatever_their_outcome() {
         (2, 1, 1, 3)
     );
     assert_eq!(report.state, OperationState::Done);
+}
+
+/// SPEC §10.1 through the whole use case: `requireLink` fails an interface
+/// without carrier, the permanent address is what is compared and logged,
+/// a MAC two devices report is a finding on both, and the factory payloads
+/// keep the seed's format.
+#[test]
+fn require_link_permanent_addresses_and_shared_macs_end_to_end() {
+    let op = OperationId::Number(42);
+    let with = |serial: &str, current: u8, perm: u8, carrier: bool| -> Vec<u8> {
+        let mut r = DeviceReport::from_slice(&reply(&op, serial, &[current])).unwrap();
+        let i = &mut r.interfaces[0];
+        i.permaddr = Some(mac(perm));
+        i.addr_assign_type = Some(burnin_core::AddrAssignType::Set);
+        i.link = Some(burnin_core::LinkState {
+            carrier: Some(carrier),
+            operstate: Some(if carrier { "up" } else { "down" }.into()),
+            speed_mbps: carrier.then_some(1000),
+        });
+        r.to_json()
+    };
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|p| {
+        match p.kind {
+            // The permanent addresses (1 and 2) are logged, never the
+            // current ones (9); B has no link.
+            PayloadKind::Log => assert_eq!(
+                p.body_str(),
+                concat!(
+                    r#"{"operationid":42,"pairInfo":[],"scaninfo":["#,
+                    r#"{"macinfo":[{"interface":"eth0","macaddr":"02:00:00:00:00:01","scanstatus":"1"}],"sn":"A","result":"1"},"#,
+                    r#"{"macinfo":[{"interface":"eth0","macaddr":"02:00:00:00:00:02","scanstatus":"0"}],"sn":"B","result":"0"},"#,
+                    r#"{"macinfo":[{"interface":"eth0","macaddr":"02:00:00:00:00:01","scanstatus":"0"}],"sn":"C","result":"0"}]}"#
+                )
+            ),
+            PayloadKind::Pair => {
+                assert_eq!(p.body_str(), r#"{"snArray":["A"],"operationId":42}"#)
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    let mut p = params(&["A", "B", "C"]);
+    p.require_link = true;
+    let (report, _) = run(
+        p,
+        &[
+            with("A", 9, 1, true),
+            with("B", 9, 2, false),
+            with("C", 9, 1, true),
+        ],
+        &mes(),
+        &reporter,
+    );
+    let messages = |n: usize| -> Vec<&str> {
+        report.devices[n]
+            .findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect()
+    };
+    assert_eq!(
+        messages(0),
+        [
+            "eth0: MAC overridden by software (current 02:00:00:00:00:09)",
+            "eth0: MAC 02:00:00:00:00:01 also reported by C"
+        ]
+    );
+    assert_eq!(
+        messages(1),
+        [
+            "eth0: MAC overridden by software (current 02:00:00:00:00:09)",
+            "eth0: no link (no carrier); requireLink fails it"
+        ]
+    );
+    assert_eq!(
+        messages(2),
+        [
+            "eth0: MAC overridden by software (current 02:00:00:00:00:09)",
+            "eth0: MAC 02:00:00:00:00:01 also reported by A"
+        ]
+    );
+    // The current address 9 is shared by all three, but it is not the one
+    // compared: no finding names it.
+    assert!(
+        report
+            .devices
+            .iter()
+            .flat_map(|d| &d.findings)
+            .all(|f| !f.message.contains("MAC 02:00:00:00:00:09"))
+    );
 }

@@ -25,6 +25,7 @@ fn device(sn: &str) -> DeviceResult {
         sn: sn.parse().unwrap(),
         result: Verdict::Pass,
         finding: Default::default(),
+        findings: Vec::new(),
     }
 }
 

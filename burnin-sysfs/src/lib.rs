@@ -539,6 +539,9 @@ fn interface(
     Ok(Some(InterfaceReport {
         interface: name.to_owned(),
         macaddr,
+        permaddr: None,
+        addr_assign_type: None,
+        link: None,
         pci,
     }))
 }

@@ -39,6 +39,9 @@ fn nic(name: &str, mac: &str, pci: PciDevice) -> InterfaceReport {
     InterfaceReport {
         interface: name.into(),
         macaddr: mac.parse().unwrap(),
+        permaddr: None,
+        addr_assign_type: None,
+        link: None,
         pci,
     }
 }

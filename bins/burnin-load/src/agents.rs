@@ -102,6 +102,9 @@ impl Sim {
                 Ok(InterfaceReport {
                     interface: format!("enp{}s0", k + 1),
                     macaddr: mac,
+                    permaddr: None,
+                    addr_assign_type: None,
+                    link: None,
                     pci: pci(k + 1),
                 })
             })

@@ -38,6 +38,9 @@ pub fn hardware(i: usize) -> Hardware {
         interfaces: vec![InterfaceReport {
             interface: "eth0".into(),
             macaddr: mac(i),
+            permaddr: None,
+            addr_assign_type: None,
+            link: None,
             pci: PciDevice {
                 slot: "0000:01:00.0".into(),
                 vendor: "0x8086".into(),

@@ -23,6 +23,9 @@ pub(crate) fn devices() -> Vec<DeviceResult> {
     let i = |n: &str, m: &str| InterfaceReport {
         interface: n.into(),
         macaddr: m.parse().unwrap(),
+        permaddr: None,
+        addr_assign_type: None,
+        link: None,
         pci: pci.clone(),
     };
     let mac = |m: &str| m.parse::<Mac>().unwrap();

@@ -81,6 +81,9 @@ fn device(i: u32, n: u32) -> Device {
         .map(|p| InterfaceReport {
             interface: format!("enp{}s0f{p}", 4 + p / 2),
             macaddr: mac(i, p),
+            permaddr: None,
+            addr_assign_type: None,
+            link: None,
             pci: PciDevice {
                 slot: format!("0000:{:02x}:00.{}", 4 + p / 2, p % 2),
                 vendor: "0x8086".into(),
