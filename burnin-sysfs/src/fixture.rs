@@ -11,7 +11,9 @@
 //! devices/pci0000:00/<slot>/{vendor,device,class}
 //! devices/pci0000:00/<slot>/subsystem -> ../../../bus/pci
 //! devices/pci0000:00/<slot>/driver    -> ../../../bus/pci/drivers/<driver>
-//! devices/pci0000:00/<slot>/net/<if>/{address,addr_len}
+//! devices/pci0000:00/<slot>/net/<if>/{address,addr_len,type}
+//! devices/pci0000:00/<slot>/net/<if>/{addr_assign_type,carrier,operstate,speed}
+//! devices/pci0000:00/<slot>/net/<if>/burnin_permaddr   (optional, see below)
 //! devices/pci0000:00/<slot>/net/<if>/device -> ../../../<slot>
 //! devices/pci0000:00/<slot>/virtio<N>/net/<if>   (virtio NICs)
 //! devices/pci0000:00/0000:00:14.0/usb1/1-<n>/1-<n>:1.0/net/<if>   (USB NICs)
@@ -30,6 +32,29 @@
 //! let hw = SysfsProbe::new(fx.root()).scan().unwrap().hardware;
 //! assert_eq!(hw.sn.as_str(), "SN1");
 //! assert_eq!(hw.interfaces.len(), 1);
+//! ```
+//!
+//! # Permanent addresses
+//!
+//! The kernel gives a permanent address over rtnetlink only, never in
+//! sysfs, and a probe of any root but `/sys` does not ask this kernel (the
+//! tree is not its). A fixture interface carries one in the file
+//! `class/net/<if>/burnin_permaddr` ([`crate::FIXTURE_PERMADDR_FILE`]): one
+//! MAC, as in `address`. [`Fixture::permaddr`] writes it and
+//! [`Fixture::set_address`] writes the old address there before changing
+//! the current one. A bond member's `bonding_slave/perm_hwaddr` is read as
+//! on a real kernel.
+//!
+//! ```
+//! use burnin_sysfs::{fixture::Fixture, SysfsProbe};
+//! let dir = tempfile::tempdir().unwrap();
+//! let fx = Fixture::new(dir.path())
+//!     .serial("SN1")
+//!     .pci_nic("enp4s0", "0000:04:00.0", "e0:18:7d:2e:ca:68", "igb")
+//!     .set_address("enp4s0", "02:00:00:00:00:01");
+//! let i = &SysfsProbe::new(fx.root()).scan().unwrap().hardware.interfaces[0];
+//! assert_eq!(i.macaddr.to_string(), "02:00:00:00:00:01");
+//! assert_eq!(i.permaddr.unwrap().to_string(), "e0:18:7d:2e:ca:68");
 //! ```
 //!
 //! # Panics
@@ -291,11 +316,74 @@ impl Fixture {
             fx = fx
                 .write(&format!("{rel}/bonding_slave/perm_hwaddr"), own)
                 .write(&format!("{rel}/bonding_slave/state"), "active\n")
-                .write(&format!("{rel}/address"), format!("{mac}\n"));
+                .write(&format!("{rel}/address"), format!("{mac}\n"))
+                .write(&format!("{rel}/addr_assign_type"), "3\n");
             fx.link(&format!("{rel}/master"), &dir);
             fx.link(&format!("{dir}/lower_{member}"), &rel);
         }
         fx
+    }
+
+    /// Gives interface `ifname` the permanent address `mac`: writes
+    /// [`FIXTURE_PERMADDR_FILE`](crate::FIXTURE_PERMADDR_FILE) in its
+    /// directory, the fixture's stand-in for the kernel's
+    /// `IFLA_PERM_ADDRESS` (read with [`PermanentSource::Files`](crate::PermanentSource),
+    /// the default for any root but `/sys`).
+    pub fn permaddr(self, ifname: &str, mac: &str) -> Self {
+        self.write(
+            &format!("class/net/{ifname}/{}", crate::FIXTURE_PERMADDR_FILE),
+            format!("{mac}\n"),
+        )
+    }
+
+    /// Changes interface `ifname`'s current address to `mac` the way `ip
+    /// link set address` (or NetworkManager, a udev rule) does: the old
+    /// address stays its permanent one (written with
+    /// [`permaddr`](Self::permaddr) unless one is set already) and
+    /// `addr_assign_type` becomes 3 (set).
+    pub fn set_address(self, ifname: &str, mac: &str) -> Self {
+        let dir = self.root.join("class/net").join(ifname);
+        let old = fs::read_to_string(dir.join("address"))
+            .unwrap_or_else(|e| panic!("interface {ifname} must exist first: {e}"));
+        let fx = if dir.join(crate::FIXTURE_PERMADDR_FILE).exists() {
+            self
+        } else {
+            self.permaddr(ifname, old.trim())
+        };
+        fx.write(&format!("class/net/{ifname}/address"), format!("{mac}\n"))
+            .write(&format!("class/net/{ifname}/addr_assign_type"), "3\n")
+    }
+
+    /// Sets interface `ifname`'s link files: `carrier` (`None`: unreadable,
+    /// as the kernel answers EINVAL while the interface is down),
+    /// `operstate`, and `speed` in Mbit/s (`None`: unreadable; the kernel
+    /// writes -1 for unknown).
+    pub fn link_state(
+        self,
+        ifname: &str,
+        carrier: Option<bool>,
+        operstate: &str,
+        speed: Option<i64>,
+    ) -> Self {
+        let at = |file: &str| format!("class/net/{ifname}/{file}");
+        let fx = match carrier {
+            Some(c) => self.write(&at("carrier"), format!("{}\n", u8::from(c))),
+            None => self.unreadable(&at("carrier")),
+        };
+        let fx = fx.write(&at("operstate"), format!("{operstate}\n"));
+        match speed {
+            Some(n) => fx.write(&at("speed"), format!("{n}\n")),
+            None => fx.unreadable(&at("speed")),
+        }
+    }
+
+    /// Makes `rel` unreadable even for root: a directory where a file is
+    /// expected (reading it fails with "Is a directory").
+    pub fn unreadable(self, rel: &str) -> Self {
+        let path = self.root.join(rel);
+        remove(&path);
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        self
     }
 
     /// Writes raw bytes to `rel` (a path below the root), creating parent
@@ -342,6 +430,10 @@ impl Fixture {
         self.write(&format!("{dir}/address"), format!("{mac}\n"))
             .write(&format!("{dir}/addr_len"), "6\n")
             .write(&format!("{dir}/type"), "1\n")
+            .write(&format!("{dir}/addr_assign_type"), "0\n")
+            .write(&format!("{dir}/carrier"), "1\n")
+            .write(&format!("{dir}/operstate"), "up\n")
+            .write(&format!("{dir}/speed"), "1000\n")
     }
 
     fn mkdir(&self, rel: &str) {

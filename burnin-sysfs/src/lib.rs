@@ -84,11 +84,15 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use burnin_core::{
-    Hardware, HardwareProbe, InterfaceReport, Mac, PciDevice, ProbeError, SerialNumber,
+    AddrAssignType, Hardware, HardwareProbe, InterfaceReport, LinkState, Mac, PciDevice,
+    ProbeError, SerialNumber,
 };
 
+pub mod netlink;
 mod read;
 mod serial;
 
@@ -141,6 +145,41 @@ use read::{Fault, Tree, name_of, read_bounded};
 /// The default sysfs root.
 pub const DEFAULT_ROOT: &str = "/sys";
 
+/// The file a sysfs tree that is not this kernel's (a fixture) may hold in
+/// an interface's directory, `class/net/<if>/burnin_permaddr`, to give that
+/// interface a permanent address: one MAC, as in `address`. The kernel
+/// writes no such file; it is read only with [`PermanentSource::Files`].
+pub const FIXTURE_PERMADDR_FILE: &str = "burnin_permaddr";
+
+/// Where permanent addresses come from (see the [crate docs](crate)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PermanentSource {
+    /// [`Netlink`](Self::Netlink) when the root is this kernel's `/sys`
+    /// (after resolving links), else [`Files`](Self::Files).
+    #[default]
+    Auto,
+    /// rtnetlink `IFLA_PERM_ADDRESS` of the probe's network namespace, else
+    /// a bond member's `bonding_slave/perm_hwaddr`.
+    Netlink,
+    /// The tree's files only: [`FIXTURE_PERMADDR_FILE`], else
+    /// `bonding_slave/perm_hwaddr`. Never mixes in this kernel's netlink
+    /// facts, so a fixture tree reports only what it holds.
+    Files,
+}
+
+/// Link and address facts of one interface, read from its `class/net`
+/// directory (any interface, scanned or not); every value is `None` when
+/// its file is missing, unreadable or unparsable.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceFacts {
+    /// `addr_assign_type`.
+    pub addr_assign_type: Option<AddrAssignType>,
+    /// `carrier`, `operstate` and `speed` (a speed of -1 or below is
+    /// `None`).
+    pub link: LinkState,
+}
+
 /// Where the host name comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -169,6 +208,7 @@ pub struct SysfsProbe {
     root: PathBuf,
     serial: Option<SerialNumber>,
     hostname: Hostname,
+    permanent: PermanentSource,
 }
 
 impl Default for SysfsProbe {
@@ -208,6 +248,9 @@ pub enum Subject {
     PciDevice(String),
     /// The host name, reported as the empty string.
     Hostname,
+    /// Permanent addresses over rtnetlink: interfaces are reported with
+    /// `bonding_slave/perm_hwaddr` or no permanent address.
+    PermanentAddresses,
 }
 
 /// What was wrong with a file or link.
@@ -255,6 +298,9 @@ impl fmt::Display for Warning {
             Subject::Interface(name) => write!(f, "interface {name} not reported: ")?,
             Subject::PciDevice(slot) => write!(f, "PCI device {slot} not reported: ")?,
             Subject::Hostname => write!(f, "host name reported as \"\": ")?,
+            Subject::PermanentAddresses => {
+                write!(f, "permanent addresses not read from the kernel: ")?
+            }
         }
         write!(f, "{} {}", self.path.display(), self.problem)
     }
@@ -305,6 +351,43 @@ impl SysfsProbe {
             root: root.into(),
             serial: None,
             hostname: Hostname::Kernel,
+            permanent: PermanentSource::Auto,
+        }
+    }
+
+    /// Chooses where permanent addresses come from (default
+    /// [`PermanentSource::Auto`]).
+    pub fn with_permanent_source(mut self, source: PermanentSource) -> Self {
+        self.permanent = source;
+        self
+    }
+
+    /// The source [`PermanentSource::Auto`] resolves to for this root:
+    /// [`PermanentSource::Netlink`] iff the root resolves to `/sys`.
+    pub fn permanent_source(&self) -> PermanentSource {
+        match self.permanent {
+            PermanentSource::Auto => {
+                let real = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+                if real == Path::new(DEFAULT_ROOT) {
+                    PermanentSource::Netlink
+                } else {
+                    PermanentSource::Files
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The address and link facts of interface `ifname` (scanned or not),
+    /// read exactly as a scan reads them. Values that cannot be read are
+    /// `None`; an interface that does not exist has only `None`s.
+    pub fn interface_facts(&self, ifname: &str) -> InterfaceFacts {
+        match Tree::open(&self.root) {
+            Ok(tree) => match tree.resolve(&self.root.join("class/net").join(ifname)) {
+                Ok(dir) => facts(&tree, &dir),
+                Err(_) => InterfaceFacts::default(),
+            },
+            Err(_) => InterfaceFacts::default(),
         }
     }
 
@@ -349,11 +432,12 @@ impl SysfsProbe {
 
         let mut warnings = Vec::new();
         let buses = Buses::of(&tree);
+        let mut permanent = Permanent::new(self.permanent_source());
 
         let mut interfaces = Vec::new();
         for name in names {
             let entry = class_net.join(&name);
-            match interface(&tree, &buses, &self.root, &entry, &name) {
+            match interface(&tree, &buses, &self.root, &entry, &name, &mut permanent) {
                 Ok(Some(report)) => interfaces.push(report),
                 Ok(None) => {}
                 Err((path, problem)) => {
@@ -397,6 +481,14 @@ impl SysfsProbe {
                     problem: problem_of(fault),
                 }),
             }
+        }
+
+        if let Some(Err(e)) = permanent.netlink {
+            warnings.push(Warning {
+                subject: Subject::PermanentAddresses,
+                path: PathBuf::from("rtnetlink RTM_GETLINK"),
+                problem: Problem::Unreadable { error: e.message },
+            });
         }
 
         let hostname = match self.hostname() {
@@ -478,6 +570,57 @@ impl Buses {
 
 type Failure = (PathBuf, Fault);
 
+/// Permanent addresses for one scan: the netlink dump is made once, on
+/// first need (a device without PCI NICs never opens the socket).
+struct Permanent {
+    source: PermanentSource,
+    netlink: Option<Result<HashMap<String, Mac>, netlink::NetlinkError>>,
+}
+
+impl Permanent {
+    fn new(source: PermanentSource) -> Self {
+        Permanent {
+            source,
+            netlink: None,
+        }
+    }
+
+    /// The kernel's permanent address of `name` (netlink sources only).
+    fn kernel(&mut self, name: &str) -> Option<Mac> {
+        if self.source != PermanentSource::Netlink {
+            return None;
+        }
+        let dump = self
+            .netlink
+            .get_or_insert_with(netlink::permanent_addresses);
+        dump.as_ref().ok().and_then(|m| m.get(name).copied())
+    }
+}
+
+/// Reads `addr_assign_type`, `carrier`, `operstate` and `speed` in the
+/// canonical interface directory `dir`.
+fn facts(tree: &Tree, dir: &Path) -> InterfaceFacts {
+    let read = |file: &str| tree.read_in(dir, file).ok();
+    InterfaceFacts {
+        addr_assign_type: read("addr_assign_type")
+            .and_then(|t| t.parse::<u32>().ok())
+            .map(AddrAssignType::from_kernel),
+        link: LinkState {
+            carrier: read("carrier").and_then(|t| match t.as_str() {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            }),
+            operstate: read("operstate").filter(|t| {
+                !t.is_empty() && t.len() <= 32 && t.bytes().all(|b| b.is_ascii_graphic())
+            }),
+            speed_mbps: read("speed")
+                .and_then(|t| t.parse::<i64>().ok())
+                .and_then(|n| u32::try_from(n).ok()),
+        },
+    }
+}
+
 /// Reads one `class/net` entry: `Ok(None)` when it is not scanned.
 fn interface(
     tree: &Tree,
@@ -485,6 +628,7 @@ fn interface(
     root: &Path,
     entry: &Path,
     name: &str,
+    permanent: &mut Permanent,
 ) -> Result<Option<InterfaceReport>, (PathBuf, Problem)> {
     let fail = |path: &Path, fault: Fault| (path.to_path_buf(), problem_of(fault));
     let dir = match tree.resolve(entry) {
@@ -519,29 +663,50 @@ fn interface(
         return Ok(None);
     };
 
-    // A bond member's own address is its permanent one.
-    let (text, shown) = match tree.resolve(&dir.join("bonding_slave")) {
+    // A bond member's own address is its permanent one (SPEC §3): it is
+    // reported as `macaddr`, so older edges keep comparing the card's.
+    let (text, shown, bonded) = match tree.resolve(&dir.join("bonding_slave")) {
         Ok(slave) => {
             let shown = entry.join("bonding_slave/perm_hwaddr");
             let text = tree.read_in(&slave, "perm_hwaddr");
-            (text.map_err(|fault| fail(&shown, fault))?, shown)
+            (text.map_err(|fault| fail(&shown, fault))?, shown, true)
         }
         Err(Fault::Missing) => {
             let shown = entry.join("address");
             let text = tree.read_in(&dir, "address");
-            (text.map_err(|fault| fail(&shown, fault))?, shown)
+            (text.map_err(|fault| fail(&shown, fault))?, shown, false)
         }
         Err(fault) => return Err(fail(&entry.join("bonding_slave"), fault)),
     };
     let macaddr = address_of(&text).map_err(|problem| (shown, problem))?;
+    // The permanent address: the kernel's (netlink), else the fixture's
+    // file, else the bond member's perm_hwaddr (already read above).
+    let source = permanent.source;
+    let fixture = || {
+        if source != PermanentSource::Files {
+            return Ok(None);
+        }
+        let shown = entry.join(FIXTURE_PERMADDR_FILE);
+        match tree.read_in(&dir, FIXTURE_PERMADDR_FILE) {
+            Ok(text) => address_of(&text).map(Some).map_err(|p| (shown, p)),
+            Err(Fault::Missing) => Ok(None),
+            Err(fault) => Err(fail(&shown, fault)),
+        }
+    };
+    let permaddr = match permanent.kernel(name) {
+        Some(mac) => Some(mac),
+        None => fixture()?.or(bonded.then_some(macaddr)),
+    }
+    .filter(|mac| mac.octets() != [0; 6]);
+    let facts = facts(tree, &dir);
     let shown_pci = root.join("bus/pci/devices").join(name_of(&pci_dir));
     let pci = pci_device(tree, &pci_dir, &shown_pci).map_err(|(path, fault)| fail(&path, fault))?;
     Ok(Some(InterfaceReport {
         interface: name.to_owned(),
         macaddr,
-        permaddr: None,
-        addr_assign_type: None,
-        link: None,
+        permaddr,
+        addr_assign_type: facts.addr_assign_type,
+        link: Some(facts.link),
         pci,
     }))
 }

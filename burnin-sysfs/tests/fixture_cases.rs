@@ -2,11 +2,14 @@
 
 use std::path::Path;
 
-use burnin_core::{HardwareProbe, InterfaceReport, PciDevice, ProbeError};
+use burnin_core::{
+    AddrAssignType, DeviceReport, DeviceResult, FindingKind, HardwareProbe, InterfaceReport,
+    LinkState, MesAnswer, OperationId, PciDevice, ProbeError, Rules, Timestamp,
+};
 use burnin_sysfs::fixture::{Fixture, PciIds, USB_CONTROLLER_SLOT};
 use burnin_sysfs::{
-    Hostname, MAX_FILE_BYTES, PLACEHOLDER_SERIALS, Problem, Rejected, Scan, Subject, SysfsError,
-    SysfsProbe,
+    FIXTURE_PERMADDR_FILE, Hostname, MAX_FILE_BYTES, PLACEHOLDER_SERIALS, PermanentSource, Problem,
+    Rejected, Scan, Subject, SysfsError, SysfsProbe,
 };
 
 fn probe(fx: &Fixture) -> SysfsProbe {
@@ -40,8 +43,13 @@ fn nic(name: &str, mac: &str, pci: PciDevice) -> InterfaceReport {
         interface: name.into(),
         macaddr: mac.parse().unwrap(),
         permaddr: None,
-        addr_assign_type: None,
-        link: None,
+        // What the fixture writes for every NIC, as a kernel would.
+        addr_assign_type: Some(AddrAssignType::Permanent),
+        link: Some(LinkState {
+            carrier: Some(true),
+            operstate: Some("up".into()),
+            speed_mbps: Some(1000),
+        }),
         pci,
     }
 }
@@ -624,4 +632,218 @@ fn hardware_probe_port_returns_the_scan() {
     let bad = SysfsProbe::new(Path::new("/nonexistent/sysfs"));
     let err = futures::executor::block_on(bad.probe()).unwrap_err();
     assert!(matches!(err, ProbeError::Unreadable(_)));
+}
+
+/// What the edge makes of a scan (SPEC §10.1), MES recording `mes`.
+fn judge(s: &Scan, mes: &[&str], rules: Rules) -> DeviceResult {
+    let report = DeviceReport::new(
+        Some(OperationId::Number(1)),
+        s.hardware.clone(),
+        "test",
+        Timestamp::from_unix_seconds(1_800_000_000),
+    );
+    let mes = mes.iter().map(|m| m.parse().unwrap()).collect();
+    DeviceResult::compare_report(&report, &MesAnswer::Record(mes), rules)
+}
+
+#[test]
+fn pci_nic_with_a_changed_current_address_reports_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::new(dir.path())
+        .serial("SN1")
+        .pci_nic("enp4s0", "0000:04:00.0", "e0:18:7d:2e:ca:68", "igb")
+        .pci_nic("enp5s0", "0000:05:00.0", "e0:18:7d:2e:ca:69", "igb")
+        .set_address("enp4s0", "02:00:00:00:00:01");
+    assert_eq!(
+        SysfsProbe::new(fx.root()).permanent_source(),
+        PermanentSource::Files,
+        "a fixture root never uses this kernel's netlink"
+    );
+    let s = scan(&fx);
+    assert_eq!(s.warnings, vec![]);
+    let i = &s.hardware.interfaces[0];
+    assert_eq!(i.macaddr.to_string(), "02:00:00:00:00:01");
+    assert_eq!(i.permaddr.unwrap().to_string(), "e0:18:7d:2e:ca:68");
+    assert_eq!(i.addr_assign_type, Some(AddrAssignType::Set));
+    assert_eq!(s.hardware.interfaces[1].permaddr, None);
+
+    // The edge compares the burned-in address and notes the override.
+    let r = judge(
+        &s,
+        &["e0:18:7d:2e:ca:68", "e0:18:7d:2e:ca:69"],
+        Rules::default(),
+    );
+    assert!(r.result.passed());
+    assert_eq!(r.macinfo[0].macaddr.to_string(), "e0:18:7d:2e:ca:68");
+    assert_eq!(
+        r.findings[0].message,
+        "enp4s0: MAC overridden by software (current 02:00:00:00:00:01)"
+    );
+
+    // Files mode only: the same tree with netlink forced has no such file
+    // read (this machine's kernel has no enp4s0).
+    let forced = SysfsProbe::new(fx.root())
+        .with_serial("SN1".parse().unwrap())
+        .with_hostname(Hostname::Fixed("h".into()))
+        .with_permanent_source(PermanentSource::Netlink)
+        .scan()
+        .unwrap();
+    assert_eq!(forced.hardware.interfaces[0].permaddr, None);
+}
+
+#[test]
+fn a_bad_fixture_permanent_address_is_warned_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::new(dir.path())
+        .serial("SN1")
+        .pci_nic("enp4s0", "0000:04:00.0", "e0:18:7d:2e:ca:68", "igb")
+        .write(
+            &format!("class/net/enp4s0/{FIXTURE_PERMADDR_FILE}"),
+            "nonsense\n",
+        );
+    let s = scan(&fx);
+    assert!(s.hardware.interfaces.is_empty());
+    assert_eq!(s.warnings.len(), 1);
+    assert!(
+        s.warnings[0]
+            .to_string()
+            .contains("burnin_permaddr holds \"nonsense\""),
+        "{}",
+        s.warnings[0]
+    );
+}
+
+#[test]
+fn bond_of_two_pci_nics_reports_each_card_permanent_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::new(dir.path())
+        .serial("SN1")
+        .pci_nic("enp5s0", "0000:05:00.0", "e0:18:7d:2e:ca:69", "igb")
+        .pci_nic("enp6s0", "0000:06:00.0", "e0:18:7d:2e:ca:6a", "igb")
+        .bond("bond0", "e0:18:7d:2e:ca:69", &["enp5s0", "enp6s0"]);
+    let s = scan(&fx);
+    let got: Vec<_> = s
+        .hardware
+        .interfaces
+        .iter()
+        .map(|i| {
+            (
+                i.interface.as_str(),
+                i.macaddr.to_string(),
+                i.permaddr.map(|m| m.to_string()),
+                i.addr_assign_type.clone(),
+            )
+        })
+        .collect();
+    // macaddr stays the permanent one (SPEC §3, for older edges); permaddr
+    // says so explicitly; the kernel marks the bond's address as set.
+    assert_eq!(
+        got,
+        vec![
+            (
+                "enp5s0",
+                "e0:18:7d:2e:ca:69".to_owned(),
+                Some("e0:18:7d:2e:ca:69".to_owned()),
+                Some(AddrAssignType::Set)
+            ),
+            (
+                "enp6s0",
+                "e0:18:7d:2e:ca:6a".to_owned(),
+                Some("e0:18:7d:2e:ca:6a".to_owned()),
+                Some(AddrAssignType::Set)
+            ),
+        ]
+    );
+    let r = judge(
+        &s,
+        &["e0:18:7d:2e:ca:69", "e0:18:7d:2e:ca:6a"],
+        Rules::default(),
+    );
+    assert!(r.result.passed());
+    assert_eq!(r.findings, vec![], "nothing to say about a healthy bond");
+}
+
+#[test]
+fn pci_nic_with_no_driver_is_named_as_the_likely_missing_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::new(dir.path())
+        .serial("SN1")
+        .pci_nic("enp4s0", "0000:04:00.0", "e0:18:7d:2e:ca:68", "igb")
+        // The second card: on the bus, no driver bound, so no interface.
+        .pci_device("0000:03:00.0", PciIds::I210, None)
+        .pci_device("0000:00:00.0", PciIds::HOST_BRIDGE, None);
+    let s = scan(&fx);
+    assert_eq!(names(&s), vec!["enp4s0"]);
+    let r = judge(
+        &s,
+        &["e0:18:7d:2e:ca:68", "e0:18:7d:2e:ca:69"],
+        Rules::default(),
+    );
+    assert!(!r.result.passed());
+    assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+    assert_eq!(r.findings[0].kind, FindingKind::NoDriver);
+    assert_eq!(
+        r.findings[0].message,
+        "network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card e0:18:7d:2e:ca:69"
+    );
+}
+
+#[test]
+fn link_state_unreadable_values_are_null_and_require_link_uses_carrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::new(dir.path())
+        .serial("SN1")
+        .pci_nic("enp4s0", "0000:04:00.0", "e0:18:7d:2e:ca:68", "igb")
+        .pci_nic("enp5s0", "0000:05:00.0", "e0:18:7d:2e:ca:69", "igb")
+        .pci_nic("enp6s0", "0000:06:00.0", "e0:18:7d:2e:ca:6a", "igb")
+        .pci_nic("enp7s0", "0000:07:00.0", "e0:18:7d:2e:ca:6b", "igb")
+        // Up, speed unreadable.
+        .link_state("enp4s0", Some(true), "up", None)
+        // Cable out: no carrier, the kernel's unknown speed.
+        .link_state("enp5s0", Some(false), "down", Some(-1))
+        // Administratively down: carrier and speed cannot be read.
+        .link_state("enp6s0", None, "down", None)
+        .write("class/net/enp7s0/speed", "fast\n")
+        .remove("class/net/enp7s0/addr_assign_type");
+    let s = scan(&fx);
+    assert_eq!(s.warnings, vec![], "unreadable link facts are not warnings");
+    let links: Vec<_> = s
+        .hardware
+        .interfaces
+        .iter()
+        .map(|i| i.link.clone().unwrap())
+        .collect();
+    let l = |c, o: &str, sp| LinkState {
+        carrier: c,
+        operstate: Some(o.into()),
+        speed_mbps: sp,
+    };
+    assert_eq!(
+        links,
+        vec![
+            l(Some(true), "up", None),
+            l(Some(false), "down", None),
+            l(None, "down", None),
+            l(Some(true), "up", None),
+        ]
+    );
+    assert_eq!(s.hardware.interfaces[3].addr_assign_type, None);
+    let mes = [
+        "e0:18:7d:2e:ca:68",
+        "e0:18:7d:2e:ca:69",
+        "e0:18:7d:2e:ca:6a",
+        "e0:18:7d:2e:ca:6b",
+    ];
+    assert!(judge(&s, &mes, Rules::default()).result.passed());
+    let r = judge(&s, &mes, Rules::require_link(true));
+    let statuses: Vec<_> = r.macinfo.iter().map(|m| m.scanstatus.as_str()).collect();
+    assert_eq!(statuses, ["1", "0", "0", "1"]);
+    // The same facts through the per-interface reader.
+    let facts = probe(&fx).interface_facts("enp6s0");
+    assert_eq!(facts.link, l(None, "down", None));
+    assert_eq!(facts.addr_assign_type, Some(AddrAssignType::Permanent));
+    assert_eq!(
+        probe(&fx).interface_facts("nope"),
+        burnin_sysfs::InterfaceFacts::default()
+    );
 }
