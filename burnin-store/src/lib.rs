@@ -289,6 +289,11 @@ struct ParamsDoc {
     expected: Vec<SerialNumber>,
     window_ms: u64,
     reply_to: String,
+    /// `requireLink` (issue 17). Absent in rows written before it existed,
+    /// which read as `false`: the params column is JSON, so adding a field
+    /// needs no schema migration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_link: bool,
 }
 
 impl ParamsDoc {
@@ -304,6 +309,7 @@ impl ParamsDoc {
             expected: p.expected.clone(),
             window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
             reply_to: p.reply_to.clone(),
+            require_link: p.require_link,
         }
     }
 
@@ -319,6 +325,7 @@ impl ParamsDoc {
         p.expected = self.expected;
         p.window = Duration::from_millis(self.window_ms);
         p.reply_to = self.reply_to;
+        p.require_link = self.require_link;
         Ok(p)
     }
 }

@@ -327,3 +327,46 @@ fn errors_convert_to_the_core_error() {
     assert!(e.is_retryable());
     assert!(e.to_string().contains("x.db"));
 }
+
+#[test]
+fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
+    use burnin_core::{FindingKind, HardwareFinding};
+    let s = SqliteStore::in_memory().unwrap();
+    let id = OperationId::Number(77);
+    let mut p = params(id.clone());
+    p.require_link = true;
+    let mut d = device("A");
+    d.findings.push(HardwareFinding {
+        kind: FindingKind::NoLink,
+        interface: Some("eth0".into()),
+        message: "eth0: no link (no carrier); requireLink fails it".into(),
+    });
+    block(async {
+        s.begin(&p, t(0), t(13)).await.unwrap();
+        s.results(&id, std::slice::from_ref(&d), &[]).await.unwrap();
+    });
+    let un = s.unfinished().unwrap();
+    assert!(un[0].params.require_link);
+    assert_eq!(un[0].results.as_ref().unwrap().0, vec![d.clone()]);
+    assert_eq!(s.get(&id).unwrap().unwrap().params, p);
+
+    // A row written before requireLink and findings existed.
+    {
+        let conn = s.lock();
+        let doc: String = conn
+            .query_row("SELECT params FROM operations", [], |r| r.get(0))
+            .unwrap();
+        assert!(doc.contains(r#""requireLink":true"#), "{doc}");
+        let old = doc.replace(r#","requireLink":true"#, "");
+        let old_results = serde_json::to_string(&vec![device("A")]).unwrap();
+        assert!(!old_results.contains("findings"));
+        conn.execute(
+            "UPDATE operations SET params = ?1, results = ?2",
+            params![old, old_results],
+        )
+        .unwrap();
+    }
+    let un = s.unfinished().unwrap();
+    assert!(!un[0].params.require_link);
+    assert_eq!(un[0].results.as_ref().unwrap().0, vec![device("A")]);
+}

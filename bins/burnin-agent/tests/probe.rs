@@ -55,6 +55,7 @@ fn expected(hostname: &str, sn: &str) -> Value {
     let i210 = |slot: &str| pci(slot, PciIds::I210, Some("igb"));
     let x710 = |slot: &str| pci(slot, PciIds::X710, Some("i40e"));
     let virtio = pci("0000:00:03.0", PciIds::VIRTIO_NET, Some("virtio-pci"));
+    let up = json!({"carrier": true, "operstate": "up", "speedMbps": 1000});
     json!({
         "operationId": null,
         "sn": sn,
@@ -62,11 +63,18 @@ fn expected(hostname: &str, sn: &str) -> Value {
         "agentVersion": env!("CARGO_PKG_VERSION"),
         "collectedAt": "checked separately",
         "interfaces": [
-            {"interface": "enp4s0", "macaddr": "e0:18:7d:2e:ca:68", "pci": i210("0000:04:00.0")},
-            {"interface": "enp6s0f0", "macaddr": "3c:fd:fe:00:00:10", "pci": x710("0000:06:00.0")},
-            {"interface": "enp6s0f1", "macaddr": "3c:fd:fe:00:00:11", "pci": x710("0000:06:00.1")},
-            {"interface": "enp7s0", "macaddr": "00:00:00:00:00:00", "pci": i210("0000:07:00.0")},
-            {"interface": "eth0", "macaddr": "52:54:00:12:34:56", "pci": virtio.clone()},
+            {"interface": "enp4s0", "macaddr": "e0:18:7d:2e:ca:68",
+             "addrAssignType": "permanent", "link": up, "pci": i210("0000:04:00.0")},
+            // Bond members: macaddr stays the permanent address (SPEC §3),
+            // permaddr says so; the bond set the current one.
+            {"interface": "enp6s0f0", "macaddr": "3c:fd:fe:00:00:10", "permaddr": "3c:fd:fe:00:00:10",
+             "addrAssignType": "set", "link": up, "pci": x710("0000:06:00.0")},
+            {"interface": "enp6s0f1", "macaddr": "3c:fd:fe:00:00:11", "permaddr": "3c:fd:fe:00:00:11",
+             "addrAssignType": "set", "link": up, "pci": x710("0000:06:00.1")},
+            {"interface": "enp7s0", "macaddr": "00:00:00:00:00:00",
+             "addrAssignType": "permanent", "link": up, "pci": i210("0000:07:00.0")},
+            {"interface": "eth0", "macaddr": "52:54:00:12:34:56",
+             "addrAssignType": "permanent", "link": up, "pci": virtio.clone()},
         ],
         "pciDevices": [
             pci("0000:00:00.0", PciIds::HOST_BRIDGE, None),
@@ -270,5 +278,10 @@ fn probes_this_machine() {
             Path::new("/sys/bus/pci/devices").join(&i.pci.slot).exists(),
             "{i:?}"
         );
+        // SPEC §10.1: link state always; operstate is readable on any
+        // interface (carrier and speed may be null).
+        let link = i.link.as_ref().expect("link state is reported");
+        assert!(link.operstate.is_some(), "{i:?}");
+        assert!(i.addr_assign_type.is_some(), "{i:?}");
     }
 }
