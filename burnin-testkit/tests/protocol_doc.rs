@@ -117,6 +117,9 @@ fn results() -> Vec<DeviceResult> {
     let second_if = InterfaceReport {
         interface: "enp4s0".into(),
         macaddr: "02:00:00:00:02:01".parse().unwrap(),
+        permaddr: None,
+        addr_assign_type: None,
+        link: None,
         pci: PciDevice {
             slot: "0000:04:00.0".into(),
             vendor: "0x8086".into(),
