@@ -12,7 +12,8 @@
 //! Unknown fields are refused (a typo such as `windowsecs` must not be
 //! silently ignored); `expected` serials are deduplicated, first position
 //! kept; the window defaults to 30 s and must be 1 s to [`MAX_WINDOW`];
-//! `requireLink` (SPEC §10.1, a boolean) defaults to `false`.
+//! `requireLink` (SPEC §10.1, a boolean) defaults to `false`, or to the
+//! server's setting ([`parse_scan_request_with`]).
 
 use std::time::Duration;
 
@@ -74,6 +75,17 @@ enum TargetField {
 
 /// Parses and validates a start-scan body; replies will go to `reply_queue`.
 pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, RequestError> {
+    parse_scan_request_with(body, reply_queue, false)
+}
+
+/// [`parse_scan_request`] for a server whose operations require link unless
+/// a body says otherwise: `requireLink` absent means `require_link_default`
+/// (`burnin-edge serve --require-link`).
+pub fn parse_scan_request_with(
+    body: &[u8],
+    reply_queue: &str,
+    require_link_default: bool,
+) -> Result<OperationParams, RequestError> {
     if body.len() > MAX_REQUEST_BYTES {
         return Err(RequestError::Body(format!(
             "{} bytes; the limit is {MAX_REQUEST_BYTES}",
@@ -132,7 +144,7 @@ pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationPar
     p.expected = expected;
     p.window = window;
     p.reply_to = reply_queue.to_owned();
-    p.require_link = req.require_link.unwrap_or(false);
+    p.require_link = req.require_link.unwrap_or(require_link_default);
     Ok(p)
 }
 
@@ -170,6 +182,14 @@ mod tests {
                 .unwrap()
                 .require_link
         );
+        // A server default applies only where the body is silent.
+        let with = |body: &str| {
+            parse_scan_request_with(body.as_bytes(), "q", true)
+                .unwrap()
+                .require_link
+        };
+        assert!(with(r#"{"operationId": 42}"#));
+        assert!(!with(r#"{"operationId": 42, "requireLink": false}"#));
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! | `GET /healthz` | 200 broker connected, else 503 (never needs the token) |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //!
-//! An operation is shown as `{"operationId", "state", "devices": [{"sn",
-//! "result", "macinfo"}], "error"?}` plus `started`, `deadline`,
-//! `finished`, `replies` (accepted so far), `expected`, `target` and
+//! `POST /scans` takes `requireLink` (SPEC §10.1; default off, or on with
+//! `serve --require-link`). An operation is shown as `{"operationId",
+//! "state", "devices": [{"sn", "result", "macinfo", "findings"?}],
+//! "error"?}` ([`crate::report::device_json`]) plus `started`, `deadline`,
+//! `finished`, `replies` (accepted so far), `expected`, `target`,
+//! `requireLink` and
 //! `deliveries` (`[{"kind", "ok", "error"?, "at"}]`). `devices` stays empty
 //! until collection has ended and every MES answer is in; `state` is the
 //! one last recorded (`collecting` until the results are recorded).
@@ -111,7 +114,11 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    let params = match burnin_core::request::parse_scan_request(&body, &app.reply_queue) {
+    let params = match burnin_core::request::parse_scan_request_with(
+        &body,
+        &app.reply_queue,
+        app.require_link,
+    ) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -177,6 +184,7 @@ fn view_json(v: &OperationView) -> Value {
         "replies": v.replies,
         "expected": v.params.expected,
         "target": match v.params.target { Target::Pair => "pair", Target::DirectBurn => "directBurn" },
+        "requireLink": v.params.require_link,
         "deliveries": deliveries,
     });
     if let Some(map) = doc.as_object_mut() {

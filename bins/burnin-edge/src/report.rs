@@ -1,7 +1,11 @@
 //! The JSON documents `scan --json` prints and the API answers with.
 //!
 //! * A device: `{"sn", "result": "0"|"1", "macinfo": [{"interface",
-//!   "macaddr", "scanstatus"}]}` ([`device_json`]), as in the log payload.
+//!   "macaddr", "scanstatus"}], "findings"?: [{"kind", "interface"?,
+//!   "message"}]}` ([`device_json`]): `macinfo` as in the log payload;
+//!   `findings` (SPEC §10.1: MAC overridden by software, a card with no
+//!   driver, a MAC another device reported, requireLink) only when there
+//!   are some, so a device without any is shown exactly as before.
 //! * An operation's report: `{"operationId", "state", "devices": [...],
 //!   "replies": {"accepted", "duplicate", "rejected", "redelivered"},
 //!   "error"?}` ([`report_json`]).
@@ -24,13 +28,18 @@ use burnin_core::DeviceResult;
 use burnin_core::edge::OperationReport;
 use serde_json::{Value, json};
 
-/// One device as `scan --json` and the API show it: `{"sn", "result", "macinfo"}`.
+/// One device as `scan --json` and the API show it: `{"sn", "result",
+/// "macinfo", "findings"?}`.
 pub fn device_json(d: &DeviceResult) -> Value {
-    json!({
+    let mut doc = json!({
         "sn": d.sn,
         "result": d.result.as_str(),
         "macinfo": d.macinfo,
-    })
+    });
+    if let (false, Some(map)) = (d.findings.is_empty(), doc.as_object_mut()) {
+        map.insert("findings".into(), json!(d.findings));
+    }
+    doc
 }
 
 /// The `scan --json` document: `{"operationId", "state", "devices": [...],

@@ -51,6 +51,7 @@ pub struct App {
     observer: Observers,
     pub(crate) api_token: Option<String>,
     pub(crate) reply_queue: String,
+    pub(crate) require_link: bool,
     pair_unavailable: Option<String>,
     direct_burn_unavailable: Option<String>,
     tasks: TaskTracker,
@@ -79,6 +80,7 @@ pub struct AppBuilder {
     observers: Vec<Arc<dyn Observer>>,
     api_token: Option<String>,
     reply_queue: String,
+    require_link: bool,
     pair_unavailable: Option<String>,
     direct_burn_unavailable: Option<String>,
 }
@@ -95,6 +97,13 @@ impl AppBuilder {
     /// the queue the connector consumes.
     pub fn reply_queue(mut self, name: impl Into<String>) -> Self {
         self.reply_queue = name.into();
+        self
+    }
+
+    /// requireLink (SPEC §10.1) for operations whose `POST /scans` body does
+    /// not say (`serve --require-link`); off by default.
+    pub fn require_link(mut self, require_link: bool) -> Self {
+        self.require_link = require_link;
         self
     }
 
@@ -146,6 +155,7 @@ impl AppBuilder {
             metrics,
             api_token: self.api_token,
             reply_queue: self.reply_queue,
+            require_link: self.require_link,
             pair_unavailable: self.pair_unavailable,
             direct_burn_unavailable: self.direct_burn_unavailable,
             tasks: TaskTracker::new(),
@@ -172,6 +182,7 @@ impl App {
             observers: Vec::new(),
             api_token: None,
             reply_queue: burnin_amqp::DEFAULT_REPLY_QUEUE.into(),
+            require_link: false,
             pair_unavailable: None,
             direct_burn_unavailable: None,
         }

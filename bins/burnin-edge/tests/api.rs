@@ -411,3 +411,111 @@ async fn a_scan_whose_devices_all_answered_ends_before_its_window() {
     assert_eq!(done["devices"][0]["result"], "1");
     h.stop().await;
 }
+
+/// SPEC §10.1 through the API: `requireLink` in the body, and every
+/// device's findings in `GET /scans/{id}` (the factory payloads keep the
+/// seed's format).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_link_and_hardware_findings_show_in_the_operation() {
+    let mut h = Harness::start(
+        &[
+            ("A", &["02:00:00:00:0a:01"]),
+            ("B", &["02:00:00:00:0b:01", "02:00:00:00:0b:02"]),
+            ("C", &["02:00:00:00:0b:01"]),
+        ],
+        true,
+    )
+    .await;
+    let nic = |mac: &str, extra: Value| -> InterfaceReport {
+        let mut doc = json!({
+            "interface": "enp1s0",
+            "macaddr": mac,
+            "link": {"carrier": true, "operstate": "up", "speedMbps": 1000},
+            "pci": {"slot": "0000:01:00.0", "vendor": "0x8086",
+                    "device": "0x1533", "class": "0x020000", "driver": "igb"}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        serde_json::from_value(doc).unwrap()
+    };
+    let device = |serial: &str, i: InterfaceReport, extra_pci: Option<Value>| {
+        let mut pci_devices = vec![i.pci.clone()];
+        pci_devices.extend(extra_pci.map(|p| serde_json::from_value(p).unwrap()));
+        Hardware {
+            sn: sn(serial),
+            hostname: serial.into(),
+            interfaces: vec![i],
+            pci_devices,
+        }
+    };
+    // A: cable out. B: software changed its current address, and its
+    // second card has no driver. C: reports B's burned-in address.
+    h.agent(device(
+        "A",
+        nic(
+            "02:00:00:00:0a:01",
+            json!({"link": {"carrier": false, "operstate": "down", "speedMbps": null}}),
+        ),
+        None,
+    ));
+    h.agent(device(
+        "B",
+        nic(
+            "52:54:00:00:00:99",
+            json!({"permaddr": "02:00:00:00:0b:01", "addrAssignType": "set"}),
+        ),
+        Some(
+            json!({"slot": "0000:03:00.0", "vendor": "0x8086", "device": "0x1533",
+                    "class": "0x020000", "driver": null}),
+        ),
+    ));
+    h.agent(device("C", nic("02:00:00:00:0b:01", json!({})), None));
+    let (status, _) = h
+        .post(&json!({"operationId": 601, "expected": ["A", "B", "C"],
+                      "windowSecs": 10, "requireLink": true}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let doc = h
+        .wait_for("601", Duration::from_secs(20), |d| d["state"] == "done")
+        .await;
+    assert_eq!(doc["requireLink"], json!(true));
+    let devices = doc["devices"].as_array().unwrap();
+    let messages = |n: usize| -> Vec<&str> {
+        devices[n]["findings"]
+            .as_array()
+            .map(|f| f.iter().map(|f| f["message"].as_str().unwrap()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(devices[0]["result"], "0", "A has no link");
+    assert_eq!(devices[0]["macinfo"][0]["scanstatus"], "0");
+    assert_eq!(
+        messages(0),
+        ["enp1s0: no link (no carrier); requireLink fails it"]
+    );
+    assert_eq!(devices[0]["findings"][0]["kind"], "noLink");
+    // B: the burned-in address is compared and logged.
+    assert_eq!(devices[1]["macinfo"][0]["macaddr"], "02:00:00:00:0b:01");
+    assert_eq!(devices[1]["result"], "0", "a card is missing");
+    assert_eq!(
+        messages(1),
+        [
+            "enp1s0: MAC overridden by software (current 52:54:00:00:00:99)",
+            "network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card 02:00:00:00:0b:02",
+            "enp1s0: MAC 02:00:00:00:0b:01 also reported by C",
+        ]
+    );
+    assert_eq!(devices[2]["result"], "1", "results still follow MES");
+    assert_eq!(
+        messages(2),
+        ["enp1s0: MAC 02:00:00:00:0b:01 also reported by B"]
+    );
+    // The log keeps the seed's format: no findings in it.
+    let log = std::fs::read_to_string(h.out.path().join("601.log.json")).unwrap();
+    assert!(
+        !log.contains("findings") && !log.contains("permaddr"),
+        "{log}"
+    );
+    assert!(log.contains(r#""macaddr":"02:00:00:00:0b:01""#), "{log}");
+    h.stop().await;
+}

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use burnin_core::edge::{Observer, OperationReport};
 use burnin_core::{
-    DeviceResult, Finding, MesAnswer, MesError, Operation, PayloadKind, ReplyOutcome, ReportError,
-    ScanStatus, SerialNumber, TransportError,
+    DeviceResult, Finding, FindingKind, MesAnswer, MesError, Operation, PayloadKind, ReplyOutcome,
+    ReportError, ScanStatus, SerialNumber, TransportError,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -161,7 +161,11 @@ pub(crate) fn details(d: &DeviceResult) -> String {
     }
     if matches!(d.finding, Finding::Compared) {
         for m in d.mismatched_interfaces() {
-            let why = if !m.macaddr.is_valid_card_address() {
+            let why = if d.findings.iter().any(|f| {
+                f.kind == FindingKind::NoLink && f.interface.as_deref() == Some(&m.interface)
+            }) {
+                "has no link (requireLink)".to_owned()
+            } else if !m.macaddr.is_valid_card_address() {
                 "is not a valid card address".to_owned()
             } else if let Some(first) = d
                 .macinfo
@@ -181,6 +185,14 @@ pub(crate) fn details(d: &DeviceResult) -> String {
             parts.push("no network cards reported and none in MES".to_owned());
         }
     }
+    // SPEC §10.1 findings (also on passing devices); a requireLink failure
+    // was said above.
+    parts.extend(
+        d.findings
+            .iter()
+            .filter(|f| f.kind != FindingKind::NoLink || !matches!(d.finding, Finding::Compared))
+            .map(|f| f.message.clone()),
+    );
     parts.join("; ")
 }
 
@@ -234,4 +246,62 @@ fn secs(d: Duration) -> String {
 /// The `--json` document (see [`burnin_edge::report::report_json`]).
 pub(crate) fn json(report: &OperationReport) -> String {
     burnin_edge::report::report_json(report).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burnin_core::{DeviceReport, MesAnswer, Rules};
+
+    fn report(body: serde_json::Value) -> DeviceReport {
+        DeviceReport::from_slice(body.to_string().as_bytes()).unwrap()
+    }
+
+    /// The table's details name each SPEC §10.1 finding, and say why a
+    /// requireLink failure is "0" instead of blaming MES.
+    #[test]
+    fn details_show_findings_and_link_failures() {
+        let r = report(serde_json::json!({
+            "operationId": 1, "sn": "A", "hostname": "h", "agentVersion": "t",
+            "collectedAt": "2026-11-30T10:00:00Z",
+            "interfaces": [
+                {"interface": "eth0", "macaddr": "52:54:00:00:00:99", "permaddr": "02:00:00:00:00:01",
+                 "link": {"carrier": true, "operstate": "up", "speedMbps": 1000},
+                 "pci": {"slot": "0000:01:00.0", "vendor": "0x8086", "device": "0x1533", "class": "0x020000", "driver": "igb"}},
+                {"interface": "eth1", "macaddr": "02:00:00:00:00:02",
+                 "link": {"carrier": false, "operstate": "down", "speedMbps": null},
+                 "pci": {"slot": "0000:02:00.0", "vendor": "0x8086", "device": "0x1533", "class": "0x020000", "driver": "igb"}}],
+            "pciDevices": [{"slot": "0000:03:00.0", "vendor": "0x8086", "device": "0x1533", "class": "0x020000", "driver": null}]
+        }));
+        let mes = MesAnswer::Record(
+            [
+                "02:00:00:00:00:01",
+                "02:00:00:00:00:02",
+                "02:00:00:00:00:03",
+            ]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect(),
+        );
+        let d = DeviceResult::compare_report(&r, &mes, Rules::require_link(true));
+        assert_eq!(
+            details(&d),
+            "eth1 02:00:00:00:00:02 has no link (requireLink); missing card 02:00:00:00:00:03; \
+             eth0: MAC overridden by software (current 52:54:00:00:00:99); \
+             network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card 02:00:00:00:00:03"
+        );
+        // A device MES does not know still shows its findings.
+        let d = DeviceResult::compare_report(&r, &MesAnswer::Unknown, Rules::require_link(true));
+        assert!(details(&d).starts_with("serial unknown to MES; eth0: MAC overridden"));
+        assert!(details(&d).contains("eth1: no link (no carrier)"));
+        // `scan --json` carries the findings; without any, the old shape.
+        let doc = burnin_edge::report::device_json(&d);
+        assert_eq!(doc["findings"][0]["kind"], "macOverridden");
+        let plain = DeviceResult::compare(r.sn.clone(), &r.interfaces[..1], &mes);
+        let doc = burnin_edge::report::device_json(&plain);
+        assert_eq!(
+            doc.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["macinfo", "result", "sn"]
+        );
+    }
 }

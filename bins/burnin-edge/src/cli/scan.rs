@@ -50,8 +50,13 @@ pub(crate) struct ScanArgs {
           value_parser = humantime::parse_duration)]
     window: Duration,
 
+    /// requireLink: an interface without carrier (link down, unreadable,
+    /// or not reported by an older agent) makes its MAC's scanstatus "0".
+    #[arg(long, env = "BURNIN_REQUIRE_LINK")]
+    require_link: bool,
+
     /// Print `{"operationId", "state", "devices": [{"sn", "result",
-    /// "macinfo"}], "replies": {"accepted", "duplicate", "rejected",
+    /// "macinfo", "findings"?}], "replies": {"accepted", "duplicate", "rejected",
     /// "redelivered"}, "error"?}` instead of a table. `replies` counts reply
     /// messages as the edge saw them: accepted (one per serial), duplicate
     /// (a serial's further replies), rejected (to the rejected queue);
@@ -142,6 +147,7 @@ impl ScanArgs {
         p.expected = expected_serials(&self.expect, self.expect_file.as_ref())?;
         p.window = self.window;
         p.reply_to = self.broker.reply_queue().to_owned();
+        p.require_link = self.require_link;
         Ok(p)
     }
 }

@@ -32,6 +32,11 @@ pub(crate) struct ServeArgs {
     )]
     api_token: Option<String>,
 
+    /// requireLink for every operation whose POST /scans body does not set
+    /// "requireLink": an interface without carrier fails its MAC.
+    #[arg(long, env = "BURNIN_REQUIRE_LINK")]
+    require_link: bool,
+
     /// The state database (SQLite) operations are recorded in and resumed from.
     #[arg(
         long,
@@ -86,6 +91,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             factory.reporter,
         )
         .api_token(args.api_token)
+        .require_link(args.require_link)
         .reply_queue(args.broker.reply_queue());
         for target in [Target::Pair, Target::DirectBurn] {
             if let Err(why) = args.factory.check_target(target) {
