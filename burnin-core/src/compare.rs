@@ -16,30 +16,7 @@
 //!   it missing either, since the device did report it.
 //!
 //! # Hardware truth (SPEC §10.1)
-//! * **Which address.** Each interface is compared by its
-//!   [`InterfaceReport::compared_address`]: the permanent (burned-in)
-//!   address when the agent reported one, else its current `macaddr`. The
-//!   log's `macaddr` is the address compared, so the factory sees the card's
-//!   own address even when software changed the current one.
-//! * **Findings** ([`HardwareFinding`], [`DeviceResult::findings`]) say what
-//!   the comparison alone does not: a current address overridden by software
-//!   (informational), an address assigned by software with no permanent
-//!   address known, a network card (PCI class `0x02xxxx`) with no network
-//!   interface — named as the likely missing card when MES expects MACs the
-//!   device did not show —, a MAC another device of the operation reported
-//!   too ([`note_shared_macs`]), and an interface failed by `requireLink`.
-//!   Findings are not part of the factory payloads: the log, Pair,
-//!   directBurn and notification bodies are the same with or without them.
-//! * **`requireLink`** ([`Rules::require_link`]): an interface whose
-//!   `carrier` is not reported as `true` — down, unreadable (null) or not
-//!   reported at all by an older agent — gets `"0"`. A check that was asked
-//!   for and cannot be confirmed does not pass. Its MAC still counts as
-//!   present on the device, so the MES MAC is not also listed as missing.
-//! * **Across devices.** A (valid) compared address reported by two devices
-//!   of one operation is a finding on both, naming the other serial (at most
-//!   [`MAX_NAMED_SERIALS`], then a count); results still follow MES.
-//!   All-zero, broadcast and multicast addresses are already failures and
-//!   are not cross-checked.
+//! See [`DeviceResult::compare_report`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -170,7 +147,7 @@ pub enum Finding {
 #[non_exhaustive]
 pub struct Rules {
     /// `requireLink`: an interface without carrier makes its MAC's
-    /// scanstatus `"0"` (see the [module docs](self)).
+    /// scanstatus `"0"` (see [`DeviceResult::compare_report`]).
     pub require_link: bool,
 }
 
@@ -289,6 +266,32 @@ impl DeviceResult {
     /// adds the report's [findings](HardwareFinding) (all but
     /// [`FindingKind::SharedMac`], which needs the other devices:
     /// [`note_shared_macs`]).
+    ///
+    /// # Hardware truth (SPEC §10.1)
+    /// * **Which address.** Each interface is compared by its
+    ///   [`InterfaceReport::compared_address`]: the permanent (burned-in)
+    ///   address when the agent reported one, else its current `macaddr`. The
+    ///   log's `macaddr` is the address compared, so the factory sees the card's
+    ///   own address even when software changed the current one.
+    /// * **Findings** ([`HardwareFinding`], [`DeviceResult::findings`]) say what
+    ///   the comparison alone does not: a current address overridden by software
+    ///   (informational), an address assigned by software with no permanent
+    ///   address known, a network card (PCI class `0x02xxxx`) with no network
+    ///   interface — named as the likely missing card when MES expects MACs the
+    ///   device did not show —, a MAC another device of the operation reported
+    ///   too ([`note_shared_macs`]), and an interface failed by `requireLink`.
+    ///   Findings are not part of the factory payloads: the log, Pair,
+    ///   directBurn and notification bodies are the same with or without them.
+    /// * **`requireLink`** ([`Rules::require_link`](Rules#structfield.require_link)): an interface whose
+    ///   `carrier` is not reported as `true` — down, unreadable (null) or not
+    ///   reported at all by an older agent — gets `"0"`. A check that was asked
+    ///   for and cannot be confirmed does not pass. Its MAC still counts as
+    ///   present on the device, so the MES MAC is not also listed as missing.
+    /// * **Across devices.** A (valid) compared address reported by two devices
+    ///   of one operation is a finding on both, naming the other serial (at most
+    ///   [`MAX_NAMED_SERIALS`], then a count); results still follow MES.
+    ///   All-zero, broadcast and multicast addresses are already failures and
+    ///   are not cross-checked.
     pub fn compare_report(report: &DeviceReport, mes: &MesAnswer, rules: Rules) -> Self {
         let mut r = Self::compare_with(report.sn.clone(), &report.interfaces, mes, rules);
         r.add_report_findings(report, rules);
@@ -544,7 +547,7 @@ fn hex_id(id: &str) -> &str {
 
 /// Adds a [`FindingKind::SharedMac`] finding to every device whose
 /// compared (valid) address another device of `results` reported too,
-/// naming the others (see the [module docs](self)). Each device's own
+/// naming the others (see [`DeviceResult::compare_report`]). Each device's own
 /// duplicates are left to the comparison (`"0"` on the second interface).
 /// Linear in the number of `macinfo` entries.
 pub fn note_shared_macs(results: &mut [DeviceResult]) {

@@ -14,6 +14,13 @@
 //!   tun) and those on other buses (USB NICs) are not scanned.
 //!   A bond member reports `bonding_slave/perm_hwaddr`, its own permanent
 //!   address, never the bond's shared address in `address`;
+//! * for each of those interfaces (SPEC §10.1): its **permanent address**
+//!   (`permaddr`, see below), `addr_assign_type`, and its **link**:
+//!   `carrier`, `operstate` and `speed` (Mbit/s). A link value that cannot
+//!   be read is `null`, never a warning (the kernel refuses `carrier` and
+//!   `speed` while an interface is down), and a speed of -1 (unknown) is
+//!   `null`. [`SysfsProbe::interface_facts`] reads the same facts for any
+//!   interface, scanned or not;
 //! * every **PCI device** of `bus/pci/devices` with vendor, device, class and
 //!   driver (the name of the `driver` link's target, `None` when unbound);
 //! * the **serial number**: the one configured with
@@ -21,6 +28,33 @@
 //!   `class/dmi/id/product_serial`, `board_serial`, `chassis_serial`,
 //!   skipping empty files and firmware placeholders ([`PLACEHOLDER_SERIALS`]);
 //! * the **host name** ([`Hostname`]).
+//!
+//! ## Permanent addresses
+//!
+//! The burned-in address the factory programmed is what MES recorded; the
+//! current address (`address`) can be changed by software (bonding,
+//! NetworkManager or systemd-networkd MAC policies, udev, `ip link set
+//! address`). The kernel tells the permanent one over rtnetlink only
+//! (`IFLA_PERM_ADDRESS`, what `ethtool -P` and `ip -d link` show), so
+//! where it comes from depends on the root ([`PermanentSource`]):
+//!
+//! * **`/sys`** (the root resolves to it): one `RTM_GETLINK` dump of the
+//!   probe's network namespace ([`netlink`]), made once per scan and only if
+//!   there is a PCI NIC; else a bond member's `bonding_slave/perm_hwaddr`.
+//!   If netlink cannot be used (a sandbox without `AF_NETLINK`), the scan
+//!   says so in one [`Warning`] ([`Subject::PermanentAddresses`]) and
+//!   goes on with `perm_hwaddr`.
+//! * **Any other root** is not this kernel's tree (a fixture, a copy), so
+//!   this kernel's netlink facts are never mixed in. A fixture carries a
+//!   permanent address in `class/net/<if>/burnin_permaddr`
+//!   ([`FIXTURE_PERMADDR_FILE`], one MAC as in `address`; see
+//!   `fixture::Fixture::permaddr`), else a bond member's `perm_hwaddr`. A
+//!   `burnin_permaddr` that does not hold a MAC is a [`Warning`] and the
+//!   interface is left out, like a bad `address`.
+//!
+//! An all-zero permanent address means none. A **bond member** keeps
+//! reporting `perm_hwaddr` as its `macaddr` (SPEC §3, so an older edge
+//! still compares the card's own address) and reports it as `permaddr` too.
 //!
 //! ## Rules the probe keeps
 //!
@@ -53,10 +87,11 @@
 //! `class/net`) cannot be read, or no serial number could be found. They
 //! convert into [`burnin_core::ProbeError`].
 //!
-//! The probe does blocking file reads inside its `async fn`, so the crate
-//! stays free of any async runtime. A scan reads small files only: a
-//! typical device takes well under a millisecond, and a large one (64 NICs,
-//! 256 PCI devices, `benches/probe.rs`) about 5 ms. A caller whose runtime
+//! The probe does blocking file reads (and, on `/sys`, one blocking
+//! netlink dump) inside its `async fn`, so the crate stays free of any
+//! async runtime. A scan reads small files only: a typical device takes
+//! well under a millisecond, and a large one (64 NICs, 256 PCI devices,
+//! `benches/probe.rs`) a few milliseconds (figures in the README). A caller whose runtime
 //! must not block that long can run [`SysfsProbe::scan`] on a blocking
 //! thread instead.
 //!
