@@ -1,5 +1,11 @@
 //! How long one probe takes on a large device: 64 NICs (4 of them bond
-//! members, 4 virtio), 256 PCI devices, and a handful of virtual interfaces.
+//! members, 4 virtio, 8 with an address changed by software and a
+//! permanent one in the fixture's file, 4 with their link down), 256 PCI
+//! devices, and a handful of virtual interfaces. Every NIC's link facts
+//! (carrier, operstate, speed, addr_assign_type) are read.
+//!
+//! Also: the rtnetlink link dump of this machine (what a probe of `/sys`
+//! adds once per scan).
 
 use std::hint::black_box;
 
@@ -19,6 +25,15 @@ fn big_tree(root: &std::path::Path) -> Fixture {
             fx.pci_nic(&format!("enp{}s0", 0x40 + i), &slot, &mac, "igb")
         };
         pci += 1;
+    }
+    for i in 8..16u32 {
+        fx = fx.set_address(
+            &format!("enp{}s0", 0x40 + i),
+            &format!("02:00:00:00:00:{i:02x}"),
+        );
+    }
+    for i in 16..20u32 {
+        fx = fx.link_state(&format!("enp{}s0", 0x40 + i), None, "down", None);
     }
     fx = fx.bond(
         "bond0",
@@ -48,9 +63,26 @@ fn bench(c: &mut Criterion) {
     assert_eq!(scan.hardware.interfaces.len(), 64);
     assert_eq!(scan.hardware.pci_devices.len(), 256);
     assert!(scan.warnings.is_empty(), "{:?}", scan.warnings);
+    assert_eq!(
+        scan.hardware
+            .interfaces
+            .iter()
+            .filter(|i| i.permaddr.is_some())
+            .count(),
+        12,
+        "8 set by software, 4 bond members"
+    );
     c.bench_function("probe 64 NICs, 256 PCI devices", |b| {
         b.iter(|| black_box(probe.scan().expect("scan")))
     });
+    match burnin_sysfs::netlink::permanent_addresses() {
+        Ok(_) => {
+            c.bench_function("rtnetlink link dump (this machine)", |b| {
+                b.iter(|| black_box(burnin_sysfs::netlink::permanent_addresses()))
+            });
+        }
+        Err(e) => eprintln!("not measuring the netlink dump: {e}"),
+    }
 }
 
 criterion_group!(benches, bench);

@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::Problem;
@@ -81,17 +82,30 @@ impl Tree {
     /// is resolved and checked like any other.
     pub(crate) fn read_in(&self, dir: &Path, file: &str) -> Result<String, Fault> {
         let path = dir.join(file);
-        let meta = fs::symlink_metadata(&path)?;
-        if meta.file_type().is_symlink() || !dir.starts_with(&self.root) {
+        if !dir.starts_with(&self.root) {
             return self.read(&path);
         }
-        read_bounded(&path)
+        // One `open` with O_NOFOLLOW instead of `lstat` then `open`: a file
+        // that is a link fails with ELOOP and is resolved and checked.
+        match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => read_file(file),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&path),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
 /// Reads at most [`MAX_FILE_BYTES`] of UTF-8 text from `path`, trimmed.
 pub(crate) fn read_bounded(path: &Path) -> Result<String, Fault> {
-    let file = File::open(path)?;
+    read_file(File::open(path)?)
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] of UTF-8 text from an open file, trimmed.
+fn read_file(file: File) -> Result<String, Fault> {
     let mut buf = Vec::with_capacity(64);
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
     Ok(text_of(buf)?)

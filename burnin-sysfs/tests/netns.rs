@@ -160,8 +160,37 @@ fn in_the_namespace() {
     );
     assert!(scan.warnings.is_empty(), "{:?}", scan.warnings);
 
-    let ip: Vec<Value> =
-        serde_json::from_str(&sh(&["ip", "-j", "-d", "link", "show"]).unwrap()).unwrap();
+    // Link state settles asynchronously (the kernel's linkwatch applies
+    // operstate changes up to a second later): wait until both veth ends
+    // are up and two ip snapshots 100 ms apart agree, then compare.
+    let ip_now = || -> Vec<Value> {
+        serde_json::from_str(&sh(&["ip", "-j", "-d", "link", "show"]).unwrap()).unwrap()
+    };
+    let state = |links: &[Value]| -> Vec<(Value, Value)> {
+        links
+            .iter()
+            .map(|l| (l["flags"].clone(), l["operstate"].clone()))
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    let ip = loop {
+        let before = ip_now();
+        let settled = ["bnv0", "bnv1"].iter().all(|n| {
+            before
+                .iter()
+                .any(|l| l["ifname"] == *n && l["operstate"] == "UP")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let after = ip_now();
+        if settled && state(&before) == state(&after) {
+            break after;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "link state did not settle: {after:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     let mut seen = Vec::new();
     for link in &ip {
         let name = link["ifname"].as_str().unwrap();
