@@ -7,6 +7,9 @@
 //! Also: the rtnetlink link dump of this machine (what a probe of `/sys`
 //! adds once per scan).
 
+// Says why the netlink dump is not measured where it cannot be made.
+#![allow(clippy::print_stderr)]
+
 use std::hint::black_box;
 
 use burnin_sysfs::fixture::{Fixture, PciIds};
