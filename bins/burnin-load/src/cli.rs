@@ -37,7 +37,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR", default_value = "target/burnin-load/state")]
     pub(crate) state_dir: PathBuf,
     /// The file this run's raw output is written to (default
-    /// target/burnin-load/<kind>-<UTC time>.txt).
+    /// `target/burnin-load/<kind>-<UTC time>.txt`).
     #[arg(long, value_name = "FILE")]
     pub(crate) record: Option<PathBuf>,
     /// Passed to burnin-edge as --mes-concurrency-max when it has that flag
