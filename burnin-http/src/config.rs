@@ -142,6 +142,19 @@ impl HttpConfig {
         self.attempts
     }
 
+    /// The longest one request may take, retries included: every attempt
+    /// running into the timeout, and the longest wait before each retry
+    /// (the backoff cap, or the `Retry-After` cap if larger). With the
+    /// defaults: 5 × 10 s + 4 × 30 s = 170 s.
+    pub fn request_budget(&self) -> Duration {
+        let waits = self.attempts.saturating_sub(1);
+        self.timeout.saturating_mul(self.attempts).saturating_add(
+            self.backoff_cap
+                .max(self.retry_after_cap)
+                .saturating_mul(waits),
+        )
+    }
+
     /// The bound on MES requests in flight.
     pub fn mes_concurrency(&self) -> usize {
         self.mes_concurrency
@@ -407,6 +420,14 @@ mod tests {
         );
         let e = base().pair_url("nope").build().unwrap_err();
         assert!(e.to_string().contains("--pair-url <invalid URL>"), "{e}");
+        let c = base().build().unwrap();
+        assert_eq!(c.request_budget(), Duration::from_secs(170));
+        let c = base()
+            .attempts(1)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        assert_eq!(c.request_budget(), Duration::from_secs(2));
         let e = base().attempts(0).build().unwrap_err();
         assert!(e.to_string().contains("--http-retries"), "{e}");
         let e = base().timeout(Duration::ZERO).build().unwrap_err();

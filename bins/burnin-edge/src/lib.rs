@@ -73,6 +73,7 @@
 //! [`burnin_amqp::AmqpConfig`] instead.
 
 pub mod api;
+pub mod bounds;
 pub mod broker;
 pub mod metrics;
 pub mod report;
@@ -82,6 +83,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use api::router;
+pub use bounds::{Bounds, Waits};
 pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
 pub use metrics::Metrics;
 pub use service::{App, AppBuilder};

@@ -36,12 +36,18 @@ use burnin_store::SqliteStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bounds::{
+    BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Bounds, Waits,
+};
 use crate::broker::{self, BrokerLink, Connector};
 use crate::metrics::{Metrics, ServeObserver, TimedMes, TimedReporter};
 
 /// Everything the API and the operations share; see the [module docs](self).
 pub struct App {
     pub(crate) store: SqliteStore,
+    bounded_store: BoundedStore<SqliteStore>,
+    bounds: Bounds,
+    waits: Waits,
     router: ReplyRouter,
     broker: BrokerLink,
     connector: Arc<dyn Connector>,
@@ -78,6 +84,7 @@ pub struct AppBuilder {
     reporter: Box<dyn FactoryReporter>,
     metrics: Metrics,
     observers: Vec<Arc<dyn Observer>>,
+    bounds: Bounds,
     api_token: Option<String>,
     reply_queue: String,
     require_link: bool,
@@ -131,26 +138,45 @@ impl AppBuilder {
         self
     }
 
+    /// Bound each wait of an operation by these (default: [`Bounds::default`];
+    /// for HTTP adapters [`Bounds::for_http`] with their request budget). A
+    /// wait that runs out fails the operation with a message naming it.
+    pub fn bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
     /// The app, not yet started (see [`App::start`]).
     pub fn build(self) -> Arc<App> {
+        let waits = Waits::new();
+        let bounds = self.bounds;
         let metrics = Arc::new(self.metrics);
         let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(ServeObserver {
             metrics: metrics.clone(),
         })];
         observers.extend(self.observers);
         Arc::new(App {
+            bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
             store: self.store,
+            bounds,
             router: ReplyRouter::new(),
             broker: BrokerLink::new(),
             connector: self.connector,
+            // Timed outside, bounded inside: a lookup that runs out of
+            // time is counted as unavailable.
             mes: TimedMes {
-                inner: self.mes,
+                inner: Box::new(BoundedMes::new(self.mes, bounds.mes, waits.clone())),
                 metrics: metrics.clone(),
             },
             reporter: TimedReporter {
-                inner: self.reporter,
+                inner: Box::new(BoundedReporter::new(
+                    self.reporter,
+                    bounds.delivery,
+                    waits.clone(),
+                )),
                 metrics: metrics.clone(),
             },
+            waits,
             observer: Observers(observers),
             metrics,
             api_token: self.api_token,
@@ -180,6 +206,7 @@ impl App {
             reporter,
             metrics: Metrics::new(),
             observers: Vec::new(),
+            bounds: Bounds::default(),
             api_token: None,
             reply_queue: burnin_amqp::DEFAULT_REPLY_QUEUE.into(),
             require_link: false,
@@ -232,6 +259,16 @@ impl App {
         self.connector.describe()
     }
 
+    /// The bound of each wait of an operation.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    /// The waits in progress, across operations (what a stalled one waits for).
+    pub fn waits(&self) -> &Waits {
+        &self.waits
+    }
+
     /// Whether the API needs a token.
     pub fn has_token(&self) -> bool {
         self.api_token.is_some()
@@ -249,16 +286,21 @@ impl App {
     pub fn spawn_operation(self: &Arc<Self>, op: Operation) {
         // Registered before the command is published (inside `run`), so no
         // reply can arrive before its route exists.
-        let mut replies = self.router.register(op.id().clone());
+        let mut replies = BoundedReplies::new(
+            self.router.register(op.id().clone()),
+            self.bounds.broker,
+            self.waits.clone(),
+        );
         let app = self.clone();
         self.tasks.spawn(async move {
             let id = op.id().clone();
+            let publisher = BoundedPublisher::new(&app.broker, app.waits.clone());
             let ports = EdgePorts {
-                publisher: &app.broker,
+                publisher: &publisher,
                 replies: &mut replies,
                 mes: &app.mes,
                 reporter: &app.reporter,
-                store: &app.store,
+                store: &app.bounded_store,
                 clock: &SystemClock,
                 observer: &app.observer,
             };

@@ -519,3 +519,161 @@ async fn require_link_and_hardware_findings_show_in_the_operation() {
     assert!(log.contains(r#""macaddr":"02:00:00:00:0b:01""#), "{log}");
     h.stop().await;
 }
+
+/// A broker link that accepts the connection and never confirms anything.
+struct NeverConfirms;
+
+struct SilentLink;
+
+#[async_trait::async_trait]
+impl burnin_core::CommandPublisher for SilentLink {
+    async fn publish(
+        &self,
+        _command: &burnin_core::ScanCommand,
+        _window: Duration,
+    ) -> Result<(), burnin_core::TransportError> {
+        std::future::pending().await
+    }
+}
+
+#[async_trait::async_trait]
+impl burnin_edge::Link for SilentLink {
+    async fn is_connected(&self) -> bool {
+        true
+    }
+    async fn close(&self) {}
+}
+
+#[async_trait::async_trait]
+impl burnin_edge::Connector for NeverConfirms {
+    async fn connect(
+        &self,
+    ) -> Result<
+        (
+            Arc<dyn burnin_edge::Link>,
+            Box<dyn burnin_core::ReplyStream>,
+        ),
+        burnin_core::TransportError,
+    > {
+        let (_, replies) = MemoryBroker::new().edge("hwinfo_queue");
+        Ok((Arc::new(SilentLink), Box::new(replies)))
+    }
+    fn describe(&self) -> String {
+        "a broker that never confirms".into()
+    }
+}
+
+/// A MES that never answers.
+struct SilentMes;
+
+#[async_trait::async_trait]
+impl burnin_core::MesSource for SilentMes {
+    async fn lookup(
+        &self,
+        _sn: &SerialNumber,
+    ) -> Result<burnin_core::MesAnswer, burnin_core::MesError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fails_an_operation_whose_command_is_never_confirmed_naming_the_wait() {
+    let out = tempfile::tempdir().unwrap();
+    let app = App::builder(
+        SqliteStore::in_memory().unwrap(),
+        NeverConfirms,
+        Box::new(FileMes::from_records([])),
+        Box::new(OutDirReporter::new(out.path()).unwrap()),
+    )
+    .build();
+    app.start().await.unwrap();
+    let h = Harness {
+        app,
+        broker: MemoryBroker::new(),
+        out,
+        agents: Vec::new(),
+    };
+    let started = Instant::now();
+    let (status, doc) = h
+        .call(
+            "POST",
+            "/scans",
+            None,
+            Some(
+                json!({"operationId": 90, "expected": ["X-1"], "windowSecs": 1})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    // Window (1 s, rounded up to the next whole second) + reporting to files.
+    let failed = h
+        .wait_for("90", Duration::from_secs(30), |d| d["state"] == "failed")
+        .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("did not confirm the scan command of operation 90 within the window"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let notify: Value =
+        serde_json::from_slice(&std::fs::read(h.out.path().join("90.notify.json")).unwrap())
+            .unwrap();
+    assert_eq!(notify["error"].as_str(), Some(error));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
+    let broker = MemoryBroker::new();
+    let out = tempfile::tempdir().unwrap();
+    let app = App::builder(
+        SqliteStore::in_memory().unwrap(),
+        MemoryConnector::new(broker.clone(), "hwinfo_queue"),
+        Box::new(SilentMes),
+        Box::new(OutDirReporter::new(out.path()).unwrap()),
+    )
+    .bounds(burnin_edge::Bounds {
+        mes: Duration::from_secs(1),
+        ..burnin_edge::Bounds::default()
+    })
+    .build();
+    app.start().await.unwrap();
+    let mut h = Harness {
+        app,
+        broker,
+        out,
+        agents: Vec::new(),
+    };
+    h.agent(hardware("M-1", &["02:00:00:00:0a:01"]));
+    let (status, doc) = h
+        .post(&json!({"operationId": 91, "expected": ["M-1"], "windowSecs": 30}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    // M-1 answers at once, so collection ends long before the window; the
+    // lookup then runs out after its 1 s bound.
+    let failed = h
+        .wait_for("91", Duration::from_secs(20), |d| d["state"] == "failed")
+        .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("MES lookup for M-1 failed: no answer within 1 s"),
+        "{error}"
+    );
+    assert_eq!(failed["devices"][0]["result"], "0");
+    assert!(
+        !h.out.path().join("91.pair.json").exists(),
+        "never paired unverified"
+    );
+    // The metrics count the lookup that ran out as unavailable.
+    let (_, text) = h.get("/metrics").await;
+    let text = text.as_str().unwrap().to_owned();
+    assert!(
+        text.lines().any(
+            |l| l == "burnin_factory_requests_total{endpoint=\"mes\",status=\"unavailable\"} 1"
+        ),
+        "{text}"
+    );
+    h.stop().await;
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_core::{FactoryReporter, MesSource, Target};
+use burnin_edge::Bounds;
 use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
 use burnin_local::{FileMes, OutDirReporter};
 
@@ -98,6 +99,8 @@ pub(crate) struct Factory {
     pub(crate) reporter: Box<dyn FactoryReporter>,
     /// Where payloads go, for the user (redacted URLs or the folder).
     pub(crate) describe: String,
+    /// How long each lookup and delivery may take (the HTTP retry budget).
+    pub(crate) bounds: Bounds,
 }
 
 impl FactoryArgs {
@@ -136,6 +139,7 @@ impl FactoryArgs {
                     describe: format!("MES file {}, payloads to {}", file.display(), dir.display()),
                     mes: Box::new(mes),
                     reporter: Box::new(reporter),
+                    bounds: Bounds::default(),
                 });
             }
             (Some(_), None) => {
@@ -191,6 +195,7 @@ impl FactoryArgs {
             ),
             mes: Box::new(mes),
             reporter: Box::new(reporter),
+            bounds: Bounds::for_http(config.request_budget()),
         })
     }
 }

@@ -5,9 +5,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burnin_core::edge::{Observer, OperationReport};
+use burnin_core::operation::Counters;
 use burnin_core::{
-    DeviceResult, Finding, FindingKind, MesAnswer, MesError, Operation, PayloadKind, ReplyOutcome,
-    ReportError, ScanStatus, SerialNumber, TransportError,
+    DeviceResult, Finding, FindingKind, MesAnswer, MesError, Operation, OperationState,
+    PayloadKind, ReplyOutcome, ReportError, ScanStatus, SerialNumber, TransportError,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,6 +19,8 @@ pub(crate) struct Progress {
     last_line: Mutex<Option<Instant>>,
     /// Each payload delivered so far and its error, if it failed.
     deliveries: Mutex<Vec<(PayloadKind, Option<String>)>>,
+    /// The operation's counters as last seen.
+    counters: Mutex<Counters>,
 }
 
 impl Progress {
@@ -43,7 +46,13 @@ impl Progress {
             bar,
             last_line: Mutex::new(None),
             deliveries: Mutex::new(Vec::new()),
+            counters: Mutex::new(Counters::default()),
         }
+    }
+
+    /// The operation's counters as last seen.
+    pub(crate) fn counters(&self) -> Counters {
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `kind` was delivered: `None` not attempted, `Some(None)`
@@ -59,6 +68,7 @@ impl Progress {
 
     fn update(&self, op: &Operation, force: bool) {
         let c = op.counters();
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = c;
         let msg = format!(
             "{} MES lookups done, {} duplicate, {} rejected",
             c.mes_done, c.duplicates, c.rejected
@@ -205,7 +215,7 @@ pub(crate) fn table(report: &OperationReport) -> String {
         .max()
         .unwrap_or(0)
         .max("SERIAL".len());
-    let mut out = if report.devices.is_empty() {
+    let mut out = if report.devices.is_empty() && report.state == OperationState::Done {
         "no device answered and none was expected (--expect): the log and notification list no device; \
          check --exchange, the broker's vhost, and that the agents are running\n"
             .to_owned()

@@ -7,6 +7,10 @@ use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
 use burnin_core::{
     OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
 };
+use burnin_edge::Bounds;
+use burnin_edge::bounds::{
+    BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Waits,
+};
 use burnin_local::SystemClock;
 use burnin_store::SqliteStore;
 
@@ -181,74 +185,119 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         // reqwest's client must be built inside the runtime.
         let factory = match args.factory.build(params.target) {
             Ok(f) => f,
             Err(e) => return usage(&e),
         };
-        tracing::info!(broker = %amqp.redacted_url(), factory = %factory.describe, "starting scan");
+        let bounds = factory.bounds;
+        let waits = Waits::new();
+        let mes = BoundedMes::new(factory.mes, bounds.mes, waits.clone());
+        let reporter = BoundedReporter::new(factory.reporter, bounds.delivery, waits.clone());
+        let store = BoundedStore::new(store, bounds.store, waits.clone());
+        // The connection attempt has its own timeout; declaring the queues
+        // and starting the consumer get the broker bound on top.
+        let connect_budget = amqp.connect_timeout.saturating_add(bounds.broker);
+        let limit = params
+            .window
+            .saturating_add(bounds.reporting())
+            .saturating_add(GRACE);
+        tracing::info!(
+            broker = %amqp.redacted_url(),
+            factory = %factory.describe,
+            "starting scan; it ends within {} at the latest (connecting {}, window {}, reporting budget {}, grace {})",
+            humantime::format_duration(connect_budget.saturating_add(limit)),
+            humantime::format_duration(connect_budget),
+            humantime::format_duration(params.window),
+            humantime::format_duration(bounds.reporting()),
+            humantime::format_duration(GRACE),
+        );
         let progress = Progress::new(params.expected.len());
-        let report = match burnin_amqp::edge::connect(amqp).await {
-            Ok((publisher, mut replies)) => {
+        let shown = amqp.redacted_url();
+        let connected = match tokio::time::timeout(connect_budget, burnin_amqp::edge::connect(amqp)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "connecting to the broker at {shown} did not finish within {}: it accepted the \
+                 connection but did not complete the AMQP handshake and the declarations; check \
+                 that this is RabbitMQ's port and that the broker is not blocked (rabbitmqctl status)",
+                humantime::format_duration(connect_budget)
+            )),
+        };
+        let report = match connected {
+            Ok((publisher, replies)) => {
                 // Recorded only once the broker is usable, so a scan that
                 // could not start leaves nothing unfinished in --state-db.
                 let op = match burnin_core::edge::start(params.clone(), &SystemClock, &store).await
                 {
                     Ok(op) => op,
                     Err(StoreError::Running(id)) => {
-                        publisher.close().await;
+                        close(&publisher, bounds).await;
                         return usage(&format!(
-                            "operation {id} is unfinished in --state-db {}; let `burnin-edge serve \
-                             --state-db {}` resume it, or use another --operation-id",
-                            store.path(),
-                            store.path()
+                            "operation {id} is unfinished in --state-db {path}; let `burnin-edge serve \
+                             --state-db {path}` resume it, or use another --operation-id",
+                            path = store_path(&args.state_db),
                         ));
                     }
                     Err(e) => {
-                        publisher.close().await;
+                        close(&publisher, bounds).await;
                         let error = format!("the operation could not be recorded: {e}");
                         eprintln!("error: {error}");
-                        let report = report_abort(
-                            params,
-                            error,
-                            factory.reporter.as_ref(),
-                            &SystemClock,
-                            &progress,
-                        )
-                        .await;
+                        let report =
+                            report_abort(params, error, &reporter, &SystemClock, &progress).await;
                         print_report(&report, args.json);
                         return exit_code(&report);
                     }
                 };
-                let report = burnin_core::edge::run(
+                let mut replies = BoundedReplies::new(replies, bounds.broker, waits.clone());
+                let bounded_publisher = BoundedPublisher::new(&publisher, waits.clone());
+                let started = op.started();
+                let id = op.id().clone();
+                let expected = op.expected_count();
+                let run = burnin_core::edge::run(
                     op,
                     EdgePorts {
-                        publisher: &publisher,
+                        publisher: &bounded_publisher,
                         replies: &mut replies,
-                        mes: factory.mes.as_ref(),
-                        reporter: factory.reporter.as_ref(),
+                        mes: &mes,
+                        reporter: &reporter,
                         store: &store,
                         clock: &SystemClock,
                         observer: &progress,
                     },
-                )
-                .await;
-                publisher.close().await;
+                );
+                // The last resort: every wait above has a bound of its own,
+                // so this only fires if something unforeseen hangs.
+                let report = match tokio::time::timeout(limit, run).await {
+                    Ok(report) => report,
+                    Err(_) => {
+                        let waiting = waits.oldest().map_or_else(
+                            || "no call in progress could be named".to_owned(),
+                            |(what, since)| {
+                                format!(
+                                    "still waiting for {what} after {}",
+                                    humantime::format_duration(Duration::from_secs(since.as_secs()))
+                                )
+                            },
+                        );
+                        let error = format!(
+                            "the operation stalled: {waiting}; gave up at its bound of {} \
+                             (window + reporting budget + grace)",
+                            humantime::format_duration(limit)
+                        );
+                        eprintln!("error: {error}");
+                        stalled_report(id, error, expected, started, &progress)
+                    }
+                };
+                close(&publisher, bounds).await;
                 report
             }
             Err(e) => {
                 let error = format!("the broker could not be used: {e}");
                 eprintln!("error: {error}");
                 eprintln!("sending the notification with this error");
-                let report = report_abort(
-                    params,
-                    error,
-                    factory.reporter.as_ref(),
-                    &SystemClock,
-                    &progress,
-                )
-                .await;
+                let report = report_abort(params, error, &reporter, &SystemClock, &progress).await;
                 // No device was asked: no table, only what became of the
                 // notification (the --json document stays, for scripts).
                 if args.json {
@@ -261,7 +310,53 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         };
         print_report(&report, args.json);
         exit_code(&report)
-    })
+    });
+    // A store write that ran out of its bound may still sit in the
+    // blocking pool: do not wait for it.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// After the reporting budget, what is left for closing and the store.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Closes the broker connection, giving up after the broker bound.
+async fn close(publisher: &burnin_amqp::AmqpCommandPublisher, bounds: Bounds) {
+    if tokio::time::timeout(bounds.broker, publisher.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the broker did not acknowledge closing the connection; leaving it");
+    }
+}
+
+fn store_path(state_db: &Option<PathBuf>) -> String {
+    state_db
+        .as_ref()
+        .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string())
+}
+
+/// What a stalled operation has: no results (they were never computed),
+/// the reply counters seen so far, and the error.
+fn stalled_report(
+    operation_id: OperationId,
+    error: String,
+    expected: usize,
+    started: burnin_core::Timestamp,
+    progress: &Progress,
+) -> OperationReport {
+    let now = burnin_core::Clock::now(&SystemClock);
+    OperationReport {
+        operation_id,
+        state: OperationState::Failed,
+        devices: Vec::new(),
+        error: Some(error),
+        counters: progress.counters(),
+        expected,
+        started,
+        collected: now,
+        finished: now,
+    }
 }
 
 fn print_report(report: &OperationReport, as_json: bool) {

@@ -92,6 +92,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         )
         .api_token(args.api_token)
         .require_link(args.require_link)
+        .bounds(factory.bounds)
         .reply_queue(args.broker.reply_queue());
         for target in [Target::Pair, Target::DirectBurn] {
             if let Err(why) = args.factory.check_target(target) {
