@@ -64,9 +64,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/scans", get(list).post(create))
         .route("/scans/{operation_id}", get(show))
         .route("/metrics", get(metrics))
+        .route("/events", get(crate::live::all_events))
+        .route(
+            "/scans/{operation_id}/events",
+            get(crate::live::operation_events),
+        )
+        .route("/devices/{sn}", get(crate::live::find_device))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(crate::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -223,7 +230,12 @@ async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response 
     })
     .await;
     match found {
-        Ok(Some(v)) => axum::Json(view_json(&v)).into_response(),
+        Ok(Some(v)) => axum::Json(crate::live::operation_json(
+            view_json(&v),
+            &v,
+            &app.live.board(),
+        ))
+        .into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no operation {raw:?} is known; start it with POST /scans"),
@@ -251,7 +263,13 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Respon
     let store = app.store.clone();
     match blocking(move || store.list(limit)).await {
         Ok(views) => {
-            axum::Json(Value::Array(views.iter().map(view_json).collect())).into_response()
+            let board = app.live.board();
+            let docs = views
+                .iter()
+                .map(|v| crate::live::operation_json(view_json(v), v, &board))
+                .collect();
+            drop(board);
+            axum::Json(Value::Array(docs)).into_response()
         }
         Err(r) => r,
     }
