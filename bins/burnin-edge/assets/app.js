@@ -7,7 +7,7 @@
   const TOKEN_KEY = 'burnin-api-token';
   const $ = (id) => document.getElementById(id);
   const STATE = {
-    waiting: ['\u23F3', 'waiting'],
+    waiting: ['\u25CB', 'waiting'],
     replied: ['\u2709', 'replied'],
     passed: ['\u2714', 'passed'],
     failed: ['\u2716', 'failed'],
@@ -218,7 +218,7 @@
   function renderSummary() {
     const total = rows.size;
     $('op-summary').textContent =
-      total + ' devices: ' + counts.passed + ' passed, ' + counts.failed + ' failed, ' +
+      total + (total === 1 ? ' device: ' : ' devices: ') + counts.passed + ' passed, ' + counts.failed + ' failed, ' +
       counts.replied + ' replied, ' + counts.waiting + ' waiting.';
     markFinal();
   }
@@ -291,6 +291,7 @@
         $('op-error').textContent = ev.error ? 'Error: ' + ev.error : '';
         renderDeliveries();
         markFinal();
+        tick();
       }
       renderLists();
       // A screen on the floor follows the newest running operation.
@@ -306,7 +307,7 @@
       const p = pending.get(ev.device.sn);
       if (!p || p.id < ev.id) pending.set(ev.device.sn, { device: ev.device, id: ev.id });
       if (!frame) frame = requestAnimationFrame(flush);
-    } else if (ev.type === 'delivery') {
+    } else if (ev.type === 'delivery' && ev.id > view.lastId) {
       view.doc.deliveries = (view.doc.deliveries || []).concat([ev.delivery]);
       renderDeliveries();
     }
@@ -328,7 +329,10 @@
     pending.clear();
     if (added) body.append(added);
     const o = ops.get(selected);
-    if (o) o.replies = withReply;
+    if (o && o.replies !== withReply) {
+      o.replies = withReply;
+      renderLists();
+    }
     renderSummary();
   }
 
