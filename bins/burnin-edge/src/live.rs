@@ -251,16 +251,13 @@ fn too_many(what: &str, limit: usize) -> Response {
         .into_response()
 }
 
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Response> {
+/// The `Last-Event-ID` header: `Err(())` if it is not a whole number.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     match headers.get("last-event-id") {
         None => Ok(None),
         Some(v) => match v.to_str().ok().map(str::trim).map(str::parse::<u64>) {
             Some(Ok(n)) => Ok(Some(n)),
-            _ => Err((
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": "header Last-Event-ID: give the id of the last event received (a whole number), or leave it out"})),
-            )
-                .into_response()),
+            _ => Err(()),
         },
     }
 }
@@ -309,9 +306,12 @@ pub(crate) async fn operation_events(
 }
 
 fn events(app: Arc<App>, op: Option<OperationId>, headers: &HeaderMap) -> Response {
-    let after = match last_event_id(headers) {
-        Ok(a) => a,
-        Err(r) => return r,
+    let Ok(after) = last_event_id(headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "header Last-Event-ID: give the id of the last event received (a whole number), or leave it out"})),
+        )
+            .into_response();
     };
     let live = app.live.clone();
     let Some(permit) = live.open_stream(op.clone()) else {
