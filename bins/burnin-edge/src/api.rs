@@ -73,6 +73,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(crate::openapi::serve_document))
         .merge(crate::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -249,7 +250,17 @@ struct ListQuery {
     limit: Option<String>,
 }
 
-async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+async fn list(
+    State(app): State<Arc<App>>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A malformed query (e.g. `limit` twice) is a JSON 400 like every error.
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("query: give at most one limit, a number from 0 to {MAX_LIMIT}"),
+        );
+    };
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 20,
         Some(Ok(n)) if n <= MAX_LIMIT => n,

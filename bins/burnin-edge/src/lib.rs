@@ -77,6 +77,7 @@ pub mod broker;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 mod page;
 pub mod report;
 pub mod service;
