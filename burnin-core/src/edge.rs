@@ -48,6 +48,8 @@ use crate::{
 /// Sees what an operation does, for progress bars, logs and metrics.
 /// Every method has an empty default.
 pub trait Observer: Send + Sync {
+    /// [`run`] took the operation over (new or restored), before publishing.
+    fn running(&self, _operation: &Operation) {}
     /// The command was published (or not).
     fn published(&self, _operation: &Operation, _result: &Result<(), TransportError>) {}
     /// A reply was handled; `operation` shows the new counters.
@@ -66,8 +68,21 @@ pub trait Observer: Send + Sync {
     }
     /// Collection ended (all expected replied, deadline, or an error).
     fn collection_ended(&self, _operation: &Operation) {}
+    /// The results are fixed (collection ended, every MES answer in), before
+    /// any payload is sent: `operation.results()` has every device.
+    fn results(&self, _operation: &Operation) {}
     /// A payload was delivered (or not).
     fn delivered(&self, _kind: PayloadKind, _result: &Result<(), ReportError>) {}
+    /// A payload of `operation` was delivered (or not); by default calls
+    /// [`Observer::delivered`]. `operation` does not yet count it.
+    fn delivery(
+        &self,
+        _operation: &Operation,
+        kind: PayloadKind,
+        result: &Result<(), ReportError>,
+    ) {
+        self.delivered(kind, result);
+    }
     /// The operation finished.
     fn finished(&self, _report: &OperationReport) {}
 }
@@ -207,6 +222,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
         })
     };
 
+    observer.running(&op);
     op.handle_timeout(clock.now());
     if op.state() == OperationState::Collecting {
         let window = op.deadline().saturating_since(clock.now());
@@ -287,10 +303,11 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
         op.handle_timeout(clock.now());
     }
     let collected = clock.now();
-    if op.poll_results()
-        && let Err(e) = store.results(&id, op.results(), op.errors()).await
-    {
-        observer.store_error(&id, &e);
+    if op.poll_results() {
+        observer.results(&op);
+        if let Err(e) = store.results(&id, op.results(), op.errors()).await {
+            observer.store_error(&id, &e);
+        }
     }
     finish(op, collected, reporter, store, clock, observer).await
 }
@@ -346,7 +363,7 @@ async fn finish(
     let id = op.id().clone();
     while let Some(payload) = op.poll_payload() {
         let result = reporter.deliver(&payload).await;
-        observer.delivered(payload.kind, &result);
+        observer.delivery(&op, payload.kind, &result);
         if let Err(e) = store
             .delivery(&id, payload.kind, result.as_ref().map(|_| ()))
             .await

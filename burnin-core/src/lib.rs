@@ -33,6 +33,9 @@
 //! * **Use cases** — [`edge::run_operation`] and [`agent::Agent`] drive the
 //!   state machine over the ports; [`memory`] is an in-process transport so
 //!   both run in one process (tests, `burnin-edge demo`).
+//! * **Live state** — [`live::Board`] follows running operations device by
+//!   device (`waiting`, `replied`, `passed`, `failed`) and numbers every
+//!   change, for a page or a Server-Sent Events stream.
 //!
 //! ## Getting started
 //!
@@ -62,6 +65,7 @@ mod time;
 
 pub mod agent;
 pub mod edge;
+pub mod live;
 pub mod memory;
 pub mod operation;
 pub mod payload;

@@ -100,6 +100,12 @@ impl OperationState {
     }
 }
 
+impl serde::Serialize for OperationState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for OperationState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -278,6 +284,10 @@ impl Operation {
     /// Accepted replies, in arrival order.
     pub fn replies(&self) -> impl Iterator<Item = &DeviceReport> {
         self.arrival.iter().filter_map(|sn| self.replies.get(sn))
+    }
+    /// The accepted reply of `sn`, if it replied.
+    pub fn reply(&self, sn: &SerialNumber) -> Option<&DeviceReport> {
+        self.replies.get(sn)
     }
     /// Errors so far (they end up in the notification).
     pub fn errors(&self) -> &[String] {

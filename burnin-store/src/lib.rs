@@ -563,6 +563,38 @@ impl SqliteStore {
         runs.into_iter().map(|run| self.view(&conn, run)).collect()
     }
 
+    /// Deletes every operation that finished before `finished_before`,
+    /// with its replies and deliveries (`serve --keep`); running operations
+    /// are never touched. Returns how many runs were deleted.
+    ///
+    /// # Errors
+    /// If the database cannot be written.
+    pub fn prune(&self, finished_before: Timestamp) -> Result<usize, Error> {
+        let cutoff = ms(finished_before);
+        let mut conn = self.lock();
+        let deleted = (|| {
+            let tx = conn.transaction()?;
+            let old = "SELECT run FROM operations
+                       WHERE finished_ms IS NOT NULL AND finished_ms < ?1";
+            tx.execute(
+                &format!("DELETE FROM replies WHERE run IN ({old})"),
+                [cutoff],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM deliveries WHERE run IN ({old})"),
+                [cutoff],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM operations WHERE finished_ms IS NOT NULL AND finished_ms < ?1",
+                [cutoff],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })()
+        .map_err(|e: rusqlite::Error| self.sql("pruning finished operations", e))?;
+        Ok(deleted)
+    }
+
     /// How many operations (latest run of each id) are in each state.
     ///
     /// # Errors

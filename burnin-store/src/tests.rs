@@ -369,4 +369,40 @@ fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
     let un = s.unfinished().unwrap();
     assert!(!un[0].params.require_link);
     assert_eq!(un[0].results.as_ref().unwrap().0, vec![device("A")]);
+
+fn prune_deletes_only_operations_finished_before_the_cutoff() {
+    let s = SqliteStore::in_memory().unwrap();
+    let old = OperationId::Number(1);
+    let recent = OperationId::Number(2);
+    let running = OperationId::Number(3);
+    block(async {
+        for (id, start) in [(&old, 0), (&recent, 100), (&running, 200)] {
+            s.begin(&params(id.clone()), t(start), t(start + 13))
+                .await
+                .unwrap();
+            s.reply(id, &"A".parse().unwrap(), b"{}", t(start + 1))
+                .await
+                .unwrap();
+        }
+        for (id, end) in [(&old, 20), (&recent, 120)] {
+            s.results(id, &[device("A")], &[]).await.unwrap();
+            s.delivery(id, PayloadKind::Log, Ok(())).await.unwrap();
+            s.finish(id, OperationState::Done, None, t(end))
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(s.prune(t(20)).unwrap(), 0, "finished at the cutoff is kept");
+    assert_eq!(s.prune(t(121)).unwrap(), 2);
+    assert!(s.get(&old).unwrap().is_none());
+    assert!(s.get(&recent).unwrap().is_none());
+    let kept = s.get(&running).unwrap().unwrap();
+    assert_eq!(kept.replies, 1);
+    assert_eq!(s.unfinished().unwrap().len(), 1);
+    assert_eq!(
+        s.prune(t(10_000)).unwrap(),
+        0,
+        "a running one is never pruned"
+    );
+    assert_eq!(s.list(10).unwrap().len(), 1);
 }

@@ -64,9 +64,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/scans", get(list).post(create))
         .route("/scans/{operation_id}", get(show))
         .route("/metrics", get(metrics))
+        .route("/events", get(crate::live::all_events))
+        .route(
+            "/scans/{operation_id}/events",
+            get(crate::live::operation_events),
+        )
+        .route("/devices/{sn}", get(crate::live::find_device))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(crate::openapi::serve_document))
+        .merge(crate::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -223,7 +231,12 @@ async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response 
     })
     .await;
     match found {
-        Ok(Some(v)) => axum::Json(view_json(&v)).into_response(),
+        Ok(Some(v)) => axum::Json(crate::live::operation_json(
+            view_json(&v),
+            &v,
+            &app.live.board(),
+        ))
+        .into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no operation {raw:?} is known; start it with POST /scans"),
@@ -237,7 +250,17 @@ struct ListQuery {
     limit: Option<String>,
 }
 
-async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+async fn list(
+    State(app): State<Arc<App>>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A malformed query (e.g. `limit` twice) is a JSON 400 like every error.
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("query: give at most one limit, a number from 0 to {MAX_LIMIT}"),
+        );
+    };
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 20,
         Some(Ok(n)) if n <= MAX_LIMIT => n,
@@ -251,7 +274,13 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Respon
     let store = app.store.clone();
     match blocking(move || store.list(limit)).await {
         Ok(views) => {
-            axum::Json(Value::Array(views.iter().map(view_json).collect())).into_response()
+            let board = app.live.board();
+            let docs = views
+                .iter()
+                .map(|v| crate::live::operation_json(view_json(v), v, &board))
+                .collect();
+            drop(board);
+            axum::Json(Value::Array(docs)).into_response()
         }
         Err(r) => r,
     }

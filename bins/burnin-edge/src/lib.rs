@@ -75,7 +75,11 @@
 pub mod api;
 pub mod bounds;
 pub mod broker;
+pub mod listener;
+pub mod live;
 pub mod metrics;
+pub mod openapi;
+mod page;
 pub mod report;
 pub mod service;
 
@@ -108,12 +112,14 @@ pub async fn serve(
         );
         stop.cancel();
     });
-    let stop = app.stop_token();
-    let served = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|e| format!("the HTTP server failed: {e}"));
+    listener::serve_http(
+        listener,
+        router(app.clone()),
+        app.http_limits(),
+        app.stop_token(),
+    )
+    .await;
     app.shutdown().await;
     tracing::info!("stopped");
-    served
+    Ok(())
 }

@@ -62,6 +62,9 @@ pub struct App {
     direct_burn_unavailable: Option<String>,
     tasks: TaskTracker,
     stop: CancellationToken,
+    pub(crate) live: Arc<crate::live::Live>,
+    http: crate::listener::HttpLimits,
+    keep: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for App {
@@ -90,9 +93,31 @@ pub struct AppBuilder {
     require_link: bool,
     pair_unavailable: Option<String>,
     direct_burn_unavailable: Option<String>,
+    live: crate::live::Limits,
+    http: crate::listener::HttpLimits,
+    keep: Option<std::time::Duration>,
 }
 
 impl AppBuilder {
+    /// Limits of the live event streams ([`crate::live`]).
+    pub fn live_limits(mut self, limits: crate::live::Limits) -> Self {
+        self.live = limits;
+        self
+    }
+
+    /// Limits of the HTTP server ([`crate::listener`]).
+    pub fn http_limits(mut self, limits: crate::listener::HttpLimits) -> Self {
+        self.http = limits;
+        self
+    }
+
+    /// Delete finished operations older than `keep` from the store (checked
+    /// at start and every 10 minutes); `None` (the default) keeps everything.
+    pub fn keep(mut self, keep: Option<std::time::Duration>) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// Require `Authorization: Bearer TOKEN` on every route but `/healthz`
     /// (`None` or an empty token: no token needed).
     pub fn api_token(mut self, token: Option<String>) -> Self {
@@ -151,9 +176,18 @@ impl AppBuilder {
         let waits = Waits::new();
         let bounds = self.bounds;
         let metrics = Arc::new(self.metrics);
-        let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(ServeObserver {
-            metrics: metrics.clone(),
-        })];
+        // Event ids start at the start time in microseconds, so they keep
+        // growing across restarts (see burnin_core::live).
+        let first_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let live = crate::live::Live::new(first_id, self.live);
+        let mut observers: Vec<Arc<dyn Observer>> = vec![
+            Arc::new(ServeObserver {
+                metrics: metrics.clone(),
+            }),
+            live.observer(),
+        ];
         observers.extend(self.observers);
         Arc::new(App {
             bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
@@ -186,6 +220,9 @@ impl AppBuilder {
             direct_burn_unavailable: self.direct_burn_unavailable,
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
+            live,
+            http: self.http,
+            keep: self.keep,
         })
     }
 }
@@ -212,7 +249,20 @@ impl App {
             require_link: false,
             pair_unavailable: None,
             direct_burn_unavailable: None,
+            live: crate::live::Limits::default(),
+            http: crate::listener::HttpLimits::default(),
+            keep: None,
         }
+    }
+
+    /// The live state of operations (device states, events).
+    pub fn live(&self) -> &Arc<crate::live::Live> {
+        &self.live
+    }
+
+    /// The HTTP server's limits.
+    pub fn http_limits(&self) -> crate::listener::HttpLimits {
+        self.http
     }
 
     /// Resumes every unfinished operation of the store, then starts the
@@ -221,6 +271,13 @@ impl App {
         self.resume().await?;
         self.tasks
             .spawn(broker::supervise(self.clone(), self.connector.clone()));
+        if let Some(keep) = self.keep {
+            self.tasks.spawn(crate::live::retention(
+                self.store.clone(),
+                keep,
+                self.stop.clone(),
+            ));
+        }
         Ok(())
     }
 
@@ -365,6 +422,15 @@ impl Observer for Observers {
     }
     fn collection_ended(&self, op: &Operation) {
         self.0.iter().for_each(|o| o.collection_ended(op));
+    }
+    fn running(&self, op: &Operation) {
+        self.0.iter().for_each(|o| o.running(op));
+    }
+    fn results(&self, op: &Operation) {
+        self.0.iter().for_each(|o| o.results(op));
+    }
+    fn delivery(&self, op: &Operation, kind: PayloadKind, result: &Result<(), ReportError>) {
+        self.0.iter().for_each(|o| o.delivery(op, kind, result));
     }
     fn delivered(&self, kind: PayloadKind, result: &Result<(), ReportError>) {
         self.0.iter().for_each(|o| o.delivered(kind, result));

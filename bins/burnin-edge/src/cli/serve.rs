@@ -46,6 +46,40 @@ pub(crate) struct ServeArgs {
     )]
     state_db: PathBuf,
 
+    /// Delete finished operations older than this from the state database
+    /// (e.g. `30d`, `12h`); checked at start and every 10 minutes. Without
+    /// it every operation is kept.
+    #[arg(long, env = "BURNIN_KEEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    keep: Option<std::time::Duration>,
+
+    /// HTTP connections served at once; beyond, new ones get 503 and are
+    /// closed, so slow or broken clients cannot use up the edge's file
+    /// descriptors.
+    #[arg(
+        long,
+        env = "BURNIN_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections: u32,
+
+    /// Close an HTTP connection that has not sent a whole request head
+    /// within this time.
+    #[arg(long, env = "BURNIN_HEADER_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+
+    /// Live event streams (the page, `GET /events`) served at once per
+    /// operation, and for all operations together; beyond, 503.
+    #[arg(
+        long,
+        env = "BURNIN_MAX_STREAMS",
+        value_name = "N",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_streams: u32,
+
     #[command(flatten)]
     broker: BrokerArgs,
 
@@ -93,6 +127,15 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         .api_token(args.api_token)
         .require_link(args.require_link)
         .bounds(factory.bounds)
+        .keep(args.keep)
+        .http_limits(burnin_edge::listener::HttpLimits {
+            max_connections: args.max_connections as usize,
+            header_read_timeout: args.header_timeout,
+        })
+        .live_limits(burnin_edge::live::Limits {
+            streams_per_operation: args.max_streams as usize,
+            ..burnin_edge::live::Limits::default()
+        })
         .reply_queue(args.broker.reply_queue());
         for target in [Target::Pair, Target::DirectBurn] {
             if let Err(why) = args.factory.check_target(target) {

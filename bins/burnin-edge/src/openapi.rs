@@ -1,0 +1,367 @@
+//! `GET /openapi.json`: the API described as OpenAPI 3.1, generated with
+//! utoipa from the Rust types below and the path declarations in this
+//! module (one per route of [`crate::router`]).
+//!
+//! The schemas mirror the JSON the handlers write (`crate::api`,
+//! [`crate::live`]); the test suite keeps them honest: it validates the
+//! document with openapi-spec-validator and runs schemathesis against a
+//! live `serve` from it, failing on any response the document does not
+//! describe (`bins/burnin-edge/tests/openapi.rs`).
+
+#![allow(dead_code)]
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+/// An operation id: a whole number or a string (echoed as given).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OperationIdDoc {
+    /// A number id.
+    Number(u64),
+    /// A string id (1 to 128 printable characters).
+    Text(String),
+}
+
+/// `POST /scans` body (SPEC §7).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanRequestDoc {
+    /// The operation id.
+    pub operation_id: OperationIdDoc,
+    /// Operator, sent in the command and in directBurn.
+    pub operator_id: Option<String>,
+    /// Scan mode, sent in the command and in directBurn.
+    pub scan_mode: Option<i64>,
+    /// `pair` (default) or `directBurn`.
+    pub target: Option<TargetDoc>,
+    /// Serials that must answer; collection ends once all have.
+    pub expected: Option<Vec<String>>,
+    /// How long to collect, in seconds (default 30).
+    pub window_secs: Option<u64>,
+}
+
+/// Where passing devices go.
+#[derive(Serialize, ToSchema)]
+pub enum TargetDoc {
+    /// The Pair API.
+    #[serde(rename = "pair")]
+    Pair,
+    /// The directBurn API.
+    #[serde(rename = "directBurn")]
+    DirectBurn,
+}
+
+/// `POST /scans` answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanStartedDoc {
+    /// The operation id.
+    pub operation_id: OperationIdDoc,
+    /// When collection ends (RFC 3339).
+    pub deadline: String,
+}
+
+/// Every error: what is wrong and what to do.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDoc {
+    /// The message.
+    pub error: String,
+}
+
+/// An operation's state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationStateDoc {
+    /// Waiting for replies.
+    Collecting,
+    /// Delivering payloads.
+    Reporting,
+    /// Every payload delivered, no error.
+    Done,
+    /// Finished with an error.
+    Failed,
+}
+
+/// A device's state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStateDoc {
+    /// Expected, no reply yet.
+    Waiting,
+    /// Reply recorded, results not fixed yet.
+    Replied,
+    /// Every MAC matched MES.
+    Passed,
+    /// A mismatch, or no reply; see `findings`.
+    Failed,
+}
+
+/// `"1"` (match/pass) or `"0"`.
+#[derive(Serialize, ToSchema)]
+pub enum BitDoc {
+    /// Match / pass.
+    #[serde(rename = "1")]
+    One,
+    /// Mismatch / fail.
+    #[serde(rename = "0")]
+    Zero,
+}
+
+/// One line of a device's `macinfo` (as in the log payload).
+#[derive(Serialize, ToSchema)]
+pub struct MacInfoDoc {
+    /// The interface; empty for a MES MAC the device does not have.
+    pub interface: String,
+    /// The address, `xx:xx:xx:xx:xx:xx`.
+    pub macaddr: String,
+    /// Whether it matched.
+    pub scanstatus: BitDoc,
+}
+
+/// A device of an operation, live.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDoc {
+    /// The serial number.
+    pub sn: String,
+    /// Its state.
+    pub state: DeviceStateDoc,
+    /// Whether the operation expected it.
+    pub expected: bool,
+    /// Its host name, once it replied.
+    #[schema(required = false)]
+    pub hostname: Option<String>,
+    /// The log's result once passed or failed.
+    #[schema(required = false)]
+    pub result: Option<BitDoc>,
+    /// Per-MAC statuses once passed or failed.
+    pub macinfo: Vec<MacInfoDoc>,
+    /// Why it failed, in words.
+    pub findings: Vec<String>,
+}
+
+/// A delivery to the factory.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryDoc {
+    /// `log`, `pair`, `directBurn` or `notify`.
+    pub kind: String,
+    /// Whether it was accepted.
+    pub ok: bool,
+    /// Why not.
+    #[schema(required = false)]
+    pub error: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// An operation (`GET /scans/{operationId}`, items of `GET /scans`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationDoc {
+    /// The operation id.
+    pub operation_id: OperationIdDoc,
+    /// Its state.
+    pub state: OperationStateDoc,
+    /// When collection started.
+    pub started: String,
+    /// When collection ends at the latest.
+    pub deadline: String,
+    /// When it finished.
+    #[schema(required = false)]
+    pub finished: Option<String>,
+    /// Replies accepted so far.
+    pub replies: u64,
+    /// Serials expected.
+    pub expected: Vec<String>,
+    /// `pair` or `directBurn`.
+    pub target: TargetDoc,
+    /// Every device: expected ones from the start, others once they replied.
+    pub devices: Vec<DeviceDoc>,
+    /// Deliveries so far.
+    pub deliveries: Vec<DeliveryDoc>,
+    /// What went wrong.
+    #[schema(required = false)]
+    pub error: Option<String>,
+    /// The last event this snapshot includes (see `GET /events`).
+    pub last_event_id: u64,
+}
+
+/// A serial found in an operation (`GET /devices/{sn}`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceHitDoc {
+    /// The operation.
+    pub operation_id: OperationIdDoc,
+    /// Its state.
+    pub state: OperationStateDoc,
+    /// When it started.
+    pub started: String,
+    /// The device in it.
+    pub device: DeviceDoc,
+}
+
+/// `GET /healthz` answer.
+#[derive(Serialize, ToSchema)]
+pub struct HealthDoc {
+    /// `up`.
+    pub broker: String,
+}
+
+/// Starts a scan operation.
+#[utoipa::path(post, path = "/scans", request_body = ScanRequestDoc,
+    responses(
+        (status = 202, description = "started", body = ScanStartedDoc),
+        (status = 400, description = "a field is wrong (the message names it)", body = ErrorDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 409, description = "an operation with this id is running", body = ErrorDoc),
+        (status = 413, description = "body over 64 KiB", body = ErrorDoc),
+        (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 503, description = "shutting down", body = ErrorDoc),
+    ))]
+fn create() {}
+
+/// The most recent operations, newest first.
+#[utoipa::path(get, path = "/scans",
+    params(("limit" = Option<u32>, Query, description = "how many, 0 to 1000 (default 20)")),
+    responses(
+        (status = 200, description = "operations", body = Vec<OperationDoc>),
+        (status = 400, description = "bad limit", body = ErrorDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 500, description = "the store failed", body = ErrorDoc),
+    ))]
+fn list() {}
+
+/// One operation with its devices' live states.
+#[utoipa::path(get, path = "/scans/{operationId}",
+    params(("operationId" = String, Path, description = "a number, a string, or a JSON string in quotes")),
+    responses(
+        (status = 200, description = "the operation", body = OperationDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 404, description = "unknown", body = ErrorDoc),
+        (status = 500, description = "the store failed", body = ErrorDoc),
+    ))]
+fn show() {}
+
+/// Server-Sent Events of one operation (see `GET /events`).
+#[utoipa::path(get, path = "/scans/{operationId}/events",
+    params(
+        ("operationId" = String, Path, description = "as in GET /scans/{operationId}"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "replay the events after this id"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: `hello`, then `device`, `operation`, `delivery` events (`data` is JSON, `id` the event id), `reset` when replay is not possible", content_type = "text/event-stream", body = String),
+        (status = 400, description = "bad Last-Event-ID", body = ErrorDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 404, description = "unknown", body = ErrorDoc),
+        (status = 503, description = "too many streams for this operation", body = ErrorDoc),
+    ))]
+fn operation_events() {}
+
+/// Server-Sent Events of every operation.
+#[utoipa::path(get, path = "/events",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "replay the events after this id")),
+    responses(
+        (status = 200, description = "`text/event-stream` (see GET /scans/{operationId}/events)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "bad Last-Event-ID", body = ErrorDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 503, description = "too many streams", body = ErrorDoc),
+    ))]
+fn all_events() {}
+
+/// A serial in every operation kept, newest first.
+#[utoipa::path(get, path = "/devices/{sn}",
+    params(("sn" = String, Path, description = "the serial number")),
+    responses(
+        (status = 200, description = "where it was seen", body = Vec<DeviceHitDoc>),
+        (status = 400, description = "not a valid serial number", body = ErrorDoc),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 500, description = "the store failed", body = ErrorDoc),
+    ))]
+fn find_device() {}
+
+/// Whether the broker connection is up (never needs the token).
+#[utoipa::path(get, path = "/healthz",
+    responses(
+        (status = 200, description = "up", body = HealthDoc),
+        (status = 503, description = "the broker is down", body = ErrorDoc),
+    ))]
+fn healthz() {}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics",
+    responses(
+        (status = 200, description = "metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "missing or wrong API token", body = ErrorDoc),
+        (status = 500, description = "the store failed", body = ErrorDoc),
+    ))]
+fn metrics() {}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+fn openapi_json() {}
+
+/// The live page (no token needed; it asks for one).
+#[utoipa::path(get, path = "/",
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+fn page() {}
+
+/// The page's script.
+#[utoipa::path(get, path = "/assets/app.js",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+fn page_script() {}
+
+/// The page's stylesheet.
+#[utoipa::path(get, path = "/assets/app.css",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
+fn page_style() {}
+
+/// The whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "burnin-edge",
+        description = "The edge of a burn-in line: start scans, watch devices live, read results. With `--api-token`, every route but /healthz, /openapi.json and the page needs `Authorization: Bearer TOKEN`."
+    ),
+    paths(
+        create,
+        list,
+        show,
+        operation_events,
+        all_events,
+        find_device,
+        healthz,
+        metrics,
+        openapi_json,
+        page,
+        page_script,
+        page_style
+    ),
+    components(schemas(
+        ScanRequestDoc,
+        ScanStartedDoc,
+        ErrorDoc,
+        OperationDoc,
+        DeviceDoc,
+        DeliveryDoc,
+        MacInfoDoc,
+        DeviceHitDoc,
+        HealthDoc
+    ))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn serve_document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document())
+}

@@ -1,0 +1,616 @@
+//! Live state of running operations, for people watching (SPEC §10.2).
+//!
+//! A [`Board`] follows operations as the edge runs them and answers two
+//! questions: *what does operation X look like now?* ([`Board::operation`])
+//! and *what changed since event N?* ([`Board::since`]). It is pure: the
+//! edge feeds it from its [`Observer`](crate::edge::Observer) hooks and wraps
+//! it in a lock; a web server turns [`Event`]s into Server-Sent Events.
+//!
+//! # Device states
+//!
+//! ```text
+//! waiting ──(reply recorded)──▶ replied ──(results fixed)──▶ passed | failed
+//!    └───────────────(window closed, no reply)───────────────▶ failed
+//! ```
+//!
+//! Every expected serial is `waiting` from the moment the operation is
+//! tracked; a serial nobody expected appears when its reply is recorded
+//! (before MES is asked), marked `expected: false`. Devices become
+//! `passed`/`failed` when the operation's results are fixed — collection has
+//! ended and every MES answer is in — which is before any payload is sent.
+//! A failed device carries its findings in words ([`findings`]): which MAC
+//! is not in MES, which card is missing, that MES does not know the serial,
+//! that no reply came before the deadline.
+//!
+//! # Events and their ids
+//!
+//! Every change is an [`Event`] with an id one greater than the previous
+//! one: a device's new state, the operation's state, or a delivery to the
+//! factory. The first id is chosen by the caller ([`Board::new`]); the edge
+//! uses the time it started in microseconds, so ids keep growing across a
+//! restart as long as it emitted fewer than a million events a second on
+//! average.
+//!
+//! A watcher reads a snapshot (which carries [`Board::last_id`]) and then
+//! asks for the events after that id. The board keeps the last
+//! `capacity` events (all operations together); [`Board::since`] answers
+//! [`Since::Gap`] when a requested id is older than that (or newer than
+//! anything this board issued, e.g. from before a restart): the watcher must
+//! read a fresh snapshot — the store stays the source of truth — and go on
+//! from its id. Nothing is lost either way, only replay is bounded.
+//!
+//! Finished operations stay on the board until more than
+//! `keep_finished` newer ones have finished; after that their snapshot
+//! comes from the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::edge::OperationReport;
+use crate::{
+    DeviceResult, Finding, MacInfo, Operation, OperationId, OperationState, PayloadKind,
+    ScanStatus, SerialNumber, Timestamp,
+};
+
+/// Where a device is in an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceState {
+    /// Expected, no reply yet.
+    Waiting,
+    /// Its reply is recorded; the results are not fixed yet.
+    Replied,
+    /// Every MAC matched MES.
+    Passed,
+    /// Something did not match, or it did not reply; see the findings.
+    Failed,
+}
+
+impl DeviceState {
+    /// `waiting`, `replied`, `passed` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Waiting => "waiting",
+            DeviceState::Replied => "replied",
+            DeviceState::Passed => "passed",
+            DeviceState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One device as a watcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveDevice {
+    /// The serial number.
+    pub sn: SerialNumber,
+    /// Its state.
+    pub state: DeviceState,
+    /// Whether the operation named it in `expected`.
+    pub expected: bool,
+    /// The host name it reported, once it replied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `"1"` or `"0"` once passed or failed (the log's `result`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'static str>,
+    /// Per-MAC statuses once passed or failed (the log's `macinfo`).
+    pub macinfo: Vec<MacInfo>,
+    /// Why it failed (or what else is worth knowing), in words.
+    pub findings: Vec<String>,
+}
+
+impl LiveDevice {
+    fn waiting(sn: SerialNumber, expected: bool) -> Self {
+        LiveDevice {
+            sn,
+            state: DeviceState::Waiting,
+            expected,
+            hostname: None,
+            result: None,
+            macinfo: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// A device with its final result.
+    pub fn from_result(d: &DeviceResult, expected: bool, hostname: Option<String>) -> Self {
+        LiveDevice {
+            sn: d.sn.clone(),
+            state: if d.result.passed() {
+                DeviceState::Passed
+            } else {
+                DeviceState::Failed
+            },
+            expected,
+            hostname,
+            result: Some(d.result.as_str()),
+            macinfo: d.macinfo.clone(),
+            findings: findings(d),
+        }
+    }
+}
+
+/// What became of one payload sent to the factory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveDelivery {
+    /// `log`, `pair`, `directBurn` or `notify`.
+    pub kind: &'static str,
+    /// Whether the factory accepted it.
+    pub ok: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// 1 for the first delivery of this kind seen by this board, 2 for the
+    /// next (a resend after a restart or a failure), …
+    pub attempt: u32,
+}
+
+/// One operation as a watcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveOperation {
+    /// The operation id.
+    pub operation_id: OperationId,
+    /// Its state.
+    pub state: OperationState,
+    /// When collection started.
+    pub started: Timestamp,
+    /// When collection ends at the latest.
+    pub deadline: Timestamp,
+    /// When it finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
+    /// Replies accepted so far.
+    pub replies: usize,
+    /// How many serials are expected.
+    pub expected: usize,
+    /// What went wrong, as the notification says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every device: expected ones in the order given, then the others in
+    /// order of arrival (final results order unexpected ones by serial).
+    pub devices: Vec<LiveDevice>,
+    /// Deliveries so far, in order.
+    pub deliveries: Vec<LiveDelivery>,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Change {
+    /// A device changed state (the device as it is now).
+    Device {
+        /// The device.
+        device: LiveDevice,
+    },
+    /// The operation changed state (or was first seen).
+    Operation {
+        /// Its state.
+        state: OperationState,
+        /// When collection started.
+        started: Timestamp,
+        /// Its deadline.
+        deadline: Timestamp,
+        /// Replies accepted so far.
+        replies: usize,
+        /// Serials expected.
+        expected: usize,
+        /// When it finished.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        finished: Option<Timestamp>,
+        /// Its error, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A payload was delivered, or its delivery failed.
+    Delivery {
+        /// The outcome.
+        delivery: LiveDelivery,
+    },
+}
+
+impl Change {
+    /// `device`, `operation` or `delivery` (the SSE event name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Device { .. } => "device",
+            Change::Operation { .. } => "operation",
+            Change::Delivery { .. } => "delivery",
+        }
+    }
+}
+
+/// One change, numbered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Greater than every earlier event's id.
+    pub id: u64,
+    /// The operation it belongs to.
+    pub operation_id: OperationId,
+    /// What changed.
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// The answer of [`Board::since`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// Every event after the id asked for (possibly none), oldest first.
+    Events(Vec<Event>),
+    /// Events after that id are no longer (or were never) on this board:
+    /// read a fresh snapshot.
+    Gap,
+}
+
+struct Tracked {
+    view: LiveOperation,
+    index: HashMap<SerialNumber, usize>,
+}
+
+impl Tracked {
+    fn device_mut(&mut self, sn: &SerialNumber) -> &mut LiveDevice {
+        let n = match self.index.get(sn) {
+            Some(&n) => n,
+            None => {
+                let n = self.view.devices.len();
+                self.view
+                    .devices
+                    .push(LiveDevice::waiting(sn.clone(), false));
+                self.index.insert(sn.clone(), n);
+                n
+            }
+        };
+        &mut self.view.devices[n]
+    }
+
+    fn operation_change(&self) -> Change {
+        let v = &self.view;
+        Change::Operation {
+            state: v.state,
+            started: v.started,
+            deadline: v.deadline,
+            replies: v.replies,
+            expected: v.expected,
+            finished: v.finished,
+            error: v.error.clone(),
+        }
+    }
+}
+
+/// Live state of operations and the recent events; see the
+/// [module docs](self).
+pub struct Board {
+    ops: HashMap<OperationId, Tracked>,
+    finished_order: VecDeque<OperationId>,
+    keep_finished: usize,
+    events: VecDeque<Event>,
+    capacity: usize,
+    next_id: u64,
+}
+
+impl fmt::Debug for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Board")
+            .field("operations", &self.ops.len())
+            .field("events", &self.events.len())
+            .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+/// Events a board keeps for replay by default: enough for several
+/// 10,000-device operations (two events per device plus a few).
+pub const DEFAULT_CAPACITY: usize = 65_536;
+/// Finished operations a board keeps by default.
+pub const DEFAULT_KEEP_FINISHED: usize = 32;
+
+impl Board {
+    /// An empty board whose first event will have id `first_id + 1`
+    /// (at least 1), keeping the last `capacity` events (at least 1) and
+    /// `keep_finished` finished operations.
+    pub fn new(first_id: u64, capacity: usize, keep_finished: usize) -> Self {
+        Board {
+            ops: HashMap::new(),
+            finished_order: VecDeque::new(),
+            keep_finished,
+            events: VecDeque::new(),
+            capacity: capacity.max(1),
+            next_id: first_id.saturating_add(1),
+        }
+    }
+
+    /// The id of the last event issued (the first id minus one before any).
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// An operation's live state, if it is on the board.
+    pub fn operation(&self, id: &OperationId) -> Option<&LiveOperation> {
+        self.ops.get(id).map(|t| &t.view)
+    }
+
+    /// Every operation on the board, newest start first.
+    pub fn operations(&self) -> Vec<&LiveOperation> {
+        let mut all: Vec<&LiveOperation> = self.ops.values().map(|t| &t.view).collect();
+        all.sort_by_key(|o| std::cmp::Reverse(o.started));
+        all
+    }
+
+    /// The events after `after` — of one operation, or of all — or
+    /// [`Since::Gap`] if some of them are no longer kept.
+    pub fn since(&self, after: u64, operation: Option<&OperationId>) -> Since {
+        if after > self.last_id() {
+            return Since::Gap;
+        }
+        let oldest = self.events.front().map_or(self.next_id, |e| e.id);
+        if after.saturating_add(1) < oldest {
+            return Since::Gap;
+        }
+        let start = self.events.partition_point(|e| e.id <= after);
+        Since::Events(
+            self.events
+                .range(start..)
+                .filter(|e| operation.is_none_or(|id| &e.operation_id == id))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn emit(&mut self, operation_id: OperationId, change: Change) {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event {
+            id,
+            operation_id,
+            change,
+        });
+    }
+
+    fn emit_device(&mut self, id: &OperationId, sn: &SerialNumber) {
+        let change = self.ops.get(id).and_then(|t| {
+            t.index.get(sn).map(|&n| Change::Device {
+                device: t.view.devices[n].clone(),
+            })
+        });
+        if let Some(change) = change {
+            self.emit(id.clone(), change);
+        }
+    }
+
+    fn emit_operation(&mut self, id: &OperationId) {
+        if let Some(change) = self.ops.get(id).map(Tracked::operation_change) {
+            self.emit(id.clone(), change);
+        }
+    }
+
+    /// Puts an operation on the board (if it is not yet): every expected
+    /// serial waiting, every recorded reply replied, results if fixed.
+    pub fn track(&mut self, op: &Operation) {
+        if self.ops.contains_key(op.id()) {
+            return;
+        }
+        let mut tracked = Tracked {
+            view: LiveOperation {
+                operation_id: op.id().clone(),
+                state: op.state(),
+                started: op.started(),
+                deadline: op.deadline(),
+                finished: None,
+                replies: op.counters().accepted,
+                expected: op.expected_count(),
+                error: op.error(),
+                devices: Vec::with_capacity(op.params().expected.len()),
+                deliveries: Vec::new(),
+            },
+            index: HashMap::with_capacity(op.params().expected.len()),
+        };
+        for sn in &op.params().expected {
+            if !tracked.index.contains_key(sn) {
+                tracked.index.insert(sn.clone(), tracked.view.devices.len());
+                tracked
+                    .view
+                    .devices
+                    .push(LiveDevice::waiting(sn.clone(), true));
+            }
+        }
+        for report in op.replies() {
+            let d = tracked.device_mut(&report.sn);
+            d.state = DeviceState::Replied;
+            d.hostname = Some(report.hostname.clone());
+        }
+        let id = op.id().clone();
+        self.ops.insert(id.clone(), tracked);
+        self.emit_operation(&id);
+        if !op.results().is_empty() {
+            self.results(op);
+        }
+    }
+
+    /// A reply was handled: an accepted one makes its device `replied`.
+    pub fn reply(&mut self, op: &Operation, sn: &SerialNumber) {
+        self.track(op);
+        let Some(t) = self.ops.get_mut(op.id()) else {
+            return;
+        };
+        t.view.replies = op.counters().accepted;
+        let hostname = op.reply(sn).map(|r| r.hostname.clone());
+        let d = t.device_mut(sn);
+        if d.state != DeviceState::Waiting {
+            return;
+        }
+        d.state = DeviceState::Replied;
+        d.hostname = hostname;
+        self.emit_device(op.id(), sn);
+    }
+
+    /// The operation's state may have changed (e.g. collection ended).
+    pub fn state(&mut self, op: &Operation) {
+        self.track(op);
+        let Some(t) = self.ops.get_mut(op.id()) else {
+            return;
+        };
+        let error = op.error();
+        if t.view.state == op.state() && t.view.error == error {
+            return;
+        }
+        t.view.state = op.state();
+        t.view.error = error;
+        t.view.replies = op.counters().accepted;
+        self.emit_operation(op.id());
+    }
+
+    /// The results are fixed: every device passed or failed.
+    pub fn results(&mut self, op: &Operation) {
+        self.track(op);
+        let id = op.id().clone();
+        let mut changed = Vec::new();
+        if let Some(t) = self.ops.get_mut(&id) {
+            for r in op.results() {
+                let hostname = op.reply(&r.sn).map(|rep| rep.hostname.clone());
+                let d = t.device_mut(&r.sn);
+                let next =
+                    LiveDevice::from_result(r, d.expected, hostname.or_else(|| d.hostname.clone()));
+                if *d != next {
+                    *d = next;
+                    changed.push(r.sn.clone());
+                }
+            }
+        }
+        for sn in &changed {
+            self.emit_device(&id, sn);
+        }
+        self.state(op);
+    }
+
+    /// A payload was delivered (`Ok`) or not (`Err` with the reason).
+    pub fn delivery(&mut self, op: &Operation, kind: PayloadKind, outcome: Result<(), String>) {
+        self.track(op);
+        let Some(t) = self.ops.get_mut(op.id()) else {
+            return;
+        };
+        let attempt = 1 + t
+            .view
+            .deliveries
+            .iter()
+            .filter(|d| d.kind == kind.as_str())
+            .count() as u32;
+        let delivery = LiveDelivery {
+            kind: kind.as_str(),
+            ok: outcome.is_ok(),
+            error: outcome.err(),
+            attempt,
+        };
+        t.view.deliveries.push(delivery.clone());
+        self.emit(op.id().clone(), Change::Delivery { delivery });
+        self.state(op);
+    }
+
+    /// The operation finished (also for one that never ran, e.g. refused
+    /// at start: it is put on the board from the report).
+    pub fn finished(&mut self, report: &OperationReport) {
+        let id = report.operation_id.clone();
+        if !self.ops.contains_key(&id) {
+            let mut tracked = Tracked {
+                view: LiveOperation {
+                    operation_id: id.clone(),
+                    state: report.state,
+                    started: report.started,
+                    deadline: report.collected,
+                    finished: None,
+                    replies: report.counters.accepted,
+                    expected: report.expected,
+                    error: None,
+                    devices: Vec::new(),
+                    deliveries: Vec::new(),
+                },
+                index: HashMap::new(),
+            };
+            for r in &report.devices {
+                tracked
+                    .index
+                    .insert(r.sn.clone(), tracked.view.devices.len());
+                tracked
+                    .view
+                    .devices
+                    .push(LiveDevice::from_result(r, true, None));
+            }
+            self.ops.insert(id.clone(), tracked);
+        }
+        if let Some(t) = self.ops.get_mut(&id) {
+            t.view.state = report.state;
+            t.view.finished = Some(report.finished);
+            t.view.error = report.error.clone();
+            t.view.replies = report.counters.accepted;
+        }
+        self.emit_operation(&id);
+        self.finished_order.retain(|o| o != &id);
+        self.finished_order.push_back(id);
+        while self.finished_order.len() > self.keep_finished {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.ops.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets an operation (e.g. pruned from the store).
+    pub fn forget(&mut self, id: &OperationId) {
+        self.ops.remove(id);
+        self.finished_order.retain(|o| o != id);
+    }
+}
+
+/// Why a device has the result it has, in words: the device's finding
+/// (no reply, unknown to MES, MES failed), then each interface whose MAC
+/// did not match and why, then each MES MAC no card has. Empty for a
+/// device that passed with nothing to remark.
+pub fn findings(d: &DeviceResult) -> Vec<String> {
+    let mut out = Vec::new();
+    match &d.finding {
+        Finding::Compared => {}
+        Finding::NoReply => out.push("no reply before the deadline".to_owned()),
+        Finding::UnknownToMes => out.push("serial number unknown to MES".to_owned()),
+        Finding::MesFailed(why) => out.push(format!("MES lookup failed: {why}")),
+        #[allow(unreachable_patterns)]
+        other => out.push(format!("{other:?}")),
+    }
+    if matches!(d.finding, Finding::Compared) {
+        for m in d.mismatched_interfaces() {
+            let why = if !m.macaddr.is_valid_card_address() {
+                "is not a valid card address".to_owned()
+            } else if let Some(first) = d
+                .macinfo
+                .iter()
+                .find(|o| o.macaddr == m.macaddr && o.scanstatus == ScanStatus::Match)
+            {
+                format!("duplicates {}", first.interface)
+            } else {
+                "is not in MES".to_owned()
+            };
+            out.push(format!("{} {} {why}", m.interface, m.macaddr));
+        }
+        for mac in d.missing_cards() {
+            out.push(format!("card {mac} recorded in MES is missing"));
+        }
+        if d.macinfo.is_empty() {
+            out.push("no network cards reported and none in MES".to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

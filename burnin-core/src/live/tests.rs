@@ -1,0 +1,258 @@
+use std::time::Duration;
+
+use super::*;
+use crate::{DeviceReport, InterfaceReport, Mac, MesAnswer, OperationParams, PciDevice};
+
+fn t(s: u64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + s)
+}
+fn sn(s: &str) -> SerialNumber {
+    s.parse().unwrap()
+}
+fn mac(n: u8) -> Mac {
+    Mac::new([2, 0, 0, 0, 0, n])
+}
+fn report(op: &OperationId, s: &str, macs: &[u8]) -> Vec<u8> {
+    DeviceReport {
+        operation_id: Some(op.clone()),
+        sn: sn(s),
+        hostname: format!("host-{s}"),
+        agent_version: "t".into(),
+        collected_at: t(0),
+        interfaces: macs
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| InterfaceReport {
+                interface: format!("eth{i}"),
+                macaddr: mac(m),
+                pci: PciDevice {
+                    slot: format!("0000:0{i}:00.0"),
+                    vendor: "0x8086".into(),
+                    device: "0x1533".into(),
+                    class: "0x020000".into(),
+                    driver: None,
+                },
+            })
+            .collect(),
+        pci_devices: vec![],
+    }
+    .to_json()
+}
+
+fn op(expected: &[&str]) -> Operation {
+    let mut p = OperationParams::new(OperationId::Number(9));
+    p.expected = expected.iter().map(|s| sn(s)).collect();
+    p.window = Duration::from_secs(10);
+    Operation::new(p, t(0))
+}
+
+fn states(b: &Board, id: &OperationId) -> Vec<(String, DeviceState, bool)> {
+    b.operation(id)
+        .unwrap()
+        .devices
+        .iter()
+        .map(|d| (d.sn.to_string(), d.state, d.expected))
+        .collect()
+}
+
+fn accept(b: &mut Board, o: &mut Operation, s: &str, macs: &[u8]) {
+    let id = o.id().clone();
+    assert!(matches!(
+        o.handle_reply(&report(&id, s, macs)),
+        crate::ReplyOutcome::Accepted(_)
+    ));
+    b.reply(o, &sn(s));
+}
+
+#[test]
+fn devices_go_from_waiting_to_replied_to_passed_or_failed() {
+    let mut b = Board::new(100, 1000, 8);
+    let mut o = op(&["B", "A", "C"]);
+    let id = o.id().clone();
+    b.track(&o);
+    use DeviceState::*;
+    assert_eq!(
+        states(&b, &id),
+        vec![
+            ("B".into(), Waiting, true),
+            ("A".into(), Waiting, true),
+            ("C".into(), Waiting, true)
+        ]
+    );
+    accept(&mut b, &mut o, "A", &[1]);
+    accept(&mut b, &mut o, "X", &[9]);
+    assert_eq!(
+        states(&b, &id)[1..],
+        [
+            ("A".into(), Replied, true),
+            ("C".into(), Waiting, true),
+            ("X".into(), Replied, false)
+        ]
+    );
+    assert_eq!(
+        b.operation(&id).unwrap().devices[1].hostname.as_deref(),
+        Some("host-A")
+    );
+    assert_eq!(b.operation(&id).unwrap().replies, 2);
+
+    o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
+    o.handle_mes_answer(&sn("X"), Ok(MesAnswer::Record(vec![mac(8)])));
+    o.handle_timeout(t(10));
+    b.state(&o);
+    assert!(o.poll_results());
+    b.results(&o);
+    let v = b.operation(&id).unwrap();
+    assert_eq!(v.state, OperationState::Reporting);
+    let by = |s: &str| v.devices.iter().find(|d| d.sn.as_str() == s).unwrap();
+    assert_eq!(by("A").state, Passed);
+    assert_eq!(by("A").result, Some("1"));
+    assert_eq!(by("B").state, Failed);
+    assert_eq!(by("B").findings, vec!["no reply before the deadline"]);
+    assert_eq!(by("X").state, Failed);
+    assert!(!by("X").expected);
+    assert_eq!(
+        by("X").findings,
+        vec![
+            "eth0 02:00:00:00:00:09 is not in MES",
+            "card 02:00:00:00:00:08 recorded in MES is missing"
+        ]
+    );
+
+    // Events: operation (101), A replied, X replied, operation reporting,
+    // then one per device that changed, then the operation again? No: the
+    // state did not change at results, so no second operation event.
+    let Since::Events(all) = b.since(100, None) else {
+        panic!("gap")
+    };
+    let kinds: Vec<(u64, &str)> = all.iter().map(|e| (e.id, e.change.kind())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (101, "operation"),
+            (102, "device"),
+            (103, "device"),
+            (104, "operation"),
+            (105, "device"),
+            (106, "device"),
+            (107, "device"),
+            (108, "device"),
+        ]
+    );
+    let json = serde_json::to_value(&all[1]).unwrap();
+    assert_eq!(json["type"], "device");
+    assert_eq!(json["operationId"], 9);
+    assert_eq!(json["device"]["state"], "replied");
+    assert_eq!(json["device"]["sn"], "A");
+
+    // Deliveries and the end.
+    let log = o.poll_payload().unwrap();
+    b.delivery(&o, log.kind, Err("log could not be delivered: 503".into()));
+    o.handle_delivery(
+        log.kind,
+        Err(crate::ReportError::Unavailable {
+            kind: log.kind,
+            message: "503".into(),
+        }),
+    );
+    let Since::Events(after) = b.since(108, Some(&id)) else {
+        panic!("gap")
+    };
+    assert_eq!(after[0].change.kind(), "delivery");
+    let json = serde_json::to_value(&after[0]).unwrap();
+    assert_eq!(json["delivery"]["kind"], "log");
+    assert_eq!(json["delivery"]["ok"], false);
+    assert_eq!(json["delivery"]["attempt"], 1);
+}
+
+#[test]
+fn since_reports_a_gap_past_the_buffer_and_filters_by_operation() {
+    let mut b = Board::new(0, 3, 8);
+    let mut o = op(&["A", "B", "C"]);
+    b.track(&o); // 1
+    accept(&mut b, &mut o, "A", &[1]); // 2
+    let mut p = OperationParams::new(OperationId::Text("other".into()));
+    p.expected = vec![sn("Z")];
+    let mut other = Operation::new(p, t(1));
+    b.track(&other); // 3
+    accept(&mut b, &mut other, "Z", &[1]); // 4
+    assert_eq!(b.last_id(), 4);
+    // 1 fell out of the buffer (capacity 3): asking after 0 is a gap.
+    assert_eq!(b.since(0, None), Since::Gap);
+    let Since::Events(e) = b.since(1, None) else {
+        panic!()
+    };
+    assert_eq!(e.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3, 4]);
+    let Since::Events(e) = b.since(1, Some(&OperationId::Number(9))) else {
+        panic!()
+    };
+    assert_eq!(e.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(b.since(4, None), Since::Events(vec![]));
+    // An id this board never issued (from before a restart): a gap.
+    assert_eq!(b.since(5, None), Since::Gap);
+    // Newest first.
+    assert_eq!(
+        b.operations()
+            .iter()
+            .map(|o| o.operation_id.to_string())
+            .collect::<Vec<_>>(),
+        vec!["other", "9"]
+    );
+}
+
+#[test]
+fn a_duplicate_reply_changes_nothing_and_restored_operations_show_their_replies() {
+    let mut b = Board::new(0, 100, 8);
+    let mut o = op(&["A", "B"]);
+    b.track(&o);
+    accept(&mut b, &mut o, "A", &[1]);
+    let before = b.last_id();
+    b.reply(&o, &sn("A"));
+    assert_eq!(b.last_id(), before, "no event for a device already replied");
+
+    let mut fresh = Board::new(0, 100, 8);
+    let restored = Operation::restore(crate::StoredOperation {
+        params: o.params().clone(),
+        started: o.started(),
+        deadline: o.deadline(),
+        replies: vec![report(o.id(), "A", &[1])],
+        results: None,
+        deliveries: vec![],
+    });
+    fresh.track(&restored);
+    assert_eq!(
+        states(&fresh, o.id()),
+        vec![
+            ("A".into(), DeviceState::Replied, true),
+            ("B".into(), DeviceState::Waiting, true)
+        ]
+    );
+}
+
+#[test]
+fn finished_operations_beyond_the_bound_leave_the_board() {
+    let mut b = Board::new(0, 100, 1);
+    for n in 0..3u64 {
+        let mut p = OperationParams::new(OperationId::Number(n));
+        p.expected = vec![sn("A")];
+        let mut o = Operation::new(p, t(n));
+        o.handle_abort("broker unreachable");
+        b.track(&o);
+        b.finished(&crate::edge::OperationReport {
+            operation_id: o.id().clone(),
+            state: OperationState::Failed,
+            devices: vec![],
+            error: Some("broker unreachable".into()),
+            counters: o.counters(),
+            expected: 1,
+            started: t(n),
+            collected: t(n),
+            finished: t(n + 1),
+        });
+    }
+    assert!(b.operation(&OperationId::Number(0)).is_none());
+    assert!(b.operation(&OperationId::Number(1)).is_none());
+    let last = b.operation(&OperationId::Number(2)).unwrap();
+    assert_eq!(last.state, OperationState::Failed);
+    assert_eq!(last.error.as_deref(), Some("broker unreachable"));
+    assert_eq!(last.finished, Some(t(3)));
+}
