@@ -702,3 +702,151 @@ fn bad_arguments_exit_2_naming_the_flag() {
         assert!(!run.stderr.contains("hunter2"));
     }
 }
+
+/// SPEC §10.1 end to end: real agents on fixture trees that carry a
+/// software-changed address (with the card's permanent one), a cable
+/// pulled out, and a card with no driver; `scan --require-link` shows the
+/// findings in the table and in `--json`, compares the permanent address,
+/// and writes the seed's log format.
+#[test]
+fn hardware_truth_reaches_the_table_and_the_json() {
+    use burnin_sysfs::fixture::{Fixture, PciIds};
+    use std::process::{Child, Stdio};
+
+    let Some(vhost) = TestVhost::new("scan-hwtruth") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // HW-1: software set the current address; the burned-in one is in MES.
+    // A second card sits on the bus with no driver; MES expects it.
+    Fixture::new(dir.path().join("hw1"))
+        .serial("HW-1")
+        .pci_nic("enp1s0", "0000:01:00.0", "02:00:00:00:08:01", "igb")
+        .set_address("enp1s0", "52:54:00:00:08:99")
+        .pci_device("0000:03:00.0", PciIds::I210, None);
+    // HW-2: its only card has no carrier.
+    Fixture::new(dir.path().join("hw2"))
+        .serial("HW-2")
+        .pci_nic("enp1s0", "0000:01:00.0", "02:00:00:00:08:02", "igb")
+        .link_state("enp1s0", Some(false), "down", Some(-1));
+    let mes = dir.path().join("mes.json");
+    std::fs::write(
+        &mes,
+        r#"{"HW-1": ["02:00:00:00:08:01", "02:00:00:00:08:03"], "HW-2": ["02:00:00:00:08:02"]}"#,
+    )
+    .unwrap();
+    struct Kill(Vec<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let agent = binary("burnin-agent");
+    let _agents = Kill(
+        ["hw1", "hw2"]
+            .iter()
+            .map(|d| {
+                Command::new(&agent)
+                    .args(["run", "--amqp-url", &vhost.url(), "--sysfs-root"])
+                    .arg(dir.path().join(d))
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    burnin_testkit::wait_for_agents(
+        || {
+            vhost.ctl(&[
+                "list_consumers",
+                "-p",
+                vhost.name(),
+                "--quiet",
+                "--no-table-headers",
+                "queue_name",
+            ])
+        },
+        2,
+    );
+    let out = dir.path().join("out");
+    let base = |id: &'static str| -> Vec<String> {
+        [
+            "--amqp-url",
+            &vhost.url(),
+            "--mes-file",
+            mes.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--expect",
+            "HW-1",
+            "--expect",
+            "HW-2",
+            "--require-link",
+            "--operation-id",
+            id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let owned = base("8801");
+    let run = scan(&owned.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let line = |sn: &str| -> String {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(sn))
+            .unwrap_or_else(|| panic!("no {sn} row in {}", run.stdout))
+            .to_owned()
+    };
+    assert!(
+        line("HW-1").contains("missing card 02:00:00:00:08:03")
+            && line("HW-1").contains("enp1s0: MAC overridden by software (current 52:54:00:00:08:99)")
+            && line("HW-1").contains(
+                "network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card 02:00:00:00:08:03"
+            ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line("HW-2").contains("enp1s0 02:00:00:00:08:02 has no link (requireLink)"),
+        "{}",
+        run.stdout
+    );
+    // The log: the permanent address, the seed's format.
+    let log = std::fs::read_to_string(out.join("8801.log.json")).unwrap();
+    assert_eq!(
+        log,
+        concat!(
+            r#"{"operationid":8801,"pairInfo":[],"scaninfo":["#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:08:01","scanstatus":"1"},"#,
+            r#"{"interface":"","macaddr":"02:00:00:00:08:03","scanstatus":"0"}],"sn":"HW-1","result":"0"},"#,
+            r#"{"macinfo":[{"interface":"enp1s0","macaddr":"02:00:00:00:08:02","scanstatus":"0"}],"sn":"HW-2","result":"0"}]}"#
+        )
+    );
+
+    let mut owned = base("8802");
+    owned.push("--json".into());
+    let run = scan(&owned.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let kinds = |n: usize| -> Vec<&str> {
+        doc["devices"][n]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(kinds(0), ["macOverridden", "noDriver"]);
+    assert_eq!(kinds(1), ["noLink"]);
+    assert_eq!(
+        doc["devices"][1]["findings"][0]["message"],
+        "enp1s0: no link (no carrier); requireLink fails it"
+    );
+}
