@@ -25,6 +25,9 @@ fn report(op: &OperationId, s: &str, macs: &[u8]) -> Vec<u8> {
             .map(|(i, &m)| InterfaceReport {
                 interface: format!("eth{i}"),
                 macaddr: mac(m),
+                permaddr: None,
+                addr_assign_type: None,
+                link: None,
                 pci: PciDevice {
                     slot: format!("0000:0{i}:00.0"),
                     vendor: "0x8086".into(),
