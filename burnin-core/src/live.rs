@@ -18,7 +18,7 @@
 //! (before MES is asked), marked `expected: false`. Devices become
 //! `passed`/`failed` when the operation's results are fixed — collection has
 //! ended and every MES answer is in — which is before any payload is sent.
-//! A failed device carries its findings in words ([`findings`]): which MAC
+//! A failed device carries its reasons in words ([`details`]): which MAC
 //! is not in MES, which card is missing, that MES does not know the serial,
 //! that no reply came before the deadline.
 //!
@@ -50,8 +50,8 @@ use serde::Serialize;
 
 use crate::edge::OperationReport;
 use crate::{
-    DeviceResult, Finding, MacInfo, Operation, OperationId, OperationState, PayloadKind,
-    ScanStatus, SerialNumber, Timestamp,
+    DeviceResult, Finding, FindingKind, HardwareFinding, MacInfo, Operation, OperationId,
+    OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
 };
 
 /// Where a device is in an operation.
@@ -104,8 +104,12 @@ pub struct LiveDevice {
     pub result: Option<&'static str>,
     /// Per-MAC statuses once passed or failed (the log's `macinfo`).
     pub macinfo: Vec<MacInfo>,
-    /// Why it failed (or what else is worth knowing), in words.
-    pub findings: Vec<String>,
+    /// Why it failed (or what else is worth knowing), in words ([`details`]).
+    pub details: Vec<String>,
+    /// The hardware findings of SPEC §10.1, as `GET /scans/{id}` shows them
+    /// (`{"kind", "interface"?, "message"}`); left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<HardwareFinding>,
 }
 
 impl LiveDevice {
@@ -117,6 +121,7 @@ impl LiveDevice {
             hostname: None,
             result: None,
             macinfo: Vec::new(),
+            details: Vec::new(),
             findings: Vec::new(),
         }
     }
@@ -134,7 +139,8 @@ impl LiveDevice {
             hostname,
             result: Some(d.result.as_str()),
             macinfo: d.macinfo.clone(),
-            findings: findings(d),
+            details: details(d),
+            findings: d.findings.clone(),
         }
     }
 }
@@ -575,9 +581,10 @@ impl Board {
 
 /// Why a device has the result it has, in words: the device's finding
 /// (no reply, unknown to MES, MES failed), then each interface whose MAC
-/// did not match and why, then each MES MAC no card has. Empty for a
-/// device that passed with nothing to remark.
-pub fn findings(d: &DeviceResult) -> Vec<String> {
+/// did not match and why, then each MES MAC no card has, then the hardware
+/// findings of SPEC §10.1 (also on passing devices). Empty for a device
+/// that passed with nothing to remark.
+pub fn details(d: &DeviceResult) -> Vec<String> {
     let mut out = Vec::new();
     match &d.finding {
         Finding::Compared => {}
@@ -587,9 +594,14 @@ pub fn findings(d: &DeviceResult) -> Vec<String> {
         #[allow(unreachable_patterns)]
         other => out.push(format!("{other:?}")),
     }
-    if matches!(d.finding, Finding::Compared) {
+    let compared = matches!(d.finding, Finding::Compared);
+    if compared {
         for m in d.mismatched_interfaces() {
-            let why = if !m.macaddr.is_valid_card_address() {
+            let why = if d.findings.iter().any(|f| {
+                f.kind == FindingKind::NoLink && f.interface.as_deref() == Some(&m.interface)
+            }) {
+                "has no link (requireLink)".to_owned()
+            } else if !m.macaddr.is_valid_card_address() {
                 "is not a valid card address".to_owned()
             } else if let Some(first) = d
                 .macinfo
@@ -609,6 +621,13 @@ pub fn findings(d: &DeviceResult) -> Vec<String> {
             out.push("no network cards reported and none in MES".to_owned());
         }
     }
+    // A requireLink failure was said above.
+    out.extend(
+        d.findings
+            .iter()
+            .filter(|f| f.kind != FindingKind::NoLink || !compared)
+            .map(|f| f.message.clone()),
+    );
     out
 }
 

@@ -207,7 +207,7 @@
     row.icon.textContent = icon;
     row.label.textContent = label + (d.expected === false ? ' (not expected)' : '');
     row.host.textContent = d.hostname || '';
-    let text = d.findings && d.findings.length ? d.findings.join('; ') : '';
+    let text = d.details && d.details.length ? d.details.join('; ') : '';
     if (!text && d.state === 'passed') text = 'every MAC matches MES';
     if (!text && d.state === 'replied') text = 'reply recorded; comparing with MES';
     if (!text && d.state === 'waiting') text = 'no reply yet';

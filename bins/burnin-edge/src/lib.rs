@@ -27,6 +27,10 @@
 //! | [`metrics`] | [`Metrics`]: the Prometheus registry, the MES/reporter decorators, the observer that counts replies and devices |
 //! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
 //! | [`report`] | the JSON shapes of a device and of an operation's report |
+//! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`), Server-Sent Events with `Last-Event-ID` replay, finding a serial, `--keep` retention |
+//! | `page` | the page at `/` (embedded HTML, CSS and JavaScript) |
+//! | [`openapi`] | `GET /openapi.json` (OpenAPI 3.1, utoipa) |
+//! | [`listener`] | the accept loop [`serve`] uses: header read timeout, connection cap, graceful shutdown |
 //!
 //! One operation flows like this: `POST /scans` → [`burnin_core::edge::start`]
 //! records it in the store → [`App::spawn_operation`] registers its route in
@@ -96,8 +100,9 @@ pub use service::{App, AppBuilder};
 /// the store holds ([`App::start`]), serves the API, then stops accepting,
 /// lets in-flight requests finish and stops everything ([`App::shutdown`]).
 ///
-/// The error says what failed (the store could not be read at start, or
-/// the HTTP server failed).
+/// The error says what failed (the store could not be read at start).
+/// HTTP is served by [`listener::serve_http`] with the app's
+/// [`HttpLimits`](listener::HttpLimits).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,

@@ -237,6 +237,7 @@ fn waiting(sn: &SerialNumber) -> LiveDevice {
         hostname: None,
         result: None,
         macinfo: Vec::new(),
+        details: Vec::new(),
         findings: Vec::new(),
     }
 }

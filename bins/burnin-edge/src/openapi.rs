@@ -139,8 +139,23 @@ pub struct DeviceDoc {
     pub result: Option<BitDoc>,
     /// Per-MAC statuses once passed or failed.
     pub macinfo: Vec<MacInfoDoc>,
-    /// Why it failed, in words.
-    pub findings: Vec<String>,
+    /// Why it failed (and hardware findings), in words.
+    pub details: Vec<String>,
+    /// Hardware findings (SPEC §10.1); left out when none.
+    #[schema(required = false)]
+    pub findings: Vec<HardwareFindingDoc>,
+}
+
+/// A hardware finding (SPEC §10.1).
+#[derive(Serialize, ToSchema)]
+pub struct HardwareFindingDoc {
+    /// `macOverridden`, `softwareAddress`, `noDriver`, `sharedMac`, `noLink`, …
+    pub kind: String,
+    /// The interface it concerns, if one.
+    #[schema(required = false)]
+    pub interface: Option<String>,
+    /// The sentence shown to people.
+    pub message: String,
 }
 
 /// A delivery to the factory.

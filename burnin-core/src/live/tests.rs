@@ -110,11 +110,11 @@ fn devices_go_from_waiting_to_replied_to_passed_or_failed() {
     assert_eq!(by("A").state, Passed);
     assert_eq!(by("A").result, Some("1"));
     assert_eq!(by("B").state, Failed);
-    assert_eq!(by("B").findings, vec!["no reply before the deadline"]);
+    assert_eq!(by("B").details, vec!["no reply before the deadline"]);
     assert_eq!(by("X").state, Failed);
     assert!(!by("X").expected);
     assert_eq!(
-        by("X").findings,
+        by("X").details,
         vec![
             "eth0 02:00:00:00:00:09 is not in MES",
             "card 02:00:00:00:00:08 recorded in MES is missing"
