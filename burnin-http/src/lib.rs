@@ -118,8 +118,8 @@
 //! from above), or that answer 429 beyond K.
 //!
 //! Against a MES whose latency rises in proportion beyond a knee at K, the
-//! limit settles about 6–14 % above K (a little queue is what tells it
-//! where the knee is); against one that refuses beyond K, between 0.9 K
+//! limit settles about 6–12 % above K, or 1.5–3 requests above a knee
+//! below 24 (a little queue is what tells it where the knee is); against one that refuses beyond K, between 0.9 K
 //! and K. [`HttpMesSource::concurrency_limit`] and
 //! [`HttpMesSource::in_flight`] read it (burnin-edge shows them as the
 //! `burnin_mes_concurrency_limit` and `burnin_mes_in_flight` gauges and the

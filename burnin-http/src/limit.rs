@@ -20,7 +20,7 @@
 //!   CPU on either side, yet a few lucky answers do not hide a queue — is
 //!   compared with `rtt_min`:
 //!   `queue = limit × (1 − rtt_min / rtt)` estimates how many requests wait
-//!   in the server rather than being served. With `α = max(1, limit / 16)`,
+//!   in the server rather than being served. With `α = max(1.5, limit / 16)`,
 //!   `β = 2α` and `l = max(1, log10 limit)`:
 //!   * `queue > β` in this window **and** the one before (latency rising;
 //!     a single window may be a stall of the CPU): the limit drops to
@@ -40,10 +40,12 @@
 //!
 //! The limit stays within `1 ..= max`. Against a MES whose latency is flat
 //! up to `K` requests in flight and rises in proportion beyond, `queue` is
-//! `limit − K`, so the limit settles at `K + α … K + β`, about 6–14 %
-//! above `K` (Netflix concurrency-limits' Vegas uses `α = 3 log10 limit`,
-//! `β = 6 log10 limit`: the same at a limit of 150, but 25–50 % above a
-//! knee of 12); against one that
+//! `limit − K`, so the limit settles at `K + α … K + β`: 6–12 % above
+//! `K` from a knee of 24 up, 1.5–3 requests above a lower one (the floor
+//! keeps a 10–20 % wobble of latency on a busy CPU from reading as a
+//! queue at small limits). Netflix concurrency-limits' Vegas uses
+//! `α = 3 log10 limit`, `β = 6 log10 limit`: the same at a limit of 150,
+//! but 25–50 % above a knee of 12. Against one that
 //! answers 429 beyond `K`, it saw-tooths between `BACKOFF × K` and `K`.
 //!
 //! Requests answered with a final error (a 4xx other than 429, a bad body)
@@ -228,7 +230,7 @@ impl Controller {
         let rtt_min = self.rtt_min().unwrap_or(rtt);
         let queue = self.limit * (1.0 - rtt_min / rtt);
         let l = self.limit.log10().max(1.0);
-        let alpha = (self.limit / 16.0).max(1.0);
+        let alpha = (self.limit / 16.0).max(1.5);
         let beta = 2.0 * alpha;
         let held = self.hold_until.is_some_and(|h| now < h);
         let was_congested = std::mem::replace(&mut self.congested, queue > beta);

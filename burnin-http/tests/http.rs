@@ -728,10 +728,10 @@ async fn the_limit_grows_to_a_latency_knee_above_its_start_and_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_shrinks_from_64_to_a_latency_knee_and_stays() {
-    const K: usize = 20;
+    const K: usize = 24;
     let server = KneeMes::start(K, Beyond::Slower).await;
-    let settled = limit_trace(&server, 64, "latency knee at 20", Duration::from_secs(5)).await;
-    assert_near("latency knee at 20", &settled, K);
+    let settled = limit_trace(&server, 64, "latency knee at 24", Duration::from_secs(5)).await;
+    assert_near("latency knee at 24", &settled, K);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
