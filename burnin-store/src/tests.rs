@@ -441,7 +441,9 @@ fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
     let un = s.unfinished().unwrap();
     assert!(!un[0].params.require_link);
     assert_eq!(un[0].results.as_ref().unwrap().0, vec![device("A")]);
+}
 
+#[test]
 fn prune_deletes_only_operations_finished_before_the_cutoff() {
     let s = SqliteStore::in_memory().unwrap();
     let old = OperationId::Number(1);
