@@ -6,9 +6,34 @@
 //! (rejected replies go to the rejected queue with their reason), starts
 //! each MES lookup as soon as its reply is accepted (the MES source bounds
 //! concurrency), stops collecting when every expected serial has replied or
-//! the window closes, waits for outstanding lookups, stores the results,
-//! then delivers the log, Pair or directBurn, and the notification in SPEC
-//! §5 order, recording each delivery. [`run_operation`] is both in one call.
+//! the window closes, waits for outstanding lookups and records, stores the
+//! results, then delivers the log, Pair or directBurn, and the notification
+//! in SPEC §5 order, recording each delivery. [`run_operation`] is both in
+//! one call.
+//!
+//! ## Replies are recorded concurrently (group commit)
+//!
+//! An accepted reply becomes a *record-then-ack* future — `store.reply(..)`,
+//! and only once that returned `Ok`, `delivery.ack()` — which the loop
+//! keeps in a set and polls alongside the next reply, the MES lookups and
+//! the deadline. So the use case does not wait for one reply's commit
+//! before taking the next delivery: every reply that arrives while a commit
+//! is running is handed to the store at once, and a store that batches
+//! concurrent calls (burnin-store's writer commits everything queued in one
+//! transaction) turns them into one fsync. Each reply is still acked only
+//! after *its* call returned, so nothing acked can be lost; a reply whose
+//! call failed is not acked (the broker keeps it) and the operation records
+//! the error.
+//!
+//! This was chosen over a batch method on the [`OperationStore`] port: the
+//! port stays one call per fact, every store (the in-memory one, SQLite,
+//! PostgreSQL) works unchanged, batching is the store's own business (it
+//! sees the calls of *every* operation sharing it, which a per-operation
+//! batch would not), and the core stays sans-IO — it only composes the
+//! futures the ports give it, with no timer, thread or runtime. At most
+//! [`MAX_PENDING_RECORDS`] records are in flight per operation; while that
+//! many wait, no further reply is taken (the broker's prefetch usually
+//! bounds it first).
 //!
 //! An operation restored from the store ([`Operation::restore`]) goes
 //! through the same [`run`]: if it was collecting, the command is published
@@ -142,12 +167,26 @@ impl OperationReport {
     }
 }
 
+/// How many accepted replies of one operation may be waiting for the store
+/// (and then their ack) at once before [`run`] stops taking replies.
+pub const MAX_PENDING_RECORDS: usize = 1024;
+
 type Lookup<'a> =
     Pin<Box<dyn Future<Output = (SerialNumber, Result<MesAnswer, MesError>)> + Send + 'a>>;
+
+/// A reply being recorded, then acked.
+type Record<'a> = Pin<Box<dyn Future<Output = Recorded> + Send + 'a>>;
+
+/// How recording (and then acking) one reply went.
+struct Recorded {
+    stored: Result<(), StoreError>,
+    acked: Result<(), TransportError>,
+}
 
 enum Event {
     Reply(Option<Result<Delivery, TransportError>>),
     Mes(SerialNumber, Result<MesAnswer, MesError>),
+    Recorded(Recorded),
     Deadline,
 }
 
@@ -240,6 +279,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
 
     let mut lookups: FuturesUnordered<Lookup<'_>> =
         op.mes_outstanding().into_iter().map(lookup).collect();
+    let mut records: FuturesUnordered<Record<'_>> = FuturesUnordered::new();
     let timer = clock.sleep_until(op.deadline()).fuse();
     futures::pin_mut!(timer);
     let mut ended_seen = false;
@@ -251,13 +291,16 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
             if replies.close() {
                 // Replies routed to this operation but not yet handled are late.
                 while let Some(Ok(delivery)) = replies.next_reply().await {
-                    handle_delivery(&mut op, delivery, store, clock, observer).await;
+                    let handled = handle_delivery(&mut op, delivery, store, clock, observer).await;
+                    records.extend(handled.record);
+                    lookups.extend(handled.lookup.map(lookup));
                 }
             }
         }
-        if !collecting && lookups.is_empty() {
+        if !collecting && lookups.is_empty() && records.is_empty() {
             break;
         }
+        let take_replies = collecting && records.len() < MAX_PENDING_RECORDS;
         let event = {
             let next_lookup = async {
                 match lookups.next().await {
@@ -266,17 +309,25 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 }
             }
             .fuse();
+            let next_record = async {
+                match records.next().await {
+                    Some(recorded) => Event::Recorded(recorded),
+                    None => futures::future::pending().await,
+                }
+            }
+            .fuse();
             let next_reply = async {
-                if collecting {
+                if take_replies {
                     Event::Reply(replies.next_reply().await)
                 } else {
                     futures::future::pending().await
                 }
             }
             .fuse();
-            futures::pin_mut!(next_lookup, next_reply);
+            futures::pin_mut!(next_lookup, next_record, next_reply);
             futures::select_biased! {
                 e = next_lookup => e,
+                e = next_record => e,
                 e = next_reply => e,
                 () = timer => Event::Deadline,
             }
@@ -294,8 +345,19 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 op.handle_error(format!("replies could not be received: {e}"));
             }
             Event::Reply(Some(Ok(delivery))) => {
-                if let Some(sn) = handle_delivery(&mut op, delivery, store, clock, observer).await {
-                    lookups.push(lookup(sn));
+                let handled = handle_delivery(&mut op, delivery, store, clock, observer).await;
+                records.extend(handled.record);
+                lookups.extend(handled.lookup.map(lookup));
+            }
+            Event::Recorded(Recorded { stored, acked }) => {
+                if let Err(e) = stored {
+                    // Not acked: the broker keeps its copy.
+                    observer.store_error(&id, &e);
+                    op.handle_error(format!("a reply could not be recorded: {e}"));
+                }
+                if let Err(e) = acked {
+                    // The broker will deliver it again; it then counts as a duplicate.
+                    observer.transport_error(&e);
                 }
             }
             Event::Deadline => {}
@@ -312,42 +374,57 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
     finish(op, collected, reporter, store, clock, observer).await
 }
 
-/// Records and settles one reply; returns the serial to look up if it was
-/// accepted.
-async fn handle_delivery(
+/// What [`handle_delivery`] leaves to the loop.
+struct Handled<'a> {
+    /// The serial to look up, if the reply was accepted.
+    lookup: Option<SerialNumber>,
+    /// Recording and then acking the accepted reply.
+    record: Option<Record<'a>>,
+}
+
+/// Settles a rejected or duplicate reply at once; an accepted one comes
+/// back as a record-then-ack future (see the [module docs](self)).
+async fn handle_delivery<'a>(
     op: &mut Operation,
     delivery: Delivery,
-    store: &dyn OperationStore,
+    store: &'a dyn OperationStore,
     clock: &dyn Clock,
     observer: &dyn Observer,
-) -> Option<SerialNumber> {
+) -> Handled<'a> {
     if delivery.redelivered {
         op.handle_redelivered();
     }
     let outcome = op.handle_reply(&delivery.body);
     observer.reply(op, &outcome);
-    let settled = match &outcome {
+    let settled = match outcome {
         ReplyOutcome::Rejected(reason) => delivery.reject(&reason.to_string()).await,
+        // Safe even while the first copy is being recorded: that copy stays
+        // unacked (and so kept by the broker) until it is durable.
         ReplyOutcome::Duplicate(_) => delivery.ack().await,
         ReplyOutcome::Accepted(sn) => {
-            match store.reply(op.id(), sn, &delivery.body, clock.now()).await {
-                Ok(()) => delivery.ack().await,
-                Err(e) => {
-                    // Not acked: the broker keeps its copy.
-                    observer.store_error(op.id(), &e);
-                    op.handle_error(format!("a reply could not be recorded: {e}"));
-                    Ok(())
-                }
-            }
+            let (id, received) = (op.id().clone(), clock.now());
+            let serial = sn.clone();
+            let record: Record<'a> = Box::pin(async move {
+                let stored = store.reply(&id, &serial, &delivery.body, received).await;
+                let acked = match stored {
+                    Ok(()) => delivery.ack().await,
+                    Err(_) => Ok(()),
+                };
+                Recorded { stored, acked }
+            });
+            return Handled {
+                lookup: Some(sn),
+                record: Some(record),
+            };
         }
     };
     if let Err(e) = settled {
         // The broker will deliver it again; it then counts as a duplicate.
         observer.transport_error(&e);
     }
-    match outcome {
-        ReplyOutcome::Accepted(sn) => Some(sn),
-        _ => None,
+    Handled {
+        lookup: None,
+        record: None,
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! SPEC §6: the edge records each operation, each accepted reply (raw JSON)
 //! and what it must still POST. [`edge::run`](crate::edge::run) calls the
-//! store at these points, and waits for each call to return before going
-//! on:
+//! store at these points. It waits for each call to return before going
+//! on, except [`OperationStore::reply`]: see *Concurrent replies* below.
 //!
 //! | when | call | what it guarantees |
 //! | --- | --- | --- |
@@ -12,6 +12,24 @@
 //! | collection ended, MES answered | [`OperationStore::results`] | the results (and errors so far) are fixed; every payload is derived from them |
 //! | each payload delivered or failed | [`OperationStore::delivery`] | a restart sends only what was not delivered, with the same `Idempotency-Key` |
 //! | the end | [`OperationStore::finish`] | final state and error |
+//!
+//! ## Concurrent replies (group commit)
+//!
+//! [`edge::run`](crate::edge::run) does not wait for one
+//! [`reply`](OperationStore::reply) call to return before it takes the next
+//! delivery: every reply accepted while earlier ones are being recorded is
+//! handed to the store at once, so one operation may have many `reply`
+//! calls in flight (up to
+//! [`MAX_PENDING_RECORDS`](crate::edge::MAX_PENDING_RECORDS)), and several
+//! operations sharing a store add theirs. Each reply is acked to the broker
+//! only after *its* call returned `Ok`. A store should therefore make
+//! concurrent calls cheap — ideally commit all calls waiting at a moment
+//! in one transaction (one fsync), answering each caller once that
+//! transaction is durable, and failing only the calls of a transaction that
+//! did not commit. The port itself is unchanged: one call per fact, no
+//! batch method, so a store that simply commits each call on its own stays
+//! correct (just slower). Replies of one operation may be recorded in any
+//! order; [`StoredOperation::replies`] lists them in the order recorded.
 //!
 //! On start, a long-running edge loads every unfinished operation
 //! ([`StoredOperation`]) and hands each to
@@ -67,7 +85,10 @@ pub struct StoredOperation {
 
 /// Where the edge records operations; see the [module docs](self).
 ///
-/// Implementations must make each call durable before returning.
+/// Implementations must make each call durable before returning, and may
+/// be called concurrently (see *Concurrent replies* in the
+/// [module docs](self)): batching the calls that wait at the same moment
+/// into one commit is what makes a durable store fast.
 #[async_trait]
 pub trait OperationStore: Send + Sync {
     /// Records a new operation. [`StoreError::Running`] if one with the

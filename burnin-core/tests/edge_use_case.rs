@@ -741,3 +741,196 @@ fn require_link_permanent_addresses_and_shared_macs_end_to_end() {
             .all(|f| !f.message.contains("MAC 02:00:00:00:00:09"))
     );
 }
+
+/// A log shared by [`GateStore`] and [`LogAcker`], in call order.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Acks by writing `ack <name>` to the log.
+struct LogAcker {
+    name: String,
+    log: Log,
+}
+
+#[async_trait]
+impl burnin_core::ports::Acker for LogAcker {
+    async fn ack(self: Box<Self>) -> Result<(), burnin_core::TransportError> {
+        self.log.lock().unwrap().push(format!("ack {}", self.name));
+        Ok(())
+    }
+    async fn reject(
+        self: Box<Self>,
+        _: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), burnin_core::TransportError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("reject {}: {reason}", self.name));
+        Ok(())
+    }
+}
+
+/// Hands out the given deliveries, then nothing (pending for ever).
+struct ListStream(std::collections::VecDeque<burnin_core::Delivery>);
+
+#[async_trait]
+impl burnin_core::ReplyStream for ListStream {
+    async fn next_reply(
+        &mut self,
+    ) -> Option<Result<burnin_core::Delivery, burnin_core::TransportError>> {
+        match self.0.pop_front() {
+            Some(d) => Some(Ok(d)),
+            None => futures::future::pending().await,
+        }
+    }
+}
+
+/// A store whose `reply` calls all wait until `group` of them are waiting,
+/// then "commit" together (like a group commit); `fail` is refused.
+struct GateStore {
+    group: usize,
+    fail: Option<&'static str>,
+    log: Log,
+    waiting: std::sync::Mutex<Vec<futures::channel::oneshot::Sender<()>>>,
+}
+
+#[async_trait]
+impl burnin_core::OperationStore for GateStore {
+    async fn begin(
+        &self,
+        _: &OperationParams,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        Ok(())
+    }
+    async fn reply(
+        &self,
+        _: &OperationId,
+        sn: &SerialNumber,
+        _: &[u8],
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        let rx = {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            let mut waiting = self.waiting.lock().unwrap();
+            self.log.lock().unwrap().push(format!("reply {sn}"));
+            waiting.push(tx);
+            if waiting.len() == self.group {
+                self.log.lock().unwrap().push("commit".into());
+                for tx in waiting.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+            rx
+        };
+        rx.await.expect("released");
+        if self.fail == Some(sn.as_str()) {
+            return Err(burnin_core::StoreError::Io("disk full".into()));
+        }
+        Ok(())
+    }
+    async fn results(
+        &self,
+        _: &OperationId,
+        r: &[burnin_core::DeviceResult],
+        _: &[String],
+    ) -> Result<(), burnin_core::StoreError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("results {}", r.len()));
+        Ok(())
+    }
+    async fn delivery(
+        &self,
+        _: &OperationId,
+        _: PayloadKind,
+        _: Result<(), &ReportError>,
+    ) -> Result<(), burnin_core::StoreError> {
+        Ok(())
+    }
+    async fn finish(
+        &self,
+        _: &OperationId,
+        _: OperationState,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> Result<(), burnin_core::StoreError> {
+        Ok(())
+    }
+}
+
+/// Runs an operation expecting A, B, C over a [`GateStore`] that commits
+/// all three together; returns the report and the log.
+fn run_gated(fail: Option<&'static str>) -> (OperationReport, Vec<String>) {
+    let op = OperationId::Number(42);
+    let log = Log::default();
+    let deliveries = ["A", "B", "C"]
+        .into_iter()
+        .map(|s| {
+            burnin_core::Delivery::new(
+                reply(&op, s, &[1]),
+                false,
+                Box::new(LogAcker {
+                    name: s.into(),
+                    log: log.clone(),
+                }),
+            )
+        })
+        .collect();
+    let store = GateStore {
+        group: 3,
+        fail,
+        log: log.clone(),
+        waiting: Default::default(),
+    };
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let broker = MemoryBroker::new();
+    let (publisher, _) = broker.edge("hwinfo_queue");
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&["A", "B", "C"]),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut ListStream(deliveries),
+            mes: &mes(),
+            reporter: &reporter,
+            store: &store,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    let log = log.lock().unwrap().clone();
+    (report, log)
+}
+
+/// Group commit needs the use case to hand the store every reply that
+/// arrived while a commit runs: with one reply call at a time this store
+/// would never release the first one (and the test would hang).
+#[test]
+fn replies_are_recorded_together_and_each_acked_only_after_its_commit() {
+    let (report, log) = run_gated(None);
+    assert_eq!(report.state, OperationState::Done, "{:?}", report.error);
+    assert_eq!(report.devices.len(), 3);
+    assert_eq!(&log[..4], ["reply A", "reply B", "reply C", "commit"]);
+    let mut acks = log[4..7].to_vec();
+    acks.sort();
+    assert_eq!(acks, ["ack A", "ack B", "ack C"]);
+    assert_eq!(log[7..], ["results 3"]);
+}
+
+#[test]
+fn a_reply_the_store_refuses_is_not_acked_and_fails_the_operation() {
+    let (report, log) = run_gated(Some("B"));
+    assert_eq!(report.state, OperationState::Failed);
+    let error = report.error.expect("an error");
+    assert!(
+        error.contains("a reply could not be recorded: disk full"),
+        "{error}"
+    );
+    assert!(log.contains(&"ack A".to_owned()), "{log:?}");
+    assert!(log.contains(&"ack C".to_owned()), "{log:?}");
+    assert!(!log.iter().any(|l| l == "ack B"), "B was acked: {log:?}");
+}

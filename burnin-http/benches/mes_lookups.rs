@@ -48,6 +48,10 @@ fn main() {
         let server = common::SlowMes::start(LATENCY).await;
         let config = HttpConfig::builder(server.template(), "http://127.0.0.1:9/l", "http://127.0.0.1:9/n")
             .mes_concurrency(BOUND)
+            // The fixed bound this bench measures; the adaptive limit
+            // (which would grow past 64 against this flat MES) is measured
+            // by the load harness and tested in tests/http.rs.
+            .mes_concurrency_max(BOUND)
             .build()
             .expect("config");
         let mes = Arc::new(HttpMesSource::new(&config).expect("client"));

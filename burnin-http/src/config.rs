@@ -16,8 +16,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of attempts per request (the first one included; the
 /// edge's `--http-retries` counts the retries after it, default 4).
 pub const DEFAULT_ATTEMPTS: u32 = 5;
-/// Default bound on MES requests in flight.
+/// Default starting limit on MES requests in flight (`--mes-concurrency`);
+/// the limit then adapts (see the crate docs).
 pub const DEFAULT_MES_CONCURRENCY: usize = 64;
+/// Default ceiling of the adaptive MES limit (`--mes-concurrency-max`).
+pub const DEFAULT_MES_CONCURRENCY_MAX: usize = 256;
 /// Default first backoff step (the jitter range before the second attempt).
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Default largest backoff step.
@@ -80,6 +83,7 @@ pub struct HttpConfig {
     pub(crate) timeout: Duration,
     pub(crate) attempts: u32,
     pub(crate) mes_concurrency: usize,
+    pub(crate) mes_concurrency_max: usize,
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_cap: Duration,
     pub(crate) retry_after_cap: Duration,
@@ -100,6 +104,7 @@ impl fmt::Debug for HttpConfig {
             .field("timeout", &self.timeout)
             .field("attempts", &self.attempts)
             .field("mes_concurrency", &self.mes_concurrency)
+            .field("mes_concurrency_max", &self.mes_concurrency_max)
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("retry_after_cap", &self.retry_after_cap)
@@ -126,6 +131,7 @@ impl HttpConfig {
             timeout: DEFAULT_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             mes_concurrency: DEFAULT_MES_CONCURRENCY,
+            mes_concurrency_max: DEFAULT_MES_CONCURRENCY_MAX,
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_cap: DEFAULT_BACKOFF_CAP,
             retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
@@ -155,9 +161,15 @@ impl HttpConfig {
         )
     }
 
-    /// The bound on MES requests in flight.
+    /// The limit on MES requests in flight the adaptive limiter starts
+    /// at (at most [`mes_concurrency_max`](Self::mes_concurrency_max)).
     pub fn mes_concurrency(&self) -> usize {
         self.mes_concurrency
+    }
+
+    /// The ceiling of the adaptive MES limit.
+    pub fn mes_concurrency_max(&self) -> usize {
+        self.mes_concurrency_max
     }
 
     /// The URL a payload kind is posted to, if configured.
@@ -184,6 +196,7 @@ pub struct HttpConfigBuilder {
     timeout: Duration,
     attempts: u32,
     mes_concurrency: usize,
+    mes_concurrency_max: usize,
     backoff_base: Duration,
     backoff_cap: Duration,
     retry_after_cap: Duration,
@@ -234,9 +247,18 @@ impl HttpConfigBuilder {
         self
     }
 
-    /// MES requests in flight at most (default 64; at least 1).
-    pub fn mes_concurrency(mut self, bound: usize) -> Self {
-        self.mes_concurrency = bound;
+    /// `--mes-concurrency`: the MES requests in flight the adaptive limit
+    /// starts at (default 64; at least 1; lowered to the ceiling if above
+    /// it).
+    pub fn mes_concurrency(mut self, start: usize) -> Self {
+        self.mes_concurrency = start;
+        self
+    }
+
+    /// `--mes-concurrency-max`: the adaptive limit never goes above this
+    /// (default 256; at least 1).
+    pub fn mes_concurrency_max(mut self, max: usize) -> Self {
+        self.mes_concurrency_max = max;
         self
     }
 
@@ -317,8 +339,14 @@ impl HttpConfigBuilder {
         }
         if self.mes_concurrency == 0 {
             return Err(invalid(
-                "MES concurrency",
-                "it is 0; give the number of MES requests allowed in flight, at least 1 (default 64)",
+                "--mes-concurrency",
+                "it is 0; give the number of MES requests to start with in flight, at least 1 (default 64)",
+            ));
+        }
+        if self.mes_concurrency_max == 0 {
+            return Err(invalid(
+                "--mes-concurrency-max",
+                "it is 0; give the most MES requests ever allowed in flight, at least 1 (default 256)",
             ));
         }
         if self.backoff_cap < self.backoff_base {
@@ -339,7 +367,8 @@ impl HttpConfigBuilder {
             token: self.token,
             timeout: self.timeout,
             attempts: self.attempts,
-            mes_concurrency: self.mes_concurrency,
+            mes_concurrency: self.mes_concurrency.min(self.mes_concurrency_max),
+            mes_concurrency_max: self.mes_concurrency_max,
             backoff_base: self.backoff_base,
             backoff_cap: self.backoff_cap,
             retry_after_cap: self.retry_after_cap,
@@ -385,6 +414,13 @@ mod tests {
         assert_eq!(c.timeout(), Duration::from_secs(10));
         assert_eq!(c.attempts(), 5);
         assert_eq!(c.mes_concurrency(), 64);
+        assert_eq!(c.mes_concurrency_max(), 256);
+        let low = base().mes_concurrency_max(16).build().unwrap();
+        assert_eq!(
+            low.mes_concurrency(),
+            16,
+            "the start is lowered to the ceiling"
+        );
         assert!(c.url_for(PayloadKind::Pair).is_none());
         assert_eq!(
             c.url_for(PayloadKind::Log).unwrap().as_str(),
@@ -433,7 +469,15 @@ mod tests {
         let e = base().timeout(Duration::ZERO).build().unwrap_err();
         assert!(e.to_string().contains("--http-timeout"), "{e}");
         let e = base().mes_concurrency(0).build().unwrap_err();
-        assert!(e.to_string().contains("concurrency"), "{e}");
+        assert!(
+            e.to_string().contains("--mes-concurrency is invalid"),
+            "{e}"
+        );
+        let e = base().mes_concurrency_max(0).build().unwrap_err();
+        assert!(
+            e.to_string().contains("--mes-concurrency-max is invalid"),
+            "{e}"
+        );
         let e = base().token("se\ncret").build().unwrap_err();
         assert!(!e.to_string().contains("se\ncret"), "{e}");
     }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use tokio::sync::Semaphore;
 use tracing::debug;
 use url::Url;
 
 use crate::config::{HttpConfig, HttpError};
+use crate::limit::{Limiter, Sample};
 use crate::redact::{MASK, redact};
 
 /// How much of an error body is quoted in a message.
@@ -28,8 +28,9 @@ pub(crate) struct Request<'a> {
     pub(crate) body_limit: Option<usize>,
     /// Whether 404 is an answer (MES: unknown device) rather than a failure.
     pub(crate) not_found_is_answer: bool,
-    /// Held while an attempt is in flight (not while backing off).
-    pub(crate) in_flight: Option<&'a Semaphore>,
+    /// Held while an attempt is in flight (not while backing off); each
+    /// attempt's outcome is reported to it.
+    pub(crate) in_flight: Option<&'a Limiter>,
 }
 
 /// A response the caller has to interpret: a 2xx, or a 404 when asked for.
@@ -121,7 +122,7 @@ impl Engine {
         loop {
             let started = Instant::now();
             let outcome = {
-                let _permit = match req.in_flight {
+                let slot = match req.in_flight {
                     Some(s) => match s.acquire().await {
                         Ok(p) => Some(p),
                         Err(_) => {
@@ -130,7 +131,7 @@ impl Engine {
                     },
                     None => None,
                 };
-                match tokio::time::timeout(self.timeout, self.attempt(&req)).await {
+                let outcome = match tokio::time::timeout(self.timeout, self.attempt(&req)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Attempt::Retry {
                         message: format!(
@@ -139,7 +140,16 @@ impl Engine {
                         ),
                         retry_after: None,
                     },
+                };
+                if let Some(slot) = slot {
+                    slot.finish(match &outcome {
+                        Attempt::Answer(_) | Attempt::Final(_) => Sample::Answered,
+                        Attempt::Retry { retry_after, .. } => Sample::Overload {
+                            retry_after: retry_after.map(|d| d.min(self.retry_after_cap)),
+                        },
+                    });
                 }
+                outcome
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match outcome {

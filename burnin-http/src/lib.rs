@@ -20,9 +20,9 @@
 //!   percent-encoded with [`encode_serial`] (everything outside
 //!   `A-Z a-z 0-9 - . _ ~`, so `A/B%+?#` is sent as `A%2FB%25%2B%3F%23`).
 //!   200 → the record, 404 → unknown device; see [`HttpMesSource`].
-//!   At most [`HttpConfig::mes_concurrency`] requests (default 64) are in
-//!   flight, enforced by a semaphore inside the source, so the edge may
-//!   start a lookup for every reply as it arrives.
+//!   The requests in flight are bounded by an **adaptive limit** inside
+//!   the source (see below), so the edge may start a lookup for every
+//!   reply as it arrives.
 //! * **Reporter**: `POST` the payload body as-is, with `Content-Type:
 //!   application/json` and `Idempotency-Key: <operationId>:<kind>`; see
 //!   [`HttpReporter`].
@@ -96,6 +96,43 @@
 //! parsing and redaction, [`percent_encoding`] for the serial, [`httpdate`]
 //! for `Retry-After` dates.
 //!
+//! ## Adaptive concurrency
+//!
+//! A fixed bound leaves a strong MES idle and can still hurt a weak one, so
+//! the MES limit adapts, in the style of TCP Vegas / Netflix's
+//! concurrency-limits: it starts at [`HttpConfig::mes_concurrency`]
+//! (`--mes-concurrency`, default 64), **grows** while the latency stays
+//! near the lowest seen, **shrinks** when the latency rises (in proportion
+//! to the queue it implies) and multiplicatively (×0.9, once per round
+//! trip) on overload — a timeout, a connection failure, a 5xx or a 429 —
+//! and never goes above [`HttpConfig::mes_concurrency_max`]
+//! (`--mes-concurrency-max`, default 256) nor below 1. A 429 or 503 with
+//! `Retry-After` also holds the limit from growing until that time (the
+//! request itself waits that long before its retry). Decisions are taken
+//! once per window of one round trip, at least 100 ms. The exact rule, with
+//! its constants, is documented in the source (`src/limit.rs`); the
+//! controller is pure (time is passed in) and unit-tested on a simulated
+//! MES, and `tests/http.rs` runs it against real stand-ins on 127.0.0.1
+//! whose latency is flat at 20 ms up to K requests in flight and rises in
+//! proportion beyond (the limit settles within 25 % of K, from below and
+//! from above), or that answer 429 beyond K.
+//!
+//! Against a MES whose latency rises in proportion beyond a knee at K, the
+//! limit settles about 6–12 % above K, or 1.5–3 requests above a knee
+//! below 24 (a little queue is what tells it where the knee is); against one that refuses beyond K, between 0.9 K
+//! and K. [`HttpMesSource::concurrency_limit`] and
+//! [`HttpMesSource::in_flight`] read it (burnin-edge shows them as the
+//! `burnin_mes_concurrency_limit` and `burnin_mes_in_flight` gauges and the
+//! final limit in `scan --json`).
+//!
+//! Why a module of our own rather than a crate: the one Rust port of
+//! concurrency-limits on crates.io, `congestion-limiter`, is a single 0.1.0
+//! release; it has no way to honour `Retry-After`, reads the clock itself
+//! (so it cannot be tested on simulated time), and is a larger dependency
+//! than the ~200 lines here. The permits are a fair (FIFO) tokio
+//! semaphore: growing adds permits, shrinking takes the free ones and
+//! lets the rest lapse as requests end.
+//!
 //! ## Errors and secrets
 //!
 //! Error messages name the method, the URL redacted by [`redact_url`] (no
@@ -115,9 +152,11 @@
 //!
 //! ## Decisions where SPEC is silent
 //!
-//! * The MES concurrency bound counts requests **in flight**: a lookup
+//! * The MES concurrency limit counts requests **in flight**: a lookup
 //!   holds a slot during an attempt, not while it backs off, so one slow
-//!   device cannot starve the others.
+//!   device cannot starve the others. Every attempt is a sample for the
+//!   adaptive limit; a final error (a 4xx, a bad body) counts as an answer
+//!   (the server did answer), not as overload.
 //! * Any 2xx from a factory POST is delivery; its body is ignored. For MES,
 //!   any 2xx is parsed as the record (`{"sn", "macs"}`; extra fields are
 //!   ignored; `sn` must equal the serial asked exactly).
@@ -147,14 +186,15 @@
 
 mod config;
 mod engine;
+mod limit;
 mod mes;
 mod redact;
 mod reporter;
 
 pub use config::{
     DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MES_CONCURRENCY,
-    DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT, HttpConfig, HttpConfigBuilder, HttpError,
-    MAX_MES_BODY, SN_PLACEHOLDER,
+    DEFAULT_MES_CONCURRENCY_MAX, DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT, HttpConfig,
+    HttpConfigBuilder, HttpError, MAX_MES_BODY, SN_PLACEHOLDER,
 };
 #[doc(hidden)]
 pub use mes::parse_record as parse_mes_record;

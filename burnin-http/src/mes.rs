@@ -8,11 +8,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::{HttpConfig, HttpError, MAX_MES_BODY, SN_PLACEHOLDER};
 use crate::engine::{Engine, Failure, Request};
+use crate::limit::Limiter;
 
 /// Everything but the RFC 3986 unreserved characters is percent-encoded.
 const SERIAL: &AsciiSet = &NON_ALPHANUMERIC
@@ -33,7 +33,7 @@ pub fn encode_serial(sn: &str) -> String {
 }
 
 /// [`MesSource`] over HTTP. Cheap to clone; clones share the connection
-/// pool and the concurrency bound.
+/// pool and the adaptive concurrency limit.
 ///
 /// * `200` with `{"sn": "<the serial asked>", "macs": ["<MAC>", ...]}` →
 ///   [`MesAnswer::Record`] (MACs in any form of SPEC §3, in MES order;
@@ -45,8 +45,12 @@ pub fn encode_serial(sn: &str) -> String {
 /// * Connect errors, timeouts, 429 and 5xx still failing after the retries
 ///   → [`MesError::Unavailable`].
 ///
-/// At most [`HttpConfig::mes_concurrency`] requests are in flight; further
-/// lookups wait for a slot, so callers may start thousands at once.
+/// At most [`concurrency_limit`](Self::concurrency_limit) requests are in
+/// flight; further lookups wait for a slot (first come, first served), so
+/// callers may start thousands at once. The limit starts at
+/// [`HttpConfig::mes_concurrency`] and adapts to how MES answers, within
+/// `1 ..= `[`HttpConfig::mes_concurrency_max`]; see *Adaptive concurrency*
+/// in the [crate docs](crate).
 #[derive(Debug, Clone)]
 pub struct HttpMesSource {
     inner: Arc<Inner>,
@@ -58,7 +62,7 @@ struct Inner {
     template: String,
     /// Whether `{sn}` is in the path (where `.` and `..` would be resolved away).
     in_path: bool,
-    slots: Semaphore,
+    slots: Limiter,
 }
 
 #[derive(Deserialize)]
@@ -83,9 +87,20 @@ impl HttpMesSource {
                 engine: Engine::new(config)?,
                 template: config.mes_template.clone(),
                 in_path: !prefix.contains(['?', '#']),
-                slots: Semaphore::new(config.mes_concurrency),
+                slots: Limiter::new(config.mes_concurrency, config.mes_concurrency_max),
             }),
         })
+    }
+
+    /// The current limit on MES requests in flight (for the
+    /// `burnin_mes_concurrency_limit` gauge and `scan --json`).
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.slots.limit()
+    }
+
+    /// MES requests in flight now (the `burnin_mes_in_flight` gauge).
+    pub fn in_flight(&self) -> usize {
+        self.inner.slots.in_flight()
     }
 
     /// The URL looked up for `sn` (not redacted: it is what is sent).

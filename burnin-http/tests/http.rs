@@ -1,6 +1,8 @@
 //! The adapters against real HTTP servers on 127.0.0.1 (wiremock, axum and
 //! a raw TCP server that records request bytes).
 
+#![allow(clippy::print_stdout)] // the limit traces are printed for the reader
+
 mod common;
 
 use std::sync::Arc;
@@ -12,7 +14,9 @@ use burnin_core::{
     SerialNumber, payload,
 };
 use burnin_http::{HttpConfig, HttpConfigBuilder, HttpError, HttpMesSource, HttpReporter};
-use common::{CaptureServer, LogCapture, SlowMes, closed_port, devices, silent_server};
+use common::{
+    Beyond, CaptureServer, KneeMes, LogCapture, SlowMes, closed_port, devices, silent_server,
+};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -600,7 +604,8 @@ async fn concurrency_is_bounded_and_every_lookup_completes() {
         "http://127.0.0.1:9/l",
         "http://127.0.0.1:9/n",
     )
-    .mes_concurrency(BOUND)));
+    .mes_concurrency(BOUND)
+    .mes_concurrency_max(BOUND)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..500 {
         let m = m.clone();
@@ -621,6 +626,123 @@ async fn concurrency_is_bounded_and_every_lookup_completes() {
     assert!(
         max >= BOUND / 2,
         "only {max} in flight: lookups did not run concurrently"
+    );
+}
+
+/// Keeps 400 lookups going against `server` for `run`, samples the limit
+/// every 50 ms and prints the trace; returns the limits of the last half.
+/// One limit test at a time: each keeps 400 lookups going, and three at
+/// once on a 2-core machine would starve each other of CPU (which raises
+/// latency, which the limiter rightly reads as congestion).
+static LIMIT_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn limit_trace(server: &KneeMes, start: usize, label: &str, run: Duration) -> Vec<usize> {
+    let _one_at_a_time = LIMIT_TESTS.lock().await;
+    let m = Arc::new(mes(HttpConfig::builder(
+        server.template(),
+        "http://127.0.0.1:9/l",
+        "http://127.0.0.1:9/n",
+    )
+    .backoff(Duration::from_millis(1), Duration::from_millis(5))
+    .mes_concurrency(start)
+    .attempts(100)));
+    assert_eq!(m.concurrency_limit(), start, "starts at --mes-concurrency");
+    let deadline = Instant::now() + run;
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..400 {
+        let m = m.clone();
+        workers.spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let r = m.lookup(&sn(&format!("W{w}-{i}"))).await;
+                assert!(matches!(r, Ok(MesAnswer::Record(_))), "{r:?}");
+                i += 1;
+            }
+        });
+    }
+    let mut trace = Vec::new();
+    let mut in_flight = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trace.push(m.concurrency_limit());
+        in_flight.push(m.in_flight());
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+    println!(
+        "{label}: served {}, refused {}; limit every 50 ms: {trace:?}",
+        server.served.load(Ordering::SeqCst),
+        server.refused.load(Ordering::SeqCst)
+    );
+    println!("{label}: in flight every 50 ms: {in_flight:?}");
+    assert!(
+        trace
+            .iter()
+            .zip(&in_flight)
+            .all(|(l, f)| f <= &256 && *l >= 1),
+        "never above the ceiling"
+    );
+    // The last half, less the last 200 ms (the workers stop near the end).
+    trace.truncate(trace.len() - 4);
+    trace.split_off(trace.len() / 2)
+}
+
+/// Settled near K and stayed: in the last half of the run, at least 90 %
+/// of the samples are within 25 % of K and none is off by half. (The 10 %
+/// leave room for the stalls of a loaded shared machine, which raise the
+/// latency the limiter sees for a moment, as a busy MES would.)
+fn assert_near(label: &str, settled: &[usize], k: usize) {
+    let (min, max) = (k * 3 / 4, k * 5 / 4);
+    let near = settled
+        .iter()
+        .filter(|&&l| (min..=max).contains(&l))
+        .count();
+    println!(
+        "{label}: {near} of {} samples of the last half within {min}..={max}",
+        settled.len()
+    );
+    assert!(
+        near * 10 >= settled.len() * 9,
+        "{label}: only {near} of {} samples of the last half were within {min}..={max} (K = {k}): {settled:?}",
+        settled.len()
+    );
+    assert!(
+        settled.iter().all(|&l| l >= k / 2 && l <= k * 3 / 2),
+        "{label}: the limit strayed more than half of K = {k} from it: {settled:?}"
+    );
+}
+
+// The knees are low enough that client and stand-in, sharing a loaded
+// 2-core machine in a debug build, serve them with CPU to spare (20 ms ×
+// K = 24 in flight is 1,200 lookups/s): CPU starvation raises latency too,
+// and the limiter rightly reads that as congestion.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_grows_to_a_latency_knee_above_its_start_and_stays() {
+    const K: usize = 24;
+    let server = KneeMes::start(K, Beyond::Slower).await;
+    let settled = limit_trace(&server, 8, "latency knee at 24", Duration::from_secs(5)).await;
+    assert_near("latency knee at 24", &settled, K);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_shrinks_from_64_to_a_latency_knee_and_stays() {
+    const K: usize = 24;
+    let server = KneeMes::start(K, Beyond::Slower).await;
+    let settled = limit_trace(&server, 64, "latency knee at 24", Duration::from_secs(5)).await;
+    assert_near("latency knee at 24", &settled, K);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_settles_below_a_mes_that_answers_429_beyond_k() {
+    const K: usize = 20;
+    let server = KneeMes::start(K, Beyond::Refuse { retry_after_s: 1 }).await;
+    let settled = limit_trace(&server, 64, "429 beyond 20", Duration::from_secs(6)).await;
+    assert_near("429 beyond 20", &settled, K);
+    assert!(
+        server.refused.load(Ordering::SeqCst) > 0,
+        "the knee was found"
     );
 }
 

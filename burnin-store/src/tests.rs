@@ -211,8 +211,80 @@ fn a_file_survives_reopening_and_resumes() {
     assert_eq!(sync, 2, "FULL");
 }
 
+/// Every call queued while the writer waited (here: for the connection,
+/// held by the test) is committed in one transaction, and each caller gets
+/// its own answer: the one reply into an operation that is not running
+/// fails alone, leaving no row.
+#[test]
+// Deliberate: the test holds the connection so the writer must wait while
+// the calls queue up; nothing on this (current-thread) executor needs it.
+#[allow(clippy::await_holding_lock)]
+fn calls_that_wait_together_commit_in_one_transaction_and_fail_alone() {
+    use std::future::Future;
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("state.sqlite3")).unwrap();
+    let id = OperationId::Number(1);
+    block(s.begin(&params(id.clone()), t(0), t(10))).unwrap();
+    assert_eq!(
+        s.write_stats(),
+        WriteStats {
+            calls: 1,
+            transactions: 1
+        }
+    );
+    let results = block(async {
+        let guard = s.lock();
+        let mut calls: Vec<_> = (0..100)
+            .map(|i| {
+                let op = if i == 50 {
+                    OperationId::Number(99)
+                } else {
+                    id.clone()
+                };
+                let s = s.clone();
+                Box::pin(async move {
+                    s.reply(&op, &format!("SN{i}").parse().unwrap(), b"{}", t(1))
+                        .await
+                })
+            })
+            .collect();
+        // Poll each once: its job is queued, then it waits for the commit.
+        std::future::poll_fn(|cx| {
+            for call in &mut calls {
+                assert!(call.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(guard);
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await);
+        }
+        results
+    });
+    for (i, r) in results.iter().enumerate() {
+        if i == 50 {
+            let e = r.as_ref().unwrap_err();
+            assert!(e.to_string().contains("no running operation 99"), "{e}");
+        } else {
+            r.as_ref().unwrap();
+        }
+    }
+    assert_eq!(
+        s.write_stats(),
+        WriteStats {
+            calls: 101,
+            transactions: 2
+        }
+    );
+    let stored = s.unfinished().unwrap();
+    assert_eq!(stored[0].replies.len(), 99);
+    assert_eq!(s.get(&OperationId::Number(99)).unwrap(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inside_a_runtime_writes_run_on_the_blocking_pool() {
+async fn inside_a_runtime_concurrent_writes_all_land() {
     let s = SqliteStore::in_memory().unwrap();
     let id = OperationId::Number(1);
     s.begin(&params(id.clone()), t(0), t(10)).await.unwrap();

@@ -9,6 +9,7 @@
 //! | `burnin_devices_total` | counter | `result` = pass, fail (at the end of each operation) |
 //! | `burnin_operations_started_total` | counter | `how` = api, resumed |
 //! | `burnin_store_errors_total`, `burnin_transport_errors_total` | counter | — |
+//! | `burnin_mes_concurrency_limit`, `burnin_mes_in_flight` | gauge, read at each scrape | — (with `--mes-url` only: the adaptive limit on MES lookups in flight, and the lookups in flight now; see burnin-http) |
 //!
 //! Requests are counted and timed by decorators around the MES source and
 //! the reporter, so every lookup and every delivery is seen exactly once
@@ -179,6 +180,17 @@ impl Metrics {
         &mut self.registry
     }
 
+    /// Registers a gauge whose value `read` gives at each scrape (e.g. the
+    /// MES concurrency limit, which lives in the MES source).
+    pub fn gauge_fn(
+        &mut self,
+        name: &str,
+        help: &str,
+        read: impl Fn() -> i64 + Send + Sync + 'static,
+    ) {
+        self.registry.register(name, help, FnGauge(Box::new(read)));
+    }
+
     /// The Prometheus (OpenMetrics) text, with the operation counts given.
     pub fn render(&self, by_state: &[(OperationState, u64)]) -> String {
         for state in [
@@ -223,6 +235,28 @@ impl Metrics {
         self.latency
             .get_or_create(&EndpointLabel { endpoint })
             .observe(since.elapsed().as_secs_f64());
+    }
+}
+
+/// A gauge read at scrape time; see [`Metrics::gauge_fn`].
+struct FnGauge(Box<dyn Fn() -> i64 + Send + Sync>);
+
+impl std::fmt::Debug for FnGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FnGauge").field(&(self.0)()).finish()
+    }
+}
+
+impl prometheus_client::encoding::EncodeMetric for FnGauge {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&(self.0)())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Gauge
     }
 }
 

@@ -265,6 +265,8 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
         doc["replies"],
         json!({"accepted": 1, "duplicate": 0, "rejected": 0, "redelivered": 0})
     );
+    // One lookup closes no window of the adaptive limit: still the start.
+    assert_eq!(doc["mesConcurrencyLimit"], 64, "{doc}");
 }
 
 #[test]

@@ -654,6 +654,11 @@ fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match()
             .count(),
         7
     );
+    // The adaptive MES limit: within 1..=256 (--mes-concurrency-max), and
+    // nothing in flight once both operations are done.
+    let limit = metric(&m, "burnin_mes_concurrency_limit");
+    assert!((1.0..=256.0).contains(&limit), "{limit}");
+    assert_eq!(metric(&m, "burnin_mes_in_flight"), 0.0);
 }
 
 #[test]
@@ -849,4 +854,167 @@ fn scan_records_into_the_state_db_that_serve_reads() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unfinished in --state-db"), "{stderr}");
     assert!(factory.requests().iter().all(|r| r.method != "POST"));
+}
+
+/// A reply of device `sn` (one NIC) to operation `op`, as an agent sends it.
+fn device_reply(op: u64, sn: &str, n: usize) -> Vec<u8> {
+    use burnin_core::{DeviceReport, Hardware, InterfaceReport, PciDevice, Timestamp};
+    let hw = Hardware {
+        sn: sn.parse().unwrap(),
+        hostname: format!("host-{sn}"),
+        interfaces: vec![InterfaceReport {
+            interface: "eth0".into(),
+            macaddr: format!("02:00:00:00:{:02x}:{:02x}", n / 256, n % 256)
+                .parse()
+                .unwrap(),
+            permaddr: None,
+            addr_assign_type: None,
+            link: None,
+            pci: PciDevice {
+                slot: "0000:01:00.0".into(),
+                vendor: "0x8086".into(),
+                device: "0x1533".into(),
+                class: "0x020000".into(),
+                driver: Some("igb".into()),
+            },
+        }],
+        pci_devices: vec![],
+    };
+    DeviceReport::new(
+        Some(burnin_core::OperationId::Number(op)),
+        hw,
+        "burst-test",
+        Timestamp::from_unix_seconds(1_800_000_000),
+    )
+    .to_json()
+}
+
+/// Group commit must not ack what is not durable: serve is SIGKILLed while
+/// 1,000 replies, published straight to the reply queue with publisher
+/// confirms, pour in. Every reply is then in the state database or still
+/// in the broker (the unacked ones are requeued when serve dies), and after
+/// a restart all 1,000 devices are recorded and reported exactly once.
+#[test]
+fn a_serve_killed_during_a_burst_of_1000_replies_loses_none_it_acked() {
+    const N: usize = 1000;
+    const OP: u64 = 4242;
+    let Some(vhost) = TestVhost::new("serve-burst") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let serials: Vec<String> = (0..N).map(|i| format!("BURST-{i:04}")).collect();
+    // MES knows none of them (each device fails as unknown): what matters
+    // here is that every reply is recorded.
+    let (status, doc) =
+        serve.post(&json!({"operationId": OP, "expected": serials, "windowSecs": 120}));
+    assert_eq!(status, 202, "{doc}");
+
+    // The burst: one confirmed publish after another, from a thread of
+    // its own, so serve records them as they arrive.
+    let url = vhost.url();
+    let bodies: Vec<(String, Vec<u8>)> = serials
+        .iter()
+        .enumerate()
+        .map(|(i, sn)| (sn.clone(), device_reply(OP, sn, i)))
+        .collect();
+    let publisher = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use burnin_core::ReplySink as _;
+            let (_commands, sink) = burnin_amqp::agent::connect(burnin_amqp::AmqpConfig::new(url))
+                .await
+                .expect("publisher connects");
+            let deadline = burnin_core::Timestamp::from_system_time(
+                std::time::SystemTime::now() + Duration::from_secs(60),
+            );
+            // 8 confirmed publishes in flight at a time.
+            let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+            let mut sends = tokio::task::JoinSet::new();
+            for (sn, body) in bodies {
+                let permit = gate.clone().acquire_owned().await.unwrap();
+                let sink = sink.clone();
+                sends.spawn(async move {
+                    let reply = burnin_core::OutgoingReply {
+                        reply_to: "hwinfo_queue".into(),
+                        operation_id: burnin_core::OperationId::Number(OP),
+                        body,
+                        deadline,
+                    };
+                    sink.send(&reply)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sn} was not confirmed: {e}"));
+                    drop(permit);
+                });
+            }
+            while let Some(sent) = sends.join_next().await {
+                sent.expect("a publish task");
+            }
+            sink.close().await;
+        });
+    });
+
+    let started = Instant::now();
+    let at_kill = serve.wait_for(&OP.to_string(), Duration::from_secs(60), |d| {
+        d["replies"].as_u64() >= Some(200)
+    });
+    serve.sigkill();
+    eprintln!("killed {:?} into the burst", started.elapsed());
+    let recorded_at_kill = at_kill["replies"].as_u64().unwrap();
+    publisher
+        .join()
+        .expect("every reply confirmed by the broker");
+
+    // What survived: the file, read directly, and the broker's queue.
+    let store = burnin_store::SqliteStore::open(&db).unwrap();
+    let unfinished = store.unfinished().unwrap();
+    assert_eq!(unfinished.len(), 1);
+    let stored: std::collections::BTreeSet<String> = unfinished[0]
+        .replies
+        .iter()
+        .map(|b| {
+            burnin_core::DeviceReport::from_slice(b)
+                .unwrap()
+                .sn
+                .to_string()
+        })
+        .collect();
+    drop(store);
+    let in_queue = vhost.messages("hwinfo_queue").unwrap();
+    eprintln!(
+        "SIGKILL: serve showed {recorded_at_kill} replies recorded; after it the file holds {}, \
+         the reply queue {in_queue} (sum {})",
+        stored.len(),
+        stored.len() as u64 + in_queue
+    );
+    assert!(recorded_at_kill < N as u64, "the kill came after the burst");
+    assert_eq!(stored.len(), unfinished[0].replies.len(), "no reply twice");
+    assert!(
+        stored.len() as u64 >= recorded_at_kill,
+        "the file holds fewer replies ({}) than serve showed ({recorded_at_kill})",
+        stored.len()
+    );
+    assert!(
+        stored.len() as u64 + in_queue >= N as u64,
+        "{} in the file + {in_queue} in the queue < {N}: an acked reply was lost",
+        stored.len()
+    );
+
+    // Restarted, serve takes the rest from the queue: all 1,000, once each.
+    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let doc = serve.wait_finished(&OP.to_string(), Duration::from_secs(120));
+    eprintln!("restarted serve finished after {:?}", started.elapsed());
+    assert_eq!(doc["replies"], json!(N), "{}", serve.stderr());
+    let mut got = sns(&doc["devices"]);
+    got.sort();
+    assert_eq!(got, serials, "every device exactly once");
+    let logs = factory.requests_to("/log");
+    let last = logs.last().unwrap().json();
+    assert_eq!(last["scaninfo"].as_array().unwrap().len(), N);
+    assert_eq!(vhost.messages("hwinfo_queue"), Some(0));
 }

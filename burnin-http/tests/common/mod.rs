@@ -199,6 +199,82 @@ impl SlowMes {
     }
 }
 
+/// A MES with a knee at `k` requests in flight: up to `k` it answers in
+/// 20 ms; beyond, either its latency rises in proportion (`20 ms × n / k`
+/// with `n` in flight), or (`refuse`) it answers 429 with `Retry-After`.
+#[derive(Clone)]
+pub(crate) struct KneeMes {
+    pub(crate) addr: SocketAddr,
+    pub(crate) in_flight: Arc<AtomicUsize>,
+    pub(crate) refused: Arc<AtomicUsize>,
+    pub(crate) served: Arc<AtomicUsize>,
+}
+
+/// What a [`KneeMes`] does beyond its knee.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Beyond {
+    /// Latency `20 ms × n / k`.
+    Slower,
+    /// `429 Too Many Requests` with `Retry-After: <seconds>`.
+    Refuse { retry_after_s: u64 },
+}
+
+impl KneeMes {
+    pub(crate) async fn start(k: usize, beyond: Beyond) -> Self {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = KneeMes {
+            addr: listener.local_addr().unwrap(),
+            in_flight: Arc::default(),
+            refused: Arc::default(),
+            served: Arc::default(),
+        };
+        let state = s.clone();
+        let app = axum::Router::new()
+            .route(
+                "/mes/{sn}",
+                axum::routing::get(
+                    move |State(st): State<KneeMes>, Path(sn): Path<String>| async move {
+                        let n = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        let answer = match beyond {
+                            Beyond::Refuse { retry_after_s } if n > k => {
+                                st.refused.fetch_add(1, Ordering::SeqCst);
+                                (
+                                    StatusCode::TOO_MANY_REQUESTS,
+                                    [("retry-after", retry_after_s.to_string())],
+                                    "slow down",
+                                )
+                                    .into_response()
+                            }
+                            _ => {
+                                let ms = 20 * n.max(k) as u64 / k as u64;
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                                st.served.fetch_add(1, Ordering::SeqCst);
+                                axum::Json(
+                                    serde_json::json!({"sn": sn, "macs": ["e0:18:7d:2e:ca:68"]}),
+                                )
+                                .into_response()
+                            }
+                        };
+                        st.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        answer
+                    },
+                ),
+            )
+            .with_state(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        s
+    }
+
+    pub(crate) fn template(&self) -> String {
+        format!("http://{}/mes/{{sn}}", self.addr)
+    }
+}
+
 /// Captures `tracing` output (all levels) into a string buffer.
 #[derive(Clone, Default)]
 pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);

@@ -213,7 +213,7 @@ async fn demo(args: DemoArgs) -> u8 {
     }
 
     if args.json {
-        println!("{}", json(&report));
+        println!("{}", json(&report, None));
         return exit_code(&report);
     }
     print!("{}", table(&report));

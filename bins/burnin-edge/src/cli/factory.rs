@@ -79,10 +79,19 @@ pub(crate) struct FactoryArgs {
           value_parser = clap::value_parser!(u32).range(0..=100))]
     http_retries: u32,
 
-    /// MES lookups in flight at once.
+    /// MES lookups in flight to start with. The limit then adapts: it grows
+    /// while MES latency stays near its lowest, shrinks when latency rises
+    /// and on timeouts, 5xx and 429 (honouring Retry-After), between 1 and
+    /// --mes-concurrency-max.
     #[arg(long, env = "BURNIN_MES_CONCURRENCY", value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     mes_concurrency: u32,
+
+    /// The most MES lookups ever in flight: the adaptive limit never goes
+    /// above it (a lower --mes-concurrency start is lowered to it).
+    #[arg(long, env = "BURNIN_MES_CONCURRENCY_MAX", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    mes_concurrency_max: u32,
 
     /// MES records from a JSON file `{"<sn>": ["<mac>", ...]}` instead of `--mes-url`.
     #[arg(long, env = "BURNIN_MES_FILE", value_name = "FILE")]
@@ -96,6 +105,9 @@ pub(crate) struct FactoryArgs {
 /// The factory adapters, built and checked.
 pub(crate) struct Factory {
     pub(crate) mes: Box<dyn MesSource>,
+    /// The HTTP MES source again (a clone sharing its limit), to read the
+    /// adaptive concurrency limit; `None` with `--mes-file`.
+    pub(crate) mes_http: Option<HttpMesSource>,
     pub(crate) reporter: Box<dyn FactoryReporter>,
     /// Where payloads go, for the user (redacted URLs or the folder).
     pub(crate) describe: String,
@@ -138,6 +150,7 @@ impl FactoryArgs {
                 return Ok(Factory {
                     describe: format!("MES file {}, payloads to {}", file.display(), dir.display()),
                     mes: Box::new(mes),
+                    mes_http: None,
                     reporter: Box::new(reporter),
                     bounds: Bounds::default(),
                 });
@@ -174,7 +187,8 @@ impl FactoryArgs {
         let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
             .timeout(self.http_timeout)
             .attempts(self.http_retries + 1)
-            .mes_concurrency(self.mes_concurrency as usize);
+            .mes_concurrency(self.mes_concurrency as usize)
+            .mes_concurrency_max(self.mes_concurrency_max as usize);
         if let Some(u) = &self.pair_url {
             b = b.pair_url(u);
         }
@@ -193,7 +207,8 @@ impl FactoryArgs {
                 burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
                 burnin_http::redact_url(log_url)
             ),
-            mes: Box::new(mes),
+            mes: Box::new(mes.clone()),
+            mes_http: Some(mes),
             reporter: Box::new(reporter),
             bounds: Bounds::for_http(config.request_budget()),
         })

@@ -253,9 +253,15 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// The `--json` document (see [`burnin_edge::report::report_json`]).
-pub(crate) fn json(report: &OperationReport) -> String {
-    burnin_edge::report::report_json(report).to_string()
+/// The `--json` document (see [`burnin_edge::report::report_json`]), plus
+/// `"mesConcurrencyLimit"`: the adaptive MES limit at the end, with
+/// `--mes-url` (absent with `--mes-file`).
+pub(crate) fn json(report: &OperationReport, mes_limit: Option<usize>) -> String {
+    let mut doc = burnin_edge::report::report_json(report);
+    if let (Some(limit), Some(map)) = (mes_limit, doc.as_object_mut()) {
+        map.insert("mesConcurrencyLimit".into(), limit.into());
+    }
+    doc.to_string()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::cli::broker_args::BrokerArgs;
 use crate::cli::factory::FactoryArgs;
 use crate::cli::output::{Progress, json, table};
 use crate::exit;
+use burnin_http::HttpMesSource;
 
 /// Flags of `burnin-edge scan`.
 #[derive(Debug, clap::Args)]
@@ -246,7 +247,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                         eprintln!("error: {error}");
                         let report =
                             report_abort(params, error, &reporter, &SystemClock, &progress).await;
-                        print_report(&report, args.json);
+                        print_report(&report, args.json, factory.mes_http.as_ref());
                         return exit_code(&report);
                     }
                 };
@@ -301,14 +302,18 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                 // No device was asked: no table, only what became of the
                 // notification (the --json document stays, for scripts).
                 if args.json {
-                    println!("{}", json(&report));
+                    let limit = factory
+                        .mes_http
+                        .as_ref()
+                        .map(HttpMesSource::concurrency_limit);
+                    println!("{}", json(&report, limit));
                 } else {
                     println!("{}", notification_outcome(&report, &progress));
                 }
                 return exit_code(&report);
             }
         };
-        print_report(&report, args.json);
+        print_report(&report, args.json, factory.mes_http.as_ref());
         exit_code(&report)
     });
     // A store write that ran out of its bound may still sit in the
@@ -359,9 +364,12 @@ fn stalled_report(
     }
 }
 
-fn print_report(report: &OperationReport, as_json: bool) {
+fn print_report(report: &OperationReport, as_json: bool, mes: Option<&HttpMesSource>) {
     if as_json {
-        println!("{}", json(report));
+        println!(
+            "{}",
+            json(report, mes.map(HttpMesSource::concurrency_limit))
+        );
     } else {
         print!("{}", table(report));
     }

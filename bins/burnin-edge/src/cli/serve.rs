@@ -137,6 +137,21 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             ..burnin_edge::live::Limits::default()
         })
         .reply_queue(args.broker.reply_queue());
+        if let Some(mes) = factory.mes_http {
+            let mut metrics = burnin_edge::Metrics::new();
+            let limit = mes.clone();
+            metrics.gauge_fn(
+                "burnin_mes_concurrency_limit",
+                "The adaptive limit on MES lookups in flight",
+                move || i64::try_from(limit.concurrency_limit()).unwrap_or(i64::MAX),
+            );
+            metrics.gauge_fn(
+                "burnin_mes_in_flight",
+                "MES lookups in flight now",
+                move || i64::try_from(mes.in_flight()).unwrap_or(i64::MAX),
+            );
+            builder = builder.metrics(metrics);
+        }
         for target in [Target::Pair, Target::DirectBurn] {
             if let Err(why) = args.factory.check_target(target) {
                 builder = builder.target_unavailable(target, why);
