@@ -57,10 +57,17 @@ impl FromStr for QueueType {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AmqpConfig {
-    /// `amqp://USER:PASSWORD@HOST:PORT/VHOST` or `amqps://…` (`--amqp-url`).
-    /// A `heartbeat` or `frame_max` query parameter in the URL wins over
-    /// the fields below.
+    /// `amqp://USER:PASSWORD@HOST:PORT/VHOST` or `amqps://…` (`--amqp-url`):
+    /// the broker, or one node of a cluster. A `heartbeat` or `frame_max`
+    /// query parameter in the URL wins over the fields below.
     pub url: String,
+    /// The other nodes of the same cluster (`--amqp-url` given again, or a
+    /// comma list in `BURNIN_AMQP_URL`; SPEC §10.3). Every connection
+    /// attempt tries [`url`](Self::url) and these in a fresh random order,
+    /// so a fleet spreads over the nodes and a lost node is failed over
+    /// from; between rounds over all of them the wait grows as
+    /// [`backoff`](Self::backoff) says. Empty for a single broker.
+    pub other_urls: Vec<String>,
     /// The command exchange (`--exchange`, default `devicescan`).
     pub exchange: String,
     /// The reply queue (`--reply-queue`, default `hwinfo_queue`). The
@@ -91,14 +98,23 @@ pub struct AmqpConfig {
     pub backoff_base: Duration,
     /// Longest reconnect / retry delay (default 30 s).
     pub backoff_cap: Duration,
-    /// Shown in the broker's management UI, e.g. `burnin-agent dut-17`.
+    /// Shown in the broker's management UI and `rabbitmqctl
+    /// list_connections name`: `burnin-agent SN` / `burnin-edge HOST`
+    /// (SPEC §10.3).
     pub connection_name: Option<String>,
+    /// Edge only: how often a scan command is published again while its
+    /// window is open (default 5 s; `None`: once). A device whose broker
+    /// node died reconnects to another node with a fresh queue that never
+    /// saw the command; the next announcement reaches it, and agents answer
+    /// each operation once. A command is also announced again at once after
+    /// the edge itself reconnected.
+    pub reannounce: Option<Duration>,
 }
 
 impl fmt::Debug for AmqpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpConfig")
-            .field("url", &redact_url(&self.url))
+            .field("urls", &self.redacted_url())
             .field("exchange", &self.exchange)
             .field("reply_queue", &self.reply_queue)
             .field("reply_queue_type", &self.reply_queue_type)
@@ -111,6 +127,7 @@ impl fmt::Debug for AmqpConfig {
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("connection_name", &self.connection_name)
+            .field("reannounce", &self.reannounce)
             .finish()
     }
 }
@@ -127,6 +144,7 @@ impl AmqpConfig {
     pub fn new(url: impl Into<String>) -> Self {
         AmqpConfig {
             url: url.into(),
+            other_urls: Vec::new(),
             exchange: DEFAULT_EXCHANGE.into(),
             reply_queue: DEFAULT_REPLY_QUEUE.into(),
             reply_queue_type: QueueType::Classic,
@@ -139,7 +157,38 @@ impl AmqpConfig {
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
             connection_name: None,
+            reannounce: Some(Duration::from_secs(5)),
         }
+    }
+
+    /// The defaults, for the nodes of one cluster at `urls` (the first
+    /// becomes [`url`](Self::url), the rest [`other_urls`](Self::other_urls)).
+    /// Empty entries are skipped; no entry at all leaves `url` empty, which
+    /// connecting refuses with [`AmqpError::InvalidUrl`].
+    ///
+    /// ```
+    /// let c = burnin_amqp::AmqpConfig::cluster([
+    ///     "amqp://u:p@mq1:5672/burnin", "amqp://u:p@mq2:5672/burnin",
+    /// ]);
+    /// assert_eq!(c.urls().count(), 2);
+    /// ```
+    pub fn cluster<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut urls = urls
+            .into_iter()
+            .map(Into::into)
+            .filter(|u: &String| !u.trim().is_empty());
+        let mut c = AmqpConfig::new(urls.next().unwrap_or_default());
+        c.other_urls = urls.collect();
+        c
+    }
+
+    /// Every node's URL: [`url`](Self::url), then [`other_urls`](Self::other_urls).
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.other_urls.iter().map(String::as_str))
     }
 
     /// The queue rejected replies go to: `<reply_queue>.rejected`.
@@ -147,9 +196,10 @@ impl AmqpConfig {
         format!("{}.rejected", self.reply_queue)
     }
 
-    /// The URL with its password replaced by `***`, for logs.
+    /// The URL (every node's, comma-separated) with passwords replaced by
+    /// `***`, for logs.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        self.urls().map(redact_url).collect::<Vec<_>>().join(", ")
     }
 
     /// Checks everything that can be checked without the broker: the URL
@@ -160,7 +210,7 @@ impl AmqpConfig {
     /// place these rules live. Errors name the flag (`--amqp-url`,
     /// `--amqp-ca-file`, …) and never show the password.
     pub fn validate(&self) -> Result<(), AmqpError> {
-        self.uri()?;
+        self.uris()?;
         self.ca_pem()?;
         name_ok("--exchange", &self.exchange)?;
         name_ok("--reply-queue", &self.reply_queue)?;
@@ -195,6 +245,15 @@ impl AmqpConfig {
                 reason: format!("{} is below AMQP's minimum of 4096", self.frame_max),
             });
         }
+        if self
+            .reannounce
+            .is_some_and(|d| d < Duration::from_millis(100))
+        {
+            return Err(AmqpError::InvalidConfig {
+                setting: "reannounce",
+                reason: "below 100 ms would flood the broker; use None to announce once".into(),
+            });
+        }
         if self.backoff_base.is_zero() || self.backoff_cap < self.backoff_base {
             return Err(AmqpError::InvalidConfig {
                 setting: "backoff",
@@ -204,15 +263,32 @@ impl AmqpConfig {
         Ok(())
     }
 
-    /// The parsed URL, with the heartbeat and frame size filled in.
+    /// The parsed URL of the first node, with the heartbeat and frame size
+    /// filled in.
+    #[cfg(test)]
     pub(crate) fn uri(&self) -> Result<AMQPUri, AmqpError> {
-        let redacted = self.redacted_url();
+        self.uri_of(&self.url)
+    }
+
+    /// Every node's URL, parsed as [`uri`](Self::uri) does, with its
+    /// redacted form for logs.
+    pub(crate) fn uris(&self) -> Result<Vec<(String, AMQPUri)>, AmqpError> {
+        self.urls()
+            .map(|raw| Ok((redact_url(raw), self.uri_of(raw)?)))
+            .collect()
+    }
+
+    /// One node's URL, parsed and checked; errors show it redacted.
+    fn uri_of(&self, raw: &str) -> Result<AMQPUri, AmqpError> {
+        let redacted = redact_url(raw);
         let invalid = |reason: String| AmqpError::InvalidUrl {
             url: redacted.clone(),
             reason,
         };
-        let url =
-            url::Url::parse(&self.url).map_err(|e| invalid(format!("it is not a URL ({e})")))?;
+        if raw.trim().is_empty() {
+            return Err(invalid("no URL was given".into()));
+        }
+        let url = url::Url::parse(raw).map_err(|e| invalid(format!("it is not a URL ({e})")))?;
         if !matches!(url.scheme(), "amqp" | "amqps") {
             return Err(invalid(format!(
                 "its scheme is {:?}, not amqp or amqps",
@@ -222,11 +298,10 @@ impl AmqpConfig {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid("it names no host".into()));
         }
-        let mut uri: AMQPUri = self
-            .url
+        let mut uri: AMQPUri = raw
             .parse()
             // amq-protocol's messages may quote the whole URL.
-            .map_err(|e: String| invalid(e.replace(&self.url, &redacted)))?;
+            .map_err(|e: String| invalid(e.replace(raw, &redacted)))?;
         // amq-protocol-uri takes only *domain* hosts from the URL and puts
         // "localhost" in place of an IP address; use the address given.
         match url.host() {
@@ -348,6 +423,14 @@ mod tests {
         }
         let c = AmqpConfig::new("amqp://a:topsecret@h/v");
         assert!(!format!("{c:?}").contains("topsecret"));
+        let c = AmqpConfig::cluster(["amqp://a:s1@h1/v", "", "amqp://a:s2@h2/v"]);
+        assert_eq!(c.redacted_url(), "amqp://a:***@h1/v, amqp://a:***@h2/v");
+        assert!(!format!("{c:?}").contains("s2"));
+        assert_eq!(
+            c.urls().collect::<Vec<_>>(),
+            ["amqp://a:s1@h1/v", "amqp://a:s2@h2/v"]
+        );
+        assert_eq!(AmqpConfig::cluster(Vec::<String>::new()).url, "");
     }
 
     #[test]

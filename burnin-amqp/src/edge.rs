@@ -13,17 +13,32 @@
 //! with a reason — so nothing is dropped. A reply whose ack was lost with
 //! the connection is delivered again after reconnecting (`redelivered`);
 //! the core counts it as a duplicate.
+//!
+//! **Re-announcing** (SPEC §10.3). An agent's queue lives on the node its
+//! connection is on; when that node dies the agent reconnects to another
+//! node with a fresh queue that never saw the command. So while a
+//! command's window is open the publisher sends it again every
+//! [`AmqpConfig::reannounce`] (default 5 s), and at once after the edge's
+//! own connection was made anew, with `expiration` set to what is left of
+//! the window. Agents answer each operation id once, so an agent that
+//! already replied ignores the repeat. [`AmqpCommandPublisher::withdraw`]
+//! stops the repeats when an operation stops collecting early; otherwise
+//! they stop at the deadline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use burnin_core::ports::Acker;
-use burnin_core::{CommandPublisher, Delivery, ReplyStream, ScanCommand, TransportError};
+use burnin_core::{
+    CommandPublisher, Delivery, OperationId, ReplyStream, ScanCommand, TransportError,
+};
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
 
 use crate::link::{
     PublishError, Session, SessionCell, Side, confirm_channel, json_properties, resume_consuming,
@@ -47,15 +62,109 @@ pub async fn connect(
     let consumer = Consuming::start(&cell, &session).await?;
     let (tx, rx) = mpsc::channel(usize::from(cell.config.prefetch));
     tokio::spawn(consume_loop(cell.clone(), consumer, tx));
+    let open = Arc::new(OpenCommands::default());
+    if let Some(every) = cell.config.reannounce {
+        tokio::spawn(announce_loop(cell.clone(), Arc::downgrade(&open), every));
+    }
     Ok((
-        AmqpCommandPublisher { cell: cell.clone() },
+        AmqpCommandPublisher {
+            cell: cell.clone(),
+            open,
+        },
         AmqpReplyStream { rx, cell },
     ))
 }
 
-/// Publishes scan commands to the fanout exchange.
+/// Publishes scan commands to the fanout exchange, and announces them
+/// again while their window is open (see the [module docs](self)).
 pub struct AmqpCommandPublisher {
     cell: Arc<SessionCell>,
+    open: Arc<OpenCommands>,
+}
+
+/// Commands whose window is open, by operation.
+#[derive(Default)]
+struct OpenCommands {
+    map: std::sync::Mutex<HashMap<OperationId, OpenCommand>>,
+}
+
+struct OpenCommand {
+    body: Vec<u8>,
+    until: Instant,
+    next: Instant,
+}
+
+impl OpenCommands {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, OpenCommand>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Publishes each open command again when it is due, or at once after a
+/// reconnect; ends when the publisher is dropped or the connection closed.
+async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: Duration) {
+    let tick = (every / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let mut announced_on = cell.generation();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = cell.closed() => return,
+        }
+        let Some(open) = open.upgrade() else { return };
+        let generation = cell.generation();
+        let now = Instant::now();
+        let due: Vec<(OperationId, Vec<u8>, Instant)> = {
+            let mut map = open.lock();
+            map.retain(|_, c| c.until > now + Duration::from_millis(50));
+            map.iter()
+                .filter(|(_, c)| generation != announced_on || c.next <= now)
+                .map(|(id, c)| (id.clone(), c.body.clone(), c.until))
+                .collect()
+        };
+        if due.is_empty() {
+            announced_on = generation;
+            continue;
+        }
+        // No retrying here: a command that does not go out now is due
+        // again on the next tick.
+        let Ok(session) = cell.get().await else {
+            continue;
+        };
+        let mut all_sent = true;
+        for (id, body, until) in due {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                continue;
+            }
+            let props =
+                json_properties().with_expiration(short(&left.as_millis().max(1).to_string()));
+            let sent = session
+                .publish_confirmed(
+                    &cell.config.exchange,
+                    "",
+                    false,
+                    &body,
+                    props,
+                    cell.config.confirm_timeout.min(left),
+                )
+                .await;
+            match sent {
+                Ok(()) => {
+                    tracing::debug!(operation = %id, "scan command announced again");
+                    if let Some(c) = open.lock().get_mut(&id) {
+                        c.next = Instant::now() + every;
+                    }
+                }
+                Err(e) => {
+                    all_sent = false;
+                    tracing::warn!(operation = %id, error = %e, "announcing the scan command again failed; will retry");
+                }
+            }
+        }
+        if all_sent {
+            announced_on = session.generation;
+        }
+    }
 }
 
 impl std::fmt::Debug for AmqpCommandPublisher {
@@ -70,6 +179,17 @@ impl AmqpCommandPublisher {
     /// Closes the broker connection (both halves).
     pub async fn close(&self) {
         self.cell.close().await;
+    }
+
+    /// Stops announcing `operation`'s command again (its collection ended
+    /// before the deadline). Unknown ids are ignored.
+    pub fn withdraw(&self, operation: &OperationId) {
+        self.open.lock().remove(operation);
+    }
+
+    /// How many commands are being announced again (windows still open).
+    pub fn open_commands(&self) -> usize {
+        self.open.lock().len()
     }
 
     /// Whether the broker connection is up right now (for health checks);
@@ -106,6 +226,17 @@ impl CommandPublisher for AmqpCommandPublisher {
             let err = match result {
                 Ok(()) => {
                     tracing::debug!(operation = %command.operation_id, "scan command published");
+                    if let Some(every) = self.cell.config.reannounce {
+                        let now = tokio::time::Instant::now();
+                        self.open.lock().insert(
+                            command.operation_id.clone(),
+                            OpenCommand {
+                                body,
+                                until,
+                                next: now + every,
+                            },
+                        );
+                    }
                     return Ok(());
                 }
                 Err(PublishError::Broker(e)) if !e.is_retryable() => return Err(e.into()),

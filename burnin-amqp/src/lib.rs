@@ -36,6 +36,18 @@
 //! naming the operation. Replies are consumed with manual acks and a
 //! prefetch limit; see [`edge`] for acks and the rejected queue.
 //!
+//! **A cluster** (SPEC §10.3). [`AmqpConfig::other_urls`] (or
+//! [`AmqpConfig::cluster`]) lists more nodes: every connection attempt
+//! tries all of them in a fresh random order — so a fleet spreads over the
+//! nodes — and a lost connection fails over to whichever node answers,
+//! with the backoff below between full rounds. Give each connection a
+//! [`connection_name`](AmqpConfig::connection_name) (`burnin-agent SN`,
+//! `burnin-edge HOST`) so the broker shows which client is on which node.
+//! Use [`QueueType::Quorum`] for the reply and rejected queues there: they
+//! then survive the loss of a node with the replies they hold. The edge
+//! announces an open command again while its window is open (see [`edge`]),
+//! so an agent that reconnected to another node still answers it.
+//!
 //! **Connection loss.** Heartbeats (default 20 s, never 0) detect a dead
 //! peer. Each side then reconnects with capped exponential backoff and
 //! jitter, declares everything again, binds again and consumes again; the
@@ -97,7 +109,9 @@
 //! ## Crate features
 //!
 //! * `testing` — `testing::TestVhost`, a throw-away vhost on the local
-//!   broker for integration tests (used by other crates' dev-dependencies).
+//!   broker for integration tests (used by other crates' dev-dependencies),
+//!   and `testing_cluster::ClusterVhost`, one on the project's 3-node test
+//!   cluster (`scripts/cluster`) whose nodes a test may stop.
 
 pub mod agent;
 mod config;
@@ -106,6 +120,8 @@ mod error;
 mod link;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_cluster;
 
 pub use agent::{AmqpCommandSource, AmqpReplySink};
 pub use config::{

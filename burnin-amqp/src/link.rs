@@ -200,13 +200,21 @@ pub(crate) fn short(s: &str) -> ShortString {
     }
 }
 
+/// One broker node: its URL parsed, and redacted for logs.
+struct Node {
+    raw: String,
+    shown: String,
+    uri: AMQPUri,
+}
+
 /// Holds the current session and makes new ones.
 pub(crate) struct SessionCell {
     pub(crate) config: AmqpConfig,
     side: Side,
-    uri: AMQPUri,
+    nodes: Vec<Node>,
     tls: OwnedTLSConfig,
     current: Mutex<Option<Arc<Session>>>,
+    current_url: std::sync::Mutex<Option<String>>,
     generation: AtomicU64,
     closed: AtomicBool,
     closed_notify: Notify,
@@ -217,12 +225,20 @@ impl SessionCell {
     pub(crate) fn new(config: AmqpConfig, side: Side) -> Result<Self, AmqpError> {
         // One place for the URL and CA rules: AmqpConfig::validate.
         config.validate()?;
-        let uri = config.uri()?;
+        let nodes: Vec<Node> = config
+            .urls()
+            .zip(config.uris()?)
+            .map(|(raw, (shown, uri))| Node {
+                raw: raw.to_owned(),
+                shown,
+                uri,
+            })
+            .collect();
         let mut tls = OwnedTLSConfig::default();
         if let Some(pem) = config.ca_pem()? {
-            if uri.scheme != AMQPScheme::AMQPS {
+            for node in nodes.iter().filter(|n| n.uri.scheme != AMQPScheme::AMQPS) {
                 tracing::warn!(
-                    url = %config.redacted_url(),
+                    url = %node.shown,
                     "--amqp-ca-file is only used with amqps:// URLs; this one is plain amqp://"
                 );
             }
@@ -231,17 +247,29 @@ impl SessionCell {
         Ok(SessionCell {
             config,
             side,
-            uri,
+            nodes,
             tls,
             current: Mutex::new(None),
+            current_url: std::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
         })
     }
 
+    /// The redacted URL of the node connected to (or last connected to),
+    /// else of every node, for logs.
     pub(crate) fn url(&self) -> String {
-        self.config.redacted_url()
+        self.current_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| self.config.redacted_url())
+    }
+
+    /// The latest session's generation (0 before the first).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -329,8 +357,52 @@ impl SessionCell {
         }
     }
 
+    /// One round over the nodes in a fresh random order: the first that
+    /// connects and takes the declarations wins. A refusal that another
+    /// node would repeat (a conflicting declaration, access refused) ends
+    /// the round at once; otherwise the round's error names every node.
     async fn open(&self) -> Result<Session, AmqpError> {
-        let url = self.url();
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        fastrand::shuffle(&mut order);
+        let mut failures = Vec::new();
+        for i in order {
+            let node = &self.nodes[i];
+            match self.open_node(node).await {
+                Ok(session) => {
+                    *self
+                        .current_url
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(node.shown.clone());
+                    return Ok(session);
+                }
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    if self.nodes.len() > 1 {
+                        tracing::debug!(url = %node.shown, error = %e, "broker node unavailable; trying the next");
+                    }
+                    failures.push(e);
+                }
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        Err(AmqpError::Connect {
+            url: self.config.redacted_url(),
+            message: format!(
+                "no node of the cluster could be used: {}",
+                failures
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+    }
+
+    async fn open_node(&self, node: &Node) -> Result<Session, AmqpError> {
+        let url = node.shown.clone();
         let mut props = ConnectionProperties::default();
         if let Some(name) = &self.config.connection_name {
             props = props.with_connection_name(name.as_str().into());
@@ -340,7 +412,7 @@ impl SessionCell {
             message: format!("no async runtime: {e}"),
         })?;
         let connect =
-            Connection::connect_uri_with_config(self.uri.clone(), props, self.tls.clone(), runtime);
+            Connection::connect_uri_with_config(node.uri.clone(), props, self.tls.clone(), runtime);
         let conn = match tokio::time::timeout(self.config.connect_timeout, connect).await {
             Err(_) => {
                 return Err(AmqpError::Connect {
@@ -354,7 +426,7 @@ impl SessionCell {
             Ok(Err(e)) => {
                 return Err(AmqpError::Connect {
                     url,
-                    message: connect_message(&e).replace(&self.config.url, &self.url()),
+                    message: connect_message(&e).replace(&node.raw, &node.shown),
                 });
             }
             Ok(Ok(c)) => c,
@@ -572,12 +644,35 @@ mod tests {
             ("amqp://u:p@mq.factory/v", "mq.factory"),
         ] {
             let cell = SessionCell::new(AmqpConfig::new(url), Side::Agent).unwrap();
-            assert_eq!(cell.uri.authority.host, host, "{url}");
-            assert_eq!(cell.uri.query.heartbeat, Some(20));
-            assert_eq!(cell.uri.query.frame_max, Some(8192));
+            let uri = &cell.nodes[0].uri;
+            assert_eq!(uri.authority.host, host, "{url}");
+            assert_eq!(uri.query.heartbeat, Some(20));
+            assert_eq!(uri.query.frame_max, Some(8192));
         }
         let cell = SessionCell::new(AmqpConfig::new("amqp://h/v?heartbeat=7"), Side::Edge).unwrap();
-        assert_eq!(cell.uri.query.heartbeat, Some(7), "the URL wins");
+        assert_eq!(cell.nodes[0].uri.query.heartbeat, Some(7), "the URL wins");
         assert!(SessionCell::new(AmqpConfig::new("amqp://h/v?heartbeat=0"), Side::Edge).is_err());
+    }
+
+    #[test]
+    fn every_node_is_parsed_and_a_bad_one_is_named() {
+        let c = AmqpConfig::cluster(["amqp://u:p@10.0.0.1:5672/v", "amqp://u:p@10.0.0.2:5673/v"]);
+        let cell = SessionCell::new(c, Side::Agent).unwrap();
+        let hosts: Vec<_> = cell
+            .nodes
+            .iter()
+            .map(|n| (n.uri.authority.host.as_str(), n.uri.authority.port))
+            .collect();
+        assert_eq!(hosts, [("10.0.0.1", 5672), ("10.0.0.2", 5673)]);
+        assert_eq!(
+            cell.url(),
+            "amqp://u:***@10.0.0.1:5672/v, amqp://u:***@10.0.0.2:5673/v"
+        );
+        let c = AmqpConfig::cluster(["amqp://u:p@h1/v", "amqp://u:secret@h2/v?heartbeat=0"]);
+        let err = SessionCell::new(c, Side::Agent).err().unwrap().to_string();
+        assert!(
+            err.contains("amqp://u:***@h2/v") && !err.contains("secret"),
+            "{err}"
+        );
     }
 }

@@ -810,3 +810,68 @@ async fn agent_detects_a_silent_dead_connection_by_heartbeat_and_reconnects() {
     agent.stop().await;
     raw.close().await;
 }
+
+/// SPEC §10.3: a device that (re)connects while a window is open — as after
+/// its broker node died, with a fresh queue that never saw the command —
+/// still answers, because the edge announces the open command again; a
+/// device that already answered skips the repeats; a withdrawn command is
+/// not announced any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_connects_mid_window_answers_the_reannounced_command_once() {
+    let Some(vhost) = TestVhost::new("reannounce") else {
+        return;
+    };
+    let url = vhost.url();
+    let mut edge_config = config(&url);
+    edge_config.reannounce = Some(Duration::from_millis(500));
+    let (publisher, mut replies) = burnin_amqp::edge::connect(edge_config).await.unwrap();
+    let mut early = start_agent(config(&url), 1).await;
+    let op = OperationId::Number(77);
+    let cmd = burnin_core::ScanCommand::from_slice(&command(op.clone(), "hwinfo_queue", SECS(10)))
+        .unwrap();
+    publisher.publish(&cmd, SECS(10)).await.unwrap();
+    assert_eq!(publisher.open_commands(), 1);
+    assert_eq!(early.next_outcome(SECS(5)).await, "replied to operation 77");
+
+    let mut late = start_agent(config(&url), 2).await;
+    assert_eq!(late.next_outcome(SECS(3)).await, "replied to operation 77");
+    assert_eq!(
+        early.next_outcome(SECS(3)).await,
+        "skipped operation 77: already answered"
+    );
+
+    let mut serials = Vec::new();
+    while serials.len() < 2 {
+        let d = tokio::time::timeout(SECS(5), replies.next_reply())
+            .await
+            .expect("two replies in time")
+            .unwrap()
+            .unwrap();
+        serials.push(DeviceReport::from_slice(&d.body).unwrap().sn);
+        d.ack().await.unwrap();
+    }
+    serials.sort();
+    assert_eq!(serials, [sn(1), sn(2)]);
+    // One reply each, however often the command was announced.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), replies.next_reply())
+            .await
+            .is_err(),
+        "a device answered twice"
+    );
+
+    publisher.withdraw(&op);
+    assert_eq!(publisher.open_commands(), 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut third = start_agent(config(&url), 3).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), third.outcomes.recv())
+            .await
+            .is_err(),
+        "a withdrawn command was announced again"
+    );
+    for a in [early, late, third] {
+        a.stop().await;
+    }
+    publisher.close().await;
+}

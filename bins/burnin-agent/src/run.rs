@@ -25,14 +25,19 @@ use crate::exit;
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// The broker: amqp://USER:PASSWORD@HOST:PORT/VHOST, or amqps://… for
-    /// TLS. The password is never logged.
+    /// TLS. For a cluster give every node (repeat the flag, or a comma list
+    /// in the variable; percent-encode a comma in a password as %2C): they
+    /// are tried in random order and failed over. The password is never
+    /// logged.
     #[arg(
         long,
         env = "BURNIN_AMQP_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        required = true,
+        value_delimiter = ','
     )]
-    amqp_url: String,
+    amqp_url: Vec<String>,
 
     #[command(flatten)]
     device: DeviceArgs,
@@ -73,11 +78,10 @@ pub(crate) fn run(args: RunArgs) -> u8 {
 }
 
 async fn serve_until_signal(args: RunArgs) -> u8 {
-    let mut config = AmqpConfig::new(args.amqp_url);
+    let mut config = AmqpConfig::cluster(args.amqp_url);
     config.exchange = args.exchange;
     config.reply_queue = args.reply_queue;
     config.ca_file = args.amqp_ca_file;
-    config.connection_name = Some(format!("burnin-agent {}", env!("CARGO_PKG_VERSION")));
     if let Err(e) = config.validate() {
         tracing::error!("{e}");
         return exit::USAGE;
@@ -85,12 +89,17 @@ async fn serve_until_signal(args: RunArgs) -> u8 {
     let probe = args.device.probe();
     // Fail early, where an operator sees it, rather than on every command.
     match probe.probe().await {
-        Ok(hw) => tracing::info!(
-            sn = %hw.sn,
-            hostname = %hw.hostname,
-            interfaces = hw.interfaces.len(),
-            "probed this device"
-        ),
+        Ok(hw) => {
+            tracing::info!(
+                sn = %hw.sn,
+                hostname = %hw.hostname,
+                interfaces = hw.interfaces.len(),
+                "probed this device"
+            );
+            // `rabbitmqctl list_connections name` then shows which device
+            // is on which node (SPEC §10.3).
+            config.connection_name = Some(format!("burnin-agent {}", hw.sn));
+        }
         Err(e) => {
             tracing::error!("cannot probe this device: {e}");
             return exit::INTERNAL;
@@ -165,9 +174,10 @@ async fn serve_until_signal(args: RunArgs) -> u8 {
 
 fn log_outcome(outcome: &CommandOutcome) {
     match outcome {
-        CommandOutcome::Replied(_) | CommandOutcome::AlreadyAnswered(_) => {
-            tracing::info!("{outcome}")
-        }
+        CommandOutcome::Replied(_) => tracing::info!("{outcome}"),
+        // The edge announces an open command again every few seconds
+        // (SPEC §10.3): the repeats are expected.
+        CommandOutcome::AlreadyAnswered(_) => tracing::debug!("{outcome}"),
         o if o.is_error() => tracing::error!("{outcome}"),
         _ => tracing::warn!("{outcome}"),
     }

@@ -103,6 +103,22 @@ impl RunningAgent {
 /// Connects an agent for device `i` and serves it with the core's agent
 /// use case; outcomes are reported as their Display text.
 pub async fn start_agent(config: AmqpConfig, i: usize) -> RunningAgent {
+    start_slow_agent(config, i, Duration::ZERO).await
+}
+
+/// Device `i`'s hardware, read in `delay` (a slow probe).
+pub struct SlowProbe(pub StaticProbe, pub Duration);
+
+#[async_trait]
+impl burnin_core::HardwareProbe for SlowProbe {
+    async fn probe(&self) -> Result<Hardware, burnin_core::ProbeError> {
+        tokio::time::sleep(self.1).await;
+        self.0.probe().await
+    }
+}
+
+/// Like [`start_agent`], with a probe that takes `delay`.
+pub async fn start_slow_agent(config: AmqpConfig, i: usize, delay: Duration) -> RunningAgent {
     let reply_queue = config.reply_queue.clone();
     let (mut source, sink) = burnin_amqp::agent::connect(config)
         .await
@@ -113,7 +129,7 @@ pub async fn start_agent(config: AmqpConfig, i: usize) -> RunningAgent {
     let errs = transport_errors.clone();
     let task = tokio::spawn(async move {
         let mut agent = Agent::new(
-            StaticProbe::new(hardware(i)),
+            SlowProbe(StaticProbe::new(hardware(i)), delay),
             sink.clone(),
             SystemClock,
             reply_queue,
