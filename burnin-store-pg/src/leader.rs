@@ -1,0 +1,215 @@
+//! Exactly one active edge among several on one database.
+//!
+//! **Why a PostgreSQL advisory lock** (and not RabbitMQ's single active
+//! consumer): what must be exclusive is the *store* — who begins, records
+//! and reports operations — and the lock lives in the same database, so
+//! the one holding it is by construction the one whose writes count. A
+//! session-level advisory lock (`pg_try_advisory_lock`) is held by one
+//! database session and released by PostgreSQL the moment that session
+//! ends: a killed `serve` (SIGKILL, power loss of its machine once TCP
+//! notices) frees it without any lease to expire. A standby polls for it
+//! every [`POLL`](Leadership::POLL) (1 s), so it takes over well within
+//! SPEC §10.3's 10 s. Single active consumer would only make one edge
+//! *consume* replies; starting operations, resuming them and POSTing to the
+//! factory would still need a second mechanism.
+//!
+//! The lock is held on a **dedicated** session, separate from the store's
+//! connections (those reconnect freely; a lock must never move silently).
+//! The active edge pings that session every second; if the session is lost
+//! (PostgreSQL restarted, the network cut) it is no longer active —
+//! [`Leadership::lost`] completes — and `serve` stops acting on operations
+//! (it exits and its supervisor restarts it as a standby). In the second
+//! before it notices, a standby may already hold the lock on the new
+//! session: both may then send the same payload, which carries the same
+//! `Idempotency-Key`, so the factory still sees it once.
+//!
+//! The active edge writes its identity (e.g. `host:port` of its API) into
+//! `burnin_leader`, so a standby can say who is active.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::{Error, open, parse_url, redact_url};
+
+/// The advisory lock key of the active edge ("brnl"), per database.
+pub const LOCK_KEY: i64 = 0x6272_6E6C;
+
+/// An edge's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Holds the lock: runs operations.
+    Active,
+    /// Waits for the lock: answers reads only.
+    Standby,
+    /// Held the lock and lost its session: must stop acting.
+    Lost,
+}
+
+impl Role {
+    /// `active`, `standby` or `lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+            Role::Lost => "lost",
+        }
+    }
+}
+
+/// Campaigns for the active role; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    role: watch::Receiver<Role>,
+    shown: Arc<str>,
+    config: tokio_postgres::Config,
+}
+
+impl Leadership {
+    /// How often a standby tries the lock and the active pings its session.
+    pub const POLL: Duration = Duration::from_secs(1);
+
+    /// Starts campaigning on the database at `url` as `identity` (shown to
+    /// standbys and in `/healthz`). Returns once the first attempt was made:
+    /// [`role`](Self::role) is then `Active` or `Standby`.
+    ///
+    /// # Errors
+    /// If the database cannot be reached at all.
+    pub async fn start(url: &str, identity: impl Into<String>) -> Result<Self, Error> {
+        let mut config = parse_url(url)?;
+        // Named apart from the store's connections (pg_stat_activity).
+        config.application_name("burnin-edge-leader");
+        let shown: Arc<str> = redact_url(url).into();
+        let identity = identity.into();
+        let client = open(&config, &shown).await?;
+        let (tx, rx) = watch::channel(Role::Standby);
+        let first = try_lock(&client, &identity).await.map_err(|e| Error::Sql {
+            url: shown.to_string(),
+            action: "trying the active edge's advisory lock".into(),
+            source: e,
+        })?;
+        if first {
+            tracing::info!(url = %shown, "this edge is active (holds the advisory lock)");
+            let _ = tx.send(Role::Active);
+        } else {
+            tracing::info!(url = %shown, "another edge is active; this one is standby");
+        }
+        tokio::spawn(campaign(
+            config.clone(),
+            shown.clone(),
+            identity,
+            client,
+            first,
+            tx,
+        ));
+        Ok(Leadership {
+            role: rx,
+            shown,
+            config,
+        })
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        *self.role.borrow()
+    }
+
+    /// Completes once this edge is active (at once if it is).
+    pub async fn active(&self) {
+        let mut rx = self.role.clone();
+        let _ = rx.wait_for(|r| *r == Role::Active).await;
+    }
+
+    /// Completes once this edge, having been active, lost its lock session.
+    pub async fn lost(&self) {
+        let mut rx = self.role.clone();
+        let _ = rx.wait_for(|r| *r == Role::Lost).await;
+    }
+
+    /// Who is active, as it recorded itself, and since when (Unix ms);
+    /// `None` if nobody has been.
+    ///
+    /// # Errors
+    /// If the database cannot be read.
+    pub async fn active_identity(&self) -> Result<Option<(String, i64)>, Error> {
+        let client = open(&self.config, &self.shown).await?;
+        let row = client
+            .query_opt("SELECT identity, since_ms FROM burnin_leader", &[])
+            .await
+            .map_err(|e| Error::Sql {
+                url: self.shown.to_string(),
+                action: "reading the active edge's identity".into(),
+                source: e,
+            })?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+}
+
+async fn try_lock(
+    client: &tokio_postgres::Client,
+    identity: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+        .await?
+        .get(0);
+    if got {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        client
+            .execute(
+                "INSERT INTO burnin_leader (one, identity, since_ms) VALUES (TRUE, $1, $2)
+                 ON CONFLICT (one) DO UPDATE SET identity = $1, since_ms = $2",
+                &[&identity, &now],
+            )
+            .await?;
+    }
+    Ok(got)
+}
+
+async fn campaign(
+    config: tokio_postgres::Config,
+    shown: Arc<str>,
+    identity: String,
+    mut client: tokio_postgres::Client,
+    mut active: bool,
+    tx: watch::Sender<Role>,
+) {
+    loop {
+        tokio::time::sleep(Leadership::POLL).await;
+        if tx.is_closed() {
+            return;
+        }
+        if active {
+            // Keep the session (and with it the lock) alive; notice its loss.
+            if client.is_closed() || client.simple_query("SELECT 1").await.is_err() {
+                tracing::error!(url = %shown, "lost the session holding the active edge's lock; this edge must stop acting");
+                let _ = tx.send(Role::Lost);
+                return;
+            }
+            continue;
+        }
+        if client.is_closed() {
+            match open(&config, &shown).await {
+                Ok(c) => client = c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "standby cannot reach PostgreSQL; retrying");
+                    continue;
+                }
+            }
+        }
+        match try_lock(&client, &identity).await {
+            Ok(true) => {
+                tracing::info!(url = %shown, "took over: this edge is now active");
+                active = true;
+                let _ = tx.send(Role::Active);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "standby could not try the lock; retrying"),
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! burnin-store-pg against the real PostgreSQL on 127.0.0.1:5432 (trust
+//! auth, user postgres), one database per test. Outages are made with a TCP
+//! proxy the test can cut, so the server other sessions use is never
+//! restarted.
+
+#![allow(clippy::print_stderr)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use burnin_core::{
+    OperationId, OperationParams, OperationState, OperationStore, PayloadKind, ReportError,
+    SerialNumber, StoreError, Timestamp,
+};
+use burnin_store_pg::{Error, Leadership, PgStore, Role};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A database of its own, dropped (WITH FORCE) at the end.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    fn new(label: &str) -> Option<TestDb> {
+        let name = format!(
+            "burnin_test_{label}_{}_{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        );
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+            ])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(TestDb { name }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                if std::env::var_os("CI").is_some() {
+                    panic!("CI is set and PostgreSQL on 127.0.0.1:5432 cannot be used: {why}");
+                }
+                eprintln!("skipping a PostgreSQL test: {why}");
+                None
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    fn url_via(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let o = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &self.name,
+                "-qAtc",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut: while cut, it closes
+/// every connection through it and refuses new ones (as a restarting or
+/// unreachable server would).
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(gen_tx);
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if c.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut killed = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5432").await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            generation,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn sn(s: &str) -> SerialNumber {
+    SerialNumber::new(s).unwrap()
+}
+
+fn t(secs: u64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + secs)
+}
+
+fn params(id: u64, expected: &[&str]) -> OperationParams {
+    let mut p = OperationParams::new(OperationId::Number(id));
+    p.expected = expected.iter().map(|s| sn(s)).collect();
+    p.operator_id = Some("op-7".into());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
+    let Some(db) = TestDb::new("roundtrip") else {
+        return;
+    };
+    let store = PgStore::connect(&db.url()).await.unwrap();
+    let p = params(42, &["A1", "B2"]);
+    let id = p.operation_id.clone();
+    store.begin(&p, t(0), t(30)).await.unwrap();
+    assert!(matches!(
+        store.begin(&p, t(1), t(31)).await,
+        Err(StoreError::Running(ref running)) if *running == id
+    ));
+    store
+        .reply(&id, &sn("A1"), b"{\"a\":1}", t(2))
+        .await
+        .unwrap();
+    store
+        .reply(&id, &sn("B2"), b"{\"b\":2}", t(3))
+        .await
+        .unwrap();
+    // A second copy of a serial's reply changes nothing.
+    store
+        .reply(&id, &sn("A1"), b"{\"a\":9}", t(4))
+        .await
+        .unwrap();
+
+    let unfinished = store.unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    let u = &unfinished[0];
+    assert_eq!(u.params, p);
+    assert_eq!((u.started, u.deadline), (t(0), t(30)));
+    assert_eq!(u.replies, [b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+    assert!(u.results.is_none());
+
+    store
+        .results(&id, &[], &["MES was slow".into()])
+        .await
+        .unwrap();
+    store.delivery(&id, PayloadKind::Log, Ok(())).await.unwrap();
+    let refused = ReportError::Refused {
+        kind: PayloadKind::Pair,
+        message: "400".into(),
+    };
+    store
+        .delivery(&id, PayloadKind::Pair, Err(&refused))
+        .await
+        .unwrap();
+    let u = store.unfinished().await.unwrap().remove(0);
+    assert_eq!(u.results, Some((vec![], vec!["MES was slow".to_owned()])));
+    assert_eq!(u.deliveries.len(), 2);
+    assert_eq!(u.deliveries[0], (PayloadKind::Log, Ok(())));
+    assert_eq!(u.deliveries[1].0, PayloadKind::Pair);
+    assert!(u.deliveries[1].1.as_ref().unwrap_err().contains("400"));
+
+    store
+        .finish(&id, OperationState::Failed, Some("pair refused"), t(40))
+        .await
+        .unwrap();
+    assert!(store.unfinished().await.unwrap().is_empty());
+    let v = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(v.state, OperationState::Failed);
+    assert_eq!(v.error.as_deref(), Some("pair refused"));
+    assert_eq!(v.replies, 2);
+    assert_eq!(v.finished, Some(t(40)));
+    assert_eq!(store.find("42").await.unwrap().unwrap().params, p);
+    assert!(store.find("43").await.unwrap().is_none());
+
+    // A finished id may run again; queries show the latest run.
+    store.begin(&p, t(100), t(130)).await.unwrap();
+    let v = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((v.state, v.replies), (OperationState::Collecting, 0));
+    let mut text = params(0, &[]);
+    text.operation_id = OperationId::text("42").unwrap();
+    store.begin(&text, t(101), t(131)).await.unwrap();
+    assert_eq!(
+        store.list(10).await.unwrap().len(),
+        2,
+        "42 and \"42\" differ"
+    );
+    let counts = store.count_by_state().await.unwrap();
+    assert_eq!(counts, [(OperationState::Collecting, 2)]);
+    // Recording into an operation that does not run is an error naming it.
+    let e = store
+        .reply(&OperationId::Number(7), &sn("X"), b"{}", t(5))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no running operation 7"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replies_are_committed_in_batches_and_none_is_lost() {
+    let Some(db) = TestDb::new("batch") else {
+        return;
+    };
+    let store = PgStore::connect(&db.url()).await.unwrap();
+    let p = params(1, &[]);
+    store.begin(&p, t(0), t(30)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let (store, id) = (store.clone(), p.operation_id.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .reply(
+                    &id,
+                    &sn(&format!("SN{i:04}")),
+                    format!("{{\"i\":{i}}}").as_bytes(),
+                    t(1),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        db.psql("SELECT COUNT(DISTINCT sn) FROM burnin_replies"),
+        "600"
+    );
+    // Fewer transactions than replies: they were grouped.
+    let commits: i64 = db
+        .psql("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        .parse()
+        .unwrap();
+    eprintln!("600 concurrent replies: {commits} commits in this database");
+    assert!(commits < 600, "one commit per reply: {commits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_versioned_and_a_newer_schema_is_refused_untouched() {
+    let Some(db) = TestDb::new("schema") else {
+        return;
+    };
+    // Two edges starting at once migrate once.
+    let url = db.url();
+    let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(
+        db.psql("SELECT string_agg(version::text, ',') FROM burnin_schema"),
+        "1"
+    );
+    db.psql("INSERT INTO burnin_schema (version) VALUES (7)");
+    let e = PgStore::connect(&db.url()).await.unwrap_err();
+    assert!(matches!(e, Error::NewerSchema { found: 7, .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("newer") && text.contains("Nothing was changed"),
+        "{text}"
+    );
+    assert_eq!(db.psql("SELECT MAX(version) FROM burnin_schema"), "7");
+
+    let e = PgStore::connect("postgres://postgres:pw@127.0.0.1:1/none")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot connect") && !e.contains(":pw@"), "{e}");
+}
+
+/// PostgreSQL away mid-operation (restart, network cut): writes wait and
+/// complete once it is back; an outage longer than the retry time fails
+/// with a retryable error naming the database, and the store works again
+/// afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_postgresql_going_away_and_coming_back() {
+    let Some(db) = TestDb::new("outage") else {
+        return;
+    };
+    let proxy = Proxy::start().await;
+    let store = PgStore::connect(&db.url_via(proxy.port)).await.unwrap();
+    let p = params(5, &[]);
+    let id = p.operation_id.clone();
+    store.begin(&p, t(0), t(30)).await.unwrap();
+    store.reply(&id, &sn("A"), b"{}", t(1)).await.unwrap();
+
+    proxy.cut();
+    let pending = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move { store.reply(&id, &sn("B"), b"{}", t(2)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !pending.is_finished(),
+        "the write waits while PostgreSQL is away"
+    );
+    proxy.restore();
+    let started = Instant::now();
+    pending.await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        db.psql("SELECT string_agg(sn, ',' ORDER BY sn) FROM burnin_replies"),
+        "A,B"
+    );
+
+    store.set_retry_for(Duration::from_secs(1));
+    proxy.cut();
+    let e = store.reply(&id, &sn("C"), b"{}", t(3)).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", proxy.port)) && text.contains("PostgreSQL runs"),
+        "{text}"
+    );
+    proxy.restore();
+    store.reply(&id, &sn("C"), b"{}", t(3)).await.unwrap();
+    store
+        .finish(&id, OperationState::Done, None, t(9))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().replies, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_edge_is_active_and_a_standby_takes_over_when_its_session_dies() {
+    let Some(db) = TestDb::new("leader") else {
+        return;
+    };
+    PgStore::connect(&db.url()).await.unwrap();
+    let first = Leadership::start(&db.url(), "edge-a:8080").await.unwrap();
+    let second = Leadership::start(&db.url(), "edge-b:8080").await.unwrap();
+    assert_eq!(first.role(), Role::Active);
+    assert_eq!(second.role(), Role::Standby);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        second.role(),
+        Role::Standby,
+        "the lock stays with the first"
+    );
+    assert_eq!(
+        second.active_identity().await.unwrap().unwrap().0,
+        "edge-a:8080"
+    );
+
+    // The first edge's lock session dies (as when its process is killed).
+    let pid = db.psql(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 1651666540",
+    );
+    assert!(!pid.is_empty(), "the advisory lock is held");
+    let killed = Instant::now();
+    db.psql(&format!("SELECT pg_terminate_backend({pid})"));
+    tokio::time::timeout(Duration::from_secs(10), second.active())
+        .await
+        .expect("the standby takes over within 10 s");
+    let took = killed.elapsed();
+    eprintln!("standby active {took:?} after the active's session died");
+    tokio::time::timeout(Duration::from_secs(5), first.lost())
+        .await
+        .expect("the old active notices it lost the lock");
+    assert_eq!(first.role(), Role::Lost);
+    assert_eq!(
+        second.active_identity().await.unwrap().unwrap().0,
+        "edge-b:8080"
+    );
+}
