@@ -496,6 +496,26 @@ impl Board {
                 }
             }
         }
+        // Devices now follow the results' order (expected ones as given,
+        // then the others sorted), as the log and the store have them.
+        if let Some(t) = self.ops.get_mut(&id) {
+            let rank: HashMap<&SerialNumber, usize> = op
+                .results()
+                .iter()
+                .enumerate()
+                .map(|(n, r)| (&r.sn, n))
+                .collect();
+            t.view
+                .devices
+                .sort_by_key(|d| rank.get(&d.sn).copied().unwrap_or(usize::MAX));
+            t.index = t
+                .view
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(n, d)| (d.sn.clone(), n))
+                .collect();
+        }
         for sn in &changed {
             self.emit_device(&id, sn);
         }

@@ -224,7 +224,7 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
     b.wait_until(
         "no horizontal scrolling on a phone (after the relayout)",
         Duration::from_secs(5),
-        "return window.innerWidth <= 400 && document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+        "return window.innerWidth <= 420 && document.documentElement.scrollWidth <= document.documentElement.clientWidth",
     );
     b.screenshot("live-5-small-screen");
 }

@@ -259,3 +259,41 @@ fn finished_operations_beyond_the_bound_leave_the_board() {
     assert_eq!(last.error.as_deref(), Some("broker unreachable"));
     assert_eq!(last.finished, Some(t(3)));
 }
+
+#[test]
+fn once_results_are_fixed_devices_follow_the_log_order() {
+    let mut b = Board::new(0, 100, 8);
+    let mut o = op(&["E"]);
+    b.track(&o);
+    accept(&mut b, &mut o, "Z", &[1]);
+    accept(&mut b, &mut o, "E", &[2]);
+    accept(&mut b, &mut o, "M", &[3]);
+    let order = |b: &Board| -> Vec<String> {
+        b.operation(&OperationId::Number(9))
+            .unwrap()
+            .devices
+            .iter()
+            .map(|d| d.sn.to_string())
+            .collect()
+    };
+    assert_eq!(
+        order(&b),
+        vec!["E", "Z", "M"],
+        "arrival order while collecting"
+    );
+    for s in ["Z", "E", "M"] {
+        o.handle_mes_answer(&sn(s), Ok(MesAnswer::Unknown));
+    }
+    assert!(o.poll_collection_end());
+    assert!(o.poll_results());
+    b.results(&o);
+    assert_eq!(
+        order(&b),
+        vec!["E", "M", "Z"],
+        "expected first, then sorted"
+    );
+    // The index follows: a later change finds the right device.
+    let d = &b.operation(&OperationId::Number(9)).unwrap().devices[1];
+    assert_eq!(d.sn.as_str(), "M");
+    assert_eq!(d.state, DeviceState::Failed);
+}
