@@ -103,11 +103,13 @@ pub struct AmqpConfig {
     /// (SPEC §10.3).
     pub connection_name: Option<String>,
     /// Edge only: how often a scan command is published again while its
-    /// window is open (default 5 s; `None`: once). A device whose broker
+    /// window is open. `None` (the default for one broker) announces it
+    /// once, and again only after the edge itself reconnected; 5 s when
+    /// [`cluster`](Self::cluster) is given several nodes. A device whose
     /// node died reconnects to another node with a fresh queue that never
     /// saw the command; the next announcement reaches it, and agents answer
-    /// each operation once. A command is also announced again at once after
-    /// the edge itself reconnected.
+    /// each operation once. Any device that connects while the window is
+    /// open answers too.
     pub reannounce: Option<Duration>,
 }
 
@@ -136,6 +138,9 @@ impl fmt::Debug for AmqpConfig {
 pub const DEFAULT_EXCHANGE: &str = "devicescan";
 /// Default reply queue.
 pub const DEFAULT_REPLY_QUEUE: &str = "hwinfo_queue";
+/// How often an edge on a cluster announces an open command again.
+pub const DEFAULT_REANNOUNCE: Duration = Duration::from_secs(5);
+
 /// Default edge prefetch.
 pub const DEFAULT_PREFETCH: u16 = 256;
 
@@ -157,12 +162,14 @@ impl AmqpConfig {
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
             connection_name: None,
-            reannounce: Some(Duration::from_secs(5)),
+            reannounce: None,
         }
     }
 
     /// The defaults, for the nodes of one cluster at `urls` (the first
-    /// becomes [`url`](Self::url), the rest [`other_urls`](Self::other_urls)).
+    /// becomes [`url`](Self::url), the rest [`other_urls`](Self::other_urls));
+    /// with more than one node, [`reannounce`](Self::reannounce) is
+    /// [`DEFAULT_REANNOUNCE`].
     /// Empty entries are skipped; no entry at all leaves `url` empty, which
     /// connecting refuses with [`AmqpError::InvalidUrl`].
     ///
@@ -183,6 +190,9 @@ impl AmqpConfig {
             .filter(|u: &String| !u.trim().is_empty());
         let mut c = AmqpConfig::new(urls.next().unwrap_or_default());
         c.other_urls = urls.collect();
+        if !c.other_urls.is_empty() {
+            c.reannounce = Some(DEFAULT_REANNOUNCE);
+        }
         c
     }
 
@@ -431,6 +441,8 @@ mod tests {
             ["amqp://a:s1@h1/v", "amqp://a:s2@h2/v"]
         );
         assert_eq!(AmqpConfig::cluster(Vec::<String>::new()).url, "");
+        assert_eq!(c.reannounce, Some(DEFAULT_REANNOUNCE));
+        assert_eq!(AmqpConfig::cluster(["amqp://h/v"]).reannounce, None);
     }
 
     #[test]

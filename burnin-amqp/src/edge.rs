@@ -17,13 +17,13 @@
 //! **Re-announcing** (SPEC §10.3). An agent's queue lives on the node its
 //! connection is on; when that node dies the agent reconnects to another
 //! node with a fresh queue that never saw the command. So while a
-//! command's window is open the publisher sends it again every
-//! [`AmqpConfig::reannounce`] (default 5 s), and at once after the edge's
-//! own connection was made anew, with `expiration` set to what is left of
-//! the window. Agents answer each operation id once, so an agent that
-//! already replied ignores the repeat. [`AmqpCommandPublisher::withdraw`]
-//! stops the repeats when an operation stops collecting early; otherwise
-//! they stop at the deadline.
+//! command's window is open the publisher sends it again at once after the
+//! edge's own connection was made anew, and — on a cluster, see
+//! [`AmqpConfig::reannounce`] — every 5 s, with `expiration` set to what is
+//! left of the window. Agents answer each operation id once, so an agent
+//! that already replied ignores the repeat; a device that joined the room
+//! mid-window answers too. [`AmqpCommandPublisher::withdraw`] stops the
+//! repeats when an operation ends before its deadline.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, Weak};
@@ -63,9 +63,11 @@ pub async fn connect(
     let (tx, rx) = mpsc::channel(usize::from(cell.config.prefetch));
     tokio::spawn(consume_loop(cell.clone(), consumer, tx));
     let open = Arc::new(OpenCommands::default());
-    if let Some(every) = cell.config.reannounce {
-        tokio::spawn(announce_loop(cell.clone(), Arc::downgrade(&open), every));
-    }
+    tokio::spawn(announce_loop(
+        cell.clone(),
+        Arc::downgrade(&open),
+        cell.config.reannounce,
+    ));
     Ok((
         AmqpCommandPublisher {
             cell: cell.clone(),
@@ -80,6 +82,16 @@ pub async fn connect(
 pub struct AmqpCommandPublisher {
     cell: Arc<SessionCell>,
     open: Arc<OpenCommands>,
+}
+
+/// When a command announced now is due again: after `every`, or (no
+/// periodic repeats) only after a reconnect.
+fn next_announcement(every: Option<Duration>) -> Instant {
+    let now = Instant::now();
+    match every {
+        Some(every) => now + every,
+        None => now + Duration::from_secs(86_400 * 365),
+    }
 }
 
 /// Commands whose window is open, by operation.
@@ -100,10 +112,13 @@ impl OpenCommands {
     }
 }
 
-/// Publishes each open command again when it is due, or at once after a
-/// reconnect; ends when the publisher is dropped or the connection closed.
-async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: Duration) {
-    let tick = (every / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+/// Publishes each open command again when it is due (every `every`, if
+/// set), and at once after a reconnect; ends when the publisher is dropped
+/// or the connection closed.
+async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: Option<Duration>) {
+    let tick = every.map_or(Duration::from_millis(500), |e| {
+        (e / 4).clamp(Duration::from_millis(50), Duration::from_millis(500))
+    });
     let mut announced_on = cell.generation();
     loop {
         tokio::select! {
@@ -152,7 +167,7 @@ async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: 
                 Ok(()) => {
                     tracing::debug!(operation = %id, "scan command announced again");
                     if let Some(c) = open.lock().get_mut(&id) {
-                        c.next = Instant::now() + every;
+                        c.next = next_announcement(every);
                     }
                 }
                 Err(e) => {
@@ -226,17 +241,14 @@ impl CommandPublisher for AmqpCommandPublisher {
             let err = match result {
                 Ok(()) => {
                     tracing::debug!(operation = %command.operation_id, "scan command published");
-                    if let Some(every) = self.cell.config.reannounce {
-                        let now = tokio::time::Instant::now();
-                        self.open.lock().insert(
-                            command.operation_id.clone(),
-                            OpenCommand {
-                                body,
-                                until,
-                                next: now + every,
-                            },
-                        );
-                    }
+                    self.open.lock().insert(
+                        command.operation_id.clone(),
+                        OpenCommand {
+                            body,
+                            until,
+                            next: next_announcement(self.cell.config.reannounce),
+                        },
+                    );
                     return Ok(());
                 }
                 Err(PublishError::Broker(e)) if !e.is_retryable() => return Err(e.into()),

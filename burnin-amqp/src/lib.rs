@@ -46,7 +46,8 @@
 //! Use [`QueueType::Quorum`] for the reply and rejected queues there: they
 //! then survive the loss of a node with the replies they hold. The edge
 //! announces an open command again while its window is open (see [`edge`]),
-//! so an agent that reconnected to another node still answers it.
+//! so an agent that reconnected to another node still answers it (every 5 s
+//! when several nodes are given, and after the edge's own reconnect).
 //!
 //! **Connection loss.** Heartbeats (default 20 s, never 0) detect a dead
 //! peer. Each side then reconnects with capped exponential backoff and
@@ -125,7 +126,8 @@ pub mod testing_cluster;
 
 pub use agent::{AmqpCommandSource, AmqpReplySink};
 pub use config::{
-    AmqpConfig, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DEFAULT_REPLY_QUEUE, QueueType, redact_url,
+    AmqpConfig, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DEFAULT_REANNOUNCE, DEFAULT_REPLY_QUEUE,
+    QueueType, redact_url,
 };
 pub use edge::{AmqpCommandPublisher, AmqpReplyStream, REASON_HEADER};
 pub use error::AmqpError;
