@@ -852,3 +852,58 @@ fn hardware_truth_reaches_the_table_and_the_json() {
         "enp1s0: no link (no carrier); requireLink fails it"
     );
 }
+
+/// SPEC §10.3: several `--amqp-url` values (a comma list, as in
+/// `BURNIN_AMQP_URL`, and the flag repeated) are the nodes of one cluster;
+/// a node that refuses connections is passed over for one that works,
+/// whichever order they are tried in.
+#[test]
+fn several_amqp_urls_fail_over_past_a_dead_node() {
+    let Some(vhost) = TestVhost::new("scan-nodes") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("NODES-1", &["02:00:00:00:51:01"]);
+    let devices = [Device::new("NODES-1", &["02:00:00:00:51:01"])];
+    let _fleet = AgentFleet::start(&vhost, &devices, &[]);
+    let url = vhost.url();
+    assert!(url.contains(":5672/"), "{url}");
+    let dead = url.replace(":5672/", ":1/");
+    for (op, broker) in [
+        (
+            "511",
+            vec!["--amqp-url".to_owned(), format!("{dead},{url}")],
+        ),
+        (
+            "512",
+            vec![
+                "--amqp-url".to_owned(),
+                dead.clone(),
+                "--amqp-url".to_owned(),
+                url.clone(),
+            ],
+        ),
+    ] {
+        let mut owned = factory_args(&factory);
+        owned.extend(broker);
+        let run = scan(&args(
+            &owned,
+            &[
+                "--operation-id",
+                op,
+                "--window",
+                "20s",
+                "--expect",
+                "NODES-1",
+            ],
+        ));
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout
+                .contains(&format!("operation {op}: 1 devices, 1 passed")),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stderr.contains("guest:guest"), "{}", run.stderr);
+    }
+}

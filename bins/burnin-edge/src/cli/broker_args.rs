@@ -10,13 +10,18 @@ use burnin_amqp::{AmqpConfig, QueueType};
 #[command(next_help_heading = "Broker")]
 pub(crate) struct BrokerArgs {
     /// RabbitMQ URL, `amqp://USER:PASSWORD@HOST:5672/VHOST` or `amqps://…`.
+    /// For a cluster give every node (repeat the flag, or a comma list in
+    /// the variable; percent-encode a comma in a password as %2C): they are
+    /// tried in random order and failed over.
     #[arg(
         long,
         env = "BURNIN_AMQP_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        required = true,
+        value_delimiter = ','
     )]
-    amqp_url: String,
+    amqp_url: Vec<String>,
 
     /// PEM file with the CA that signed the broker's certificate (for `amqps://`).
     #[arg(long, env = "BURNIN_AMQP_CA_FILE", value_name = "FILE")]
@@ -66,7 +71,7 @@ impl BrokerArgs {
     /// (URL, names, CA file: the rules both binaries share); the error
     /// names the flag.
     pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
-        let mut c = AmqpConfig::new(self.amqp_url.clone());
+        let mut c = AmqpConfig::cluster(self.amqp_url.iter().cloned());
         c.exchange = self.exchange.clone();
         c.reply_queue = self.reply_queue.clone();
         c.reply_queue_type = match self.reply_queue_type {
@@ -80,4 +85,15 @@ impl BrokerArgs {
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
+}
+
+/// This machine's host name, for connection names (`burnin-edge HOST`,
+/// SPEC §10.3) and the edge's identity.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
 }

@@ -163,10 +163,11 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
-    let amqp = match args
-        .broker
-        .config(&format!("burnin-edge scan {}", params.operation_id))
-    {
+    let amqp = match args.broker.config(&format!(
+        "burnin-edge {} (scan {})",
+        crate::cli::broker_args::host_name(),
+        params.operation_id
+    )) {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };

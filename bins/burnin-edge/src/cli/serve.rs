@@ -88,7 +88,10 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> u8 {
-    let amqp = match args.broker.config("burnin-edge serve") {
+    let amqp = match args.broker.config(&format!(
+        "burnin-edge {}",
+        crate::cli::broker_args::host_name()
+    )) {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
