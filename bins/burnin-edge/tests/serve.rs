@@ -1018,3 +1018,26 @@ fn a_serve_killed_during_a_burst_of_1000_replies_loses_none_it_acked() {
     assert_eq!(last["scaninfo"].as_array().unwrap().len(), N);
     assert_eq!(vhost.messages("hwinfo_queue"), Some(0));
 }
+
+/// Without a token the API stays on this machine: a non-loopback `--listen`
+/// without `--api-token` is refused (exit 2) before anything is opened.
+#[test]
+fn listening_beyond_loopback_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("burnin-edge.sqlite3");
+    let out = Command::new(binary("burnin-edge"))
+        .arg("serve")
+        .args(["--amqp-url", "amqp://guest:guest@127.0.0.1:1/x"])
+        .args(["--mes-file", "/nonexistent", "--out-dir", "/nonexistent"])
+        .args(["--listen", &format!("0.0.0.0:{}", free_port())])
+        .arg("--state-db")
+        .arg(&db)
+        .env_remove("BURNIN_API_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--listen 0.0.0.0:"), "{stderr}");
+    assert!(stderr.contains("--api-token"), "{stderr}");
+    assert!(!db.exists(), "nothing was opened");
+}

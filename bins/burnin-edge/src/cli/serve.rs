@@ -14,7 +14,8 @@ use crate::exit;
 /// Flags of `burnin-edge serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API listens on. An address other than loopback
+    /// needs --api-token: without a token the API stays on this machine.
     #[arg(
         long,
         env = "BURNIN_LISTEN",
@@ -88,6 +89,13 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> u8 {
+    if !args.listen.ip().is_loopback() && args.api_token.as_deref().is_none_or(str::is_empty) {
+        return usage(&format!(
+            "--listen {}: the API would be open to the network without a token; \
+             set --api-token (BURNIN_API_TOKEN), or listen on 127.0.0.1",
+            args.listen
+        ));
+    }
     let amqp = match args.broker.config(&format!(
         "burnin-edge {}",
         crate::cli::broker_args::host_name()
