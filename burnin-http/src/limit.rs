@@ -47,6 +47,11 @@
 //! `α = 3 log10 limit`, `β = 6 log10 limit`: the same at a limit of 150,
 //! but 25–50 % above a knee of 12. Against one that
 //! answers 429 beyond `K`, it saw-tooths between `BACKOFF × K` and `K`.
+//! Getting there is paced by `Retry-After`: refused requests wait it out,
+//! so the demand beyond `K` (and with it the next cut) returns about once
+//! per `Retry-After` — from 64 to a `K` of 20 takes ~10 s at
+//! `Retry-After: 1`; meanwhile the limit is above what is in flight and
+//! costs nothing.
 //!
 //! Requests answered with a final error (a 4xx other than 429, a bad body)
 //! still count as latency samples: the server did answer.
