@@ -50,7 +50,7 @@ use serde::Serialize;
 
 use crate::edge::OperationReport;
 use crate::{
-    DeviceResult, Finding, FindingKind, HardwareFinding, MacInfo, Operation, OperationId,
+    DeviceResult, Finding, FindingKind, HardwareFinding, Mac, MacInfo, Operation, OperationId,
     OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
 };
 
@@ -599,20 +599,66 @@ impl Board {
     }
 }
 
-/// Why a device has the result it has, in words: the device's finding
-/// (no reply, unknown to MES, MES failed), then each interface whose MAC
-/// did not match and why, then each MES MAC no card has, then the hardware
-/// findings of SPEC §10.1 (also on passing devices). Empty for a device
-/// that passed with nothing to remark.
-pub fn details(d: &DeviceResult) -> Vec<String> {
+/// One reason a device has the result it has; see [`reasons`]. The edge's
+/// table and the live view word them differently (terse vs. sentences),
+/// so the decision of *which* reasons apply lives here once.
+///
+/// Deliberately exhaustive: a new reason must be worded by every front end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Expected but silent until the window closed.
+    NoReply,
+    /// MES answered 404 for the serial.
+    UnknownToMes,
+    /// The MES lookup failed after retries.
+    MesFailed(String),
+    /// A finding this version has no words for (its `Debug` form).
+    Other(String),
+    /// An interface whose MAC did not match, and why.
+    Mismatch {
+        /// The interface name.
+        interface: String,
+        /// The address compared.
+        mac: Mac,
+        /// Why it did not match.
+        why: MismatchWhy,
+    },
+    /// A MAC MES recorded that no card has.
+    MissingCard(Mac),
+    /// The device reported no card and MES lists none.
+    NoCards,
+    /// A hardware finding of SPEC §10.1 (its message).
+    Hardware(String),
+}
+
+/// Why an interface's MAC did not match; see [`Reason::Mismatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MismatchWhy {
+    /// No carrier while the operation requires link.
+    NoLink,
+    /// Zero, broadcast or multicast: never a card's address.
+    InvalidAddress,
+    /// The same MAC already matched on this interface of the device.
+    Duplicates(String),
+    /// MES does not list it.
+    NotInMes,
+}
+
+/// Why a device has the result it has: the device's finding (no reply,
+/// unknown to MES, MES failed), then each interface whose MAC did not
+/// match and why, then each MES MAC no card has, then the hardware findings
+/// of SPEC §10.1 (also on passing devices; a requireLink failure is said
+/// once, as its interface's mismatch). Empty for a device that passed with
+/// nothing to remark.
+pub fn reasons(d: &DeviceResult) -> Vec<Reason> {
     let mut out = Vec::new();
     match &d.finding {
         Finding::Compared => {}
-        Finding::NoReply => out.push("no reply before the deadline".to_owned()),
-        Finding::UnknownToMes => out.push("serial number unknown to MES".to_owned()),
-        Finding::MesFailed(why) => out.push(format!("MES lookup failed: {why}")),
+        Finding::NoReply => out.push(Reason::NoReply),
+        Finding::UnknownToMes => out.push(Reason::UnknownToMes),
+        Finding::MesFailed(why) => out.push(Reason::MesFailed(why.clone())),
         #[allow(unreachable_patterns)]
-        other => out.push(format!("{other:?}")),
+        other => out.push(Reason::Other(format!("{other:?}"))),
     }
     let compared = matches!(d.finding, Finding::Compared);
     if compared {
@@ -620,35 +666,64 @@ pub fn details(d: &DeviceResult) -> Vec<String> {
             let why = if d.findings.iter().any(|f| {
                 f.kind == FindingKind::NoLink && f.interface.as_deref() == Some(&m.interface)
             }) {
-                "has no link (requireLink)".to_owned()
+                MismatchWhy::NoLink
             } else if !m.macaddr.is_valid_card_address() {
-                "is not a valid card address".to_owned()
+                MismatchWhy::InvalidAddress
             } else if let Some(first) = d
                 .macinfo
                 .iter()
                 .find(|o| o.macaddr == m.macaddr && o.scanstatus == ScanStatus::Match)
             {
-                format!("duplicates {}", first.interface)
+                MismatchWhy::Duplicates(first.interface.clone())
             } else {
-                "is not in MES".to_owned()
+                MismatchWhy::NotInMes
             };
-            out.push(format!("{} {} {why}", m.interface, m.macaddr));
+            out.push(Reason::Mismatch {
+                interface: m.interface.clone(),
+                mac: m.macaddr,
+                why,
+            });
         }
-        for mac in d.missing_cards() {
-            out.push(format!("card {mac} recorded in MES is missing"));
-        }
+        out.extend(d.missing_cards().map(Reason::MissingCard));
         if d.macinfo.is_empty() {
-            out.push("no network cards reported and none in MES".to_owned());
+            out.push(Reason::NoCards);
         }
     }
-    // A requireLink failure was said above.
     out.extend(
         d.findings
             .iter()
             .filter(|f| f.kind != FindingKind::NoLink || !compared)
-            .map(|f| f.message.clone()),
+            .map(|f| Reason::Hardware(f.message.clone())),
     );
     out
+}
+
+/// [`reasons`] in sentences, as the live view shows them.
+pub fn details(d: &DeviceResult) -> Vec<String> {
+    reasons(d)
+        .into_iter()
+        .map(|r| match r {
+            Reason::NoReply => "no reply before the deadline".to_owned(),
+            Reason::UnknownToMes => "serial number unknown to MES".to_owned(),
+            Reason::MesFailed(why) => format!("MES lookup failed: {why}"),
+            Reason::Other(s) | Reason::Hardware(s) => s,
+            Reason::Mismatch {
+                interface,
+                mac,
+                why,
+            } => {
+                let why = match why {
+                    MismatchWhy::NoLink => "has no link (requireLink)".to_owned(),
+                    MismatchWhy::InvalidAddress => "is not a valid card address".to_owned(),
+                    MismatchWhy::Duplicates(first) => format!("duplicates {first}"),
+                    MismatchWhy::NotInMes => "is not in MES".to_owned(),
+                };
+                format!("{interface} {mac} {why}")
+            }
+            Reason::MissingCard(mac) => format!("card {mac} recorded in MES is missing"),
+            Reason::NoCards => "no network cards reported and none in MES".to_owned(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burnin_core::edge::{Observer, OperationReport};
+use burnin_core::live::{MismatchWhy, Reason, reasons};
 use burnin_core::operation::Counters;
 use burnin_core::{
-    DeviceResult, Finding, FindingKind, MesAnswer, MesError, Operation, OperationState,
-    PayloadKind, ReplyOutcome, ReportError, ScanStatus, SerialNumber, TransportError,
+    DeviceResult, MesAnswer, MesError, Operation, OperationState, PayloadKind, ReplyOutcome,
+    ReportError, SerialNumber, TransportError,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -160,50 +161,39 @@ impl Observer for Progress {
     }
 }
 
-/// Why a device failed, in a few words for the table.
+/// Why a device failed, in a few words for the table: burnin-core's
+/// [`reasons`](burnin_core::live::reasons), worded tersely.
 pub(crate) fn details(d: &DeviceResult) -> String {
-    let mut parts = Vec::new();
-    match &d.finding {
-        Finding::NoReply => parts.push("no reply before the window closed".to_owned()),
-        Finding::UnknownToMes => parts.push("serial unknown to MES".to_owned()),
-        Finding::MesFailed(why) => parts.push(format!("MES lookup failed: {why}")),
-        _ => {}
-    }
-    if matches!(d.finding, Finding::Compared) {
-        for m in d.mismatched_interfaces() {
-            let why = if d.findings.iter().any(|f| {
-                f.kind == FindingKind::NoLink && f.interface.as_deref() == Some(&m.interface)
-            }) {
-                "has no link (requireLink)".to_owned()
-            } else if !m.macaddr.is_valid_card_address() {
-                "is not a valid card address".to_owned()
-            } else if let Some(first) = d
-                .macinfo
-                .iter()
-                .find(|o| o.macaddr == m.macaddr && o.scanstatus == ScanStatus::Match)
-            {
-                format!("duplicates {}", first.interface)
-            } else {
-                "not in MES".to_owned()
-            };
-            parts.push(format!("{} {} {why}", m.interface, m.macaddr));
-        }
-        for mac in d.missing_cards() {
-            parts.push(format!("missing card {mac}"));
-        }
-        if d.macinfo.is_empty() {
-            parts.push("no network cards reported and none in MES".to_owned());
-        }
-    }
-    // SPEC §10.1 findings (also on passing devices); a requireLink failure
-    // was said above.
-    parts.extend(
-        d.findings
-            .iter()
-            .filter(|f| f.kind != FindingKind::NoLink || !matches!(d.finding, Finding::Compared))
-            .map(|f| f.message.clone()),
-    );
-    parts.join("; ")
+    reasons(d)
+        .into_iter()
+        .filter_map(|r| {
+            Some(match r {
+                Reason::NoReply => "no reply before the window closed".to_owned(),
+                Reason::UnknownToMes => "serial unknown to MES".to_owned(),
+                Reason::MesFailed(why) => format!("MES lookup failed: {why}"),
+                Reason::Mismatch {
+                    interface,
+                    mac,
+                    why,
+                } => {
+                    let why = match why {
+                        MismatchWhy::NoLink => "has no link (requireLink)".to_owned(),
+                        MismatchWhy::InvalidAddress => "is not a valid card address".to_owned(),
+                        MismatchWhy::Duplicates(first) => format!("duplicates {first}"),
+                        MismatchWhy::NotInMes => "not in MES".to_owned(),
+                    };
+                    format!("{interface} {mac} {why}")
+                }
+                Reason::MissingCard(mac) => format!("missing card {mac}"),
+                Reason::NoCards => "no network cards reported and none in MES".to_owned(),
+                Reason::Hardware(message) => message,
+                // A finding this version has no words for: the table
+                // leaves it out (the JSON output carries the finding).
+                Reason::Other(_) => return None,
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The result table.
