@@ -204,8 +204,17 @@ pub(crate) fn operation_json(mut doc: Value, view: &OperationView, board: &Board
         map.insert("devices".into(), json!(devices));
         map.insert("lastEventId".into(), json!(board.last_id()));
         if let Some(l) = live {
+            // State, error and finish time change together on the board;
+            // the store's copy may lag, so never mix the two (a "failed"
+            // state without its error). The store only lags: it never knows more.
             map.insert("state".into(), json!(l.state));
             map.insert("replies".into(), json!(l.replies));
+            if let Some(e) = &l.error {
+                map.insert("error".into(), json!(e));
+            }
+            if let Some(f) = l.finished {
+                map.insert("finished".into(), json!(f));
+            }
         }
     }
     doc
