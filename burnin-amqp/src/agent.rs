@@ -29,8 +29,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::link::{
-    PublishError, Session, SessionCell, Side, channel, confirm_channel, json_properties,
-    resume_consuming, short,
+    CLOSE_WAIT, PublishError, Session, SessionCell, Side, bounded, channel, confirm_channel,
+    json_properties, resume_consuming, short,
 };
 use crate::{AmqpConfig, AmqpError};
 
@@ -79,7 +79,13 @@ pub async fn connect_shared(
         let consumer = start_consuming(&cell, &session).await?;
         // Opened now, not on the first reply: a burst of replies would
         // otherwise open thousands of channels at once.
-        let publish = confirm_channel(&session.conn).await?;
+        let publish = bounded(
+            cell.config.connect_timeout,
+            &cell.url(),
+            "opening a channel",
+            confirm_channel(&session.conn),
+        )
+        .await?;
         let (tx, rx) = mpsc::channel(usize::from(COMMAND_PREFETCH));
         tokio::spawn(command_loop(cell.clone(), consumer, tx));
         halves.push((
@@ -269,6 +275,20 @@ async fn start_consuming(
     cell: &SessionCell,
     session: &Session,
 ) -> Result<lapin::Consumer, AmqpError> {
+    let url = cell.url();
+    bounded(
+        cell.config.connect_timeout,
+        &url,
+        "the request for this agent's queue",
+        start_consuming_unbounded(cell, session),
+    )
+    .await
+}
+
+async fn start_consuming_unbounded(
+    cell: &SessionCell,
+    session: &Session,
+) -> Result<lapin::Consumer, AmqpError> {
     let c = &cell.config;
     let ch = channel(&session.conn).await?;
     let queue = ch
@@ -331,7 +351,9 @@ async fn command_loop(
                 Some(Ok(d)) => {
                     // The queue is this connection's alone and dies with it:
                     // acking on receipt loses nothing and bounds memory.
-                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                    let _ =
+                        tokio::time::timeout(CLOSE_WAIT, d.acker.ack(BasicAckOptions::default()))
+                            .await;
                     if tx.send(Ok(d.data)).await.is_err() {
                         cell.close().await;
                         return;

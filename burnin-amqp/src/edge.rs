@@ -41,8 +41,8 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
 use crate::link::{
-    PublishError, Session, SessionCell, Side, confirm_channel, json_properties, resume_consuming,
-    short,
+    PublishError, Session, SessionCell, Side, bounded, confirm_channel, json_properties,
+    resume_consuming, short,
 };
 use crate::{AmqpConfig, AmqpError};
 
@@ -314,6 +314,17 @@ struct Settle {
 
 impl Consuming {
     async fn start(cell: &SessionCell, session: &Session) -> Result<Self, AmqpError> {
+        let url = cell.url();
+        bounded(
+            cell.config.connect_timeout,
+            &url,
+            "the request to consume replies",
+            Self::start_unbounded(cell, session),
+        )
+        .await
+    }
+
+    async fn start_unbounded(cell: &SessionCell, session: &Session) -> Result<Self, AmqpError> {
         let c = &cell.config;
         let channel = confirm_channel(&session.conn).await?;
         channel
@@ -396,7 +407,16 @@ struct AmqpAcker {
 
 impl AmqpAcker {
     async fn ack_now(&self) -> Result<(), TransportError> {
-        match self.acker.ack(BasicAckOptions::default()).await {
+        let limit = self.settle.confirm_timeout;
+        let Ok(acked) =
+            tokio::time::timeout(limit, self.acker.ack(BasicAckOptions::default())).await
+        else {
+            return Err(TransportError::Unavailable(format!(
+                "reply (delivery {} on connection {}) not acknowledged: the broker connection took more than {limit:?}; the broker will deliver it again",
+                self.tag, self.settle.generation
+            )));
+        };
+        match acked {
             Ok(true) => Ok(()),
             Ok(false) => Err(TransportError::Unavailable(format!(
                 "reply (delivery {} on connection {}) not acknowledged: the connection was lost; the broker will deliver it again",

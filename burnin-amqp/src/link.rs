@@ -30,6 +30,28 @@ use tokio::time::Instant;
 
 use crate::{AmqpConfig, AmqpError};
 
+/// How long closing a channel or connection may take. lapin's futures wait
+/// forever when a connection wedges without closing, so every wait on the
+/// broker in this crate has a limit.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits at most `limit` for `fut`, one exchange with the broker (`what`
+/// names it): past the limit the connection is taken for lost, a
+/// retryable [`AmqpError::Connect`] for `url`.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    url: &str,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, AmqpError>>,
+) -> Result<T, AmqpError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(AmqpError::Connect {
+            url: url.to_owned(),
+            message: format!("the broker did not answer {what} within {limit:?}"),
+        })
+    })
+}
+
 /// Which declarations a new session makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -120,8 +142,9 @@ impl Session {
         let channel = match slot.as_ref() {
             Some(ch) if ch.status().connected() => ch.clone(),
             _ => {
-                let ch = confirm_channel(&self.conn)
+                let ch = tokio::time::timeout(timeout, confirm_channel(&self.conn))
                     .await
+                    .map_err(|_| PublishError::NoConfirm(timeout))?
                     .map_err(PublishError::Broker)?;
                 *slot = Some(ch.clone());
                 ch
@@ -153,7 +176,9 @@ impl Session {
                 // The channel may hold a confirm that will never come; a new
                 // one keeps later publishes from inheriting it.
                 *slot = None;
-                let _ = channel.close(200, "confirm timeout".into()).await;
+                let _ =
+                    tokio::time::timeout(CLOSE_WAIT, channel.close(200, "confirm timeout".into()))
+                        .await;
                 Err(PublishError::NoConfirm(timeout))
             }
             Ok(Err(e)) => Err(e),
@@ -169,7 +194,7 @@ impl Session {
 
     pub(crate) async fn close(&self) {
         if self.conn.status().connected() {
-            let _ = self.conn.close(200, "closing".into()).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, self.conn.close(200, "closing".into())).await;
         }
     }
 }
@@ -437,7 +462,14 @@ impl SessionCell {
             generation,
             publish: Mutex::new(None),
         };
-        if let Err(e) = self.declare(&session).await {
+        let declared = bounded(
+            self.config.connect_timeout,
+            &url,
+            "the declarations",
+            self.declare(&session),
+        )
+        .await;
+        if let Err(e) = declared {
             session.close().await;
             return Err(e);
         }

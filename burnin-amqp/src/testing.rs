@@ -82,6 +82,10 @@ pub fn skip_or_fail(label: &str, why: &str) {
     );
 }
 
+/// How long one `rabbitmqctl` call may take (seconds): some of its
+/// commands wait forever by default, and a test must fail rather than hang.
+const CTL_TIMEOUT_SECS: &str = "60";
+
 impl TestVhost {
     /// A new vhost whose name starts with `burnin-test-<label>-`, with
     /// full permissions for `guest`; `None` (after printing `SKIP <test>:
@@ -159,6 +163,7 @@ impl TestVhost {
     /// If it fails.
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new("rabbitmqctl")
+            .args(["--timeout", CTL_TIMEOUT_SECS])
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"));
@@ -212,11 +217,11 @@ impl TestVhost {
 impl Drop for TestVhost {
     fn drop(&mut self) {
         let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
+            .args(["--timeout", CTL_TIMEOUT_SECS, "delete_vhost", &self.name])
             .output();
         for user in self.users.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = Command::new("rabbitmqctl")
-                .args(["delete_user", user])
+                .args(["--timeout", CTL_TIMEOUT_SECS, "delete_user", user])
                 .output();
         }
     }

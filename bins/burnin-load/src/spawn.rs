@@ -352,6 +352,14 @@ pub(crate) async fn serve(
     })
 }
 
+/// The window given to `seed_edge.py`, seconds: it looks MES up one device
+/// at a time, so 50 ms per device (2.5× the 20 ms scenarios) plus 30 s.
+/// When a reply is missing it waits out the whole window, so it must not
+/// be needlessly long (it was 600 s, and held a harness run for 10 min).
+fn baseline_window(devices: usize) -> u64 {
+    30 + (devices as u64).div_ceil(20)
+}
+
 /// Runs `seed_edge.py` once.
 pub(crate) async fn baseline(
     env: &Env,
@@ -368,7 +376,7 @@ pub(crate) async fn baseline(
         .arg(factory.url(""))
         .arg(op.to_string())
         .arg(n.to_string())
-        .arg("600")
+        .arg(baseline_window(n).to_string())
         .stdin(Stdio::null())
         .output()
         .await
