@@ -85,8 +85,8 @@
 //!   burst of `--mes-concurrency`, so their latencies cannot be trusted;
 //! * whenever no answer came at or below `rtt_min` for [`PROBE_INTERVAL`]
 //!   (5 s; half of [`MIN_RTT_PERIOD`], so each period of `rtt_min` holds a
-//!   probe). A limit at or below the knee sees base latencies all the
-//!   time and seldom probes.
+//!   probe). `rtt_min` being the lowest of many answers, that is about
+//!   every 5 s while lookups keep coming.
 //!
 //! A probe leaves the limit as it is — [`Controller::limit`] and the
 //! `burnin_mes_concurrency_limit` gauge show the limit, the probe shows as
