@@ -109,7 +109,11 @@
 //! (`--mes-concurrency-max`, default 256) nor below 1. A 429 or 503 with
 //! `Retry-After` also holds the limit from growing until that time (the
 //! request itself waits that long before its retry). Decisions are taken
-//! once per window of one round trip, at least 100 ms. The exact rule, with
+//! once per window of one round trip, at least 100 ms. The lowest latency
+//! is only the MES's own if some answers did not queue, so the limiter
+//! **probes** it, as BBR does: at the start, and whenever no answer was
+//! that fast for 5 s, it lets at most 4 requests run for two round trips
+//! (the limit itself stays; `burnin_mes_in_flight` dips). The exact rule, with
 //! its constants, is documented in the source (`src/limit.rs`); the
 //! controller is pure (time is passed in) and unit-tested on a simulated
 //! MES, and `tests/http.rs` runs it against real stand-ins on 127.0.0.1

@@ -55,12 +55,60 @@
 //!
 //! Requests answered with a final error (a 4xx other than 429, a bad body)
 //! still count as latency samples: the server did answer.
+//!
+//! ## The base-latency probe (as BBR's ProbeRTT)
+//!
+//! The rule above is only as good as `rtt_min`, and `rtt_min` is only the
+//! MES's base latency if some answers did not wait in its queue. Two ways
+//! it is not:
+//!
+//! * **Started above the knee** (the default 64 against a `K` of 24),
+//!   every answer waits behind the others from the very first, the lowest
+//!   latency seen is that of a queue, and the limit comes down only to
+//!   where latency stopped falling: 36 in the stand-in test, ~70 in the
+//!   simulation, not `K`.
+//! * **Settled at the knee**, every answer waits behind the little queue
+//!   of `α … β` that tells the knee. Once `rtt_min` has forgotten the
+//!   older, faster answers ([`MIN_RTT_PERIOD`]), it is that queue's
+//!   latency; the queue reads as none and the limit grows a step, and
+//!   again the next period: it creeps up.
+//!
+//! So the controller measures the base latency itself. During a **probe**
+//! requests in flight are capped at `min(`[`PROBE_IN_FLIGHT`]`, limit / 4)`
+//! (at least 1): the queue drains, and the requests started under the cap
+//! are answered at the base latency, which lowers `rtt_min`. The probe
+//! ends once [`PROBE_ROUNDS`] × the cap of those have been answered — two
+//! round trips, as the first answers on new connections may be slower —
+//! and the cap is the limit again. A probe is made
+//!
+//! * **at the start**, before the first window: the first requests are a
+//!   burst of `--mes-concurrency`, so their latencies cannot be trusted;
+//! * whenever no answer came at or below `rtt_min` for [`PROBE_INTERVAL`]
+//!   (5 s; half of [`MIN_RTT_PERIOD`], so each period of `rtt_min` holds a
+//!   probe). `rtt_min` being the lowest of many answers, that is about
+//!   every 5 s while lookups keep coming.
+//!
+//! A probe leaves the limit as it is — [`Controller::limit`] and the
+//! `burnin_mes_concurrency_limit` gauge show the limit, the probe shows as
+//! a dip of `burnin_mes_in_flight` — and no window closes during it (its
+//! latencies ran under the cap, its demand was capped): the next window
+//! counts the requests started after it. An overload answer to a request
+//! started under the cap ends it at once: the MES refuses even a few, so
+//! there is nothing to measure and the backoff takes its course. When
+//! no lookups are waiting a probe costs nothing, and it lasts until the
+//! next ones are answered. Otherwise it costs about three round trips of
+//! few requests (the drain, then two at the base latency) every 5 s: ~1 %
+//! of the throughput of a MES that answers in 20 ms, ~6 % at 100 ms. BBR
+//! probes every 10 s for 200 ms. (Netflix's gradient2 has no probe: it
+//! compares a short average latency with a long one, and the long one
+//! takes in a queue that stands long enough.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+use tracing::trace;
 
 /// Multiplicative decrease on overload.
 pub(crate) const BACKOFF: f64 = 0.9;
@@ -75,6 +123,20 @@ pub(crate) const MIN_WINDOW: Duration = Duration::from_millis(100);
 /// `rtt_min` forgets samples older than one to two periods, so a MES that
 /// got slower for good is not read as congested for ever.
 pub(crate) const MIN_RTT_PERIOD: Duration = Duration::from_secs(10);
+
+/// Requests in flight during a probe of the base latency, at most (a
+/// quarter of the limit if that is less, at least 1): few enough to be
+/// under the knee of any MES worth an adaptive limit, as BBR's ProbeRTT
+/// keeps 4 packets in flight.
+pub(crate) const PROBE_IN_FLIGHT: usize = 4;
+/// A probe lasts until this many round trips of answers to requests it
+/// started came back (`PROBE_ROUNDS` × its cap): the first round on fresh
+/// connections may be slower, the second is not.
+pub(crate) const PROBE_ROUNDS: usize = 2;
+/// Probe when no answer came at or below `rtt_min` for this long. Half of
+/// [`MIN_RTT_PERIOD`], so every period of `rtt_min` holds a probe and the
+/// minimum never ages into the latency of a queue; BBR waits 10 s.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Latencies kept per window; more are not needed for its low quantile.
 const MAX_WINDOW_SAMPLES: usize = 4096;
@@ -125,6 +187,22 @@ pub(crate) struct Controller {
     changed: Option<Instant>,
     /// Whether the last window with latency samples showed a queue.
     congested: bool,
+    /// The base-latency probe under way, if any.
+    probe: Option<Probe>,
+    /// When an answer last came at or below `rtt_min`, or a probe ended.
+    rtt_min_seen: Option<Instant>,
+    /// Whether probes happen (off only in tests that show what they fix).
+    probing_enabled: bool,
+}
+
+/// A probe of the base latency: in flight capped low until enough
+/// requests started under the cap were answered.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    /// When it began (`None`: at construction, before any request).
+    since: Option<Instant>,
+    /// Answers to requests started since.
+    answers: usize,
 }
 
 impl Controller {
@@ -144,12 +222,46 @@ impl Controller {
             slow_start: true,
             changed: None,
             congested: false,
+            probe: Some(Probe {
+                since: None,
+                answers: 0,
+            }),
+            rtt_min_seen: None,
+            probing_enabled: true,
         }
     }
 
-    /// The limit in whole requests.
+    /// The same controller without base-latency probes: the rule as it was
+    /// before them, to show in tests what they fix.
+    #[cfg(test)]
+    fn without_probes(mut self) -> Self {
+        self.probe = None;
+        self.probing_enabled = false;
+        self
+    }
+
+    /// The limit in whole requests (what the controller has learned; the
+    /// `burnin_mes_concurrency_limit` gauge). A probe does not change it.
     pub(crate) fn limit(&self) -> usize {
         self.limit as usize
+    }
+
+    /// Requests allowed in flight now: the limit, or less during a probe.
+    pub(crate) fn cap(&self) -> usize {
+        match self.probe {
+            Some(_) => self.probe_cap(),
+            None => self.limit(),
+        }
+    }
+
+    fn probe_cap(&self) -> usize {
+        (self.limit() / 4).clamp(1, PROBE_IN_FLIGHT)
+    }
+
+    /// Whether a probe is under way.
+    #[cfg(test)]
+    fn probing(&self) -> bool {
+        self.probe.is_some()
     }
 
     fn rtt_min(&self) -> Option<f64> {
@@ -160,43 +272,71 @@ impl Controller {
     }
 
     /// Takes one finished request: it took `rtt`, `in_flight` requests were
-    /// running when it ended (itself included). Returns the new limit when
-    /// a window closed.
+    /// running when it ended (itself included). Afterwards [`cap`](Self::cap)
+    /// and [`limit`](Self::limit) tell what changed.
     pub(crate) fn on_sample(
         &mut self,
         now: Instant,
         rtt: Duration,
         in_flight: usize,
         sample: Sample,
-    ) -> Option<usize> {
+    ) {
+        let started = now.checked_sub(rtt);
+        // Started after the limit last changed: it tells about this limit.
+        let fresh = self.changed.is_none_or(|c| started.is_none_or(|s| s >= c));
+        if let Sample::Overload {
+            retry_after: Some(wait),
+        } = sample
+        {
+            let until = now + wait;
+            self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+        }
+        if let Sample::Answered = sample {
+            self.note_rtt(now, rtt.as_secs_f64());
+        }
+        if self.probing_enabled
+            && self.probe.is_none()
+            && self
+                .rtt_min_seen
+                .is_some_and(|t| now.saturating_duration_since(t) >= PROBE_INTERVAL)
+        {
+            self.probe = Some(Probe {
+                since: Some(now),
+                answers: 0,
+            });
+        }
+        if let Some(probe) = &mut self.probe {
+            self.overload |= fresh && matches!(sample, Sample::Overload { .. });
+            // Started under the cap: its latency is the base one.
+            if probe.since.is_none_or(|p| started.is_none_or(|s| s >= p)) {
+                match sample {
+                    Sample::Answered => probe.answers += 1,
+                    // Refused even at the cap: the measurement is moot;
+                    // the overload takes its course.
+                    Sample::Overload { .. } => probe.answers = usize::MAX,
+                }
+            }
+            if probe.answers >= PROBE_ROUNDS * self.probe_cap() {
+                self.end_probe(now);
+            }
+            return;
+        }
         let start = *self.window_start.get_or_insert(now);
         self.max_in_flight = self.max_in_flight.max(in_flight);
-        // Started after the limit last changed: it tells about this limit.
-        let fresh = self
-            .changed
-            .is_none_or(|c| now.checked_sub(rtt).is_none_or(|s| s >= c));
         match sample {
             Sample::Answered => {
-                let rtt = rtt.as_secs_f64();
-                self.note_rtt(now, rtt);
                 if fresh && self.window_rtts.len() < MAX_WINDOW_SAMPLES {
-                    self.window_rtts.push(rtt);
+                    self.window_rtts.push(rtt.as_secs_f64());
                 }
             }
-            Sample::Overload { retry_after } => {
-                self.overload |= fresh;
-                if let Some(wait) = retry_after {
-                    let until = now + wait;
-                    self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
-                }
-            }
+            Sample::Overload { .. } => self.overload |= fresh,
         }
         let window = self
             .rtt_min()
             .map_or(rtt, Duration::from_secs_f64)
             .max(MIN_WINDOW);
         if now.saturating_duration_since(start) < window {
-            return None;
+            return;
         }
         let before = self.limit;
         self.close_window(now);
@@ -206,7 +346,22 @@ impl Controller {
                 self.slow_start = false;
             }
         }
-        Some(self.limit())
+    }
+
+    /// Restores the limit after a probe. The window starts afresh with the
+    /// requests started from now: the earlier ones ran under the cap.
+    fn end_probe(&mut self, now: Instant) {
+        trace!(
+            rtt_min_ms = self.rtt_min().map(|m| m * 1e3),
+            limit = self.limit,
+            "MES base-latency probe done"
+        );
+        self.probe = None;
+        self.rtt_min_seen = Some(now);
+        self.changed = Some(now);
+        self.window_start = None;
+        self.window_rtts.clear();
+        self.max_in_flight = 0;
     }
 
     /// Keeps the lowest latency of this period and the last one.
@@ -215,6 +370,9 @@ impl Controller {
         if now.saturating_duration_since(period) >= MIN_RTT_PERIOD {
             self.rtt_min_before = self.rtt_min_now.take();
             self.period_start = Some(now);
+        }
+        if self.rtt_min().is_none_or(|m| rtt <= m) {
+            self.rtt_min_seen = Some(now);
         }
         self.rtt_min_now = Some(self.rtt_min_now.map_or(rtt, |m| m.min(rtt)));
     }
@@ -238,6 +396,14 @@ impl Controller {
         let alpha = (self.limit / 16.0).max(1.5);
         let beta = 2.0 * alpha;
         let held = self.hold_until.is_some_and(|h| now < h);
+        trace!(
+            limit = self.limit,
+            rtt_min_ms = rtt_min * 1e3,
+            rtt_ms = rtt * 1e3,
+            queue,
+            alpha,
+            "MES concurrency window"
+        );
         let was_congested = std::mem::replace(&mut self.congested, queue > beta);
         if queue > beta && was_congested {
             self.limit = (self.limit - queue + alpha).max(self.limit * LATENCY_FLOOR);
@@ -250,10 +416,10 @@ impl Controller {
     }
 }
 
-/// Enforces the [`Controller`]'s limit: a fair (FIFO) tokio semaphore whose
-/// permits follow the limit. Growing adds permits; shrinking takes the free
-/// ones away and, for the rest, keeps a debt that requests pay by not
-/// returning their permit when they end.
+/// Enforces the [`Controller`]'s cap (its limit, or less during a probe): a
+/// fair (FIFO) tokio semaphore whose permits follow the cap. Growing adds
+/// permits; shrinking takes the free ones away and, for the rest, keeps a
+/// debt that requests pay by not returning their permit when they end.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     permits: Semaphore,
@@ -266,7 +432,7 @@ pub(crate) struct Limiter {
 #[derive(Debug)]
 struct State {
     controller: Controller,
-    /// The limit the permits were last sized for.
+    /// The cap the permits were last sized for.
     current: usize,
     /// Permits to drop as requests end (the limit shrank below in-flight).
     debt: usize,
@@ -274,8 +440,12 @@ struct State {
 
 impl Limiter {
     pub(crate) fn new(initial: usize, max: usize) -> Self {
-        let controller = Controller::new(initial, max);
-        let current = controller.limit();
+        Self::with_controller(Controller::new(initial, max))
+    }
+
+    fn with_controller(controller: Controller) -> Self {
+        let current = controller.cap();
+        let limit = controller.limit();
         Limiter {
             permits: Semaphore::new(current),
             state: Mutex::new(State {
@@ -284,7 +454,7 @@ impl Limiter {
                 debt: 0,
             }),
             in_flight: AtomicUsize::new(0),
-            limit: AtomicUsize::new(current),
+            limit: AtomicUsize::new(limit),
         }
     }
 
@@ -292,7 +462,8 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current limit.
+    /// The current limit (a probe of the base latency caps requests in
+    /// flight below it for a few round trips, but does not change it).
     pub(crate) fn limit(&self) -> usize {
         self.limit.load(Ordering::Relaxed)
     }
@@ -333,7 +504,6 @@ impl Limiter {
             state.debt += shrink;
         }
         state.current = new;
-        self.limit.store(new, Ordering::Relaxed);
     }
 }
 
@@ -353,9 +523,13 @@ impl Slot<'_> {
         let rtt = now.saturating_duration_since(self.started);
         let in_flight = self.limiter.in_flight();
         let mut state = self.limiter.state();
-        if let Some(new) = state.controller.on_sample(now, rtt, in_flight, sample) {
-            self.limiter.resize(&mut state, new);
+        state.controller.on_sample(now, rtt, in_flight, sample);
+        let cap = state.controller.cap();
+        if cap != state.current {
+            self.limiter.resize(&mut state, cap);
         }
+        let limit = state.controller.limit();
+        self.limiter.limit.store(limit, Ordering::Relaxed);
         // `self` drops here and gives the slot back.
     }
 }
@@ -390,19 +564,44 @@ mod tests {
         latency: impl Fn(usize) -> Duration,
         answer: impl Fn(usize) -> Sample,
     ) -> Vec<usize> {
+        let c = Controller::new(start_limit, max);
+        simulate_with(c, duration, latency, answer).limits
+    }
+
+    /// The limit and the cap (what may be in flight) every 20 ms.
+    struct Trace {
+        limits: Vec<usize>,
+        caps: Vec<usize>,
+    }
+
+    /// [`simulate`] with a given controller. Requests that start together
+    /// (a burst) reach the MES together: `answer` sees how many were in
+    /// flight when each arrived (a MES refuses by arrival), `latency` how
+    /// many are in flight once the burst has arrived (a MES shares its
+    /// capacity among all it serves). A burst of 64 thus all see 64: the
+    /// first answers of a limit started above the knee are queued, as in
+    /// the stand-in test.
+    fn simulate_with(
+        mut c: Controller,
+        duration: Duration,
+        latency: impl Fn(usize) -> Duration,
+        answer: impl Fn(usize) -> Sample,
+    ) -> Trace {
         let t0 = Instant::now();
-        let mut c = Controller::new(start_limit, max);
-        // Requests in flight: (ends at, started with in_flight, sample).
+        // Requests in flight: (ends at, took, sample).
         let mut running: Vec<(Instant, Duration, Sample)> = Vec::new();
         let mut now = t0;
-        let mut trace = Vec::new();
+        let mut trace = Trace {
+            limits: Vec::new(),
+            caps: Vec::new(),
+        };
         let mut next_trace = t0;
         while now < t0 + duration {
-            while running.len() < c.limit() {
-                let n = running.len() + 1;
-                let sample = answer(n);
+            let all = c.cap().max(running.len());
+            while running.len() < c.cap() {
+                let sample = answer(running.len() + 1);
                 let took = match sample {
-                    Sample::Answered => latency(n),
+                    Sample::Answered => latency(all),
                     Sample::Overload { .. } => MS,
                 };
                 running.push((now + took, took, sample));
@@ -412,7 +611,8 @@ mod tests {
             now = end;
             c.on_sample(now, took, running.len() + 1, sample);
             while next_trace <= now {
-                trace.push(c.limit());
+                trace.limits.push(c.limit());
+                trace.caps.push(c.cap());
                 next_trace += 20 * MS;
             }
         }
@@ -423,9 +623,18 @@ mod tests {
         move |n| 20 * MS * (n.max(k) as u32) / k as u32
     }
 
+    /// `trace` as `value×count` runs: `64×13 48×5 …`.
+    fn runs(trace: &[usize]) -> String {
+        let mut out = Vec::new();
+        for chunk in trace.chunk_by(|a, b| a == b) {
+            out.push(format!("{}×{}", chunk[0], chunk.len()));
+        }
+        out.join(" ")
+    }
+
     /// The lowest and highest limit in the second half of the trace.
     fn settled(trace: &[usize]) -> (usize, usize) {
-        println!("limit every 20 ms: {trace:?}");
+        println!("limit every 20 ms: {}", runs(trace));
         let tail = &trace[trace.len() / 2..];
         (*tail.iter().min().unwrap(), *tail.iter().max().unwrap())
     }
@@ -489,6 +698,12 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u32| t0 + ms * MS;
         let mut c = Controller::new(10, 256);
+        // The probe at the start: 2 × 2 answers at 2 in flight.
+        for _ in 0..4 {
+            assert_eq!(c.cap(), 2);
+            c.on_sample(t0, 20 * MS, 2, Sample::Answered);
+        }
+        assert_eq!(c.cap(), 10, "the probe ended");
         c.on_sample(at(0), 20 * MS, 10, Sample::Answered);
         c.on_sample(at(100), 20 * MS, 10, Sample::Answered);
         assert!(c.limit() > 10, "flat latency grows it");
@@ -517,9 +732,131 @@ mod tests {
         assert_eq!(c.limit(), 64);
     }
 
+    /// Started at 64 above a knee of 24, every answer is queued from the
+    /// first: without probes the lowest latency seen is that of the queue,
+    /// and the limit stays far above the knee; the probe at the start
+    /// measures the base latency and the limit settles within 25 % of K.
+    #[test]
+    fn started_above_the_knee_the_probe_finds_the_base_latency() {
+        const K: usize = 24;
+        let run = 10 * 1000 * MS;
+        let old = Controller::new(64, 256).without_probes();
+        let old = simulate_with(old, run, knee(K), |_| Sample::Answered).limits;
+        let (lo, hi) = settled(&old);
+        assert!(lo > K * 5 / 4, "without probes it settles high: {lo}..{hi}");
+        let new = simulate_with(Controller::new(64, 256), run, knee(K), |_| Sample::Answered);
+        let (lo, hi) = settled(&new.limits);
+        assert!(lo >= K * 3 / 4 && hi <= K * 5 / 4, "{lo}..{hi}");
+        assert_eq!(new.caps[0], PROBE_IN_FLIGHT, "it starts with a probe");
+    }
+
+    /// Settled at the knee, no answer is as fast as the minimum (each
+    /// waits behind the little queue that tells the knee), so the minimum
+    /// ages into the latency of the queue once its periods roll over, and
+    /// the limit creeps up a step per period. Probes every
+    /// [`PROBE_INTERVAL`] keep the minimum at the base latency.
+    #[test]
+    fn probes_keep_the_minimum_from_aging_into_the_queue() {
+        const K: usize = 24;
+        let run = 90 * 1000 * MS;
+        let old = Controller::new(8, 256).without_probes();
+        let old = simulate_with(old, run, knee(K), |_| Sample::Answered).limits;
+        let (lo, hi) = settled(&old);
+        assert!(hi > K * 5 / 4, "without probes it creeps up: {lo}..{hi}");
+        let new = simulate_with(Controller::new(8, 256), run, knee(K), |_| Sample::Answered);
+        let (lo, hi) = settled(&new.limits);
+        assert!(lo >= K * 3 / 4 && hi <= K * 5 / 4, "{lo}..{hi}");
+        // It probed about every PROBE_INTERVAL, each time briefly.
+        let probing: Vec<usize> = (1..new.caps.len())
+            .filter(|&i| new.caps[i] < new.limits[i] && new.caps[i - 1] >= new.limits[i - 1])
+            .collect();
+        println!("cap every 20 ms: {}", runs(&new.caps));
+        let every = PROBE_INTERVAL.as_millis() as usize / 20;
+        assert!(
+            probing.len() >= run.as_millis() as usize / 20 / every - 2,
+            "{probing:?}"
+        );
+        let below = new
+            .caps
+            .iter()
+            .zip(&new.limits)
+            .filter(|(c, l)| c < l)
+            .count();
+        assert!(
+            below * 100 <= new.caps.len() * 3,
+            "capped {below} of {} samples: more than 3 % of the time",
+            new.caps.len()
+        );
+    }
+
+    /// The rule step by step: a minimum measured while the MES was queued
+    /// (53 ms, as at 64 in flight over a knee of 24) goes stale; after
+    /// [`PROBE_INTERVAL`] without a faster answer the cap drops to
+    /// [`PROBE_IN_FLIGHT`]; answers to requests started before the probe
+    /// do not end it, those started under the cap do; the minimum is then
+    /// the base latency and the limit comes down to the knee.
+    #[test]
+    fn a_probe_refreshes_a_stale_minimum() {
+        let t0 = Instant::now();
+        let at = |ms: u32| t0 + ms * MS;
+        let queued = 53 * MS;
+        let mut c = Controller::new(64, 256);
+        for _ in 0..PROBE_ROUNDS * PROBE_IN_FLIGHT {
+            assert!(c.probing());
+            c.on_sample(t0, queued, 4, Sample::Answered);
+        }
+        assert!(!c.probing());
+        assert_eq!(c.rtt_min(), Some(queued.as_secs_f64()));
+        // Latency flat at 53 ms: no queue is seen, the limit holds (not
+        // all of it was used, so it does not grow either).
+        let mut ms = 0;
+        while ms < PROBE_INTERVAL.as_millis() as u32 {
+            c.on_sample(at(ms), queued + MS, 30, Sample::Answered);
+            assert_eq!(c.cap(), 64, "at {ms} ms");
+            ms += 10;
+        }
+        c.on_sample(at(ms), queued + MS, 64, Sample::Answered);
+        assert!(c.probing(), "stale after {ms} ms");
+        assert_eq!((c.cap(), c.limit()), (PROBE_IN_FLIGHT, 64));
+        // Started before the probe began: no use.
+        for i in 1..=50 {
+            c.on_sample(at(ms + i), queued, 64 - i as usize, Sample::Answered);
+        }
+        assert!(c.probing());
+        let begun = ms + 53;
+        for i in 1..=PROBE_ROUNDS * PROBE_IN_FLIGHT {
+            assert!(c.probing());
+            c.on_sample(at(begun + 20 + i as u32), 20 * MS, 4, Sample::Answered);
+        }
+        assert!(!c.probing());
+        assert_eq!(c.rtt_min(), Some(0.020));
+        assert_eq!(c.limit(), 64, "a probe does not change the limit");
+        // Back at 64 in flight, 53 ms: a queue of 40; down to the knee.
+        let mut t = begun + 100;
+        while c.limit() > 30 && t < begun + 2000 {
+            t += 10;
+            c.on_sample(at(t), queued, 64, Sample::Answered);
+        }
+        assert!(c.limit() <= 30, "{} after {} ms", c.limit(), t - begun);
+    }
+
+    /// An overload answer to a request started under the cap ends the
+    /// probe (the MES refuses even a few: there is nothing to measure) and
+    /// the limit backs off as for any overload.
+    #[test]
+    fn an_overload_during_a_probe_ends_it_and_backs_off() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(64, 256);
+        c.on_sample(t0, 20 * MS, 4, Sample::Overload { retry_after: None });
+        assert!(!c.probing());
+        c.on_sample(t0 + 30 * MS, 20 * MS, 64, Sample::Answered);
+        c.on_sample(t0 + 200 * MS, 20 * MS, 64, Sample::Answered);
+        assert_eq!(c.limit(), 57, "64 × {BACKOFF}");
+    }
+
     #[tokio::test]
     async fn the_semaphore_follows_the_limit_and_debt_is_paid_by_ending_requests() {
-        let l = Limiter::new(4, 8);
+        let l = Limiter::with_controller(Controller::new(4, 8).without_probes());
         let slots: Vec<_> = futures_join(&l, 4).await;
         assert_eq!(l.in_flight(), 4);
         assert!(l.permits.try_acquire().is_err());
@@ -537,7 +874,25 @@ mod tests {
             assert_eq!(st.debt, 0);
         }
         assert_eq!(l.permits.available_permits(), 6);
-        assert_eq!(l.limit(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_probe_caps_the_permits_and_the_limit_stays() {
+        let l = Limiter::new(64, 256);
+        assert_eq!(l.limit(), 64);
+        assert_eq!(l.permits.available_permits(), 4, "the probe at the start");
+        let slots = futures_join(&l, 4).await;
+        assert!(l.permits.try_acquire().is_err());
+        for slot in slots {
+            slot.finish(Sample::Answered);
+        }
+        assert_eq!(l.permits.available_permits(), 4);
+        let slots = futures_join(&l, 4).await;
+        for slot in slots {
+            slot.finish(Sample::Answered);
+        }
+        assert_eq!(l.permits.available_permits(), 64, "ended after 8 answers");
+        assert_eq!(l.limit(), 64);
     }
 
     async fn futures_join(l: &Limiter, n: usize) -> Vec<Slot<'_>> {

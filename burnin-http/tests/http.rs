@@ -726,18 +726,16 @@ async fn the_limit_grows_to_a_latency_knee_above_its_start_and_stays() {
     assert_near("latency knee at 24", &settled, K);
 }
 
-// KNOWN FLAW (issue 14 stays open for it): started above the knee, the
-// Vegas rule never sees the MES's true base latency, so it can settle where
-// latency stopped falling (36 for a knee of 24: 2 of 3 runs on an idle
-// machine). The limiter needs a base-latency probe (drain briefly to measure
-// the real minimum, as BBR's ProbeRTT does). Run it with `--run-ignored all`.
-#[ignore = "known flaw of the adaptive limit, see the comment and issue 14"]
+// Started above the knee, every answer is queued from the first: the
+// limiter's probe of the base latency at the start (see src/limit.rs) is
+// what lets it come down to K rather than to where latency stopped falling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_shrinks_from_64_to_a_latency_knee_and_stays() {
     const K: usize = 24;
     let server = KneeMes::start(K, Beyond::Slower).await;
-    let settled = limit_trace(&server, 64, "latency knee at 24", Duration::from_secs(5)).await;
-    assert_near("latency knee at 24", &settled, K);
+    let label = "latency knee at 24, from 64";
+    let settled = limit_trace(&server, 64, label, Duration::from_secs(5)).await;
+    assert_near(label, &settled, K);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
