@@ -27,7 +27,7 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
@@ -78,19 +78,31 @@ impl ClusterVhost {
     /// If the cluster cannot be started (unless `BURNIN_SKIP_BROKER_TESTS=1`), or `rabbitmqctl`
     /// fails on a running cluster.
     pub fn new(label: &str) -> Option<ClusterVhost> {
-        let exclusive = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if !std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
-            return unusable("rabbitmq-server is not installed (bash scripts/setup)".into());
-        }
         let Some(script) = find_script() else {
             return unusable("scripts/cluster not found above the crate directory".into());
         };
-        let out = match Command::new("bash").arg(&script).arg("up").output() {
-            Ok(o) => o,
-            Err(e) => return unusable(format!("cannot run {}: {e}", script.display())),
-        };
+        match ClusterVhost::with_script(label, &script) {
+            Ok(v) => Some(v),
+            Err(why) => unusable(why),
+        }
+    }
+
+    /// Like [`new`](Self::new), with the `scripts/cluster` at `script`,
+    /// and an error (what failed, and the fix) where `new` would fail the
+    /// test: for tools such as the load harness, which run outside a
+    /// crate directory and must not panic.
+    pub fn with_script(label: &str, script: &Path) -> Result<ClusterVhost, String> {
+        let exclusive = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if !Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
+            return Err("rabbitmq-server is not installed (bash scripts/setup)".into());
+        }
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("up")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
         if !out.status.success() {
-            return unusable(format!(
+            return Err(format!(
                 "{} up failed: {}",
                 script.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -101,11 +113,12 @@ impl ClusterVhost {
             .filter(|l| l.starts_with("amqp://"))
             .map(str::to_owned)
             .collect();
-        assert_eq!(
-            base_urls.len(),
-            NODES,
-            "scripts/cluster up printed {base_urls:?}"
-        );
+        if base_urls.len() != NODES {
+            return Err(format!(
+                "{} up printed {base_urls:?}, not {NODES} URLs",
+                script.display()
+            ));
+        }
         let name = format!(
             "burnin-cluster-{label}-{}-{:08x}",
             std::process::id(),
@@ -114,11 +127,11 @@ impl ClusterVhost {
         let vhost = ClusterVhost {
             name,
             base_urls,
-            script,
+            script: script.to_path_buf(),
             _exclusive: exclusive,
         };
-        vhost.ctl(1, &["add_vhost", &vhost.name]);
-        vhost.ctl(
+        vhost.try_ctl(1, &["add_vhost", &vhost.name])?;
+        vhost.try_ctl(
             1,
             &[
                 "set_permissions",
@@ -129,8 +142,8 @@ impl ClusterVhost {
                 ".*",
                 ".*",
             ],
-        );
-        Some(vhost)
+        )?;
+        Ok(vhost)
     }
 
     /// The vhost's name.
@@ -163,20 +176,26 @@ impl ClusterVhost {
     /// # Panics
     /// If it fails.
     pub fn ctl(&self, n: usize, args: &[&str]) -> String {
+        self.try_ctl(n, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`ctl`](Self::ctl), with an error saying what failed.
+    pub fn try_ctl(&self, n: usize, args: &[&str]) -> Result<String, String> {
         let out = Command::new("rabbitmqctl")
             .arg("-n")
             .arg(node_name(n))
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "rabbitmqctl -n {} {args:?} failed: {}{}",
-            node_name(n),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "rabbitmqctl -n {} {args:?} failed: {}{}",
+                node_name(n),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// A running node to ask (the first one that answers a ping).
@@ -192,37 +211,46 @@ impl ClusterVhost {
     }
 
     /// This vhost's client connections: `(connection_name, node)`.
+    ///
+    /// # Panics
+    /// If `rabbitmqctl list_connections` fails.
     pub fn connections(&self) -> Vec<(String, usize)> {
+        self.try_connections().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`connections`](Self::connections), with an error saying what failed.
+    pub fn try_connections(&self) -> Result<Vec<(String, usize)>, String> {
         let ports: Vec<u16> = (1..=NODES).map(|n| self.port(n)).collect();
-        self.ctl(
-            self.any_running(),
-            &[
-                "list_connections",
-                "--quiet",
-                "--no-table-headers",
-                "vhost",
-                "port",
-                "client_properties",
-            ],
-        )
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, '\t');
-            let (vhost, port, props) = (it.next()?, it.next()?, it.next()?);
-            if vhost != self.name {
-                return None;
-            }
-            let port: u16 = port.trim().parse().ok()?;
-            let node = ports.iter().position(|&p| p == port)? + 1;
-            let name = props
-                .split("{\"connection_name\",\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_owned();
-            Some((name, node))
-        })
-        .collect()
+        Ok(self
+            .try_ctl(
+                self.any_running(),
+                &[
+                    "list_connections",
+                    "--quiet",
+                    "--no-table-headers",
+                    "vhost",
+                    "port",
+                    "client_properties",
+                ],
+            )?
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, '\t');
+                let (vhost, port, props) = (it.next()?, it.next()?, it.next()?);
+                if vhost != self.name {
+                    return None;
+                }
+                let port: u16 = port.trim().parse().ok()?;
+                let node = ports.iter().position(|&p| p == port)? + 1;
+                let name = props
+                    .split("{\"connection_name\",\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_owned();
+                Some((name, node))
+            })
+            .collect())
     }
 
     /// Stops node `n` (its data is kept): `scripts/cluster stop-node n`.
@@ -231,6 +259,11 @@ impl ClusterVhost {
     /// If the script fails.
     pub fn stop_node(&self, n: usize) {
         self.script(&["stop-node", &n.to_string()]);
+    }
+
+    /// Like [`stop_node`](Self::stop_node), with an error saying what failed.
+    pub fn try_stop_node(&self, n: usize) -> Result<(), String> {
+        self.try_script(&["stop-node", &n.to_string()])
     }
 
     /// Starts node `n` again and waits until it runs.
@@ -242,16 +275,22 @@ impl ClusterVhost {
     }
 
     fn script(&self, args: &[&str]) {
+        self.try_script(args).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn try_script(&self, args: &[&str]) -> Result<(), String> {
         let out = Command::new("bash")
             .arg(&self.script)
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("scripts/cluster {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "scripts/cluster {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| format!("scripts/cluster {args:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/cluster {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
 }
 

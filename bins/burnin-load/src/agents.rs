@@ -195,21 +195,29 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// Devices per connection when `devices` share at most `connections`
+/// connections (the last connection may hold fewer).
+pub(crate) fn per_connection(devices: usize, connections: usize) -> usize {
+    devices
+        .div_ceil(connections.clamp(1, devices.max(1)))
+        .max(1)
+}
+
 /// burnin's agents for `devices` over `connections` broker connections
 /// (burnin-amqp's `agent::connect_shared`, connection `c` named
 /// `name(c)`); returns once every agent consumes its command queue.
-/// `delay(i)` (fault run) delays device `i`'s probe.
+/// `urls` are the broker, or the nodes of one cluster: each connection
+/// tries them in a fresh random order, as a device given every node does.
+/// `delay(i)` (fault runs) delays device `i`'s probe.
 pub(crate) async fn start_burnin(
-    url: &str,
+    urls: &[String],
     devices: &[Sim],
     connections: usize,
     delay: impl Fn(usize) -> Duration,
     name: impl Fn(usize) -> String,
 ) -> anyhow::Result<Fleet> {
-    let per_conn = devices
-        .len()
-        .div_ceil(connections.clamp(1, devices.len().max(1)));
-    let chunks = devices.len().div_ceil(per_conn.max(1));
+    let per_conn = per_connection(devices.len(), connections);
+    let chunks = devices.len().div_ceil(per_conn);
     let (mut fleet, rx) = Fleet::new(format!(
         "{} burnin agents on burnin-amqp's adapter, {per_conn} per connection ({chunks} connections)",
         devices.len()
@@ -219,8 +227,8 @@ pub(crate) async fn start_burnin(
     // two cores; 8 connections at a time is quick enough.
     let gate = Arc::new(Semaphore::new(8));
     let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for (c, chunk) in devices.chunks(per_conn.max(1)).enumerate() {
-        let mut config = AmqpConfig::new(url);
+    for (c, chunk) in devices.chunks(per_conn).enumerate() {
+        let mut config = AmqpConfig::cluster(urls.iter().cloned());
         config.connection_name = Some(name(c));
         config.connect_timeout = Duration::from_secs(30);
         let first = c * per_conn;

@@ -60,4 +60,22 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 1000)]
         devices: u32,
     },
+    /// 3,000 devices spread over the 3 nodes of the project's RabbitMQ
+    /// cluster (`scripts/cluster`; started if it is not running, and
+    /// stopped again afterwards), MES at 20 ms: the durable `scan` given
+    /// every node and `--reply-queue-type quorum`; the table row, then
+    /// checks every device is reported exactly once; exit 1 if not.
+    Cluster {
+        /// Devices.
+        #[arg(long, default_value_t = 3000)]
+        devices: u32,
+        /// Stop the node holding the most agents 1 s into the window
+        /// (replies spread over 8 s); it is started again afterwards.
+        #[arg(long)]
+        stop_node: bool,
+        /// The cluster script (relative paths are tried from the working
+        /// directory, then from the repository this binary was built in).
+        #[arg(long, value_name = "FILE", default_value = "scripts/cluster")]
+        cluster_script: PathBuf,
+    },
 }

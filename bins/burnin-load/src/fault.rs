@@ -12,6 +12,26 @@ use crate::check::{self, Post, Record};
 use crate::record::say;
 use crate::spawn::{self, Env, Store};
 
+/// What the checker needs from a `scan` run of operation `op` that
+/// asked every one of `devices`.
+pub(crate) fn record(op: u64, devices: &[Sim], run: &spawn::Run) -> Record {
+    Record {
+        op: op.to_string(),
+        expected: devices.iter().map(|d| d.sn.clone()).collect(),
+        posts: run
+            .requests
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| Post {
+                path: r.path.clone(),
+                key: r.header("idempotency-key").map(str::to_owned),
+                body: r.body.clone(),
+            })
+            .collect(),
+        replies: run.replies,
+    }
+}
+
 /// Runs it; true if every check passed.
 pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result<bool> {
     let devices: Vec<Sim> = (0..n).map(|i| Sim::new("FAULT", i)).collect();
@@ -29,12 +49,10 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
     let delay = move |i: usize| spread.mul_f64(i as f64 / f64::from(n.max(1)));
     let name = |c: usize| format!("burnin-load agents {c}");
     say!("starting {n} burnin agents…");
-    let fleet = agents::start_burnin(&v.url(), &devices, connections, delay, name).await?;
-    let conns = devices.len().div_ceil(
-        devices
-            .len()
-            .div_ceil(connections.clamp(1, devices.len().max(1))),
-    );
+    let fleet = agents::start_burnin(&[v.url()], &devices, connections, delay, name).await?;
+    let conns = devices
+        .len()
+        .div_ceil(agents::per_connection(devices.len(), connections));
     let victims: Vec<String> = (0..conns).filter(|c| c % 10 == 3).map(name).collect();
     say!("burnin: {}", fleet.label);
     let vname = v.name().to_owned();
@@ -49,7 +67,16 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
         .and_then(|r| r)
     });
     let op = 7_000_001u64;
-    let run = spawn::scan(env, &v, &f, &devices, op, "30s", Store::Disk).await?;
+    let run = spawn::scan(
+        env,
+        &spawn::Broker::local(&v),
+        &f,
+        &devices,
+        op,
+        "30s",
+        Store::Disk,
+    )
+    .await?;
     let closed_names = closer.await??;
     let closed = closed_names.len();
     fleet.stop().await;
@@ -69,21 +96,7 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
         "edge stderr lines mentioning a reconnect: {}",
         run.stderr.matches("reconnect").count()
     );
-    let record = Record {
-        op: op.to_string(),
-        expected: devices.iter().map(|d| d.sn.clone()).collect(),
-        posts: run
-            .requests
-            .iter()
-            .filter(|r| r.method == "POST")
-            .map(|r| Post {
-                path: r.path.clone(),
-                key: r.header("idempotency-key").map(str::to_owned),
-                body: r.body.clone(),
-            })
-            .collect(),
-        replies: run.replies,
-    };
+    let record = record(op, &devices, &run);
     let mut findings = check::check(&record);
     if closed != wanted + 1 {
         findings.problems.push(format!(

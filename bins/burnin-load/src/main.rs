@@ -8,6 +8,8 @@
 //! target/release/burnin-load            # every scenario
 //! target/release/burnin-load --quick    # 200 devices at 20 ms
 //! target/release/burnin-load fault      # 1,000 devices, connections closed mid-window
+//! target/release/burnin-load cluster    # 3,000 devices on the 3 nodes of scripts/cluster
+//! target/release/burnin-load cluster --stop-node   # …the busiest node stopped mid-window
 //! ```
 //!
 //! Each device count gets a vhost, a factory stand-in (burnin-testkit's,
@@ -28,7 +30,8 @@
 //! committed under `bench/results/`.
 //!
 //! Modules: [`cli`] (flags), [`scenarios`] (the table run), [`fault`] and
-//! [`check`] (the fault run and its falsifiable checker), [`spawn`] (the
+//! [`check`] (the fault run and its falsifiable checker), [`cluster`] (the
+//! run on the project's 3-node cluster, same checker), [`spawn`] (the
 //! programs under test), [`agents`] (simulated devices), [`analysis`]
 //! (figures from what the stand-in saw), [`table`] (table and goals),
 //! [`sample`] (machine, load, CPU), [`broker`] (vhosts, limits, closes),
@@ -40,6 +43,7 @@ mod analysis;
 mod broker;
 mod check;
 mod cli;
+mod cluster;
 mod fault;
 mod record;
 mod sample;
@@ -65,6 +69,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let kind = match cli.command {
         Some(Cmd::Fault { .. }) => "fault",
+        Some(Cmd::Cluster {
+            stop_node: true, ..
+        }) => "cluster-stop-node",
+        Some(Cmd::Cluster { .. }) => "cluster",
         None if cli.quick => "quick",
         None if cli.only_10k => "10k",
         None => "table",
@@ -186,18 +194,40 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     if let Some(note) = &cli.note {
         say!("note: {note}");
     }
-    // Fail before minutes of work, not after.
-    drop(broker::vhost("load-check")?);
     let conns = cli.connections as u64 + 10;
     need_fds(nofile, conns)?;
-    broker::check_socket_limit(conns)?;
-    match cli.command {
-        Some(Cmd::Fault { devices }) => fault::run(&env, devices, cli.connections).await,
+    match &cli.command {
+        Some(Cmd::Cluster {
+            devices,
+            stop_node,
+            cluster_script,
+        }) => {
+            let plan = cluster::Plan {
+                devices: *devices,
+                connections: cli.connections,
+                stop_node: *stop_node,
+                script: in_repo(cluster_script),
+                concurrency,
+            };
+            cluster::run(&env, &plan).await
+        }
+        Some(Cmd::Fault { devices }) => {
+            local_broker(conns)?;
+            fault::run(&env, *devices, cli.connections).await
+        }
         None => {
+            local_broker(conns)?;
             check_python(&env.baseline)?;
             scenarios::table(&env, &cli, concurrency).await
         }
     }
+}
+
+/// The local broker is there and takes `conns` more connections: fail
+/// before minutes of work, not after.
+fn local_broker(conns: u64) -> anyhow::Result<()> {
+    drop(broker::vhost("load-check")?);
+    broker::check_socket_limit(conns)
 }
 
 fn need_fds(have: u64, sockets: u64) -> anyhow::Result<()> {

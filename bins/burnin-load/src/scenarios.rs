@@ -71,7 +71,8 @@ fn groups(cli: &Cli) -> Vec<Group> {
     g
 }
 
-fn factory_for(devices: &[Sim], ms: u64) -> anyhow::Result<FactoryStandIn> {
+/// A factory stand-in that knows `devices`, its MES answering after `ms`.
+pub(crate) fn factory_for(devices: &[Sim], ms: u64) -> anyhow::Result<FactoryStandIn> {
     let f = FactoryStandIn::start_on("127.0.0.1:0", false).map_err(anyhow::Error::msg)?;
     for d in devices {
         let macs: Vec<&str> = d.macs.iter().map(String::as_str).collect();
@@ -98,7 +99,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
         let bfactory = factory_for(&devices, 0)?;
         say!("{} devices: starting burnin's agents…", label(n));
         let fleet = agents::start_burnin(
-            &bv.url(),
+            &[bv.url()],
             &devices,
             cli.connections,
             |_| Duration::ZERO,
@@ -143,12 +144,21 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             let window = format!("{}s", g.window_secs);
             op += 1;
             eprintln!("{} @ {ms} ms: burnin scan, durable…", label(n));
+            let target = spawn::Broker::local(&bv);
             let durable =
-                spawn::scan(env, &bv, &bfactory, &devices, op, &window, Store::Disk).await?;
+                spawn::scan(env, &target, &bfactory, &devices, op, &window, Store::Disk).await?;
             op += 1;
             eprintln!("{} @ {ms} ms: burnin scan, in memory…", label(n));
-            let memory =
-                spawn::scan(env, &bv, &bfactory, &devices, op, &window, Store::Memory).await?;
+            let memory = spawn::scan(
+                env,
+                &target,
+                &bfactory,
+                &devices,
+                op,
+                &window,
+                Store::Memory,
+            )
+            .await?;
             let serve = if g.serve_at == Some(ms) {
                 op += 1;
                 eprintln!("{} @ {ms} ms: burnin serve…", label(n));

@@ -38,6 +38,36 @@ pub(crate) enum Store {
     Memory,
 }
 
+/// Where `scan` finds the broker: the local node's vhost, or every node
+/// of a cluster; whose CPU time the breakdown counts as the broker's.
+pub(crate) struct Broker {
+    /// Given to the edge as one `--amqp-url` each.
+    pub(crate) urls: Vec<String>,
+    /// The broker nodes' OS process ids.
+    pub(crate) pids: Vec<String>,
+    /// More flags for the edge (`--reply-queue-type quorum` on a cluster).
+    pub(crate) edge_args: Vec<String>,
+}
+
+impl Broker {
+    /// `vhost` on the local node.
+    pub(crate) fn local(vhost: &TestVhost) -> Broker {
+        Broker {
+            urls: vec![vhost.url()],
+            pids: broker::pid().into_iter().collect(),
+            edge_args: Vec::new(),
+        }
+    }
+
+    /// Every node's CPU ticks, summed (`None` if one cannot be read).
+    fn cpu_ticks(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|p| cpu_ticks(p)).sum()
+    }
+}
+
 /// What one burnin run left.
 pub(crate) struct Run {
     pub(crate) timing: Timing,
@@ -114,7 +144,7 @@ fn breakdown(
 /// the state folder.
 pub(crate) async fn scan(
     env: &Env,
-    vhost: &TestVhost,
+    broker: &Broker,
     factory: &FactoryStandIn,
     devices: &[Sim],
     op: u64,
@@ -124,11 +154,13 @@ pub(crate) async fn scan(
     let expect = write_expect_file(env, devices)?;
     factory.clear_requests();
     agents::take_marks();
-    let broker_pid = broker::pid();
-    let cpu0 = (cpu_ticks("self"), broker_pid.as_deref().and_then(cpu_ticks));
+    let cpu0 = (cpu_ticks("self"), broker.cpu_ticks());
     let mut cmd = tokio::process::Command::new(&env.edge);
-    cmd.arg("scan")
-        .args(["--amqp-url", &vhost.url()])
+    cmd.arg("scan");
+    for url in &broker.urls {
+        cmd.args(["--amqp-url", url]);
+    }
+    cmd.args(&broker.edge_args)
         .args(factory_args(factory))
         .args(["--operation-id", &op.to_string()])
         .arg("--expect-file")
@@ -160,7 +192,7 @@ pub(crate) async fn scan(
     let out = child.wait_with_output().await?;
     let total = t0.elapsed();
     let edge_cpu = sampler.await.ok().flatten();
-    let cpu1 = (cpu_ticks("self"), broker_pid.as_deref().and_then(cpu_ticks));
+    let cpu1 = (cpu_ticks("self"), broker.cpu_ticks());
     let requests = factory.take_requests();
     let mut t = analyse(t0, &requests, devices.len());
     t.total_s = secs(total);
