@@ -89,5 +89,7 @@ pub use ports::{
     Clock, CommandPublisher, CommandSource, Delivery, FactoryReporter, HardwareProbe, MesError,
     MesSource, OutgoingReply, ProbeError, ReplySink, ReplyStream, ReportError, TransportError,
 };
-pub use store::{NoStore, OperationStore, StoreError, StoredOperation};
+pub use store::{
+    DeliveryRecord, NoStore, OperationStore, OperationView, StoreError, StoredOperation,
+};
 pub use time::{Timestamp, TimestampError};

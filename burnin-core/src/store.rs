@@ -83,6 +83,43 @@ pub struct StoredOperation {
     pub deliveries: Vec<(PayloadKind, Result<(), String>)>,
 }
 
+/// What a store knows of one operation (its latest run), for an API to
+/// show. Every store that keeps operations for reading (SQLite,
+/// PostgreSQL) answers with this one shape, so the edge's API does not
+/// care which store it runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationView {
+    /// What it was asked to do.
+    pub params: OperationParams,
+    /// Its state as last recorded (`collecting` until the results are recorded).
+    pub state: OperationState,
+    /// When collection started.
+    pub started: Timestamp,
+    /// When collection ends (or ended) at the latest.
+    pub deadline: Timestamp,
+    /// When it finished.
+    pub finished: Option<Timestamp>,
+    /// The error the notification carried.
+    pub error: Option<String>,
+    /// Accepted replies recorded.
+    pub replies: u64,
+    /// The device results, once collection ended.
+    pub results: Option<Vec<DeviceResult>>,
+    /// Delivery attempts, in order.
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// One recorded delivery outcome of an [`OperationView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// Which payload.
+    pub kind: PayloadKind,
+    /// `None` if delivered, else why not.
+    pub error: Option<String>,
+    /// When the outcome was recorded.
+    pub at: Timestamp,
+}
+
 /// Where the edge records operations; see the [module docs](self).
 ///
 /// Implementations must make each call durable before returning, and may

@@ -15,12 +15,22 @@
 //!
 //! The lock is held on a **dedicated** session, separate from the store's
 //! connections (those reconnect freely; a lock must never move silently).
-//! The active edge pings that session every second; if the session is lost
-//! (PostgreSQL restarted, the network cut) it is no longer active —
-//! [`Leadership::lost`] completes — and `serve` stops acting on operations
-//! (it exits and its supervisor restarts it as a standby). In the second
-//! before it notices, a standby may already hold the lock on the new
-//! session: both may then send the same payload, which carries the same
+//! The active edge pings that session every second, each ping bounded by
+//! [`PING_TIMEOUT`](Leadership::PING_TIMEOUT); if the session is lost
+//! (PostgreSQL restarted, the network cut) or the ping does not come back
+//! in time, it is no longer active — [`Leadership::lost`] completes — and
+//! `serve` stops acting on operations (it stops consuming and publishing,
+//! then campaigns again as a standby with a new `Leadership`).
+//!
+//! **Who lets go first.** A killed edge's socket is closed by its kernel,
+//! so PostgreSQL ends the session and frees the lock at once. A *silent*
+//! cut (no reset reaches PostgreSQL) is noticed by PostgreSQL only through
+//! TCP keepalives, which the lock session sets for itself to
+//! [`KEEPALIVE`](Leadership::KEEPALIVE) (idle 5 s, then 3 probes 2 s
+//! apart: ≈ 11 s), well after the active edge gave up on its own pings
+//! (≤ 1 s + 2 s), so the old active has stopped before a standby can get
+//! the lock. Where both still overlap — a payload already on the wire when
+//! the active noticed — both send the same payload with the same
 //! `Idempotency-Key`, so the factory still sees it once.
 //!
 //! The active edge writes its identity (e.g. `host:port` of its API) into
@@ -70,6 +80,12 @@ pub struct Leadership {
 impl Leadership {
     /// How often a standby tries the lock and the active pings its session.
     pub const POLL: Duration = Duration::from_secs(1);
+    /// How long the active waits for a ping before it counts its session lost.
+    pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The lock session's server-side TCP keepalives (idle, interval, count):
+    /// PostgreSQL ends a silently cut session, and frees the lock, after
+    /// about idle + interval × count.
+    pub const KEEPALIVE: (u32, u32, u32) = (5, 2, 3);
 
     /// Starts campaigning on the database at `url` as `identity` (shown to
     /// standbys and in `/healthz`). Returns once the first attempt was made:
@@ -78,12 +94,34 @@ impl Leadership {
     /// # Errors
     /// If the database cannot be reached at all.
     pub async fn start(url: &str, identity: impl Into<String>) -> Result<Self, Error> {
-        let mut config = parse_url(url)?;
+        Self::campaign_on(parse_url(url)?, redact_url(url).into(), identity.into()).await
+    }
+
+    /// [`start`](Self::start) on the database `store` uses (same URL,
+    /// its own session).
+    ///
+    /// # Errors
+    /// If the database cannot be reached at all.
+    pub async fn for_store(
+        store: &crate::PgStore,
+        identity: impl Into<String>,
+    ) -> Result<Self, Error> {
+        Self::campaign_on(
+            store.inner.config.clone(),
+            store.url().into(),
+            identity.into(),
+        )
+        .await
+    }
+
+    async fn campaign_on(
+        mut config: tokio_postgres::Config,
+        shown: Arc<str>,
+        identity: String,
+    ) -> Result<Self, Error> {
         // Named apart from the store's connections (pg_stat_activity).
         config.application_name("burnin-edge-leader");
-        let shown: Arc<str> = redact_url(url).into();
-        let identity = identity.into();
-        let client = open(&config, &shown).await?;
+        let client = open_session(&config, &shown).await?;
         let (tx, rx) = watch::channel(Role::Standby);
         let first = try_lock(&client, &identity).await.map_err(|e| Error::Sql {
             url: shown.to_string(),
@@ -147,6 +185,28 @@ impl Leadership {
     }
 }
 
+/// Opens the lock session: a connection with the server-side keepalives of
+/// [`Leadership::KEEPALIVE`].
+async fn open_session(
+    config: &tokio_postgres::Config,
+    shown: &str,
+) -> Result<tokio_postgres::Client, Error> {
+    let client = open(config, shown).await?;
+    let (idle, interval, count) = Leadership::KEEPALIVE;
+    client
+        .batch_execute(&format!(
+            "SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval}; \
+             SET tcp_keepalives_count = {count}"
+        ))
+        .await
+        .map_err(|e| Error::Sql {
+            url: shown.to_owned(),
+            action: "setting the lock session's keepalives".into(),
+            source: e,
+        })?;
+    Ok(client)
+}
+
 async fn try_lock(
     client: &tokio_postgres::Client,
     identity: &str,
@@ -186,7 +246,10 @@ async fn campaign(
         }
         if active {
             // Keep the session (and with it the lock) alive; notice its loss.
-            if client.is_closed() || client.simple_query("SELECT 1").await.is_err() {
+            let ping =
+                tokio::time::timeout(Leadership::PING_TIMEOUT, client.simple_query("SELECT 1"))
+                    .await;
+            if client.is_closed() || !matches!(ping, Ok(Ok(_))) {
                 tracing::error!(url = %shown, "lost the session holding the active edge's lock; this edge must stop acting");
                 let _ = tx.send(Role::Lost);
                 return;
@@ -194,7 +257,7 @@ async fn campaign(
             continue;
         }
         if client.is_closed() {
-            match open(&config, &shown).await {
+            match open_session(&config, &shown).await {
                 Ok(c) => client = c,
                 Err(e) => {
                     tracing::warn!(error = %e, "standby cannot reach PostgreSQL; retrying");
@@ -202,7 +265,22 @@ async fn campaign(
                 }
             }
         }
-        match try_lock(&client, &identity).await {
+        let tried =
+            tokio::time::timeout(Leadership::PING_TIMEOUT, try_lock(&client, &identity)).await;
+        let Ok(tried) = tried else {
+            // A session that does not answer may hold the lock by now
+            // without this edge knowing: start over on a new one.
+            tracing::warn!(url = %shown, "standby's lock attempt did not answer; reconnecting");
+            client = match open_session(&config, &shown).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "standby cannot reach PostgreSQL; retrying");
+                    continue;
+                }
+            };
+            continue;
+        };
+        match tried {
             Ok(true) => {
                 tracing::info!(url = %shown, "took over: this edge is now active");
                 active = true;

@@ -70,6 +70,8 @@
 
 pub mod leader;
 mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::sync::Arc;
@@ -156,29 +158,8 @@ impl From<Error> for StoreError {
     }
 }
 
-/// What the store knows of one operation (its latest run), for the API.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct OperationView {
-    /// What it was asked to do.
-    pub params: OperationParams,
-    /// Its state as last recorded.
-    pub state: OperationState,
-    /// When collection started.
-    pub started: Timestamp,
-    /// When collection ends (or ended) at the latest.
-    pub deadline: Timestamp,
-    /// When it finished.
-    pub finished: Option<Timestamp>,
-    /// The error the notification carried.
-    pub error: Option<String>,
-    /// Accepted replies recorded.
-    pub replies: u64,
-    /// The device results, once collection ended.
-    pub results: Option<Vec<DeviceResult>>,
-    /// Delivery attempts, in order: kind, `None` if delivered else why not, when.
-    pub deliveries: Vec<(PayloadKind, Option<String>, Timestamp)>,
-}
+/// What the store knows of one operation (the same shape the SQLite store answers with).
+pub use burnin_core::store::{DeliveryRecord, OperationView};
 
 /// `url` with any password replaced by `***`, for logs and errors.
 ///
@@ -590,7 +571,7 @@ impl PgStore {
                 .deliveries(run)
                 .await?
                 .into_iter()
-                .map(|(kind, error, _)| (kind, error.map_or(Ok(()), Err)))
+                .map(|d| (d.kind, d.error.map_or(Ok(()), Err)))
                 .collect();
             out.push(StoredOperation {
                 params: row.params,
@@ -602,6 +583,60 @@ impl PgStore {
             });
         }
         Ok(out)
+    }
+
+    /// The ids of the unfinished operations, oldest first: a cheap check
+    /// (no replies are read) for an active edge looking for operations it
+    /// does not run yet.
+    ///
+    /// # Errors
+    /// If the database cannot be read or an id is damaged.
+    pub async fn unfinished_ids(&self) -> Result<Vec<OperationId>, Error> {
+        let rows = self
+            .read(
+                "listing unfinished operations",
+                Rows(
+                    "SELECT operation_id FROM burnin_operations WHERE finished_ms IS NULL ORDER BY run",
+                    vec![],
+                ),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let k: String = r.get(0);
+                serde_json::from_str(&k).map_err(|e| Error::BadRecord {
+                    url: self.inner.shown.clone(),
+                    detail: format!("operation id {k:?}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every operation that finished before `finished_before`,
+    /// with its replies and deliveries (`serve --keep`), in one statement;
+    /// running operations are never touched. Returns how many runs were
+    /// deleted.
+    ///
+    /// # Errors
+    /// If the database cannot be written.
+    pub async fn prune(&self, finished_before: Timestamp) -> Result<usize, Error> {
+        let rows = self
+            .read(
+                "pruning finished operations",
+                Rows(
+                    "WITH old AS (SELECT run FROM burnin_operations
+                                   WHERE finished_ms IS NOT NULL AND finished_ms < $1),
+                          r AS (DELETE FROM burnin_replies WHERE run IN (SELECT run FROM old)),
+                          d AS (DELETE FROM burnin_deliveries WHERE run IN (SELECT run FROM old)),
+                          o AS (DELETE FROM burnin_operations WHERE run IN (SELECT run FROM old)
+                                RETURNING run)
+                     SELECT COUNT(*) FROM o",
+                    vec![Param::I64(ms(finished_before))],
+                ),
+            )
+            .await?;
+        let n: i64 = rows.first().map_or(0, |r| r.get(0));
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// Waits until every write queued before this call is committed.
@@ -664,10 +699,7 @@ impl PgStore {
         })
     }
 
-    async fn deliveries(
-        &self,
-        run: i64,
-    ) -> Result<Vec<(PayloadKind, Option<String>, Timestamp)>, Error> {
+    async fn deliveries(&self, run: i64) -> Result<Vec<DeliveryRecord>, Error> {
         let rows = self
             .read(
                 "reading deliveries",
@@ -682,7 +714,11 @@ impl PgStore {
                 let kind: String = r.get(0);
                 let kind = parse_kind(&kind)
                     .ok_or_else(|| self.bad(run, format_args!("unknown payload kind {kind:?}")))?;
-                Ok((kind, r.get(1), ts(r.get(2))))
+                Ok(DeliveryRecord {
+                    kind,
+                    error: r.get(1),
+                    at: ts(r.get(2)),
+                })
             })
             .collect()
     }

@@ -1,167 +1,19 @@
 //! burnin-store-pg against the real PostgreSQL on 127.0.0.1:5432 (trust
-//! auth, user postgres), one database per test. Outages are made with a TCP
-//! proxy the test can cut, so the server other sessions use is never
-//! restarted.
+//! auth, user postgres), one database per test ([`TestDb`]: fails without
+//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`). Outages are made with a TCP
+//! proxy the test can cut ([`Proxy`]), so the server other sessions use is
+//! never restarted.
 
 #![allow(clippy::print_stderr)]
 
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burnin_core::{
     OperationId, OperationParams, OperationState, OperationStore, PayloadKind, ReportError,
     SerialNumber, StoreError, Timestamp,
 };
+use burnin_store_pg::testing::{PgProxy as Proxy, TestDb};
 use burnin_store_pg::{Error, Leadership, PgStore, Role};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A database of its own, dropped (WITH FORCE) at the end.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    fn new(label: &str) -> Option<TestDb> {
-        let name = format!(
-            "burnin_test_{label}_{}_{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        );
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!("CREATE DATABASE {name}"))
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(TestDb { name }),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                if std::env::var_os("CI").is_some() {
-                    panic!("CI is set and PostgreSQL on 127.0.0.1:5432 cannot be used: {why}");
-                }
-                eprintln!("skipping a PostgreSQL test: {why}");
-                None
-            }
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-
-    fn url_via(&self, port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
-    }
-
-    fn psql(&self, sql: &str) -> String {
-        let o = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                &self.name,
-                "-qAtc",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-/// A TCP proxy to PostgreSQL that the test can cut: while cut, it closes
-/// every connection through it and refuses new ones (as a restarting or
-/// unreachable server would).
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    generation: Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
-        let generation = Arc::new(gen_tx);
-        let (c, g) = (cut.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if c.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let mut killed = g.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5432").await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = killed.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            port,
-            cut,
-            generation,
-        }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
 
 fn sn(s: &str) -> SerialNumber {
     SerialNumber::new(s).unwrap()
@@ -266,6 +118,19 @@ async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no running operation 7"), "{e}");
+
+    // --keep: finished runs older than the cutoff go, with their rows;
+    // running ones never.
+    assert_eq!(store.unfinished_ids().await.unwrap().len(), 2);
+    assert_eq!(store.prune(t(39)).await.unwrap(), 0);
+    assert_eq!(store.prune(t(1000)).await.unwrap(), 1);
+    assert_eq!(db.psql("SELECT COUNT(*) FROM burnin_replies"), "0");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM burnin_deliveries"), "0");
+    assert_eq!(store.list(10).await.unwrap().len(), 2);
+    let mut ids = store.unfinished_ids().await.unwrap();
+    ids.sort_by_key(|i| format!("{i:?}"));
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&id) && ids.contains(&text.operation_id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +212,7 @@ async fn writes_survive_postgresql_going_away_and_coming_back() {
         return;
     };
     let proxy = Proxy::start().await;
-    let store = PgStore::connect(&db.url_via(proxy.port)).await.unwrap();
+    let store = PgStore::connect(&db.url_via(proxy.port())).await.unwrap();
     let p = params(5, &[]);
     let id = p.operation_id.clone();
     store.begin(&p, t(0), t(30)).await.unwrap();
@@ -378,7 +243,7 @@ async fn writes_survive_postgresql_going_away_and_coming_back() {
     assert!(e.is_retryable(), "{e}");
     let text = e.to_string();
     assert!(
-        text.contains(&format!("127.0.0.1:{}", proxy.port)) && text.contains("PostgreSQL runs"),
+        text.contains(&format!("127.0.0.1:{}", proxy.port())) && text.contains("PostgreSQL runs"),
         "{text}"
     );
     proxy.restore();

@@ -258,41 +258,8 @@ pub enum Durability {
     Normal,
 }
 
-/// What the store knows of one operation (its latest run), for the API.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct OperationView {
-    /// What it was asked to do.
-    pub params: OperationParams,
-    /// Its state as last recorded (`collecting` until the results are recorded).
-    pub state: OperationState,
-    /// When collection started.
-    pub started: Timestamp,
-    /// When collection ends (or ended) at the latest.
-    pub deadline: Timestamp,
-    /// When it finished.
-    pub finished: Option<Timestamp>,
-    /// The error the notification carried.
-    pub error: Option<String>,
-    /// Accepted replies recorded.
-    pub replies: u64,
-    /// The device results, once collection ended.
-    pub results: Option<Vec<DeviceResult>>,
-    /// Delivery attempts, in order.
-    pub deliveries: Vec<DeliveryRecord>,
-}
-
-/// One recorded delivery outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveryRecord {
-    /// Which payload.
-    pub kind: PayloadKind,
-    /// `None` if delivered, else why not.
-    pub error: Option<String>,
-    /// When the outcome was recorded.
-    pub at: Timestamp,
-}
+/// What the store knows of one operation (shared with the PostgreSQL store).
+pub use burnin_core::store::{DeliveryRecord, OperationView};
 
 /// The durable operation store; see the [crate docs](crate).
 #[derive(Clone)]

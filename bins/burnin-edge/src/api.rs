@@ -2,10 +2,10 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /scans` | 202 `{"operationId", "deadline"}`; 400 naming the bad field; 409 running; 413 body over 64 KiB |
+//! | `POST /scans` | 202 `{"operationId", "deadline"}`; 400 naming the bad field; 409 running; 413 body over 64 KiB; 503 while shutting down, or on a standby (`{"error", "role": "standby", "active"}`, `Retry-After: 2`) |
 //! | `GET /scans/{operationId}` | 200 the operation; 404 unknown |
 //! | `GET /scans?limit=N` | 200 `[operation, …]`, newest first (default 20, at most 1000) |
-//! | `GET /healthz` | 200 broker connected, else 503 (never needs the token) |
+//! | `GET /healthz` | active: 200 `{"broker": "up", "role": "active"}`, 503 while the broker is not connected; standby: 200 `{"role": "standby", "active"}` (never needs the token) |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //!
 //! `POST /scans` takes `requireLink` (SPEC §10.1; default off, or on with
@@ -39,15 +39,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use burnin_core::OperationView;
 use burnin_core::{OperationId, StoreError, Target};
 use burnin_local::SystemClock;
-use burnin_store::OperationView;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::report::device_json;
-use crate::service::App;
+use crate::service::{App, Role};
 
 /// The largest request body accepted (64 KiB).
 pub const MAX_BODY: usize = burnin_core::request::MAX_REQUEST_BYTES;
@@ -139,15 +139,24 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
     if app.is_stopping() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; try again");
     }
+    if app.role() != Role::Active {
+        return standby(&app).await;
+    }
     match burnin_core::edge::start(params, &SystemClock, app.store()).await {
         Ok(op) => {
             let doc = json!({
                 "operationId": op.id(),
                 "deadline": op.deadline(),
             });
-            tracing::info!(operation = %op.id(), deadline = %op.deadline(), expected = op.expected_count(), "operation started");
+            let id = op.id().clone();
+            tracing::info!(operation = %id, deadline = %op.deadline(), expected = op.expected_count(), "operation started");
+            if !app.spawn_operation(op) && app.role() != Role::Active {
+                // Lost the lock between the check and the start: the
+                // operation is recorded, and the active edge runs it
+                // (its sweep finds it).
+                tracing::warn!(operation = %id, "recorded, but this edge stopped being active; the active edge runs it");
+            }
             app.metrics().started("api");
-            app.spawn_operation(op);
             (StatusCode::ACCEPTED, axum::Json(doc)).into_response()
         }
         Err(StoreError::Running(id)) => error(
@@ -206,30 +215,20 @@ fn view_json(v: &OperationView) -> Value {
     doc
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, burnin_store::Error> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-        }
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
+/// A store read's error as the API answers it (500, logged).
+fn store_failed(e: &StoreError) -> Response {
+    tracing::error!("{e}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response {
-    let store = app.store.clone();
-    let key = raw.clone();
     let quoted = serde_json::from_str::<String>(&raw)
         .ok()
         .and_then(|s| OperationId::text(s).ok());
-    let found = blocking(move || match quoted {
-        Some(id) => store.get(&id),
-        None => store.find(&key),
-    })
-    .await;
+    let found = match quoted {
+        Some(id) => app.store.get(&id).await,
+        None => app.store.find(&raw).await,
+    };
     match found {
         Ok(Some(v)) => axum::Json(crate::live::operation_json(
             view_json(&v),
@@ -241,7 +240,7 @@ async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response 
             StatusCode::NOT_FOUND,
             format!("no operation {raw:?} is known; start it with POST /scans"),
         ),
-        Err(r) => r,
+        Err(e) => store_failed(&e),
     }
 }
 
@@ -271,8 +270,7 @@ async fn list(
             );
         }
     };
-    let store = app.store.clone();
-    match blocking(move || store.list(limit)).await {
+    match app.store.list(limit).await {
         Ok(views) => {
             let board = app.live.board();
             let docs = views
@@ -282,26 +280,64 @@ async fn list(
             drop(board);
             axum::Json(Value::Array(docs)).into_response()
         }
-        Err(r) => r,
+        Err(e) => store_failed(&e),
     }
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    if app.broker().is_up().await {
-        (StatusCode::OK, axum::Json(json!({"broker": "up"}))).into_response()
-    } else {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the broker connection is down; burnin-edge keeps reconnecting",
+    if app.role() == Role::Standby {
+        // A standby consumes nothing: it is healthy while it waits.
+        let active = app.active_edge().await;
+        return (
+            StatusCode::OK,
+            axum::Json(json!({"role": "standby", "active": active})),
         )
+            .into_response();
+    }
+    if app.broker().is_up().await {
+        (
+            StatusCode::OK,
+            axum::Json(json!({"broker": "up", "role": "active"})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "error": "the broker connection is down; burnin-edge keeps reconnecting",
+                "role": "active",
+            })),
+        )
+            .into_response()
     }
 }
 
+/// 503 for `POST /scans` on a standby, naming the active edge.
+async fn standby(app: &App) -> Response {
+    let active = app.active_edge().await;
+    let message = match &active {
+        Some(a) => format!(
+            "this edge is a standby; the active edge is {a}: send POST /scans there \
+             (GET requests are answered here too)"
+        ),
+        None => "this edge is a standby and no active edge is recorded yet; \
+                 try again in a few seconds"
+            .to_owned(),
+    };
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"error": message, "role": "standby", "active": active})),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    r
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let store = app.store.clone();
-    let counts = match blocking(move || store.count_by_state()).await {
+    let counts = match app.store.count_by_state().await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return store_failed(&e),
     };
     (
         [(

@@ -193,10 +193,15 @@ impl CommandPublisher for BrokerLink {
 }
 
 /// Connects (retrying while the broker is unreachable) and pumps replies
-/// into the router until the service stops.
-pub(crate) async fn supervise(app: Arc<App>, connector: Arc<dyn Connector>) {
+/// into the router until `stop` (the service stops, or this edge stops
+/// being active); then closes the connection, so replies handed over but
+/// not acked go back to the queue for whichever edge is active.
+pub(crate) async fn supervise(
+    app: Arc<App>,
+    connector: Arc<dyn Connector>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut attempt: u32 = 0;
-    let stop = app.stop_token();
     loop {
         let connected = tokio::select! {
             () = stop.cancelled() => return,

@@ -22,7 +22,8 @@
 //!
 //! | module | what it is |
 //! | --- | --- |
-//! | [`service`] | [`App`]: the store, the reply router, the broker link, the factory adapters, metrics and observers; runs each operation in a task; resumes unfinished operations at start |
+//! | [`service`] | [`App`]: the store, the reply router, the broker link, the factory adapters, metrics and observers; runs each operation in a task; resumes unfinished operations at start; active or standby ([`Role`]) on a shared store |
+//! | [`store`] | [`Store`]: SQLite (`--state-db`, default) or PostgreSQL (`--store postgres://…`, several edges, one active) |
 //! | [`api`] | [`router`]: `POST /scans`, `GET /scans/{id}`, `GET /scans`, `/healthz`, `/metrics` (axum) |
 //! | [`metrics`] | [`Metrics`]: the Prometheus registry, the MES/reporter decorators, the observer that counts replies and devices |
 //! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
@@ -86,6 +87,7 @@ pub mod openapi;
 mod page;
 pub mod report;
 pub mod service;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -94,7 +96,8 @@ pub use api::router;
 pub use bounds::{Bounds, Waits};
 pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
 pub use metrics::Metrics;
-pub use service::{App, AppBuilder};
+pub use service::{App, AppBuilder, Role};
+pub use store::Store;
 
 /// Runs the service on `listener` until `shutdown` completes: resumes what
 /// the store holds ([`App::start`]), serves the API, then stops accepting,

@@ -38,12 +38,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use burnin_core::OperationView;
 use burnin_core::edge::{Observer, OperationReport};
 use burnin_core::live::{Board, LiveDevice, Since};
 use burnin_core::{
     Operation, OperationId, PayloadKind, ReplyOutcome, ReportError, SerialNumber, TransportError,
 };
-use burnin_store::OperationView;
 use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -120,6 +120,12 @@ impl Live {
             *v = last;
             news
         });
+    }
+
+    /// Drops an operation from the board (it runs elsewhere now, or was
+    /// pruned): the store's copy is shown instead.
+    pub(crate) fn forget(&self, id: &OperationId) {
+        self.update(|b| b.forget(id));
     }
 
     /// The observer that feeds the board.
@@ -288,23 +294,15 @@ pub(crate) async fn operation_events(
     let quoted = serde_json::from_str::<String>(&raw)
         .ok()
         .and_then(|s| OperationId::text(s).ok());
-    let store = app.store.clone();
-    let key = raw.clone();
-    let found = tokio::task::spawn_blocking(move || match quoted {
-        Some(id) => store.get(&id),
-        None => store.find(&key),
-    })
-    .await;
+    let found = match quoted {
+        Some(id) => app.store.get(&id).await,
+        None => app.store.find(&raw).await,
+    };
     match found {
-        Ok(Ok(Some(view))) => events(app, Some(view.params.operation_id), &headers),
-        Ok(Ok(None)) => (
+        Ok(Some(view)) => events(app, Some(view.params.operation_id), &headers),
+        Ok(None) => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": format!("no operation {raw:?} is known; start it with POST /scans")})),
-        )
-            .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.to_string()})),
         )
             .into_response(),
         Err(e) => (
@@ -430,16 +428,8 @@ pub(crate) async fn find_device(State(app): State<Arc<App>>, Path(raw): Path<Str
                 .into_response();
         }
     };
-    let store = app.store.clone();
-    let views = match tokio::task::spawn_blocking(move || store.list(SEARCH_DEPTH)).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": e.to_string()})),
-            )
-                .into_response();
-        }
+    let views = match app.store.list(SEARCH_DEPTH).await {
+        Ok(v) => v,
         Err(e) => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -474,25 +464,19 @@ const SEARCH_DEPTH: usize = 100;
 
 /// Deletes finished operations older than `keep` now and every 10 minutes
 /// until `stop` (`serve --keep`).
-pub(crate) async fn retention(
-    store: burnin_store::SqliteStore,
-    keep: Duration,
-    stop: CancellationToken,
-) {
+pub(crate) async fn retention(store: crate::store::Store, keep: Duration, stop: CancellationToken) {
     loop {
         let cutoff = std::time::SystemTime::now()
             .checked_sub(keep)
             .unwrap_or(std::time::UNIX_EPOCH);
-        let s = store.clone();
         let before = burnin_core::Timestamp::from_system_time(cutoff);
-        match tokio::task::spawn_blocking(move || s.prune(before)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
                 pruned = n,
                 "deleted finished operations older than --keep {}",
                 humantime::format_duration(keep)
             ),
-            Ok(Err(e)) => tracing::warn!("could not prune old operations: {e}"),
             Err(e) => tracing::warn!("could not prune old operations: {e}"),
         }
         tokio::select! {

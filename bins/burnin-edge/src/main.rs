@@ -53,7 +53,8 @@ enum Command {
     /// none answered).
     Scan(Box<scan::ScanArgs>),
     /// Run as a service: start operations over HTTP (POST /scans), several
-    /// at once, recorded in a SQLite state database and resumed after a
+    /// at once, recorded in a SQLite state database (or PostgreSQL with
+    /// --store, shared by an active edge and standbys) and resumed after a
     /// crash; /healthz and Prometheus /metrics. Stops on SIGTERM/SIGINT.
     Serve(Box<serve::ServeArgs>),
     /// Run a whole simulated operation in one process: no broker, no MES,

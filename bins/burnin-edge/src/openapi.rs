@@ -218,11 +218,40 @@ pub struct DeviceHitDoc {
     pub device: DeviceDoc,
 }
 
+/// An edge's role (`serve --store postgres://…`: one active, the others
+/// standbys; with SQLite always active).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleDoc {
+    /// Runs operations.
+    Active,
+    /// Answers reads; `POST /scans` goes to the active edge.
+    Standby,
+}
+
 /// `GET /healthz` answer.
 #[derive(Serialize, ToSchema)]
 pub struct HealthDoc {
-    /// `up`.
-    pub broker: String,
+    /// `up` (the active edge's broker connection; a standby has none).
+    pub broker: Option<String>,
+    /// This edge's role.
+    pub role: RoleDoc,
+    /// On a standby: the active edge as it advertised itself
+    /// (`--advertise-url`), null if none is recorded.
+    pub active: Option<String>,
+}
+
+/// An error that comes with the edge's role: `/healthz` while the broker
+/// is down, `POST /scans` on a standby.
+#[derive(Serialize, ToSchema)]
+pub struct RoleErrorDoc {
+    /// What is wrong and what to do.
+    pub error: String,
+    /// This edge's role.
+    pub role: Option<RoleDoc>,
+    /// The active edge as it advertised itself (`--advertise-url`), null if
+    /// none is recorded; send `POST /scans` there.
+    pub active: Option<String>,
 }
 
 /// Starts a scan operation.
@@ -234,7 +263,7 @@ pub struct HealthDoc {
         (status = 409, description = "an operation with this id is running", body = ErrorDoc),
         (status = 413, description = "body over 64 KiB", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
-        (status = 503, description = "shutting down", body = ErrorDoc),
+        (status = 503, description = "shutting down, or this edge is a standby: `active` names the active edge to send it to (`Retry-After: 2`)", body = RoleErrorDoc),
     ))]
 fn create() {}
 
@@ -297,11 +326,12 @@ fn all_events() {}
     ))]
 fn find_device() {}
 
-/// Whether the broker connection is up (never needs the token).
+/// The edge's role, and on the active edge whether the broker connection
+/// is up (never needs the token).
 #[utoipa::path(get, path = "/healthz",
     responses(
-        (status = 200, description = "up", body = HealthDoc),
-        (status = 503, description = "the broker is down", body = ErrorDoc),
+        (status = 200, description = "active with the broker up, or standby", body = HealthDoc),
+        (status = 503, description = "active and the broker is down", body = RoleErrorDoc),
     ))]
 fn healthz() {}
 
@@ -364,7 +394,9 @@ fn page_style() {}
         DeliveryDoc,
         MacInfoDoc,
         DeviceHitDoc,
-        HealthDoc
+        HealthDoc,
+        RoleErrorDoc,
+        RoleDoc
     ))
 )]
 pub struct ApiDoc;

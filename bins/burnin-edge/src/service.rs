@@ -18,12 +18,31 @@
 //!   the rest of the window), past-deadline ones are reported, undelivered
 //!   payloads are sent again with the same `Idempotency-Key`. Then the
 //!   broker task ([`crate::broker`]) connects and pumps replies.
+//! * **Active or standby** ([`Role`]): on SQLite the edge is always active.
+//!   On a PostgreSQL store several edges may run; exactly one is active —
+//!   the one holding the store's advisory lock
+//!   ([`burnin_store_pg::Leadership`]; why a lock in the database and not,
+//!   say, RabbitMQ's single active consumer is explained there: the lock
+//!   lives with the data it guards, and a single consumer alone would not
+//!   stop a second edge from beginning, resuming and reporting operations).
+//!   A standby consumes nothing, publishes nothing and answers `POST
+//!   /scans` with 503 naming the active edge; reads come from the shared
+//!   store. When it gets the lock it does what *Start* above does (resume,
+//!   then consume). An active edge that loses its lock session stops acting
+//!   — operations and the broker task of its term are cancelled, its
+//!   queued store writes are committed or failed — and campaigns again as a
+//!   standby. While active on a shared store it also looks every
+//!   [`SWEEP`] for unfinished operations it does not run (one begun by an
+//!   edge in the instant it lost the lock, one whose final write failed
+//!   while PostgreSQL was away) and runs them.
 //! * **Shutdown** ([`App::shutdown`]): operations stop where they are
 //!   (replies handed over but not acked return to the broker); writes to
 //!   the store that have started are completed. What was recorded resumes
 //!   on the next start.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use burnin_core::edge::OperationReport;
 use burnin_core::edge::{self, EdgePorts, Observer, ReplyRouter};
@@ -32,7 +51,8 @@ use burnin_core::{
     ReplyOutcome, ReportError, SerialNumber, StoreError, Target, TransportError,
 };
 use burnin_local::SystemClock;
-use burnin_store::SqliteStore;
+use burnin_store_pg::{Leadership, PgStore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -41,11 +61,43 @@ use crate::bounds::{
 };
 use crate::broker::{self, BrokerLink, Connector};
 use crate::metrics::{Metrics, ServeObserver, TimedMes, TimedReporter};
+use crate::store::Store;
+
+/// How often an active edge on a shared store looks for unfinished
+/// operations nobody runs (see the [module docs](self)).
+pub const SWEEP: Duration = Duration::from_secs(5);
+
+/// Whether this edge acts on operations; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Runs operations: takes `POST /scans`, consumes replies, reports.
+    Active,
+    /// Waits for the active edge's lock; answers reads only.
+    Standby,
+}
+
+impl Role {
+    /// `active` or `standby`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+/// One term as the active edge: what it started stops when it ends.
+#[derive(Clone)]
+struct Term {
+    token: CancellationToken,
+    tasks: TaskTracker,
+}
 
 /// Everything the API and the operations share; see the [module docs](self).
 pub struct App {
-    pub(crate) store: SqliteStore,
-    bounded_store: BoundedStore<SqliteStore>,
+    pub(crate) store: Store,
+    bounded_store: BoundedStore<Store>,
     bounds: Bounds,
     waits: Waits,
     router: ReplyRouter,
@@ -65,12 +117,19 @@ pub struct App {
     pub(crate) live: Arc<crate::live::Live>,
     http: crate::listener::HttpLimits,
     keep: Option<std::time::Duration>,
+    role: watch::Sender<Role>,
+    advertise: String,
+    term: Mutex<Option<Term>>,
+    running: Arc<Mutex<HashSet<OperationId>>>,
+    leadership: Mutex<Option<Leadership>>,
+    active_seen: Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("store", &self.store)
+            .field("store", &self.store.describe())
+            .field("role", &self.role())
             .field("broker", &self.connector.describe())
             .field("token", &self.api_token.is_some())
             .field("reply_queue", &self.reply_queue)
@@ -81,7 +140,8 @@ impl std::fmt::Debug for App {
 /// Builds an [`App`]; see [`App::builder`].
 #[must_use]
 pub struct AppBuilder {
-    store: SqliteStore,
+    store: Store,
+    advertise: Option<String>,
     connector: Arc<dyn Connector>,
     mes: Box<dyn MesSource>,
     reporter: Box<dyn FactoryReporter>,
@@ -108,6 +168,15 @@ impl AppBuilder {
     /// Limits of the HTTP server ([`crate::listener`]).
     pub fn http_limits(mut self, limits: crate::listener::HttpLimits) -> Self {
         self.http = limits;
+        self
+    }
+
+    /// How this edge names itself to clients of a standby (`serve
+    /// --advertise-url`): recorded with the active edge's lock, so a
+    /// standby's 503 can say where to send `POST /scans`. Default
+    /// `burnin-edge`.
+    pub fn advertise(mut self, url: impl Into<String>) -> Self {
+        self.advertise = Some(url.into());
         self
     }
 
@@ -175,7 +244,21 @@ impl AppBuilder {
     pub fn build(self) -> Arc<App> {
         let waits = Waits::new();
         let bounds = self.bounds;
-        let metrics = Arc::new(self.metrics);
+        // On its own store an edge is active from the start; on a shared
+        // one it is a standby until it holds the lock.
+        let role = watch::Sender::new(if self.store.is_shared() {
+            Role::Standby
+        } else {
+            Role::Active
+        });
+        let mut metrics = self.metrics;
+        let watched = role.subscribe();
+        metrics.gauge_fn(
+            "burnin_edge_active",
+            "1 while this edge is the active one (runs operations), 0 while it is a standby",
+            move || i64::from(*watched.borrow() == Role::Active),
+        );
+        let metrics = Arc::new(metrics);
         // Event ids start at the start time in microseconds, so they keep
         // growing across restarts (see burnin_core::live).
         let first_id = std::time::SystemTime::now()
@@ -223,6 +306,12 @@ impl AppBuilder {
             live,
             http: self.http,
             keep: self.keep,
+            role,
+            advertise: self.advertise.unwrap_or_else(|| "burnin-edge".into()),
+            term: Mutex::new(None),
+            running: Arc::new(Mutex::new(HashSet::new())),
+            leadership: Mutex::new(None),
+            active_seen: Mutex::new(None),
         })
     }
 }
@@ -231,13 +320,14 @@ impl App {
     /// A builder for an app over `store`, the broker `connector`, MES and
     /// the factory reporter.
     pub fn builder(
-        store: SqliteStore,
+        store: impl Into<Store>,
         connector: impl Connector,
         mes: Box<dyn MesSource>,
         reporter: Box<dyn FactoryReporter>,
     ) -> AppBuilder {
         AppBuilder {
-            store,
+            store: store.into(),
+            advertise: None,
             connector: Arc::new(connector),
             mes,
             reporter,
@@ -265,20 +355,71 @@ impl App {
         self.http
     }
 
-    /// Resumes every unfinished operation of the store, then starts the
-    /// broker task. Call once; the error names what could not be read.
+    /// On its own store: resumes every unfinished operation, then starts
+    /// the broker task. On a shared store: starts campaigning for the
+    /// active role, and does the same each time it gets it (see the
+    /// [module docs](self)). Call once; the error names what could not be
+    /// read or reached.
     pub async fn start(self: &Arc<Self>) -> Result<(), String> {
-        self.resume().await?;
-        self.tasks
-            .spawn(broker::supervise(self.clone(), self.connector.clone()));
-        if let Some(keep) = self.keep {
-            self.tasks.spawn(crate::live::retention(
-                self.store.clone(),
-                keep,
-                self.stop.clone(),
-            ));
+        match &self.store {
+            Store::Postgres(pg) => {
+                let leadership = Leadership::for_store(pg, self.advertise.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.tasks
+                    .spawn(campaign(self.clone(), pg.clone(), leadership));
+                Ok(())
+            }
+            _ => self.take_office().await,
         }
+    }
+
+    /// Becomes active: resumes what the store holds, then consumes.
+    async fn take_office(self: &Arc<Self>) -> Result<(), String> {
+        let term = Term {
+            token: self.stop.child_token(),
+            tasks: TaskTracker::new(),
+        };
+        *self.term.lock().unwrap_or_else(PoisonError::into_inner) = Some(term.clone());
+        self.resume().await?;
+        self.spawn_in(
+            &term,
+            broker::supervise(self.clone(), self.connector.clone(), term.token.clone()),
+        );
+        if let Some(keep) = self.keep {
+            self.spawn_in(
+                &term,
+                crate::live::retention(self.store.clone(), keep, term.token.clone()),
+            );
+        }
+        if self.store.is_shared() {
+            self.spawn_in(&term, sweep(self.clone(), term.token.clone()));
+        }
+        // Shown (and POST taken) once what the store held runs again.
+        self.role.send_replace(Role::Active);
         Ok(())
+    }
+
+    /// Stops acting: cancels the term's operations and broker task, waits
+    /// for them, and for the store writes they handed over.
+    async fn leave_office(&self) {
+        self.role.send_replace(Role::Standby);
+        let term = self
+            .term
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(term) = term {
+            term.token.cancel();
+            term.tasks.close();
+            term.tasks.wait().await;
+        }
+        self.store.barrier().await;
+    }
+
+    /// Runs `task` until it ends or `term` does.
+    fn spawn_in(&self, term: &Term, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(term.tasks.track_future(task));
     }
 
     /// Stops operations and the broker task, waits for them, and for the
@@ -291,13 +432,67 @@ impl App {
         self.store.barrier().await;
     }
 
+    /// This edge's role now.
+    pub fn role(&self) -> Role {
+        *self.role.borrow()
+    }
+
+    /// Completes once the edge is active (at once if it is).
+    pub async fn active(&self) {
+        let mut rx = self.role.subscribe();
+        let _ = rx.wait_for(|r| *r == Role::Active).await;
+    }
+
+    /// What this edge advertises itself as (`--advertise-url`).
+    pub fn advertised(&self) -> &str {
+        &self.advertise
+    }
+
+    /// The active edge as it advertised itself: this one when active, else
+    /// what the shared store records (read at most every 2 s); `None` if
+    /// nobody is recorded or the store cannot tell.
+    pub async fn active_edge(&self) -> Option<String> {
+        if self.role() == Role::Active {
+            return Some(self.advertise.clone());
+        }
+        if let Some((at, seen)) = self
+            .active_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return seen;
+        }
+        let leadership = self
+            .leadership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let seen = match tokio::time::timeout(Duration::from_secs(2), leadership.active_identity())
+            .await
+        {
+            Ok(Ok(found)) => found.map(|(identity, _)| identity),
+            Ok(Err(e)) => {
+                tracing::warn!("cannot read which edge is active: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+        *self
+            .active_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), seen.clone()));
+        seen
+    }
+
     /// Whether [`shutdown`](Self::shutdown) has begun.
     pub fn is_stopping(&self) -> bool {
         self.stop.is_cancelled()
     }
 
     /// The operation store.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -339,8 +534,23 @@ impl App {
         self.stop.clone()
     }
 
-    /// Runs `op` in a task of its own until it ends or the service stops.
-    pub fn spawn_operation(self: &Arc<Self>, op: Operation) {
+    /// Runs `op` in a task of its own until it ends, the service stops or
+    /// this edge stops being active. `false` (and nothing runs) if the
+    /// edge is not active, or if `op` runs here already.
+    pub fn spawn_operation(self: &Arc<Self>, op: Operation) -> bool {
+        let Some(term) = self
+            .term
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|t| !t.token.is_cancelled())
+        else {
+            tracing::warn!(operation = %op.id(), "not started here: this edge is not active; the active edge runs it");
+            return false;
+        };
+        let Some(running) = Running::claim(&self.running, op.id()) else {
+            return false;
+        };
         // Registered before the command is published (inside `run`), so no
         // reply can arrive before its route exists.
         let mut replies = BoundedReplies::new(
@@ -349,7 +559,9 @@ impl App {
             self.waits.clone(),
         );
         let app = self.clone();
-        self.tasks.spawn(async move {
+        let token = term.token.clone();
+        self.spawn_in(&term, async move {
+            let _running = running;
             let id = op.id().clone();
             let publisher = BoundedPublisher::new(&app.broker, app.waits.clone());
             let ports = EdgePorts {
@@ -362,12 +574,19 @@ impl App {
                 observer: &app.observer,
             };
             tokio::select! {
-                () = app.stop.cancelled() => {
-                    tracing::info!(operation = %id, "stopped by shutdown; it resumes on the next start");
+                () = token.cancelled() => {
+                    if app.stop.is_cancelled() {
+                        tracing::info!(operation = %id, "stopped by shutdown; it resumes on the next start");
+                    } else {
+                        tracing::warn!(operation = %id, "stopped: this edge is no longer active; the active edge resumes it");
+                        // The store is the truth now; another edge runs it.
+                        app.live.forget(&id);
+                    }
                 }
                 _report = edge::run(op, ports) => {}
             }
         });
+        true
     }
 
     /// Why operations for `target` are refused, if they are.
@@ -380,11 +599,7 @@ impl App {
 
     /// Restores and runs every unfinished operation of the store.
     async fn resume(self: &Arc<Self>) -> Result<(), String> {
-        let store = self.store.clone();
-        let unfinished = tokio::task::spawn_blocking(move || store.unfinished())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let unfinished = self.store.unfinished().await.map_err(|e| e.to_string())?;
         for stored in unfinished {
             let op = Operation::restore(stored);
             tracing::info!(
@@ -394,10 +609,133 @@ impl App {
                 replies = op.counters().accepted,
                 "resuming an unfinished operation"
             );
-            self.metrics.started("resumed");
-            self.spawn_operation(op);
+            if self.spawn_operation(op) {
+                self.metrics.started("resumed");
+            }
         }
         Ok(())
+    }
+}
+
+/// An operation id this process runs; released on drop.
+struct Running {
+    set: Arc<Mutex<HashSet<OperationId>>>,
+    id: OperationId,
+}
+
+impl Running {
+    fn claim(set: &Arc<Mutex<HashSet<OperationId>>>, id: &OperationId) -> Option<Running> {
+        let fresh = set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone());
+        fresh.then(|| Running {
+            set: set.clone(),
+            id: id.clone(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// On a shared store: waits for the lock, acts while holding it, stops
+/// acting when its session is lost, and campaigns again; until shutdown.
+async fn campaign(app: Arc<App>, pg: PgStore, mut leadership: Leadership) {
+    loop {
+        *app.leadership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(leadership.clone());
+        tokio::select! {
+            () = app.stop.cancelled() => return,
+            () = leadership.active() => {}
+        }
+        let took = Instant::now();
+        match app.take_office().await {
+            Ok(()) => {
+                tracing::info!(
+                    advertise = %app.advertise,
+                    resumed_in = ?took.elapsed(),
+                    "this edge is active: it resumed the unfinished operations and consumes replies"
+                );
+                tokio::select! {
+                    () = app.stop.cancelled() => return,
+                    () = leadership.lost() => {}
+                }
+                tracing::error!(
+                    "this edge lost the active edge's lock (its PostgreSQL session ended); \
+                     it stops consuming and reporting and becomes a standby"
+                );
+            }
+            Err(e) => tracing::error!(
+                "this edge got the active edge's lock but cannot read the store: {e}; \
+                 letting the lock go and trying again"
+            ),
+        }
+        app.leave_office().await;
+        drop(leadership);
+        *app.leadership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        leadership = loop {
+            tokio::select! {
+                () = app.stop.cancelled() => return,
+                () = tokio::time::sleep(Leadership::POLL) => {}
+            }
+            match Leadership::for_store(&pg, app.advertise.clone()).await {
+                Ok(l) => break l,
+                Err(e) => tracing::warn!("standby cannot reach PostgreSQL yet: {e}"),
+            }
+        };
+    }
+}
+
+/// While active on a shared store: runs the unfinished operations of the
+/// store that no task of this process runs, every [`SWEEP`].
+async fn sweep(app: Arc<App>, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(SWEEP) => {}
+        }
+        // What runs here, read *before* the store: an operation that ended
+        // after this read had its final write committed (or failed) first.
+        let here = app
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let orphans = match app.store.unfinished_ids().await {
+            Ok(ids) => ids.into_iter().filter(|id| !here.contains(id)).count(),
+            Err(e) => {
+                tracing::warn!("cannot look for unfinished operations: {e}");
+                continue;
+            }
+        };
+        if orphans == 0 {
+            continue;
+        }
+        match app.store.unfinished().await {
+            Ok(unfinished) => {
+                for stored in unfinished {
+                    if here.contains(&stored.params.operation_id) {
+                        continue;
+                    }
+                    let op = Operation::restore(stored);
+                    tracing::info!(operation = %op.id(), state = %op.state(), "running an unfinished operation nobody ran");
+                    if app.spawn_operation(op) {
+                        app.metrics.started("resumed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot read unfinished operations: {e}"),
+        }
     }
 }
 

@@ -203,7 +203,7 @@ async fn a_missing_or_wrong_token_is_401_and_healthz_needs_none() {
     loop {
         let (status, doc) = h.call("GET", "/healthz", None, None).await;
         if status == StatusCode::OK {
-            assert_eq!(doc, json!({"broker": "up"}));
+            assert_eq!(doc, json!({"broker": "up", "role": "active"}));
             break;
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{doc}");

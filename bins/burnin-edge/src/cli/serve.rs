@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use burnin_core::Target;
-use burnin_edge::{AmqpConnector, App};
+use burnin_edge::{AmqpConnector, App, Store};
 use burnin_store::SqliteStore;
+use burnin_store_pg::PgStore;
 
 use crate::cli::broker_args::BrokerArgs;
 use crate::cli::factory::FactoryArgs;
@@ -38,7 +39,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "BURNIN_REQUIRE_LINK")]
     require_link: bool,
 
-    /// The state database (SQLite) operations are recorded in and resumed from.
+    /// The state database (SQLite) operations are recorded in and resumed
+    /// from: the default store, for one edge. Not used with --store.
     #[arg(
         long,
         env = "BURNIN_STATE_DB",
@@ -47,9 +49,26 @@ pub(crate) struct ServeArgs {
     )]
     state_db: PathBuf,
 
-    /// Delete finished operations older than this from the state database
-    /// (e.g. `30d`, `12h`); checked at start and every 10 minutes. Without
-    /// it every operation is kept.
+    /// Keep operations in PostgreSQL instead of --state-db:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (no TLS: loopback or a
+    /// private network). Several serve processes may share one database:
+    /// exactly one is active (PostgreSQL advisory lock), the others are
+    /// standbys that answer GET requests, answer POST /scans with 503
+    /// naming the active edge, and take over the running operations within
+    /// seconds when the active one dies. The password is never logged.
+    #[arg(long, env = "BURNIN_STORE", value_name = "URL", hide_env_values = true)]
+    store: Option<String>,
+
+    /// The URL clients should use to reach this edge's API, recorded with
+    /// the active edge's lock so a standby's 503 can name it (with --store).
+    /// Default: http://HOST:PORT from --listen (this machine's host name
+    /// when listening on every address).
+    #[arg(long, env = "BURNIN_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: Option<String>,
+
+    /// Delete finished operations older than this from the store (e.g.
+    /// `30d`, `12h`); checked at start (by the active edge) and every 10
+    /// minutes. Without it every operation is kept.
     #[arg(long, env = "BURNIN_KEEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
     keep: Option<std::time::Duration>,
 
@@ -103,18 +122,32 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
-    let store = match SqliteStore::open(&args.state_db) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let sqlite = match &args.store {
+        Some(_) => None,
+        None => match SqliteStore::open(&args.state_db) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        },
     };
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async move {
+        let store: Store = match (sqlite, &args.store) {
+            (Some(s), _) => s.into(),
+            (None, Some(url)) => match PgStore::connect(url).await {
+                Ok(s) => s.into(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            },
+            (None, None) => return usage("give --state-db FILE or --store URL"),
+        };
         // reqwest's client must be built inside the runtime.
         let factory = match args.factory.build_any() {
             Ok(f) => f,
@@ -129,6 +162,18 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
                 ));
             }
         };
+        let advertise = args.advertise_url.clone().unwrap_or_else(|| {
+            let port = listener
+                .local_addr()
+                .map_or(args.listen.port(), |a| a.port());
+            let ip = args.listen.ip();
+            if ip.is_unspecified() {
+                format!("http://{}:{port}", crate::cli::broker_args::host_name())
+            } else {
+                format!("http://{}", std::net::SocketAddr::new(ip, port))
+            }
+        });
+        let bounds = store_bounds(factory.bounds, &store);
         let mut builder = App::builder(
             store,
             AmqpConnector::new(amqp),
@@ -136,8 +181,9 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             factory.reporter,
         )
         .api_token(args.api_token)
+        .advertise(advertise)
         .require_link(args.require_link)
-        .bounds(factory.bounds)
+        .bounds(bounds)
         .keep(args.keep)
         .http_limits(burnin_edge::listener::HttpLimits {
             max_connections: args.max_connections as usize,
@@ -171,7 +217,8 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         let app = builder.build();
         tracing::info!(
             listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
-            state_db = %app.store().path(),
+            store = %app.store().describe(),
+            advertise = %app.advertised(),
             broker = %app.broker_description(),
             factory = %factory.describe,
             token = app.has_token(),
@@ -185,6 +232,16 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             }
         }
     })
+}
+
+/// The bounds of an operation's waits on `store`: PostgreSQL retries a
+/// write through an outage for 30 s itself, so its bound is a second more
+/// (its own error, which names the database, wins).
+fn store_bounds(mut bounds: burnin_edge::Bounds, store: &Store) -> burnin_edge::Bounds {
+    if store.is_shared() {
+        bounds.store = bounds.store.max(std::time::Duration::from_secs(31));
+    }
+    bounds
 }
 
 /// SIGINT or SIGTERM (systemd stops services with SIGTERM).

@@ -1,0 +1,492 @@
+//! Two `burnin-edge serve` on one PostgreSQL store (SPEC §10.3), through
+//! real processes: the real binary, a vhost of its own on the real broker,
+//! real `burnin-agent run` processes, the factory stand-in on 127.0.0.1, a
+//! database of its own on the real PostgreSQL (`TestDb`: fails without
+//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`), and — for the outage — a
+//! TCP proxy in front of PostgreSQL that the test cuts (the machine's
+//! server is shared and never stopped). Every wait is bounded.
+
+#![allow(clippy::print_stderr)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burnin_amqp::testing::TestVhost;
+use burnin_store_pg::testing::{PgProxy, TestDb};
+use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
+use serde_json::{Value, json};
+use support::{free_port, http};
+
+/// A running `burnin-edge serve --store postgres://…`, killed on drop.
+struct Edge {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Edge {
+    /// Starts serve on a free port of 127.0.0.1 on `store` and waits until
+    /// it listens.
+    fn start(amqp_url: &str, factory: &FactoryStandIn, store: &str, dir: &Path) -> Edge {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.join(format!("serve-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_burnin-edge"))
+            .arg("serve")
+            .args(["--amqp-url", amqp_url, "--listen", &addr])
+            .args(["--store", store])
+            .args(["--mes-url", &factory.url("/mes/{sn}")])
+            .args(["--log-url", &factory.url("/log")])
+            .args(["--notify-url", &factory.url("/notify")])
+            .args(["--pair-url", &factory.url("/pair")])
+            // Not used with --store: proves the flag wins.
+            .arg("--state-db")
+            .arg(dir.join(format!("unused-{port}.sqlite3")))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let edge = Edge { child, addr, log };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&edge.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "serve did not listen within 20 s:\n{}",
+                edge.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        edge
+    }
+
+    /// What it advertises by default: `http://` and its --listen address.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) = http(&self.addr, "GET", path, None, None);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    fn post(&self, body: &Value) -> (u16, Value) {
+        let (status, body) = http(
+            &self.addr,
+            "POST",
+            "/scans",
+            None,
+            Some(body.to_string().as_bytes()),
+        );
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// The role `/healthz` shows.
+    fn role(&self) -> String {
+        let (_, doc) = self.get("/healthz");
+        doc["role"].as_str().unwrap_or("?").to_owned()
+    }
+
+    /// Waits until `/healthz` shows `role` (bounded by `limit`).
+    fn wait_role(&self, role: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.role() == role {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{} not {role} within {limit:?}: {:?}\n{}",
+                self.addr,
+                self.get("/healthz"),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the operation until `done(doc)` or `limit`.
+    fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, doc) = self.get(&format!("/scans/{id}"));
+            if status == 200 && done(&doc) {
+                return doc;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "operation {id} not there within {limit:?}: {status} {doc}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_finished(&self, id: &str, limit: Duration) -> Value {
+        self.wait_for(id, limit, |d| {
+            matches!(d["state"].as_str(), Some("done" | "failed"))
+        })
+    }
+
+    /// `burnin_edge_active` from `/metrics`.
+    fn active_gauge(&self) -> f64 {
+        let (status, text) = http(&self.addr, "GET", "/metrics", None, None);
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix("burnin_edge_active "))
+            .unwrap_or_else(|| panic!("no burnin_edge_active in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code (bounded by 15 s).
+    fn sigterm(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "serve did not stop within 15 s of SIGTERM:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` devices named `<prefix>-<i>` with one card each, known to MES.
+fn devices(factory: &FactoryStandIn, prefix: &str, n: usize, base: u8) -> Vec<Device> {
+    (0..n)
+        .map(|i| {
+            let mac = format!("02:00:00:{base:02x}:{:02x}:01", i + 1);
+            let sn = format!("{prefix}-{}", i + 1);
+            factory.set_mes(&sn, &[&mac]);
+            Device::new(&sn, &[&mac])
+        })
+        .collect()
+}
+
+/// The factory got exactly one log, one pair and one notification for
+/// operation `op`, each with its `Idempotency-Key`, nothing else was
+/// POSTed, and the log has each of `want` exactly once, passing.
+fn assert_reported_exactly_once(factory: &FactoryStandIn, op: &str, want: &[String]) {
+    let posts: Vec<_> = factory
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    let paths: Vec<&str> = posts.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/log", "/pair", "/notify"],
+        "one log, one pair, one notification, in order"
+    );
+    for r in &posts {
+        let kind = r.path.trim_start_matches('/');
+        assert_eq!(
+            r.header("idempotency-key"),
+            Some(format!("{op}:{kind}").as_str()),
+            "{}",
+            r.path
+        );
+    }
+    let log = posts[0].json();
+    let mut in_log: Vec<String> = log["scaninfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sn"].as_str().unwrap().to_owned())
+        .collect();
+    in_log.sort();
+    assert_eq!(in_log, want, "each device exactly once");
+    assert!(
+        log["scaninfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["result"] == json!("1")),
+        "{log}"
+    );
+    assert_eq!(posts[2].json()["error"], Value::Null, "{}", posts[2].json());
+}
+
+fn sorted_sns(devices: &[Device]) -> Vec<String> {
+    let mut v: Vec<String> = devices.iter().map(|d| d.sn.clone()).collect();
+    v.sort();
+    v
+}
+
+/// The `standby` example of docs/protocol.md, with `active` replaced.
+fn documented_standby_answer(active: &str) -> Value {
+    let doc = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/protocol.md"
+    ));
+    let block = doc
+        .split("```json standby\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/protocol.md has a ```json standby block");
+    serde_json::from_str(&block.replace("http://edge-a:8080", active)).unwrap()
+}
+
+#[test]
+fn a_standby_answers_reads_refuses_post_naming_the_active_and_takes_over_on_sigterm() {
+    let Some(db) = TestDb::new("standby_roles") else {
+        return;
+    };
+    let Some(vhost) = TestVhost::new("standby-roles") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    a.wait_role("active", Duration::from_secs(20));
+    let b = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    // B stays standby while A holds the lock (several of its polls).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(b.role(), "standby", "{}", b.stderr());
+
+    let (status, health) = b.get("/healthz");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health, json!({"role": "standby", "active": a.url()}));
+    let (status, health) = a.get("/healthz");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health, json!({"broker": "up", "role": "active"}));
+    assert_eq!(a.active_gauge(), 1.0);
+    assert_eq!(b.active_gauge(), 0.0);
+
+    // POST to the standby: 503 naming the active edge, as documented;
+    // nothing is recorded.
+    let (status, answer) = b.post(&json!({"operationId": 31, "windowSecs": 1}));
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer, documented_standby_answer(&a.url()));
+    assert_eq!(b.get("/scans/31").0, 404);
+
+    // The active one takes it; both answer GET from the store.
+    let (status, doc) = a.post(&json!({"operationId": 31, "windowSecs": 1}));
+    assert_eq!(status, 202, "{doc}");
+    let done = a.wait_finished("31", Duration::from_secs(20));
+    assert_eq!(done["state"], json!("done"), "{done}");
+    let seen = b.wait_finished("31", Duration::from_secs(5));
+    assert_eq!(seen["state"], done["state"]);
+    assert_eq!(seen["deliveries"], done["deliveries"]);
+    let (status, list) = b.get("/scans");
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // A graceful stop frees the lock at once: B takes over.
+    let stopped = Instant::now();
+    assert_eq!(a.sigterm(), Some(0), "{}", a.stderr());
+    b.wait_role("active", Duration::from_secs(10));
+    eprintln!(
+        "standby active {:?} after SIGTERM of the active",
+        stopped.elapsed()
+    );
+    assert_eq!(b.active_gauge(), 1.0);
+    let (status, health) = b.get("/healthz");
+    // Active now: its broker connection comes up.
+    assert!(matches!(status, 200 | 503), "{health}");
+    assert_eq!(health["role"], json!("active"));
+    let (status, doc) = b.post(&json!({"operationId": 32, "windowSecs": 1}));
+    assert_eq!(status, 202, "{doc}");
+    assert_eq!(
+        b.wait_finished("32", Duration::from_secs(20))["state"],
+        json!("done")
+    );
+}
+
+#[test]
+fn the_standby_finishes_an_operation_whose_active_edge_was_killed_mid_window() {
+    let Some(db) = TestDb::new("standby_takeover") else {
+        return;
+    };
+    let Some(vhost) = TestVhost::new("standby-takeover") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Half the room answers the first edge; the other half starts only
+    // after its command went out, so it answers the edge that takes over
+    // (which publishes the command again for the rest of the window).
+    let early = devices(&factory, "HA", 4, 0x31);
+    let late = devices(&factory, "HB", 4, 0x32);
+    let _early = AgentFleet::start(&vhost, &early, &[]);
+    let mut a = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    a.wait_role("active", Duration::from_secs(20));
+    let b = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.role(), "standby", "{}", b.stderr());
+
+    // No `expected`: collection runs for the whole window, so the kill is
+    // sure to land inside it.
+    let (status, doc) = a.post(&json!({"operationId": 4242, "windowSecs": 20}));
+    assert_eq!(status, 202, "{doc}");
+    a.wait_for("4242", Duration::from_secs(10), |d| {
+        d["replies"].as_u64() >= Some(4)
+    });
+    let _late = AgentFleet::start(&vhost, &late, &[]);
+    let at_kill = a.get("/scans/4242").1;
+    assert_eq!(at_kill["state"], json!("collecting"), "{at_kill}");
+    assert_eq!(
+        at_kill["replies"],
+        json!(4),
+        "the late agents missed the first command"
+    );
+    let killed = Instant::now();
+    a.sigkill();
+    eprintln!(
+        "SIGKILL of the active with {} replies recorded",
+        at_kill["replies"]
+    );
+    let mut fleet_devices = early.clone();
+    fleet_devices.extend(late.iter().cloned());
+
+    let took = b.wait_role("active", Duration::from_secs(10));
+    eprintln!("standby active {took:?} after SIGKILL of the active");
+    assert!(
+        b.stderr().contains("resuming an unfinished operation"),
+        "{}",
+        b.stderr()
+    );
+    let (_, health) = b.get("/healthz");
+    assert_eq!(health["role"], json!("active"));
+    assert!(
+        factory.requests().iter().all(|r| r.method != "POST"),
+        "nothing was reported before the window closed"
+    );
+
+    let doc = b.wait_finished("4242", Duration::from_secs(40));
+    eprintln!(
+        "operation done {:?} after the kill (window 20 s)",
+        killed.elapsed()
+    );
+    assert_eq!(doc["state"], json!("done"), "{doc}\n{}", b.stderr());
+    assert_eq!(doc["replies"], json!(8), "{doc}");
+    let want = sorted_sns(&fleet_devices);
+    let mut got: Vec<String> = doc["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sn"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert_reported_exactly_once(&factory, "4242", &want);
+    assert_eq!(
+        db.psql("SELECT COUNT(*) FROM burnin_replies"),
+        "8",
+        "each reply recorded once"
+    );
+    // The rejected queue holds nothing: no reply was refused as unknown.
+    let rejected = vhost.ctl(&[
+        "list_queues",
+        "-p",
+        vhost.name(),
+        "--quiet",
+        "--no-table-headers",
+        "name",
+        "messages",
+    ]);
+    assert!(
+        rejected
+            .lines()
+            .filter(|l| l.contains("rejected"))
+            .all(|l| l.trim_end().ends_with('0')),
+        "{rejected}"
+    );
+}
+
+#[test]
+fn postgresql_cut_mid_operation_the_edge_stops_acting_and_finishes_once_it_is_back() {
+    let Some(db) = TestDb::new("standby_outage") else {
+        return;
+    };
+    let Some(vhost) = TestVhost::new("standby-outage") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let proxy = rt.block_on(PgProxy::start());
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_devices = devices(&factory, "PG", 6, 0x32);
+    let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
+    let edge = Edge::start(
+        &vhost.url(),
+        &factory,
+        &db.url_via(proxy.port()),
+        dir.path(),
+    );
+    edge.wait_role("active", Duration::from_secs(20));
+
+    let (status, doc) = edge.post(&json!({"operationId": 5151, "windowSecs": 15}));
+    assert_eq!(status, 202, "{doc}");
+    edge.wait_for("5151", Duration::from_secs(10), |d| {
+        d["replies"].as_u64() >= Some(1)
+    });
+
+    proxy.cut();
+    let cut = Instant::now();
+    // Its lock session is gone: it stops acting.
+    let noticed = edge.wait_role("standby", Duration::from_secs(5));
+    eprintln!("active edge stood down {noticed:?} after PostgreSQL went away");
+    let (status, answer) = edge.post(&json!({"operationId": 5152, "windowSecs": 1}));
+    assert_eq!(status, 503, "{answer}");
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(cut.elapsed()));
+    proxy.restore();
+    let restored = Instant::now();
+
+    let back = edge.wait_role("active", Duration::from_secs(15));
+    eprintln!("active again {back:?} after PostgreSQL came back");
+    let doc = edge.wait_finished("5151", Duration::from_secs(45));
+    eprintln!(
+        "operation done {:?} after PostgreSQL came back",
+        restored.elapsed()
+    );
+    assert_eq!(doc["state"], json!("done"), "{doc}\n{}", edge.stderr());
+    let want = sorted_sns(&fleet_devices);
+    assert_reported_exactly_once(&factory, "5151", &want);
+    assert_eq!(db.psql("SELECT COUNT(*) FROM burnin_replies"), "6");
+    assert_eq!(
+        db.psql("SELECT COUNT(*) FROM burnin_operations WHERE operation_id = '5152'"),
+        "0",
+        "the POST refused while standing down recorded nothing"
+    );
+    drop(edge);
+    drop(rt);
+}
