@@ -734,7 +734,10 @@ async fn the_limit_shrinks_from_64_to_a_latency_knee_and_stays() {
     const K: usize = 24;
     let server = KneeMes::start(K, Beyond::Slower).await;
     let label = "latency knee at 24, from 64";
-    let settled = limit_trace(&server, 64, label, Duration::from_secs(5)).await;
+    // Coming down from 64 the limit undershoots (to ~13) and climbs back
+    // one window at a time: in CI's 5 s run it was back at 23–25 only from
+    // 3.5 s on. 10 s leave the last half for "settled and stayed".
+    let settled = limit_trace(&server, 64, label, Duration::from_secs(10)).await;
     assert_near(label, &settled, K);
 }
 

@@ -277,8 +277,12 @@ async fn exactly_one_edge_is_active_and_a_standby_takes_over_when_its_session_di
     );
 
     // The first edge's lock session dies (as when its process is killed).
+    // pg_locks is server-wide, and other tests' edges hold the same key in
+    // their own databases: only this database's holder.
     let pid = db.psql(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 1651666540",
+        "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = 1651666540 \
+         AND d.datname = current_database()",
     );
     assert!(!pid.is_empty(), "the advisory lock is held");
     let killed = Instant::now();

@@ -83,6 +83,11 @@ impl Device {
 /// first if needed (once per test process), so tests of one crate can run
 /// another crate's binary.
 ///
+/// With `BURNIN_TEST_BINARIES_BUILT=1` (set by `scripts/test`, which builds
+/// them before the tests start) no build is run: a cargo started from
+/// inside a test sees the test's environment, re-runs some dependencies'
+/// build scripts, and the next test build then rebuilds them again.
+///
 /// # Panics
 /// If it cannot be built.
 pub fn binary(name: &str) -> PathBuf {
@@ -100,6 +105,9 @@ pub fn binary(name: &str) -> PathBuf {
         })
         .unwrap_or_else(|| panic!("cannot locate the target directory"));
     BUILT.get_or_init(|| {
+        if std::env::var("BURNIN_TEST_BINARIES_BUILT").is_ok_and(|v| v == "1") {
+            return vec![];
+        }
         let profile_release = dir.ends_with("release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
