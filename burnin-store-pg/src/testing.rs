@@ -310,7 +310,10 @@ impl PrivatePg {
             pg.port = free_port()?;
             pg.configure()?;
             match pg.pg_ctl(&["start", "-w", "-t", &PG_CTL_WAIT.as_secs().to_string()]) {
-                Ok(()) => return Ok(pg),
+                Ok(()) => {
+                    pg.watchdog();
+                    return Ok(pg);
+                }
                 Err(e) => last = e,
             }
         }
@@ -347,6 +350,42 @@ impl PrivatePg {
             ],
         )
         .map(drop)
+    }
+
+    /// Stops the server and removes its directory once this process is
+    /// gone, should it die without running `Drop` (a test killed on its
+    /// time limit): a shell of its own process group, its output to
+    /// /dev/null (so nextest does not wait on it), polling every second.
+    fn watchdog(&self) {
+        use std::os::unix::process::CommandExt;
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = format!(
+            "{}'{}' -D '{}' stop -m immediate -w -t 10",
+            if self.run_as.is_some() {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            },
+            pg_ctl.display(),
+            self.data()
+        );
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             if [ -f '{data}/postmaster.pid' ]; then {stop}; fi; rm -rf '{root}'",
+            pid = std::process::id(),
+            data = self.data(),
+            root = self.root.display(),
+        );
+        let spawned = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        if let Err(e) = spawned {
+            eprintln!("private PostgreSQL: no watchdog ({e}); a killed test leaves it running");
+        }
     }
 
     /// Appends this server's settings (the last value of a setting wins).
