@@ -18,9 +18,11 @@
 //! The active edge pings that session every second, each ping bounded by
 //! [`PING_TIMEOUT`](Leadership::PING_TIMEOUT); if the session is lost
 //! (PostgreSQL restarted, the network cut) or the ping does not come back
-//! in time, it is no longer active — [`Leadership::lost`] completes — and
-//! `serve` stops acting on operations (it stops consuming and publishing,
-//! then campaigns again as a standby with a new `Leadership`).
+//! in time, it is no longer active — [`Leadership::lost`] completes, and
+//! the error it logs says why (on a restart, PostgreSQL's own FATAL 57P01,
+//! which reaches the idle session before any ping) — and `serve` stops
+//! acting on operations (it stops consuming and publishing, then campaigns
+//! again as a standby with a new `Leadership`).
 //!
 //! **Who lets go first.** A killed edge's socket is closed by its kernel,
 //! so PostgreSQL ends the session and frees the lock at once. A *silent*
@@ -39,9 +41,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use crate::{Error, open, parse_url, redact_url};
+use crate::{Error, explain, open, open_watched, parse_url, redact_url};
 
 /// The advisory lock key of the active edge ("brnl"), per database.
 pub const LOCK_KEY: i64 = 0x6272_6E6C;
@@ -121,7 +123,7 @@ impl Leadership {
     ) -> Result<Self, Error> {
         // Named apart from the store's connections (pg_stat_activity).
         config.application_name("burnin-edge-leader");
-        let client = open_session(&config, &shown).await?;
+        let (client, ended) = open_session(&config, &shown).await?;
         let (tx, rx) = watch::channel(Role::Standby);
         let first = try_lock(&client, &identity).await.map_err(|e| Error::Sql {
             url: shown.to_string(),
@@ -138,7 +140,7 @@ impl Leadership {
             config.clone(),
             shown.clone(),
             identity,
-            client,
+            (client, ended),
             first,
             tx,
         ));
@@ -185,13 +187,13 @@ impl Leadership {
     }
 }
 
+/// The lock session and, once it has ended, why.
+type Session = (tokio_postgres::Client, oneshot::Receiver<String>);
+
 /// Opens the lock session: a connection with the server-side keepalives of
 /// [`Leadership::KEEPALIVE`].
-async fn open_session(
-    config: &tokio_postgres::Config,
-    shown: &str,
-) -> Result<tokio_postgres::Client, Error> {
-    let client = open(config, shown).await?;
+async fn open_session(config: &tokio_postgres::Config, shown: &str) -> Result<Session, Error> {
+    let (client, ended) = open_watched(config, shown).await?;
     let (idle, interval, count) = Leadership::KEEPALIVE;
     client
         .batch_execute(&format!(
@@ -204,7 +206,32 @@ async fn open_session(
             action: "setting the lock session's keepalives".into(),
             source: e,
         })?;
-    Ok(client)
+    Ok((client, ended))
+}
+
+/// Why the active edge's lock session is gone, from the failed `ping`
+/// and, if the session has ended, from how it ended (on a restart,
+/// PostgreSQL's own FATAL 57P01, which reached the idle session before
+/// any ping did).
+async fn why_lost(
+    client: &tokio_postgres::Client,
+    ping: Result<Result<(), tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ended: &mut oneshot::Receiver<String>,
+) -> String {
+    let failed = match ping {
+        Ok(Err(e)) if e.as_db_error().is_some() => return explain(&e),
+        Ok(Err(e)) => explain(&e),
+        Ok(Ok(())) => "the connection closed".to_owned(),
+        Err(_) => format!("no answer to a ping within {:?}", Leadership::PING_TIMEOUT),
+    };
+    if !client.is_closed() {
+        return failed;
+    }
+    // The driver task records the end just after it closed the client.
+    match tokio::time::timeout(Duration::from_millis(200), ended).await {
+        Ok(Ok(reason)) => reason,
+        _ => failed,
+    }
 }
 
 async fn try_lock(
@@ -235,10 +262,11 @@ async fn campaign(
     config: tokio_postgres::Config,
     shown: Arc<str>,
     identity: String,
-    mut client: tokio_postgres::Client,
+    session: Session,
     mut active: bool,
     tx: watch::Sender<Role>,
 ) {
+    let (mut client, mut ended) = session;
     loop {
         tokio::time::sleep(Leadership::POLL).await;
         if tx.is_closed() {
@@ -246,11 +274,18 @@ async fn campaign(
         }
         if active {
             // Keep the session (and with it the lock) alive; notice its loss.
-            let ping =
-                tokio::time::timeout(Leadership::PING_TIMEOUT, client.simple_query("SELECT 1"))
-                    .await;
-            if client.is_closed() || !matches!(ping, Ok(Ok(_))) {
-                tracing::error!(url = %shown, "lost the session holding the active edge's lock; this edge must stop acting");
+            let ping = tokio::time::timeout(Leadership::PING_TIMEOUT, async {
+                client.simple_query("SELECT 1").await.map(drop)
+            })
+            .await;
+            if client.is_closed() || !matches!(ping, Ok(Ok(()))) {
+                let why = why_lost(&client, ping, &mut ended).await;
+                tracing::error!(
+                    url = %shown,
+                    "lost the PostgreSQL session holding the active edge's lock ({why}); \
+                     this edge must stop acting until it holds the lock again, and campaigns \
+                     for it as a standby, retrying until PostgreSQL answers"
+                );
                 let _ = tx.send(Role::Lost);
                 return;
             }
@@ -258,7 +293,7 @@ async fn campaign(
         }
         if client.is_closed() {
             match open_session(&config, &shown).await {
-                Ok(c) => client = c,
+                Ok(c) => (client, ended) = c,
                 Err(e) => {
                     tracing::warn!(error = %e, "standby cannot reach PostgreSQL; retrying");
                     continue;
@@ -271,7 +306,7 @@ async fn campaign(
             // A session that does not answer may hold the lock by now
             // without this edge knowing: start over on a new one.
             tracing::warn!(url = %shown, "standby's lock attempt did not answer; reconnecting");
-            client = match open_session(&config, &shown).await {
+            (client, ended) = match open_session(&config, &shown).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "standby cannot reach PostgreSQL; retrying");
@@ -287,7 +322,9 @@ async fn campaign(
                 let _ = tx.send(Role::Active);
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "standby could not try the lock; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %explain(&e), "standby could not try the lock; retrying")
+            }
         }
     }
 }

@@ -38,7 +38,12 @@
 //! harmless: replies are keyed by (run, serial), deliveries by their token,
 //! `begin` recognises its own row, `results` and `finish` are updates of the
 //! same values. Meanwhile the edge holds the replies it has not recorded
-//! unacknowledged, so the broker keeps them.
+//! unacknowledged, so the broker keeps them. A restart ends every session
+//! with SQLSTATE 57P01 (*terminating connection due to administrator
+//! command*); like the other 57P0x and class 08 codes it counts as a lost
+//! connection, never as a refused statement, and messages spell it out
+//! ([`explain`]: the driver alone would say `db error`). Statements are
+//! not prepared ahead, so a new session after a restart has nothing stale.
 //!
 //! **Schema changes** are numbered migrations ([`SCHEMA_VERSION`]) applied
 //! under a transaction-scoped advisory lock, so two edges starting at once
@@ -107,8 +112,9 @@ pub enum Error {
     },
     /// PostgreSQL cannot be reached or refused the login.
     #[error(
-        "cannot connect to PostgreSQL at {url}: {source}; check that it runs, \
-         the host, port, user and database name, and pg_hba.conf"
+        "cannot connect to PostgreSQL at {url}: {}; check that it runs, \
+         the host, port, user and database name, and pg_hba.conf",
+        explain(.source)
     )]
     Connect {
         /// The URL, password hidden.
@@ -132,7 +138,7 @@ pub enum Error {
         known: i32,
     },
     /// A statement failed.
-    #[error("PostgreSQL database {url}: {action} failed: {source}")]
+    #[error("PostgreSQL database {url}: {action} failed: {}", explain(.source))]
     Sql {
         /// The URL, password hidden.
         url: String,
@@ -212,18 +218,71 @@ pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, Error> {
     Ok(config)
 }
 
+/// A driver error as a sentence: tokio-postgres shows only `db error` or
+/// `error connecting to server`, the cause (PostgreSQL's own message and
+/// SQLSTATE, the socket's error) is in its source. The SQLSTATEs a
+/// restart produces are explained.
+///
+/// 57P01 (`admin_shutdown`) is what PostgreSQL sends every session when it
+/// stops or restarts in `fast` mode — and when an administrator ends one
+/// with `pg_terminate_backend`; 57P02 after another server process
+/// crashed; 57P03 while it starts up or shuts down.
+pub fn explain(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let why = match code {
+            "57P01" => {
+                ": PostgreSQL is shutting down or restarting, or an administrator ended the session"
+            }
+            "57P02" => ": a PostgreSQL server process crashed and the server is restarting",
+            "57P03" => ": PostgreSQL is starting up or shutting down",
+            _ => "",
+        };
+        let mut text = format!("{}: {} (SQLSTATE {code}{why})", db.severity(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Opens one connection, its driver task spawned.
 pub(crate) async fn open(config: &tokio_postgres::Config, shown: &str) -> Result<Client, Error> {
+    open_watched(config, shown).await.map(|(client, _)| client)
+}
+
+/// Opens one connection, its driver task spawned; the receiver gets why
+/// the connection ended ([`explain`]ed), once it has.
+pub(crate) async fn open_watched(
+    config: &tokio_postgres::Config,
+    shown: &str,
+) -> Result<(Client, oneshot::Receiver<String>), Error> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
         url: shown.to_owned(),
         source: e,
     })?;
+    let (ended, why) = oneshot::channel();
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "PostgreSQL connection ended");
-        }
+        let reason = match connection.await {
+            Ok(()) => "the connection was closed".to_owned(),
+            Err(e) => {
+                let reason = explain(&e);
+                tracing::debug!(error = %reason, "PostgreSQL connection ended");
+                reason
+            }
+        };
+        let _ = ended.send(reason);
     });
-    Ok(client)
+    Ok((client, why))
 }
 
 /// The PostgreSQL operation store; see the [crate docs](crate). Cheap to
@@ -387,7 +446,10 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
 
 /// What a call that failed for good tells its caller.
 fn refused(shown: &str, action: &str, e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Io(format!("PostgreSQL database {shown}: {action} failed: {e}"))
+    StoreError::Io(format!(
+        "PostgreSQL database {shown}: {action} failed: {}",
+        explain(e)
+    ))
 }
 
 impl PgStore {
@@ -913,9 +975,11 @@ async fn run_batch(
     .await;
     match together {
         Ok(outcomes) => return Ok(outcomes),
-        Err(e) if connection_lost(&e) => return Err(e.to_string()),
+        Err(e) if connection_lost(&e) => return Err(explain(&e)),
         Err(_) if writes.len() == 1 => {}
-        Err(e) => tracing::debug!(error = %e, "a batched write was refused; committing one by one"),
+        Err(e) => {
+            tracing::debug!(error = %explain(&e), "a batched write was refused; committing one by one")
+        }
     }
     let mut outcomes = Vec::with_capacity(writes.len());
     for w in writes {
@@ -928,7 +992,7 @@ async fn run_batch(
         .await;
         match one {
             Ok(o) => outcomes.push(o),
-            Err(e) if connection_lost(&e) => return Err(e.to_string()),
+            Err(e) if connection_lost(&e) => return Err(explain(&e)),
             Err(e) => outcomes.push(Err(refused(shown, "a write", &e))),
         }
     }

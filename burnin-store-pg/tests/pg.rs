@@ -1,8 +1,9 @@
 //! burnin-store-pg against the real PostgreSQL on 127.0.0.1:5432 (trust
 //! auth, user postgres), one database per test ([`TestDb`]: fails without
-//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`). Outages are made with a TCP
-//! proxy the test can cut ([`Proxy`]), so the server other sessions use is
-//! never restarted.
+//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`). Outages here are network
+//! cuts, made with a TCP proxy the test can cut ([`Proxy`]), so the server
+//! other sessions use is never restarted; tests/restart.rs restarts a
+//! private server for real.
 
 #![allow(clippy::print_stderr)]
 

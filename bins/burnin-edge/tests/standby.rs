@@ -2,9 +2,12 @@
 //! real processes: the real binary, a vhost of its own on the real broker,
 //! real `burnin-agent run` processes, the factory stand-in on 127.0.0.1, a
 //! database of its own on the real PostgreSQL (`TestDb`: fails without
-//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`), and — for the outage — a
-//! TCP proxy in front of PostgreSQL that the test cuts (the machine's
-//! server is shared and never stopped). Every wait is bounded.
+//! PostgreSQL unless `BURNIN_SKIP_PG_TESTS=1`), and for the outages either
+//! a TCP proxy in front of PostgreSQL that the test cuts (a network cut;
+//! the machine's server is shared and never stopped) or a private server
+//! of the test's own that it really stops and starts again (`PrivatePg`:
+//! a restart, whose sessions end with SQLSTATE 57P01). Every wait is
+//! bounded.
 
 #![allow(clippy::print_stderr)]
 
@@ -15,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnin_amqp::testing::TestVhost;
-use burnin_store_pg::testing::{PgProxy, TestDb};
+use burnin_store_pg::testing::{PgProxy, PrivatePg, TestDb};
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::{Value, json};
 use support::{free_port, http};
@@ -489,4 +492,103 @@ fn postgresql_cut_mid_operation_the_edge_stops_acting_and_finishes_once_it_is_ba
     );
     drop(edge);
     drop(rt);
+}
+
+/// PostgreSQL really restarted mid-operation, on a private server
+/// ([`PrivatePg`]) stopped for ~5 s and started again: unlike the proxy cut
+/// above, the server ends each session with SQLSTATE 57P01 (*terminating
+/// connection due to administrator command*), refuses connections while
+/// down, and comes back with no session state. The active edge stands down
+/// (its lock session died), refuses the POST made meanwhile without
+/// recording it, becomes active again once PostgreSQL is back, and the
+/// operation finishes with every device reported once. What it logs names
+/// PostgreSQL and the reason, says it retries, and never shows the password.
+#[test]
+fn postgresql_restarted_mid_operation_the_edge_stands_down_and_finishes_once_it_is_back() {
+    const PASSWORD: &str = "s3cret-pw-4711";
+    let Some(pg) = PrivatePg::new("standby_restart") else {
+        return;
+    };
+    let Some(vhost) = TestVhost::new("standby-restart") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_devices = devices(&factory, "PR", 6, 0x33);
+    let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
+    let edge = Edge::start(
+        &vhost.url(),
+        &factory,
+        &pg.url_with_password(PASSWORD),
+        dir.path(),
+    );
+    edge.wait_role("active", Duration::from_secs(20));
+
+    let (status, doc) = edge.post(&json!({"operationId": 6161, "windowSecs": 15}));
+    assert_eq!(status, 202, "{doc}");
+    edge.wait_for("6161", Duration::from_secs(10), |d| {
+        d["replies"].as_u64() >= Some(1)
+    });
+
+    let stopped = Instant::now();
+    let stopping = pg.stop();
+    // Its lock session was ended by the server: it stops acting.
+    edge.wait_role("standby", Duration::from_secs(5));
+    let noticed = stopped.elapsed();
+    eprintln!(
+        "active edge stood down {noticed:?} after PostgreSQL began to stop (pg_ctl stop took {stopping:?})"
+    );
+    let (status, answer) = edge.post(&json!({"operationId": 6162, "windowSecs": 1}));
+    assert_eq!(status, 503, "{answer}");
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
+    let starting = pg.start();
+    let started = Instant::now();
+    eprintln!(
+        "PostgreSQL down {:?} (pg_ctl start took {starting:?})",
+        stopped.elapsed() - starting
+    );
+
+    let back = edge.wait_role("active", Duration::from_secs(15));
+    eprintln!("active again {back:?} after PostgreSQL was back");
+    let doc = edge.wait_finished("6161", Duration::from_secs(45));
+    eprintln!(
+        "operation done {:?} after PostgreSQL was back",
+        started.elapsed()
+    );
+    assert_eq!(doc["state"], json!("done"), "{doc}\n{}", edge.stderr());
+    let want = sorted_sns(&fleet_devices);
+    assert_reported_exactly_once(&factory, "6161", &want);
+    assert_eq!(pg.psql("SELECT COUNT(*) FROM burnin_replies"), "6");
+    assert_eq!(
+        pg.psql("SELECT COUNT(*) FROM burnin_operations WHERE operation_id = '6162'"),
+        "0",
+        "the POST refused while standing down recorded nothing"
+    );
+    // What the operator reads: why it stood down (PostgreSQL's own 57P01,
+    // explained), that it retries, and where — never the password.
+    let stderr = edge.stderr();
+    let lost = stderr
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("lock") && l.contains("57P01"))
+        .unwrap_or_else(|| panic!("no error naming the session's end (57P01):\n{stderr}"));
+    for said in [
+        "PostgreSQL",
+        "terminating connection due to administrator command",
+        "shutting down or restarting",
+        "stop acting",
+        "retrying",
+    ] {
+        assert!(lost.contains(said), "{said:?} not in {lost}");
+    }
+    let retry = stderr
+        .lines()
+        .find(|l| l.contains("PostgreSQL unavailable; retrying the write"))
+        .unwrap_or_else(|| panic!("no retried write while it was down:\n{stderr}"));
+    assert!(
+        retry.contains(&format!("postgres://postgres:***@127.0.0.1:{}/", pg.port())),
+        "{retry}"
+    );
+    assert!(!stderr.contains(PASSWORD), "the password leaked:\n{stderr}");
+    eprintln!("{lost}\n{retry}");
+    drop(edge);
 }
