@@ -44,6 +44,34 @@ async fn wait_for_connections(cluster: &ClusterVhost, n: usize) -> Vec<(String, 
     }
 }
 
+/// The reply queue as the cluster sees it: leader, online members,
+/// consumers, ready and unacknowledged messages (or why it could not be
+/// read).
+fn reply_queue_state(cluster: &ClusterVhost) -> String {
+    cluster
+        .try_ctl(
+            cluster.any_running(),
+            &[
+                "list_queues",
+                "-p",
+                cluster.name(),
+                "--quiet",
+                "--no-table-headers",
+                "name",
+                "leader",
+                "online",
+                "consumers",
+                "messages_ready",
+                "messages_unacknowledged",
+            ],
+        )
+        .unwrap_or_else(|e| e)
+        .lines()
+        .filter(|l| l.starts_with("hwinfo_queue\t"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// How long device `i` of 60 takes to read its hardware: 1 s to 16 s.
 fn probe_time(i: usize) -> Duration {
     SECS(1) + Duration::from_millis(250 * i as u64)
@@ -51,6 +79,13 @@ fn probe_time(i: usize) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
+    // The adapters' reconnects and retries, with times: shown when the
+    // test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("burnin_amqp=info")
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let Some(cluster) = ClusterVhost::new("failover") else {
         return;
     };
@@ -125,7 +160,14 @@ async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
         per_node.values().all(|n| *n <= on_victim),
         "{per_node:?}: node {victim} is not the busiest"
     );
-    eprintln!("agents per node {per_node:?}; stopping node {victim} ({on_victim} agents)");
+    let edge_node = conns
+        .iter()
+        .find(|(n, _)| n == "burnin-edge cluster-test")
+        .map_or(0, |(_, node)| *node);
+    let queue_before = reply_queue_state(&cluster);
+    eprintln!(
+        "agents per node {per_node:?}; the edge on node {edge_node}; reply queue {queue_before}; stopping node {victim} ({on_victim} agents)"
+    );
     let op = OperationId::Number(9001);
     let mut params = OperationParams::new(op.clone());
     params.expected = (0..AGENTS).map(sn).collect();
@@ -228,11 +270,47 @@ async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
             story(i)
         })
         .collect();
-    assert!(
-        failed.is_empty(),
-        "node {victim} stopped {:.1} s after the command; devices without a reply: {failed:?}",
-        stopped.as_secs_f64()
-    );
+    if !failed.is_empty() {
+        // Where did the missing replies go? The queue's counts, then what
+        // the edge's consumer still receives, then (the edge's connection
+        // closed, so unacknowledged messages return) what is left in the
+        // queue.
+        let missing: BTreeSet<String> = report
+            .devices
+            .iter()
+            .filter(|d| d.result != Verdict::Pass)
+            .map(|d| d.sn.as_str().to_owned())
+            .collect();
+        let after_window = reply_queue_state(&cluster);
+        let mut late = Vec::new();
+        while let Ok(Some(next)) = tokio::time::timeout(SECS(5), replies.next_reply()).await {
+            let Ok(d) = next else { continue };
+            let r = DeviceReport::from_slice(&d.body).unwrap();
+            late.push(format!("{} (redelivered {})", r.sn, d.redelivered));
+        }
+        publisher.close().await;
+        tokio::time::sleep(SECS(2)).await;
+        let after_close = reply_queue_state(&cluster);
+        let survivor = (1..=3).find(|n| *n != victim).unwrap();
+        let raw = Raw::connect(&cluster.url(survivor)).await;
+        let left: Vec<String> = raw
+            .drain("hwinfo_queue")
+            .await
+            .iter()
+            .map(|d| {
+                let r = DeviceReport::from_slice(&d.data).unwrap();
+                format!("{} (redelivered {})", r.sn, d.redelivered)
+            })
+            .collect();
+        panic!(
+            "node {victim} stopped {:.1} s after the command (the edge on node {edge_node}; \
+             reply queue before: {queue_before}); devices without a reply: {failed:?}\n\
+             missing {missing:?}; reply queue after the window: {after_window}; \
+             the edge's consumer then received {late:?}; after closing the edge: {after_close}; \
+             left in the queue: {left:?}",
+            stopped.as_secs_f64()
+        );
+    }
     assert_eq!(report.counters.accepted, AGENTS, "{:?}", report.counters);
     let log = payloads
         .iter()
