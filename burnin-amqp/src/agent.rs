@@ -160,7 +160,9 @@ impl ReplySink for AmqpReplySink {
     /// persistent, `mandatory`, `correlation_id` = the operation id, and
     /// waits for the broker's confirm. A nack, a return (no such queue), a
     /// missing confirm or a lost connection is retried with backoff
-    /// (reconnecting as needed) until `reply.deadline`.
+    /// (reconnecting as needed) until `reply.deadline`; after a nack or a
+    /// missing confirm the retry goes out on a fresh channel (a RabbitMQ
+    /// 3.10 channel can keep nacking a quorum queue whose leader left).
     async fn send(&self, reply: &OutgoingReply) -> Result<(), TransportError> {
         let op = &reply.operation_id;
         if reply.reply_to.is_empty() || reply.reply_to.len() > 255 {

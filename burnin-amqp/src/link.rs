@@ -187,7 +187,18 @@ impl Session {
                 "{} {}",
                 ret.reply_code, ret.reply_text
             ))),
-            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmation::Nack(_))) => {
+                // A nack retires the channel. RabbitMQ 3.10 can leave a
+                // channel nacking every later publish to a quorum queue
+                // whose leader's node stopped: in tests/cluster.rs nine
+                // agents retried on their channels for the whole 60 s
+                // window, 732 nacks and not one confirm, while the queue
+                // had a new leader and took replies sent on other
+                // channels. The retry goes out on a fresh channel.
+                *slot = None;
+                let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "nacked".into())).await;
+                Err(PublishError::Nacked)
+            }
             Ok(Ok(Confirmation::NotRequested)) => Ok(()),
         }
     }
