@@ -243,11 +243,29 @@ async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
     );
     // What each agent did: its outcomes and the connection losses it saw,
     // for the messages below.
+    // An agent records its outcome once the broker confirmed its reply,
+    // which may be after the edge already has that reply (the operation
+    // can end first): each gets up to 5 s to say how operation 9001 went.
     let mut outcomes: Vec<Vec<String>> = Vec::new();
+    let until = tokio::time::Instant::now() + SECS(5);
     for a in &mut agents {
-        let mut o = Vec::new();
-        while let Ok(x) = a.outcomes.try_recv() {
-            o.push(x);
+        let mut o: Vec<String> = Vec::new();
+        loop {
+            let settled = o
+                .iter()
+                .any(|x| x.starts_with("replied") || x.starts_with("could not deliver"));
+            let next = if settled {
+                a.outcomes.try_recv().ok()
+            } else {
+                tokio::time::timeout_at(until, a.outcomes.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            match next {
+                Some(x) => o.push(x),
+                None => break,
+            }
         }
         outcomes.push(o);
     }
