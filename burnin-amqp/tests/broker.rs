@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use burnin_amqp::testing::TestVhost;
 use burnin_amqp::{AmqpError, QueueType};
-use burnin_core::edge::{EdgePorts, NoObserver, Observer, run_operation};
+use burnin_core::edge::{NoObserver, Observer};
 use burnin_core::{
     CommandPublisher, DeviceReport, OperationId, OperationParams, ReplyStream, TransportError,
 };
-use burnin_local::SystemClock;
 use common::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
@@ -36,12 +35,8 @@ async fn fanout_to_50_agents_gets_one_persistent_correlated_reply_each() {
         agents.push(start_agent(config(&url), i).await);
     }
     let raw = Raw::connect(&url).await;
-    raw.publish(
-        "devicescan",
-        "",
-        &command(OperationId::Number(4711), "hwinfo_queue", SECS(30)),
-    )
-    .await;
+    raw.publish_command(OperationId::Number(4711), SECS(30))
+        .await;
     let replies = raw.collect("hwinfo_queue", 50, SECS(30)).await;
     assert_eq!(replies.len(), 50);
 
@@ -88,14 +83,7 @@ async fn command_has_the_spec_properties() {
     let url = vhost.url();
     let (publisher, _stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
     let raw = Raw::connect(&url).await;
-    raw.ch
-        .queue_declare(
-            "spy".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    raw.declare_queue("spy").await;
     raw.ch
         .queue_bind(
             "spy".into(),
@@ -142,12 +130,7 @@ async fn reply_without_queue_is_retried_until_the_queue_exists() {
     let url = vhost.url();
     let mut agent = start_agent(config(&url), 1).await;
     let raw = Raw::connect(&url).await;
-    raw.publish(
-        "devicescan",
-        "",
-        &command(OperationId::Number(1), "hwinfo_queue", SECS(30)),
-    )
-    .await;
+    raw.publish_command(OperationId::Number(1), SECS(30)).await;
     // The agent's reply is returned (no such queue) and retried meanwhile.
     tokio::time::sleep(SECS(2)).await;
     assert_eq!(
@@ -159,11 +142,7 @@ async fn reply_without_queue_is_retried_until_the_queue_exists() {
 
     let (_publisher, mut stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
     assert_eq!(agent.next_outcome(SECS(10)).await, "replied to operation 1");
-    let d = tokio::time::timeout(SECS(5), stream.next_reply())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let d = next_delivery(&mut stream, SECS(5)).await;
     let report = DeviceReport::from_slice(&d.body).unwrap();
     assert_eq!(report.sn, sn(1));
     d.ack().await.unwrap();
@@ -185,12 +164,8 @@ async fn reply_gives_up_at_the_deadline_naming_the_operation() {
     let url = vhost.url();
     let mut agent = start_agent(config(&url), 1).await;
     let raw = Raw::connect(&url).await;
-    raw.publish(
-        "devicescan",
-        "",
-        &command(OperationId::Text("op-late".into()), "hwinfo_queue", SECS(3)),
-    )
-    .await;
+    raw.publish_command(OperationId::Text("op-late".into()), SECS(3))
+        .await;
     let outcome = agent.next_outcome(SECS(10)).await;
     assert!(
         outcome.contains("could not deliver the reply to operation op-late"),
@@ -227,24 +202,10 @@ async fn agent_reconnects_after_the_broker_closes_its_connection() {
     // Publish until the agent, re-bound, answers (commands sent while it
     // had no queue are gone: fanout).
     let raw = Raw::connect(&url).await;
-    let delivery = tokio::time::timeout(SECS(20), async {
-        loop {
-            raw.publish(
-                "devicescan",
-                "",
-                &command(OperationId::Number(9), "hwinfo_queue", SECS(30)),
-            )
-            .await;
-            if let Ok(Some(r)) =
-                tokio::time::timeout(Duration::from_millis(500), stream.next_reply()).await
-            {
-                break r;
-            }
-        }
-    })
-    .await
-    .expect("the agent answered after reconnecting")
-    .unwrap();
+    let delivery = publish_until_answered(&raw, &mut stream, 9, SECS(20))
+        .await
+        .expect("the agent answered after reconnecting")
+        .unwrap();
     assert_eq!(DeviceReport::from_slice(&delivery.body).unwrap().sn, sn(3));
     delivery.ack().await.unwrap();
     assert!(
@@ -314,14 +275,7 @@ async fn edge_connection_lost_mid_window_records_every_reply_once() {
     // Replies already waiting on the queue (agents answered quickly).
     let raw = Raw::connect(&url).await;
     for i in 0..N {
-        let body = burnin_core::DeviceReport::new(
-            Some(OperationId::Number(77)),
-            hardware(i),
-            "0.1.0",
-            now_plus(Duration::ZERO),
-        )
-        .to_json();
-        raw.publish("", "hwinfo_queue", &body).await;
+        raw.publish("", "hwinfo_queue", &reply_body(77, i)).await;
     }
     raw.close().await;
 
@@ -337,19 +291,7 @@ async fn edge_connection_lost_mid_window_records_every_reply_once() {
     params.window = SECS(40);
     let errors = Errors::default();
     let reporter = NullReporter::default();
-    let report = run_operation(
-        params,
-        EdgePorts {
-            publisher: &publisher,
-            replies: &mut replies,
-            mes: &SimMes,
-            reporter: &reporter,
-            clock: &SystemClock,
-            observer: &errors,
-            store: &burnin_core::NoStore,
-        },
-    )
-    .await;
+    let report = run_sim_operation(params, &publisher, &mut replies, &reporter, &errors).await;
     assert_eq!(report.error, None);
     assert_eq!(
         report.counters.accepted, N,
@@ -394,23 +336,11 @@ async fn bad_replies_end_in_the_rejected_queue_with_a_reason() {
     let url = vhost.url();
     let (publisher, mut stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
     let raw = Raw::connect(&url).await;
-    let unknown_op = burnin_core::DeviceReport::new(
-        Some(OperationId::Number(999)),
-        hardware(1),
-        "0.1.0",
-        now_plus(Duration::ZERO),
-    )
-    .to_json();
+    let unknown_op = reply_body(999, 1);
     let mut oversize = b"{\"pad\":\"".to_vec();
     oversize.resize(burnin_core::MAX_REPLY_BYTES + 10, b'x');
     oversize.extend_from_slice(b"\"}");
-    let good = burnin_core::DeviceReport::new(
-        Some(OperationId::Number(5)),
-        hardware(2),
-        "0.1.0",
-        now_plus(Duration::ZERO),
-    )
-    .to_json();
+    let good = reply_body(5, 2);
     raw.publish("", "hwinfo_queue", b"this is not json").await;
     raw.publish("", "hwinfo_queue", &oversize).await;
     raw.publish("", "hwinfo_queue", &unknown_op).await;
@@ -420,19 +350,7 @@ async fn bad_replies_end_in_the_rejected_queue_with_a_reason() {
     params.expected = vec![sn(2)];
     params.window = SECS(20);
     let reporter = NullReporter::default();
-    let report = run_operation(
-        params,
-        EdgePorts {
-            publisher: &publisher,
-            replies: &mut stream,
-            mes: &SimMes,
-            reporter: &reporter,
-            clock: &SystemClock,
-            observer: &NoObserver,
-            store: &burnin_core::NoStore,
-        },
-    )
-    .await;
+    let report = run_sim_operation(params, &publisher, &mut stream, &reporter, &NoObserver).await;
     assert_eq!(report.counters.accepted, 1);
     assert_eq!(report.counters.rejected, 3, "{:?}", report.counters);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -480,14 +398,7 @@ async fn agent_skips_foreign_malformed_and_oversize_commands_and_keeps_serving()
     _stream.close().await;
     let mut agent = start_agent(config(&url), 4).await;
     let raw = Raw::connect(&url).await;
-    raw.ch
-        .queue_declare(
-            "other_queue".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    raw.declare_queue("other_queue").await;
     raw.publish(
         "devicescan",
         "",
@@ -511,12 +422,7 @@ async fn agent_skips_foreign_malformed_and_oversize_commands_and_keeps_serving()
         "{o}"
     );
 
-    raw.publish(
-        "devicescan",
-        "",
-        &command(OperationId::Number(3), "hwinfo_queue", SECS(30)),
-    )
-    .await;
+    raw.publish_command(OperationId::Number(3), SECS(30)).await;
     assert_eq!(agent.next_outcome(SECS(5)).await, "replied to operation 3");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(vhost.messages("other_queue"), Some(0));
@@ -633,18 +539,9 @@ async fn least_privilege_agent_user_can_serve_and_nothing_else() {
         .unwrap();
     let mut agent = start_agent(config(&agent_url), 8).await;
     let raw = Raw::connect(&vhost.url()).await;
-    raw.publish(
-        "devicescan",
-        "",
-        &command(OperationId::Number(8), "hwinfo_queue", SECS(30)),
-    )
-    .await;
+    raw.publish_command(OperationId::Number(8), SECS(30)).await;
     assert_eq!(agent.next_outcome(SECS(10)).await, "replied to operation 8");
-    let d = tokio::time::timeout(SECS(5), stream.next_reply())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let d = next_delivery(&mut stream, SECS(5)).await;
     assert_eq!(DeviceReport::from_slice(&d.body).unwrap().sn, sn(8));
     d.ack().await.unwrap();
     agent.stop().await;
@@ -787,24 +684,10 @@ async fn agent_detects_a_silent_dead_connection_by_heartbeat_and_reconnects() {
     .await;
     assert!(detected.is_ok(), "the dead connection was not detected");
     let raw = Raw::connect(&vhost.url()).await;
-    let delivery = tokio::time::timeout(SECS(20), async {
-        loop {
-            raw.publish(
-                "devicescan",
-                "",
-                &command(OperationId::Number(21), "hwinfo_queue", SECS(30)),
-            )
-            .await;
-            if let Ok(Some(r)) =
-                tokio::time::timeout(Duration::from_millis(500), stream.next_reply()).await
-            {
-                break r;
-            }
-        }
-    })
-    .await
-    .expect("the agent answered over a new connection")
-    .unwrap();
+    let delivery = publish_until_answered(&raw, &mut stream, 21, SECS(20))
+        .await
+        .expect("the agent answered over a new connection")
+        .unwrap();
     assert_eq!(DeviceReport::from_slice(&delivery.body).unwrap().sn, sn(21));
     delivery.ack().await.unwrap();
     agent.stop().await;

@@ -98,6 +98,18 @@ impl OperationState {
             OperationState::Failed => "failed",
         }
     }
+
+    /// The state named `name` ([`as_str`](Self::as_str)), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            OperationState::Collecting,
+            OperationState::Reporting,
+            OperationState::Done,
+            OperationState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == name)
+    }
 }
 
 impl serde::Serialize for OperationState {

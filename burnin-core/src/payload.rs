@@ -41,6 +41,11 @@ impl PayloadKind {
             PayloadKind::Notify => "notify",
         }
     }
+
+    /// The kind named `name` ([`as_str`](Self::as_str)), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        PayloadKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 impl fmt::Display for PayloadKind {

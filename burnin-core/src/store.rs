@@ -40,6 +40,8 @@
 //! sent again. Payloads are rebuilt from the stored results, so a resent
 //! body is byte-identical to the first attempt.
 
+use std::time::{Duration, SystemTime};
+
 use async_trait::async_trait;
 
 use crate::{
@@ -118,6 +120,172 @@ pub struct DeliveryRecord {
     pub error: Option<String>,
     /// When the outcome was recorded.
     pub at: Timestamp,
+}
+
+// How the SQL stores (SQLite in burnin-store, PostgreSQL in
+// burnin-store-pg) keep operations in columns, and how a row read back
+// becomes an [`OperationView`] or a [`StoredOperation`]: one decoding for
+// both stores, so the two cannot drift apart. Pure: no database here.
+
+/// The key an SQL store files an operation under: the id's JSON text, so
+/// `42` and `"42"` stay apart.
+pub fn operation_key(id: &OperationId) -> String {
+    serde_json::to_string(id).unwrap_or_else(|_| format!("{id:?}"))
+}
+
+/// A time as the SQL stores keep it: milliseconds since the Unix epoch
+/// (0 for times before it, `i64::MAX` far in the future).
+pub fn to_millis(t: Timestamp) -> i64 {
+    t.system_time()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time [`to_millis`] wrote as `ms` (a negative value reads as the
+/// Unix epoch).
+pub fn from_millis(ms: i64) -> Timestamp {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    Timestamp::from_system_time(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// The columns of an operation row as the SQL stores write them, but for
+/// its parameters (which each store decodes itself): the state by name
+/// ([`OperationState::as_str`]), times by [`to_millis`], the results and
+/// errors as JSON arrays once collection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationColumns {
+    /// The state's name.
+    pub state: String,
+    /// When collection started.
+    pub started_ms: i64,
+    /// When collection ends.
+    pub deadline_ms: i64,
+    /// When it finished, if it did.
+    pub finished_ms: Option<i64>,
+    /// The error the notification carried.
+    pub error: Option<String>,
+    /// The device results (JSON), once collection ended.
+    pub results: Option<String>,
+    /// The errors so far (JSON), once collection ended.
+    pub errors: Option<String>,
+}
+
+impl OperationColumns {
+    /// Decodes the row of the operation asked to do `params`.
+    ///
+    /// # Errors
+    /// What is wrong with the row, naming the column: `unknown state
+    /// "…"`, `results: …` or `errors: …` (the JSON error).
+    pub fn decode(self, params: OperationParams) -> Result<OperationRecord, String> {
+        let state = OperationState::from_name(&self.state)
+            .ok_or_else(|| format!("unknown state {:?}", self.state))?;
+        let results = self
+            .results
+            .map(|r| serde_json::from_str::<Vec<DeviceResult>>(&r))
+            .transpose()
+            .map_err(|e| format!("results: {e}"))?;
+        let errors = self
+            .errors
+            .map(|r| serde_json::from_str::<Vec<String>>(&r))
+            .transpose()
+            .map_err(|e| format!("errors: {e}"))?;
+        Ok(OperationRecord {
+            params,
+            state,
+            started: from_millis(self.started_ms),
+            deadline: from_millis(self.deadline_ms),
+            finished: self.finished_ms.map(from_millis),
+            error: self.error,
+            results,
+            errors,
+        })
+    }
+}
+
+/// One run of an operation as an SQL store read it back
+/// ([`OperationColumns::decode`]): what its [`OperationView`] and its
+/// [`StoredOperation`] are made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRecord {
+    /// What it was asked to do.
+    pub params: OperationParams,
+    /// Its state as last recorded.
+    pub state: OperationState,
+    /// When collection started.
+    pub started: Timestamp,
+    /// When collection ends (or ended) at the latest.
+    pub deadline: Timestamp,
+    /// When it finished.
+    pub finished: Option<Timestamp>,
+    /// The error the notification carried.
+    pub error: Option<String>,
+    /// The device results, once collection ended.
+    pub results: Option<Vec<DeviceResult>>,
+    /// The errors so far, once collection ended.
+    pub errors: Option<Vec<String>>,
+}
+
+impl OperationRecord {
+    /// What an API shows of this run: with `replies`, the number of
+    /// accepted replies as SQL counts them (`COUNT(*)`; a negative count
+    /// reads as 0), and its delivery attempts in order.
+    pub fn into_view(self, replies: i64, deliveries: Vec<DeliveryRecord>) -> OperationView {
+        OperationView {
+            params: self.params,
+            state: self.state,
+            started: self.started,
+            deadline: self.deadline,
+            finished: self.finished,
+            error: self.error,
+            replies: u64::try_from(replies).unwrap_or(0),
+            results: self.results,
+            deliveries,
+        }
+    }
+
+    /// What [`Operation::restore`](crate::Operation::restore) takes: with
+    /// the reply bodies in the order recorded and the delivery attempts in
+    /// order. The results count only with the errors beside them.
+    pub fn into_stored(
+        self,
+        replies: Vec<Vec<u8>>,
+        deliveries: Vec<DeliveryRecord>,
+    ) -> StoredOperation {
+        let results = match (self.results, self.errors) {
+            (Some(r), Some(e)) => Some((r, e)),
+            _ => None,
+        };
+        StoredOperation {
+            params: self.params,
+            started: self.started,
+            deadline: self.deadline,
+            replies,
+            results,
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| (d.kind, d.error.map_or(Ok(()), Err)))
+                .collect(),
+        }
+    }
+}
+
+impl DeliveryRecord {
+    /// Decodes a delivery row as the SQL stores write it: the payload
+    /// kind by name ([`PayloadKind::as_str`]), the error (`None` if
+    /// delivered), when by [`to_millis`].
+    ///
+    /// # Errors
+    /// `unknown payload kind "…"`.
+    pub fn from_columns(kind: &str, error: Option<String>, at_ms: i64) -> Result<Self, String> {
+        let kind =
+            PayloadKind::from_name(kind).ok_or_else(|| format!("unknown payload kind {kind:?}"))?;
+        Ok(DeliveryRecord {
+            kind,
+            error,
+            at: from_millis(at_ms),
+        })
+    }
 }
 
 /// Where the edge records operations; see the [module docs](self).
@@ -219,5 +387,92 @@ impl OperationStore for NoStore {
         _: Timestamp,
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> OperationColumns {
+        OperationColumns {
+            state: "reporting".into(),
+            started_ms: 1_800_000_000_123,
+            deadline_ms: 1_800_000_030_123,
+            finished_ms: None,
+            error: None,
+            results: Some("[]".into()),
+            errors: Some(r#"["MES lookup for X-1 failed"]"#.into()),
+        }
+    }
+
+    #[test]
+    fn times_keep_their_milliseconds_and_clamp_at_the_epoch() {
+        let t = from_millis(1_800_000_000_123);
+        assert_eq!(to_millis(t), 1_800_000_000_123);
+        assert_eq!(to_millis(from_millis(-5)), 0);
+        assert_eq!(from_millis(-5), from_millis(0));
+    }
+
+    #[test]
+    fn numbers_and_strings_get_different_keys() {
+        assert_eq!(operation_key(&OperationId::Number(42)), "42");
+        assert_eq!(operation_key(&OperationId::text("42").unwrap()), r#""42""#);
+    }
+
+    #[test]
+    fn a_row_decodes_into_its_view_and_its_stored_operation() {
+        let params = OperationParams::new(OperationId::Number(7));
+        let record = columns().decode(params.clone()).unwrap();
+        assert_eq!(record.state, OperationState::Reporting);
+        assert_eq!(to_millis(record.started), 1_800_000_000_123);
+        let delivery =
+            DeliveryRecord::from_columns("log", Some("503".into()), 1_800_000_031_000).unwrap();
+        assert_eq!(delivery.kind, PayloadKind::Log);
+
+        let view = record.clone().into_view(-1, vec![delivery.clone()]);
+        assert_eq!(view.replies, 0, "a negative count reads as 0");
+        assert_eq!(view.results, Some(vec![]));
+        assert_eq!(view.deliveries, vec![delivery.clone()]);
+
+        let stored = record.into_stored(vec![b"{}".to_vec()], vec![delivery]);
+        assert_eq!(stored.params, params);
+        assert_eq!(
+            stored.results,
+            Some((vec![], vec!["MES lookup for X-1 failed".to_owned()]))
+        );
+        assert_eq!(
+            stored.deliveries,
+            vec![(PayloadKind::Log, Err("503".to_owned()))]
+        );
+    }
+
+    #[test]
+    fn results_count_only_with_their_errors() {
+        let mut c = columns();
+        c.errors = None;
+        let stored = c
+            .decode(OperationParams::new(OperationId::Number(7)))
+            .unwrap()
+            .into_stored(vec![], vec![]);
+        assert_eq!(stored.results, None);
+    }
+
+    #[test]
+    fn a_damaged_row_names_the_column() {
+        let params = || OperationParams::new(OperationId::Number(7));
+        let mut c = columns();
+        c.state = "paused".into();
+        assert_eq!(c.decode(params()).unwrap_err(), r#"unknown state "paused""#);
+        let mut c = columns();
+        c.results = Some("{".into());
+        assert!(c.decode(params()).unwrap_err().starts_with("results: "));
+        let mut c = columns();
+        c.errors = Some("[1]".into());
+        assert!(c.decode(params()).unwrap_err().starts_with("errors: "));
+        assert_eq!(
+            DeliveryRecord::from_columns("fax", None, 0).unwrap_err(),
+            r#"unknown payload kind "fax""#
+        );
     }
 }

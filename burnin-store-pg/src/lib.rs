@@ -83,7 +83,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use burnin_core::store::StoredOperation;
+use burnin_core::store::{
+    OperationColumns, OperationRecord, StoredOperation, operation_key, to_millis,
+};
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
     ReportError, SerialNumber, StoreError, Target, Timestamp,
@@ -394,38 +396,6 @@ impl ParamsDoc {
     }
 }
 
-/// The id as stored: its JSON text, so `42` and `"42"` stay apart.
-fn key(id: &OperationId) -> String {
-    serde_json::to_string(id).unwrap_or_else(|_| format!("{id:?}"))
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.system_time()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn ts(ms: i64) -> Timestamp {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    Timestamp::from_system_time(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-fn parse_state(s: &str) -> Option<OperationState> {
-    [
-        OperationState::Collecting,
-        OperationState::Reporting,
-        OperationState::Done,
-        OperationState::Failed,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-}
-
-fn parse_kind(s: &str) -> Option<PayloadKind> {
-    PayloadKind::ALL.into_iter().find(|k| k.as_str() == s)
-}
-
 /// Whether `e` means the connection is gone (as opposed to a statement
 /// PostgreSQL refused): then reconnecting and trying again may succeed.
 fn connection_lost(e: &tokio_postgres::Error) -> bool {
@@ -530,7 +500,7 @@ impl PgStore {
     /// # Errors
     /// If the database cannot be read.
     pub async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, Error> {
-        let k = key(id);
+        let k = operation_key(id);
         let rows = self
             .read("looking an operation up", Query::Latest(k))
             .await?;
@@ -598,7 +568,10 @@ impl PgStore {
             .filter_map(|r| {
                 let s: String = r.get(0);
                 let n: i64 = r.get(1);
-                Some((parse_state(&s)?, u64::try_from(n).unwrap_or(0)))
+                Some((
+                    OperationState::from_name(&s)?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
             })
             .collect())
     }
@@ -625,24 +598,7 @@ impl PgStore {
                 )
                 .await?;
             let replies = bodies.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
-            let results = match (row.results, row.errors) {
-                (Some(r), Some(e)) => Some((r, e)),
-                _ => None,
-            };
-            let deliveries = self
-                .deliveries(run)
-                .await?
-                .into_iter()
-                .map(|d| (d.kind, d.error.map_or(Ok(()), Err)))
-                .collect();
-            out.push(StoredOperation {
-                params: row.params,
-                started: row.started,
-                deadline: row.deadline,
-                replies,
-                results,
-                deliveries,
-            });
+            out.push(row.into_stored(replies, self.deliveries(run).await?));
         }
         Ok(out)
     }
@@ -693,7 +649,7 @@ impl PgStore {
                           o AS (DELETE FROM burnin_operations WHERE run IN (SELECT run FROM old)
                                 RETURNING run)
                      SELECT COUNT(*) FROM o",
-                    vec![Param::I64(ms(finished_before))],
+                    vec![Param::I64(to_millis(finished_before))],
                 ),
             )
             .await?;
@@ -720,7 +676,7 @@ impl PgStore {
         }
     }
 
-    async fn row(&self, run: i64) -> Result<Row, Error> {
+    async fn row(&self, run: i64) -> Result<OperationRecord, Error> {
         let rows = self
             .read("reading an operation", Rows(
                 "SELECT params, state, started_ms, deadline_ms, finished_ms, error, results, errors
@@ -737,28 +693,17 @@ impl PgStore {
             .map_err(|e| e.to_string())
             .and_then(ParamsDoc::into_params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
-        let state = parse_state(&state)
-            .ok_or_else(|| self.bad(run, format_args!("unknown state {state:?}")))?;
-        let results = r
-            .get::<_, Option<String>>(6)
-            .map(|s| serde_json::from_str::<Vec<DeviceResult>>(&s))
-            .transpose()
-            .map_err(|e| self.bad(run, format_args!("results: {e}")))?;
-        let errors = r
-            .get::<_, Option<String>>(7)
-            .map(|s| serde_json::from_str::<Vec<String>>(&s))
-            .transpose()
-            .map_err(|e| self.bad(run, format_args!("errors: {e}")))?;
-        Ok(Row {
-            params,
+        OperationColumns {
             state,
-            started: ts(r.get(2)),
-            deadline: ts(r.get(3)),
-            finished: r.get::<_, Option<i64>>(4).map(ts),
+            started_ms: r.get(2),
+            deadline_ms: r.get(3),
+            finished_ms: r.get(4),
             error: r.get(5),
-            results,
-            errors,
-        })
+            results: r.get(6),
+            errors: r.get(7),
+        }
+        .decode(params)
+        .map_err(|detail| self.bad(run, detail))
     }
 
     async fn deliveries(&self, run: i64) -> Result<Vec<DeliveryRecord>, Error> {
@@ -774,13 +719,8 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 let kind: String = r.get(0);
-                let kind = parse_kind(&kind)
-                    .ok_or_else(|| self.bad(run, format_args!("unknown payload kind {kind:?}")))?;
-                Ok(DeliveryRecord {
-                    kind,
-                    error: r.get(1),
-                    at: ts(r.get(2)),
-                })
+                DeliveryRecord::from_columns(&kind, r.get(1), r.get(2))
+                    .map_err(|detail| self.bad(run, detail))
             })
             .collect()
     }
@@ -797,29 +737,8 @@ impl PgStore {
             )
             .await?;
         let replies: i64 = n.first().map_or(0, |r| r.get(0));
-        Ok(OperationView {
-            params: row.params,
-            state: row.state,
-            started: row.started,
-            deadline: row.deadline,
-            finished: row.finished,
-            error: row.error,
-            replies: u64::try_from(replies).unwrap_or(0),
-            results: row.results,
-            deliveries: self.deliveries(run).await?,
-        })
+        Ok(row.into_view(replies, self.deliveries(run).await?))
     }
-}
-
-struct Row {
-    params: OperationParams,
-    state: OperationState,
-    started: Timestamp,
-    deadline: Timestamp,
-    finished: Option<Timestamp>,
-    error: Option<String>,
-    results: Option<Vec<DeviceResult>>,
-    errors: Option<Vec<String>>,
 }
 
 /// A read, run with the reader connection (a trait rather than a closure
@@ -1151,10 +1070,10 @@ impl OperationStore for PgStore {
         })?;
         self.write(Write::Begin {
             id: params.operation_id.clone(),
-            key: key(&params.operation_id),
+            key: operation_key(&params.operation_id),
             doc,
-            started: ms(started),
-            deadline: ms(deadline),
+            started: to_millis(started),
+            deadline: to_millis(deadline),
         })
         .await
     }
@@ -1167,10 +1086,10 @@ impl OperationStore for PgStore {
         received: Timestamp,
     ) -> Result<(), StoreError> {
         self.write(Write::Reply {
-            key: key(operation),
+            key: operation_key(operation),
             sn: sn.as_str().to_owned(),
             body: body.to_vec(),
-            received: ms(received),
+            received: to_millis(received),
         })
         .await
     }
@@ -1186,7 +1105,7 @@ impl OperationStore for PgStore {
         let errors = serde_json::to_string(errors)
             .map_err(|e| StoreError::Io(format!("operation {operation}: errors: {e}")))?;
         self.write(Write::Results {
-            key: key(operation),
+            key: operation_key(operation),
             results,
             errors,
         })
@@ -1200,10 +1119,10 @@ impl OperationStore for PgStore {
         outcome: Result<(), &ReportError>,
     ) -> Result<(), StoreError> {
         self.write(Write::Delivery {
-            key: key(operation),
+            key: operation_key(operation),
             kind: kind.as_str(),
             error: outcome.err().map(ToString::to_string),
-            at: ms(Timestamp::from_system_time(SystemTime::now())),
+            at: to_millis(Timestamp::from_system_time(SystemTime::now())),
             token: fastrand::i64(..),
         })
         .await
@@ -1217,10 +1136,10 @@ impl OperationStore for PgStore {
         finished: Timestamp,
     ) -> Result<(), StoreError> {
         self.write(Write::Finish {
-            key: key(operation),
+            key: operation_key(operation),
             state: state.as_str(),
             error: error.map(str::to_owned),
-            finished: ms(finished),
+            finished: to_millis(finished),
         })
         .await
     }

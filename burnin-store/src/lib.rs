@@ -111,7 +111,9 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use burnin_core::store::StoredOperation;
+use burnin_core::store::{
+    OperationColumns, OperationRecord, StoredOperation, operation_key, to_millis,
+};
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
     ReportError, SerialNumber, StoreError, Target, Timestamp,
@@ -375,38 +377,6 @@ impl ParamsDoc {
     }
 }
 
-/// The id as stored: its JSON text, so `42` and `"42"` stay apart.
-fn key(id: &OperationId) -> String {
-    serde_json::to_string(id).unwrap_or_else(|_| format!("{id:?}"))
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.system_time()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn ts(ms: i64) -> Timestamp {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    Timestamp::from_system_time(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-fn parse_state(s: &str) -> Option<OperationState> {
-    [
-        OperationState::Collecting,
-        OperationState::Reporting,
-        OperationState::Done,
-        OperationState::Failed,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-}
-
-fn parse_kind(s: &str) -> Option<PayloadKind> {
-    PayloadKind::ALL.into_iter().find(|k| k.as_str() == s)
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` with
     /// [`Durability::Full`], migrating its schema to [`SCHEMA_VERSION`].
@@ -587,7 +557,7 @@ impl SqliteStore {
         let run: Option<i64> = conn
             .query_row(
                 "SELECT run FROM operations WHERE operation_id = ?1 ORDER BY run DESC LIMIT 1",
-                [key(id)],
+                [operation_key(id)],
                 |r| r.get(0),
             )
             .optional()
@@ -640,7 +610,7 @@ impl SqliteStore {
     /// # Errors
     /// If the database cannot be written.
     pub fn prune(&self, finished_before: Timestamp) -> Result<usize, Error> {
-        let cutoff = ms(finished_before);
+        let cutoff = to_millis(finished_before);
         let mut conn = self.lock();
         let deleted = (|| {
             let tx = conn.transaction()?;
@@ -684,7 +654,12 @@ impl SqliteStore {
         .map_err(|e| self.sql("counting operations", e))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(s, n)| Some((parse_state(&s)?, u64::try_from(n).unwrap_or(0))))
+            .filter_map(|(s, n)| {
+                Some((
+                    OperationState::from_name(&s)?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
             .collect())
     }
 
@@ -712,23 +687,7 @@ impl SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })()
             .map_err(|e| self.sql("reading replies", e))?;
-            let results = match (row.results, row.errors) {
-                (Some(r), Some(e)) => Some((r, e)),
-                _ => None,
-            };
-            let deliveries = self
-                .deliveries(&conn, run)?
-                .into_iter()
-                .map(|d| (d.kind, d.error.map_or(Ok(()), Err)))
-                .collect();
-            out.push(StoredOperation {
-                params: row.params,
-                started: row.started,
-                deadline: row.deadline,
-                replies,
-                results,
-                deliveries,
-            });
+            out.push(row.into_stored(replies, self.deliveries(&conn, run)?));
         }
         Ok(out)
     }
@@ -754,7 +713,7 @@ impl SqliteStore {
         }
     }
 
-    fn row(&self, conn: &Connection, run: i64) -> Result<Row, Error> {
+    fn row(&self, conn: &Connection, run: i64) -> Result<OperationRecord, Error> {
         type Raw = (
             String,
             String,
@@ -789,26 +748,17 @@ impl SqliteStore {
             .map_err(|e| e.to_string())
             .and_then(ParamsDoc::into_params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
-        let state = parse_state(&state)
-            .ok_or_else(|| self.bad(run, format_args!("unknown state {state:?}")))?;
-        let results = results
-            .map(|r| serde_json::from_str::<Vec<DeviceResult>>(&r))
-            .transpose()
-            .map_err(|e| self.bad(run, format_args!("results: {e}")))?;
-        let errors = errors
-            .map(|r| serde_json::from_str::<Vec<String>>(&r))
-            .transpose()
-            .map_err(|e| self.bad(run, format_args!("errors: {e}")))?;
-        Ok(Row {
-            params,
+        OperationColumns {
             state,
-            started: ts(started),
-            deadline: ts(deadline),
-            finished: finished.map(ts),
+            started_ms: started,
+            deadline_ms: deadline,
+            finished_ms: finished,
             error,
             results,
             errors,
-        })
+        }
+        .decode(params)
+        .map_err(|detail| self.bad(run, detail))
     }
 
     fn deliveries(&self, conn: &Connection, run: i64) -> Result<Vec<DeliveryRecord>, Error> {
@@ -827,13 +777,8 @@ impl SqliteStore {
         .map_err(|e| self.sql("reading deliveries", e))?;
         raw.into_iter()
             .map(|(kind, error, at)| {
-                let kind = parse_kind(&kind)
-                    .ok_or_else(|| self.bad(run, format_args!("unknown payload kind {kind:?}")))?;
-                Ok(DeliveryRecord {
-                    kind,
-                    error,
-                    at: ts(at),
-                })
+                DeliveryRecord::from_columns(&kind, error, at)
+                    .map_err(|detail| self.bad(run, detail))
             })
             .collect()
     }
@@ -845,17 +790,7 @@ impl SqliteStore {
                 r.get(0)
             })
             .map_err(|e| self.sql("counting replies", e))?;
-        Ok(OperationView {
-            params: row.params,
-            state: row.state,
-            started: row.started,
-            deadline: row.deadline,
-            finished: row.finished,
-            error: row.error,
-            replies: u64::try_from(replies).unwrap_or(0),
-            results: row.results,
-            deliveries: self.deliveries(conn, run)?,
-        })
+        Ok(row.into_view(replies, self.deliveries(conn, run)?))
     }
 
     /// Queues `work` for the writer thread and waits until the
@@ -967,17 +902,6 @@ impl Inner {
     }
 }
 
-struct Row {
-    params: OperationParams,
-    state: OperationState,
-    started: Timestamp,
-    deadline: Timestamp,
-    finished: Option<Timestamp>,
-    error: Option<String>,
-    results: Option<Vec<DeviceResult>>,
-    errors: Option<Vec<String>>,
-}
-
 fn io(path: &str, action: &str, e: impl fmt::Display) -> StoreError {
     StoreError::Io(format!("state database {path}: {action} failed: {e}"))
 }
@@ -987,7 +911,7 @@ fn running(conn: &Connection, path: &str, id: &OperationId) -> Result<i64, Store
     conn.prepare_cached(
         "SELECT run FROM operations WHERE operation_id = ?1 AND finished_ms IS NULL",
     )
-    .and_then(|mut stmt| stmt.query_row([key(id)], |r| r.get(0)).optional())
+    .and_then(|mut stmt| stmt.query_row([operation_key(id)], |r| r.get(0)).optional())
     .map_err(|e| io(path, "looking the operation up", e))?
     .ok_or_else(|| {
         StoreError::Io(format!(
@@ -1012,7 +936,7 @@ impl OperationStore for SqliteStore {
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM operations
                      WHERE operation_id = ?1 AND finished_ms IS NULL)",
-                    [key(&id)],
+                    [operation_key(&id)],
                     |r| r.get(0),
                 )
                 .map_err(|e| io(path, "looking the operation up", e))?;
@@ -1022,7 +946,12 @@ impl OperationStore for SqliteStore {
             tx.execute(
                 "INSERT INTO operations (operation_id, params, state, started_ms, deadline_ms)
                  VALUES (?1, ?2, 'collecting', ?3, ?4)",
-                params![key(&id), doc, ms(started), ms(deadline)],
+                params![
+                    operation_key(&id),
+                    doc,
+                    to_millis(started),
+                    to_millis(deadline)
+                ],
             )
             .map_err(|e| io(path, "recording a new operation", e))?;
             Ok(())
@@ -1043,7 +972,7 @@ impl OperationStore for SqliteStore {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO replies (run, sn, body, received_ms) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut stmt| stmt.execute(params![run, sn.as_str(), body, ms(received)]))
+            .and_then(|mut stmt| stmt.execute(params![run, sn.as_str(), body, to_millis(received)]))
             .map_err(|e| io(path, &format!("recording the reply of {sn}"), e))?;
             Ok(())
         })
@@ -1081,7 +1010,7 @@ impl OperationStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let id = operation.clone();
         let error = outcome.err().map(ToString::to_string);
-        let now = ms(Timestamp::from_system_time(SystemTime::now()));
+        let now = to_millis(Timestamp::from_system_time(SystemTime::now()));
         self.write(move |conn, path| {
             let run = running(conn, path, &id)?;
             conn.execute(
@@ -1107,7 +1036,7 @@ impl OperationStore for SqliteStore {
             let run = running(conn, path, &id)?;
             conn.execute(
                 "UPDATE operations SET state = ?2, error = ?3, finished_ms = ?4 WHERE run = ?1",
-                params![run, state.as_str(), error, ms(finished)],
+                params![run, state.as_str(), error, to_millis(finished)],
             )
             .map_err(|e| io(path, "recording the end of the operation", e))?;
             Ok(())

@@ -3,69 +3,27 @@
 //! `burnin-agent run` processes on fixture sysfs trees, and the real
 //! `burnin-edge scan` binary.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
 
 use burnin_amqp::testing::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
 use serde_json::{Value, json};
+use support::{FileFactory, Run, factory_args, scan_without_panic as scan};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-fn scan(args: &[&str]) -> Run {
-    let edge = binary("burnin-edge");
-    let start = Instant::now();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(edge)
-        .arg("scan")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        elapsed: start.elapsed(),
-    };
-    assert!(
-        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
-        "{}",
-        run.stderr
-    );
-    run
-}
-
-/// The FACTORY flags for the stand-in.
-fn factory_args(f: &FactoryStandIn) -> Vec<String> {
-    vec![
-        "--mes-url".into(),
-        f.url("/mes/{sn}"),
-        "--log-url".into(),
-        f.url("/log"),
-        "--notify-url".into(),
-        f.url("/notify"),
-        "--pair-url".into(),
-        f.url("/pair"),
-        "--direct-burn-url".into(),
-        f.url("/directBurn"),
-    ]
-}
-
-fn args<'a>(owned: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    owned
+/// [`scan`] with the FACTORY flags for the stand-in `f`, then the broker
+/// flags `broker` (`--amqp-url` …), then `extra`.
+fn scan_factory(f: &FactoryStandIn, broker: &[&str], extra: &[&str]) -> Run {
+    let factory = factory_args(f);
+    let args: Vec<&str> = factory
         .iter()
         .map(String::as_str)
+        .chain(broker.iter().copied())
         .chain(extra.iter().copied())
-        .collect()
+        .collect();
+    scan(&args)
 }
 
 fn posts(f: &FactoryStandIn) -> Vec<(String, String)> {
@@ -97,13 +55,11 @@ fn five_devices_pass_and_the_window_ends_early() {
         .collect();
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
     let url = vhost.url();
-    let mut owned = factory_args(&factory);
-    owned.extend(["--amqp-url".into(), url]);
     let mut extra = vec!["--operation-id", "501", "--window", "30s"];
     for d in &devices {
         extra.extend(["--expect", d.sn.as_str()]);
     }
-    let run = scan(&args(&owned, &extra));
+    let run = scan_factory(&factory, &["--amqp-url", &url], &extra);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.elapsed < Duration::from_secs(15),
@@ -153,10 +109,10 @@ fn failing_devices_give_exact_documents_and_exit_1() {
         Device::new("UNKNOWN-4", &["02:00:00:00:04:01"]),
     ];
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
-    let mut owned = factory_args(&factory);
-    owned.extend(["--amqp-url".into(), vhost.url()]);
-    let run = scan(&args(
-        &owned,
+    let url = vhost.url();
+    let run = scan_factory(
+        &factory,
+        &["--amqp-url", &url],
         &[
             "--operation-id",
             "op-fail",
@@ -173,7 +129,7 @@ fn failing_devices_give_exact_documents_and_exit_1() {
             "--expect",
             "SILENT-5",
         ],
-    ));
+    );
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     let log = &factory.requests_to("/log")[0];
     assert_eq!(
@@ -226,10 +182,10 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
         &[Device::new("BURN-1", &["02:00:00:00:05:01"])],
         &[],
     );
-    let mut owned = factory_args(&factory);
-    owned.extend(["--amqp-url".into(), vhost.url()]);
-    let run = scan(&args(
-        &owned,
+    let url = vhost.url();
+    let run = scan_factory(
+        &factory,
+        &["--amqp-url", &url],
         &[
             "--operation-id",
             "77",
@@ -243,7 +199,7 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
             "BURN-1",
             "--json",
         ],
-    ));
+    );
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         String::from_utf8_lossy(&factory.requests_to("/directBurn")[0].body),
@@ -283,10 +239,10 @@ fn mes_recovers_but_the_log_api_stays_down() {
         &[Device::new("FLAKY-1", &["02:00:00:00:06:01"])],
         &[],
     );
-    let mut owned = factory_args(&factory);
-    owned.extend(["--amqp-url".into(), vhost.url()]);
-    let run = scan(&args(
-        &owned,
+    let url = vhost.url();
+    let run = scan_factory(
+        &factory,
+        &["--amqp-url", &url],
         &[
             "--operation-id",
             "88",
@@ -298,7 +254,7 @@ fn mes_recovers_but_the_log_api_stays_down() {
             "--http-timeout",
             "2s",
         ],
-    ));
+    );
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         factory.requests_to("/mes/FLAKY-1").len(),
@@ -332,34 +288,17 @@ fn file_mode_needs_no_http_server_and_ids_keep_their_json_type() {
     let Some(vhost) = TestVhost::new("scan-files") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, r#"{"FILE-1": ["02:00:00:00:07:01"]}"#).unwrap();
-    let out = dir.path().join("out");
+    let files = FileFactory::new(r#"{"FILE-1": ["02:00:00:00:07:01"]}"#);
     let _fleet = AgentFleet::start(
         &vhost,
         &[Device::new("FILE-1", &["02:00:00:00:07:01"])],
         &[],
     );
     for (id, json_id) in [("1234", json!(1234)), ("0042", json!("0042"))] {
-        let run = scan(&[
-            "--amqp-url",
-            &vhost.url(),
-            "--mes-file",
-            mes.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-            "--operation-id",
-            id,
-            "--expect",
-            "FILE-1",
-        ]);
+        let run = scan(&files.scan_args(&vhost.url(), id, &["--expect", "FILE-1"]));
         assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
         for kind in ["log", "pair", "notify"] {
-            let doc: Value = serde_json::from_slice(
-                &std::fs::read(out.join(format!("{id}.{kind}.json"))).unwrap(),
-            )
-            .unwrap();
+            let doc = files.read(&format!("{id}.{kind}.json"));
             let key = if kind == "log" {
                 "operationid"
             } else {
@@ -372,20 +311,8 @@ fn file_mode_needs_no_http_server_and_ids_keep_their_json_type() {
 
 #[test]
 fn unreachable_broker_exits_3_quickly_and_notifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, "{}").unwrap();
-    let out = dir.path().join("out");
-    let run = scan(&[
-        "--amqp-url",
-        "amqp://guest:hunter2@127.0.0.1:1/%2f",
-        "--mes-file",
-        mes.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--operation-id",
-        "9",
-    ]);
+    let files = FileFactory::new("{}");
+    let run = scan(&files.scan_args("amqp://guest:hunter2@127.0.0.1:1/%2f", "9", &[]));
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
     assert!(
@@ -394,14 +321,13 @@ fn unreachable_broker_exits_3_quickly_and_notifies() {
         run.stderr
     );
     assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
-    let notify: Value =
-        serde_json::from_slice(&std::fs::read(out.join("9.notify.json")).unwrap()).unwrap();
+    let notify = files.read("9.notify.json");
     assert!(
         notify["error"].as_str().unwrap().contains("broker"),
         "{notify}"
     );
     assert!(
-        !out.join("9.log.json").exists(),
+        !files.out.join("9.log.json").exists(),
         "nothing scanned, nothing logged"
     );
     // No empty result table: the error (stderr) and what became of the
@@ -418,24 +344,10 @@ fn an_operation_with_no_roster_and_no_reply_exits_4_and_says_so() {
     let Some(vhost) = TestVhost::new("scan-empty") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, "{}").unwrap();
-    let out = dir.path().join("out");
+    let files = FileFactory::new("{}");
+    let url = vhost.url();
     // No agent on this vhost and no --expect.
-    let mut argv = vec![
-        "--amqp-url".to_owned(),
-        vhost.url(),
-        "--mes-file".into(),
-        mes.to_str().unwrap().into(),
-        "--out-dir".into(),
-        out.to_str().unwrap().into(),
-        "--operation-id".into(),
-        "31".into(),
-        "--window".into(),
-        "1s".into(),
-    ];
-    let run = scan(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = scan(&files.scan_args(&url, "31", &["--window", "1s"]));
     assert_eq!(run.code, Some(4), "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -443,9 +355,7 @@ fn an_operation_with_no_roster_and_no_reply_exits_4_and_says_so() {
         "{}",
         run.stdout
     );
-    argv[7] = "32".into();
-    argv.push("--json".into());
-    let run = scan(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = scan(&files.scan_args(&url, "32", &["--window", "1s", "--json"]));
     assert_eq!(run.code, Some(4), "{}\n{}", run.stdout, run.stderr);
     let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(doc["state"], "done");
@@ -457,51 +367,26 @@ fn an_operation_with_no_roster_and_no_reply_exits_4_and_says_so() {
     // The factory still gets the (empty) log and the notification, byte
     // for byte what an HTTP endpoint would receive.
     assert_eq!(
-        std::fs::read_to_string(out.join("32.notify.json")).unwrap(),
+        std::fs::read_to_string(files.out.join("32.notify.json")).unwrap(),
         r#"{"operationId":32,"scanInfo":[]}"#
     );
-    assert!(!out.join("32.pair.json").exists(), "nothing to pair");
+    assert!(!files.out.join("32.pair.json").exists(), "nothing to pair");
 }
 
 #[test]
 fn bad_arguments_exit_2_naming_the_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, "{}").unwrap();
-    let bad_expect = dir.path().join("expect.txt");
+    let files = FileFactory::new("{}");
+    let bad_expect = files.dir().join("expect.txt");
     std::fs::write(&bad_expect, "GOOD-1\n# comment\n\nBAD SERIAL\n").unwrap();
-    let m = mes.to_str().unwrap();
-    let o = dir.path().join("out");
-    let o = o.to_str().unwrap();
+    let m = files.mes.to_str().unwrap();
+    let o = files.out.to_str().unwrap();
     let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
     let e = bad_expect.to_str().unwrap();
+    // `--amqp-url amqp --mes-file m --out-dir o --operation-id 1`, then `extra`.
+    let with = |extra| files.scan_args(amqp, "1", extra);
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec![
-                "--amqp-url",
-                "http://x/",
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-            ],
-            "--amqp-url",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                "not a url",
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-            ],
-            "--amqp-url",
-        ),
+        (files.scan_args("http://x/", "1", &[]), "--amqp-url"),
+        (files.scan_args("not a url", "1", &[]), "--amqp-url"),
         (
             vec!["--amqp-url", amqp, "--operation-id", "1"],
             "no factory configured",
@@ -542,81 +427,11 @@ fn bad_arguments_exit_2_naming_the_flag() {
             ],
             "--pair-url",
         ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--expect-file",
-                "/nonexistent/x",
-            ],
-            "--expect-file",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--expect-file",
-                e,
-            ],
-            "line 4",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--window",
-                "5 parsecs",
-            ],
-            "--window",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--window",
-                "2h",
-            ],
-            "--window",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--window",
-                "500ms",
-            ],
-            "between 1s and 1h",
-        ),
+        (with(&["--expect-file", "/nonexistent/x"]), "--expect-file"),
+        (with(&["--expect-file", e]), "line 4"),
+        (with(&["--window", "5 parsecs"]), "--window"),
+        (with(&["--window", "2h"]), "--window"),
+        (with(&["--window", "500ms"]), "between 1s and 1h"),
         (
             vec![
                 "--amqp-url",
@@ -632,34 +447,8 @@ fn bad_arguments_exit_2_naming_the_flag() {
             ],
             "--amqp-ca-file /nonexistent/ca.pem",
         ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "",
-            ],
-            "--operation-id",
-        ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--target",
-                "direct-burn",
-            ],
-            "--operator-id",
-        ),
+        (files.scan_args(amqp, "", &[]), "--operation-id"),
+        (with(&["--target", "direct-burn"]), "--operator-id"),
         (
             vec![
                 "--amqp-url",
@@ -677,21 +466,7 @@ fn bad_arguments_exit_2_naming_the_flag() {
             vec!["--amqp-url", amqp, "--mes-file", m, "--out-dir", o],
             "--operation-id",
         ),
-        (
-            vec![
-                "--amqp-url",
-                amqp,
-                "--mes-file",
-                m,
-                "--out-dir",
-                o,
-                "--operation-id",
-                "1",
-                "--expect",
-                "A B",
-            ],
-            "--expect",
-        ),
+        (with(&["--expect", "A B"]), "--expect"),
     ];
     for (case, needle) in cases {
         let run = scan(&case);
@@ -869,25 +644,14 @@ fn several_amqp_urls_fail_over_past_a_dead_node() {
     let url = vhost.url();
     assert!(url.contains(":5672/"), "{url}");
     let dead = url.replace(":5672/", ":1/");
+    let comma_list = format!("{dead},{url}");
     for (op, broker) in [
-        (
-            "511",
-            vec!["--amqp-url".to_owned(), format!("{dead},{url}")],
-        ),
-        (
-            "512",
-            vec![
-                "--amqp-url".to_owned(),
-                dead.clone(),
-                "--amqp-url".to_owned(),
-                url.clone(),
-            ],
-        ),
+        ("511", vec!["--amqp-url", &comma_list]),
+        ("512", vec!["--amqp-url", &dead, "--amqp-url", &url]),
     ] {
-        let mut owned = factory_args(&factory);
-        owned.extend(broker);
-        let run = scan(&args(
-            &owned,
+        let run = scan_factory(
+            &factory,
+            &broker,
             &[
                 "--operation-id",
                 op,
@@ -896,7 +660,7 @@ fn several_amqp_urls_fail_over_past_a_dead_node() {
                 "--expect",
                 "NODES-1",
             ],
-        ));
+        );
         assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
         assert!(
             run.stdout

@@ -3,254 +3,35 @@
 //! `burnin-agent run` processes, the real `burnin-edge serve` binary (killed
 //! with SIGKILL for the crash tests) and plain HTTP/1.1 over TCP.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use burnin_amqp::testing::TestVhost;
-use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
+use burnin_testkit::{AgentFleet, FactoryStandIn, binary};
 use serde_json::{Value, json};
+use support::{
+    Serve, assert_log_has_each_once_passing, devices, factory_args, free_port, http, sns,
+};
 
 const TOKEN: &str = "s3cret-token";
 
-/// A running `burnin-edge serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-    log: PathBuf,
+/// [`Serve::start`] with [`TOKEN`] and the stand-in's directBurn URL too.
+fn start_serve(amqp_url: &str, factory: &FactoryStandIn, db: &Path, extra: &[&str]) -> Serve {
+    let direct_burn = factory.url("/directBurn");
+    let mut args = vec!["--direct-burn-url", direct_burn.as_str()];
+    args.extend_from_slice(extra);
+    Serve::start(amqp_url, factory, db, Some(TOKEN), &args)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn factory_args(f: &FactoryStandIn) -> Vec<String> {
-    vec![
-        "--mes-url".into(),
-        f.url("/mes/{sn}"),
-        "--log-url".into(),
-        f.url("/log"),
-        "--notify-url".into(),
-        f.url("/notify"),
-        "--pair-url".into(),
-        f.url("/pair"),
-        "--direct-burn-url".into(),
-        f.url("/directBurn"),
-    ]
-}
-
-impl Serve {
-    /// Starts serve on a free port and waits until its API answers.
-    fn start(amqp_url: &str, factory: &FactoryStandIn, db: &Path, extra: &[&str]) -> Serve {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = db.with_extension(format!("{port}.log"));
-        let child = Command::new(binary("burnin-edge"))
-            .arg("serve")
-            .args([
-                "--amqp-url",
-                amqp_url,
-                "--listen",
-                &addr,
-                "--api-token",
-                TOKEN,
-            ])
-            .arg("--state-db")
-            .arg(db)
-            .args(factory_args(factory))
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let serve = Serve { child, addr, log };
-        let start = Instant::now();
-        while TcpStream::connect(&serve.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "serve did not listen within 20 s:\n{}",
-                serve.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serve
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let (status, body) = http(&self.addr, "GET", path, Some(TOKEN), None);
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    fn post(&self, body: &Value) -> (u16, Value) {
-        let (status, body) = http(
-            &self.addr,
-            "POST",
-            "/scans",
-            Some(TOKEN),
-            Some(body.to_string().as_bytes()),
-        );
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    /// Polls the operation until `done(doc)` or `limit`.
-    fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (status, doc) = self.get(&format!("/scans/{id}"));
-            if status == 200 && done(&doc) {
-                return doc;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "operation {id} not there within {limit:?}: {status} {doc}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_finished(&self, id: &str, limit: Duration) -> Value {
-        self.wait_for(id, limit, |d| {
-            matches!(d["state"].as_str(), Some("done" | "failed"))
-        })
-    }
-
-    fn sigkill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit code.
-    fn sigterm(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "serve did not stop within 15 s of SIGTERM:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn metrics(&self) -> BTreeMap<String, f64> {
-        let (status, text) = http(&self.addr, "GET", "/metrics", Some(TOKEN), None);
-        assert_eq!(status, 200, "{text}");
-        parse_prometheus(&text)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request (`Connection: close`); returns status and body.
-/// The body is written from another thread so a server that answers before
-/// reading it all (413) is seen.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&[u8]>,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let writer = body.map(|b| {
-        let mut w = stream.try_clone().unwrap();
-        let b = b.to_vec();
-        std::thread::spawn(move || {
-            let _ = w.write_all(&b);
-        })
-    });
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(_) => break, // reset after the answer (body not read)
-        }
-    }
-    drop(writer);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    // Skip any interim 100 Continue.
-    let mut rest = text.as_str();
-    loop {
-        let status: u16 = rest
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP answer from {method} {path}: {text:?}"));
-        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-        if status == 100 {
-            rest = body;
-            continue;
-        }
-        let chunked = head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked");
-        let body = if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        return (status, body);
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
+/// `/metrics` of `serve`, parsed by [`parse_prometheus`].
+fn metrics(serve: &Serve) -> BTreeMap<String, f64> {
+    let (status, text) = http(&serve.addr, "GET", "/metrics", Some(TOKEN), None);
+    assert_eq!(status, 200, "{text}");
+    parse_prometheus(&text)
 }
 
 /// Parses Prometheus/OpenMetrics text strictly enough to catch a broken
@@ -321,26 +102,6 @@ fn metric(m: &BTreeMap<String, f64>, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {key} in {m:#?}"))
 }
 
-/// `n` devices named `<prefix>-<i>` with one card each, known to MES.
-fn devices(factory: &FactoryStandIn, prefix: &str, n: usize, base: u8) -> Vec<Device> {
-    (0..n)
-        .map(|i| {
-            let mac = format!("02:00:00:{base:02x}:{:02x}:01", i + 1);
-            let sn = format!("{prefix}-{}", i + 1);
-            factory.set_mes(&sn, &[&mac]);
-            Device::new(&sn, &[&mac])
-        })
-        .collect()
-}
-
-fn sns(doc: &Value) -> Vec<String> {
-    doc.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["sn"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Every POST to the same endpoint carried the same key and byte-identical body.
 fn assert_resends_identical(factory: &FactoryStandIn, op: &str) {
     let mut by_path: HashMap<String, Vec<(String, Vec<u8>)>> = HashMap::new();
@@ -368,7 +129,7 @@ fn api_answers_validates_and_guards_with_the_token() {
     };
     let factory = FactoryStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+    let mut serve = start_serve(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
 
     // 401 without or with a wrong token, on every route but /healthz.
     for path in ["/scans", "/scans/1", "/metrics"] {
@@ -505,7 +266,7 @@ fn healthz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_back() {
     vhost.ctl(&["delete_vhost", vhost.name()]);
     let factory = FactoryStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+    let serve = start_serve(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..3 {
         let (status, body) = http(&serve.addr, "GET", "/healthz", None, None);
@@ -547,7 +308,7 @@ fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match()
     };
     let factory = FactoryStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
+    let serve = start_serve(&vhost.url(), &factory, &dir.path().join("s.db"), &[]);
     let a = devices(&factory, "A", 3, 0xa);
     let b = devices(&factory, "B", 4, 0xb);
 
@@ -598,7 +359,7 @@ fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match()
         );
     }
 
-    let m = serve.metrics();
+    let m = metrics(&serve);
     assert_eq!(
         metric(&m, r#"burnin_replies_total{outcome="accepted"}"#),
         7.0
@@ -673,7 +434,7 @@ fn a_killed_serve_resumes_and_reports_all_20_devices_exactly_once() {
     let db = dir.path().join("state.db");
     let fleet_devices = devices(&factory, "DUT", 20, 0x20);
     let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
-    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let mut serve = start_serve(&vhost.url(), &factory, &db, &[]);
     let expected: Vec<&str> = fleet_devices.iter().map(|d| d.sn.as_str()).collect();
     let (status, doc) =
         serve.post(&json!({"operationId": 900, "expected": expected, "windowSecs": 10}));
@@ -686,7 +447,7 @@ fn a_killed_serve_resumes_and_reports_all_20_devices_exactly_once() {
     serve.sigkill();
     eprintln!("SIGKILL with {} of 20 replies recorded", at_kill["replies"]);
 
-    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let serve = start_serve(&vhost.url(), &factory, &db, &[]);
     let doc = serve.wait_finished("900", Duration::from_secs(30));
     eprintln!(
         "restart to done: {:?} (replies recorded {})",
@@ -705,27 +466,13 @@ fn a_killed_serve_resumes_and_reports_all_20_devices_exactly_once() {
     let logs = factory.requests_to("/log");
     assert!(!logs.is_empty());
     let last = logs.last().unwrap().json();
-    let mut in_log: Vec<String> = last["scaninfo"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["sn"].as_str().unwrap().to_owned())
-        .collect();
-    in_log.sort();
-    assert_eq!(in_log, want, "each device exactly once");
-    assert!(
-        last["scaninfo"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["result"] == json!("1"))
-    );
+    assert_log_has_each_once_passing(&last, &want);
     assert_resends_identical(&factory, "900");
     assert_eq!(
         factory.requests_to("/notify").last().unwrap().json()["error"],
         Value::Null
     );
-    let m = serve.metrics();
+    let m = metrics(&serve);
     assert_eq!(
         metric(&m, r#"burnin_operations_started_total{how="resumed"}"#),
         1.0
@@ -745,7 +492,7 @@ fn a_delivery_that_failed_before_a_crash_is_delivered_after_the_restart() {
     let devs = devices(&factory, "D", 2, 0x30);
     let _fleet = AgentFleet::start(&vhost, &devs, &[]);
     let retry = ["--http-retries", "100", "--http-timeout", "2s"];
-    let serve = Serve::start(&vhost.url(), &factory, &db, &retry);
+    let mut serve = start_serve(&vhost.url(), &factory, &db, &retry);
     let (status, doc) = serve
         .post(&json!({"operationId": "deliver-1", "expected": ["D-1", "D-2"], "windowSecs": 5}));
     assert_eq!(status, 202, "{doc}");
@@ -765,7 +512,7 @@ fn a_delivery_that_failed_before_a_crash_is_delivered_after_the_restart() {
     let failed_attempts = factory.requests_to("/log").len();
 
     factory.up("/log");
-    let serve = Serve::start(&vhost.url(), &factory, &db, &retry);
+    let serve = start_serve(&vhost.url(), &factory, &db, &retry);
     let doc = serve.wait_finished("deliver-1", Duration::from_secs(20));
     assert_eq!(doc["state"], json!("done"), "{doc}");
     assert_eq!(doc["error"], Value::Null);
@@ -839,7 +586,7 @@ fn scan_records_into_the_state_db_that_serve_reads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let serve = start_serve(&vhost.url(), &factory, &db, &[]);
     let (status, doc) = serve.get("/scans/scan-1");
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["state"], json!("done"));
@@ -904,7 +651,7 @@ fn a_serve_killed_during_a_burst_of_1000_replies_loses_none_it_acked() {
     let factory = FactoryStandIn::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let mut serve = start_serve(&vhost.url(), &factory, &db, &[]);
     let serials: Vec<String> = (0..N).map(|i| format!("BURST-{i:04}")).collect();
     // MES knows none of them (each device fails as unknown): what matters
     // here is that every reply is recorded.
@@ -1006,7 +753,7 @@ fn a_serve_killed_during_a_burst_of_1000_replies_loses_none_it_acked() {
     );
 
     // Restarted, serve takes the rest from the queue: all 1,000, once each.
-    let serve = Serve::start(&vhost.url(), &factory, &db, &[]);
+    let serve = start_serve(&vhost.url(), &factory, &db, &[]);
     let doc = serve.wait_finished(&OP.to_string(), Duration::from_secs(120));
     eprintln!("restarted serve finished after {:?}", started.elapsed());
     assert_eq!(doc["replies"], json!(N), "{}", serve.stderr());

@@ -6,44 +6,17 @@
 //! waiting for, and the notification carries it. These are correctness
 //! bounds, not speed figures: each run is far below its bound.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burnin_amqp::testing::TestVhost;
-use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
-use serde_json::Value;
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-fn scan(args: &[&str]) -> Run {
-    let edge = binary("burnin-edge");
-    let start = Instant::now();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(edge)
-        .arg("scan")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
-}
+use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
+use support::{FileFactory, scan};
 
 /// A TCP port that accepts connections and never sends a byte.
 fn silent_port() -> u16 {
@@ -69,23 +42,9 @@ fn file_bound(window: Duration) -> Duration {
 #[test]
 fn a_port_that_accepts_tcp_but_never_speaks_amqp_ends_the_scan_with_exit_3() {
     let port = silent_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, "{}").unwrap();
-    let out = dir.path().join("out");
+    let files = FileFactory::new("{}");
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
-    let run = scan(&[
-        "--amqp-url",
-        &url,
-        "--mes-file",
-        mes.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--operation-id",
-        "61",
-        "--window",
-        "2s",
-    ]);
+    let run = scan(&files.scan_args(&url, "61", &["--window", "2s"]));
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.elapsed < file_bound(Duration::from_secs(2)),
@@ -98,8 +57,7 @@ fn a_port_that_accepts_tcp_but_never_speaks_amqp_ends_the_scan_with_exit_3() {
         "{}",
         run.stderr
     );
-    let notify: Value =
-        serde_json::from_slice(&std::fs::read(out.join("61.notify.json")).unwrap()).unwrap();
+    let notify = files.read("61.notify.json");
     assert!(
         notify["error"].as_str().unwrap().contains("broker"),
         "{notify}"
@@ -235,24 +193,8 @@ fn a_broker_that_never_confirms_the_command_ends_the_scan_with_exit_3() {
         .url()
         .replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
     assert!(url.contains(&port.to_string()), "{url}");
-    let dir = tempfile::tempdir().unwrap();
-    let mes = dir.path().join("mes.json");
-    std::fs::write(&mes, "{}").unwrap();
-    let out = dir.path().join("out");
-    let run = scan(&[
-        "--amqp-url",
-        &url,
-        "--mes-file",
-        mes.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--operation-id",
-        "63",
-        "--expect",
-        "NEVER-1",
-        "--window",
-        "3s",
-    ]);
+    let files = FileFactory::new("{}");
+    let run = scan(&files.scan_args(&url, "63", &["--expect", "NEVER-1", "--window", "3s"]));
     assert!(frozen.load(Ordering::SeqCst), "the proxy saw the publish");
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
     assert!(
@@ -267,8 +209,7 @@ fn a_broker_that_never_confirms_the_command_ends_the_scan_with_exit_3() {
         run.stdout,
         run.stderr
     );
-    let notify: Value =
-        serde_json::from_slice(&std::fs::read(out.join("63.notify.json")).unwrap()).unwrap();
+    let notify = files.read("63.notify.json");
     assert!(
         notify["error"].as_str().unwrap().contains(needle),
         "{notify}"

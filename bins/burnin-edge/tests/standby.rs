@@ -13,191 +13,26 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burnin_amqp::testing::TestVhost;
 use burnin_store_pg::testing::{PgProxy, PrivatePg, TestDb};
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::{Value, json};
-use support::{free_port, http};
+use support::{Serve, assert_log_has_each_once_passing, devices, free_port, sns};
 
-/// A running `burnin-edge serve --store postgres://…`, killed on drop.
-struct Edge {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Edge {
-    /// Starts serve on a free port of 127.0.0.1 on `store` and waits until
-    /// it listens.
-    fn start(amqp_url: &str, factory: &FactoryStandIn, store: &str, dir: &Path) -> Edge {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = dir.join(format!("serve-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_burnin-edge"))
-            .arg("serve")
-            .args(["--amqp-url", amqp_url, "--listen", &addr])
-            .args(["--store", store])
-            .args(["--mes-url", &factory.url("/mes/{sn}")])
-            .args(["--log-url", &factory.url("/log")])
-            .args(["--notify-url", &factory.url("/notify")])
-            .args(["--pair-url", &factory.url("/pair")])
+/// Starts `burnin-edge serve --store <store>` (no API token) on a free
+/// port of 127.0.0.1, its log in `dir`, and waits until it listens.
+fn start_edge(amqp_url: &str, factory: &FactoryStandIn, store: &str, dir: &Path) -> Serve {
+    let port = free_port();
+    let log = dir.join(format!("serve-{port}.log"));
+    Serve::launch(amqp_url, factory, port, log, None, |cmd| {
+        cmd.args(["--store", store])
             // Not used with --store: proves the flag wins.
             .arg("--state-db")
-            .arg(dir.join(format!("unused-{port}.sqlite3")))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let edge = Edge { child, addr, log };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&edge.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "serve did not listen within 20 s:\n{}",
-                edge.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        edge
-    }
-
-    /// What it advertises by default: `http://` and its --listen address.
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let (status, body) = http(&self.addr, "GET", path, None, None);
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    fn post(&self, body: &Value) -> (u16, Value) {
-        let (status, body) = http(
-            &self.addr,
-            "POST",
-            "/scans",
-            None,
-            Some(body.to_string().as_bytes()),
-        );
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    /// The role `/healthz` shows.
-    fn role(&self) -> String {
-        let (_, doc) = self.get("/healthz");
-        doc["role"].as_str().unwrap_or("?").to_owned()
-    }
-
-    /// Waits until `/healthz` shows `role` (bounded by `limit`).
-    fn wait_role(&self, role: &str, limit: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            if self.role() == role {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{} not {role} within {limit:?}: {:?}\n{}",
-                self.addr,
-                self.get("/healthz"),
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Polls the operation until `done(doc)` or `limit`.
-    fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (status, doc) = self.get(&format!("/scans/{id}"));
-            if status == 200 && done(&doc) {
-                return doc;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "operation {id} not there within {limit:?}: {status} {doc}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_finished(&self, id: &str, limit: Duration) -> Value {
-        self.wait_for(id, limit, |d| {
-            matches!(d["state"].as_str(), Some("done" | "failed"))
-        })
-    }
-
-    /// `burnin_edge_active` from `/metrics`.
-    fn active_gauge(&self) -> f64 {
-        let (status, text) = http(&self.addr, "GET", "/metrics", None, None);
-        assert_eq!(status, 200, "{text}");
-        text.lines()
-            .find_map(|l| l.strip_prefix("burnin_edge_active "))
-            .unwrap_or_else(|| panic!("no burnin_edge_active in /metrics:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit code (bounded by 15 s).
-    fn sigterm(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "serve did not stop within 15 s of SIGTERM:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `n` devices named `<prefix>-<i>` with one card each, known to MES.
-fn devices(factory: &FactoryStandIn, prefix: &str, n: usize, base: u8) -> Vec<Device> {
-    (0..n)
-        .map(|i| {
-            let mac = format!("02:00:00:{base:02x}:{:02x}:01", i + 1);
-            let sn = format!("{prefix}-{}", i + 1);
-            factory.set_mes(&sn, &[&mac]);
-            Device::new(&sn, &[&mac])
-        })
-        .collect()
+            .arg(dir.join(format!("unused-{port}.sqlite3")));
+    })
 }
 
 /// The factory got exactly one log, one pair and one notification for
@@ -224,23 +59,7 @@ fn assert_reported_exactly_once(factory: &FactoryStandIn, op: &str, want: &[Stri
             r.path
         );
     }
-    let log = posts[0].json();
-    let mut in_log: Vec<String> = log["scaninfo"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["sn"].as_str().unwrap().to_owned())
-        .collect();
-    in_log.sort();
-    assert_eq!(in_log, want, "each device exactly once");
-    assert!(
-        log["scaninfo"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["result"] == json!("1")),
-        "{log}"
-    );
+    assert_log_has_each_once_passing(&posts[0].json(), want);
     assert_eq!(posts[2].json()["error"], Value::Null, "{}", posts[2].json());
 }
 
@@ -274,16 +93,16 @@ fn a_standby_answers_reads_refuses_post_naming_the_active_and_takes_over_on_sigt
     };
     let factory = FactoryStandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    let mut a = start_edge(&vhost.url(), &factory, &db.url(), dir.path());
     a.wait_role("active", Duration::from_secs(20));
-    let b = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    let b = start_edge(&vhost.url(), &factory, &db.url(), dir.path());
     // B stays standby while A holds the lock (several of its polls).
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(b.role(), "standby", "{}", b.stderr());
 
     let (status, health) = b.get("/healthz");
     assert_eq!(status, 200, "{health}");
-    assert_eq!(health, json!({"role": "standby", "active": a.url()}));
+    assert_eq!(health, json!({"role": "standby", "active": a.url("")}));
     let (status, health) = a.get("/healthz");
     assert_eq!(status, 200, "{health}");
     assert_eq!(health, json!({"broker": "up", "role": "active"}));
@@ -294,7 +113,7 @@ fn a_standby_answers_reads_refuses_post_naming_the_active_and_takes_over_on_sigt
     // nothing is recorded.
     let (status, answer) = b.post(&json!({"operationId": 31, "windowSecs": 1}));
     assert_eq!(status, 503, "{answer}");
-    assert_eq!(answer, documented_standby_answer(&a.url()));
+    assert_eq!(answer, documented_standby_answer(&a.url("")));
     assert_eq!(b.get("/scans/31").0, 404);
 
     // The active one takes it; both answer GET from the store.
@@ -346,9 +165,9 @@ fn the_standby_finishes_an_operation_whose_active_edge_was_killed_mid_window() {
     let early = devices(&factory, "HA", 4, 0x31);
     let late = devices(&factory, "HB", 4, 0x32);
     let _early = AgentFleet::start(&vhost, &early, &[]);
-    let mut a = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    let mut a = start_edge(&vhost.url(), &factory, &db.url(), dir.path());
     a.wait_role("active", Duration::from_secs(20));
-    let b = Edge::start(&vhost.url(), &factory, &db.url(), dir.path());
+    let b = start_edge(&vhost.url(), &factory, &db.url(), dir.path());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(b.role(), "standby", "{}", b.stderr());
 
@@ -398,12 +217,7 @@ fn the_standby_finishes_an_operation_whose_active_edge_was_killed_mid_window() {
     assert_eq!(doc["state"], json!("done"), "{doc}\n{}", b.stderr());
     assert_eq!(doc["replies"], json!(8), "{doc}");
     let want = sorted_sns(&fleet_devices);
-    let mut got: Vec<String> = doc["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["sn"].as_str().unwrap().to_owned())
-        .collect();
+    let mut got = sns(&doc["devices"]);
     got.sort();
     assert_eq!(got, want);
     assert_reported_exactly_once(&factory, "4242", &want);
@@ -449,7 +263,7 @@ fn postgresql_cut_mid_operation_the_edge_stops_acting_and_finishes_once_it_is_ba
     let dir = tempfile::tempdir().unwrap();
     let fleet_devices = devices(&factory, "PG", 6, 0x32);
     let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
-    let edge = Edge::start(
+    let edge = start_edge(
         &vhost.url(),
         &factory,
         &db.url_via(proxy.port()),
@@ -516,7 +330,7 @@ fn postgresql_restarted_mid_operation_the_edge_stands_down_and_finishes_once_it_
     let dir = tempfile::tempdir().unwrap();
     let fleet_devices = devices(&factory, "PR", 6, 0x33);
     let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
-    let edge = Edge::start(
+    let edge = start_edge(
         &vhost.url(),
         &factory,
         &pg.url_with_password(PASSWORD),

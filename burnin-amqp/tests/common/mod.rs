@@ -8,16 +8,18 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use burnin_amqp::AmqpConfig;
 use burnin_core::agent::{Agent, CommandOutcome};
+use burnin_core::edge::{EdgePorts, Observer, OperationReport, run_operation};
 use burnin_core::memory::StaticProbe;
 use burnin_core::{
-    FactoryReporter, Hardware, InterfaceReport, Mac, MesAnswer, MesError, MesSource, OperationId,
-    Payload, PciDevice, ReportError, ScanCommand, SerialNumber, Timestamp, TransportError,
+    CommandPublisher, Delivery, DeviceReport, FactoryReporter, Hardware, InterfaceReport, Mac,
+    MesAnswer, MesError, MesSource, OperationId, OperationParams, Payload, PciDevice, ReplyStream,
+    ReportError, ScanCommand, SerialNumber, Timestamp, TransportError,
 };
 use burnin_local::SystemClock;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
-    ConfirmSelectOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -76,6 +78,81 @@ pub fn command(op: OperationId, reply_to: &str, within: Duration) -> Vec<u8> {
         deadline: now_plus(within),
     }
     .to_json()
+}
+
+/// The reply of device `i` to operation `op` (a number), as an agent
+/// sends it (agent version `0.1.0`, received now).
+pub fn reply_body(op: u64, i: usize) -> Vec<u8> {
+    DeviceReport::new(
+        Some(OperationId::Number(op)),
+        hardware(i),
+        "0.1.0",
+        now_plus(Duration::ZERO),
+    )
+    .to_json()
+}
+
+/// The next reply `replies` hands over.
+///
+/// # Panics
+/// If none comes within `within`, the stream ended, or it is a transport
+/// error.
+pub async fn next_delivery(replies: &mut impl ReplyStream, within: Duration) -> Delivery {
+    tokio::time::timeout(within, replies.next_reply())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+/// Publishes the command of operation `op` (see [`Raw::publish_command`],
+/// 30 s) every 500 ms until `replies` hands over a reply: for an agent that
+/// is (re)connecting, whose new queue never sees the commands fanned out
+/// before it was bound. `None` if no reply came within `limit`.
+pub async fn publish_until_answered(
+    raw: &Raw,
+    replies: &mut impl ReplyStream,
+    op: u64,
+    limit: Duration,
+) -> Option<Result<Delivery, TransportError>> {
+    tokio::time::timeout(limit, async {
+        loop {
+            raw.publish_command(OperationId::Number(op), Duration::from_secs(30))
+                .await;
+            if let Ok(Some(r)) =
+                tokio::time::timeout(Duration::from_millis(500), replies.next_reply()).await
+            {
+                break r;
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Runs operation `params` through the core's edge use case over
+/// `publisher` and `replies`, with [`SimMes`], the system clock and no
+/// store; payloads go to `reporter`, events to `observer`.
+pub async fn run_sim_operation(
+    params: OperationParams,
+    publisher: &dyn CommandPublisher,
+    replies: &mut dyn ReplyStream,
+    reporter: &NullReporter,
+    observer: &dyn Observer,
+) -> OperationReport {
+    run_operation(
+        params,
+        EdgePorts {
+            publisher,
+            replies,
+            mes: &SimMes,
+            reporter,
+            clock: &SystemClock,
+            observer,
+            store: &burnin_core::NoStore,
+        },
+    )
+    .await
 }
 
 /// A running simulated agent.
@@ -192,6 +269,26 @@ impl Raw {
             .await
             .unwrap();
         assert!(confirm.is_ack());
+    }
+
+    /// Publishes the scan command of operation `op` to the `devicescan`
+    /// exchange, as the edge does: replies to `hwinfo_queue`, due within
+    /// `within`.
+    pub async fn publish_command(&self, op: OperationId, within: Duration) {
+        self.publish("devicescan", "", &command(op, "hwinfo_queue", within))
+            .await;
+    }
+
+    /// Declares the plain (classic, transient) queue `name`.
+    pub async fn declare_queue(&self, name: &str) {
+        self.ch
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
     }
 
     /// Takes every message now in `queue` (acked).
