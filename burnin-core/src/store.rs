@@ -46,7 +46,7 @@ use async_trait::async_trait;
 
 use crate::{
     DeviceResult, OperationId, OperationParams, OperationState, PayloadKind, ReportError,
-    SerialNumber, Timestamp,
+    SerialNumber, Target, Timestamp,
 };
 
 /// A store failure.
@@ -126,6 +126,79 @@ pub struct DeliveryRecord {
 // burnin-store-pg) keep operations in columns, and how a row read back
 // becomes an [`OperationView`] or a [`StoredOperation`]: one decoding for
 // both stores, so the two cannot drift apart. Pure: no database here.
+
+/// An operation's parameters as the SQL stores keep them: one JSON
+/// document (`operationId`, `operatorId`, `scanMode`, `target`,
+/// `expected`, `windowMs`, `replyTo`, `requireLink`).
+///
+/// `requireLink` (issue 17) is written only when set and reads as `false`
+/// when absent, so rows written before it existed still read and adding it
+/// needed no schema migration.
+///
+/// # Errors
+/// If the parameters cannot be encoded (not expected: every field is
+/// plain data).
+pub fn params_to_json(p: &OperationParams) -> Result<String, String> {
+    serde_json::to_string(&ParamsDoc::from_params(p)).map_err(|e| e.to_string())
+}
+
+/// The parameters [`params_to_json`] wrote.
+///
+/// # Errors
+/// If `text` is not such a document (names the field or the bad target).
+pub fn params_from_json(text: &str) -> Result<OperationParams, String> {
+    serde_json::from_str::<ParamsDoc>(text)
+        .map_err(|e| e.to_string())
+        .and_then(ParamsDoc::into_params)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParamsDoc {
+    operation_id: OperationId,
+    operator_id: Option<String>,
+    scan_mode: Option<i64>,
+    target: String,
+    expected: Vec<SerialNumber>,
+    window_ms: u64,
+    reply_to: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_link: bool,
+}
+
+impl ParamsDoc {
+    fn from_params(p: &OperationParams) -> Self {
+        ParamsDoc {
+            operation_id: p.operation_id.clone(),
+            operator_id: p.operator_id.clone(),
+            scan_mode: p.scan_mode,
+            target: match p.target {
+                Target::Pair => "pair".into(),
+                Target::DirectBurn => "directBurn".into(),
+            },
+            expected: p.expected.clone(),
+            window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
+            reply_to: p.reply_to.clone(),
+            require_link: p.require_link,
+        }
+    }
+
+    fn into_params(self) -> Result<OperationParams, String> {
+        let mut p = OperationParams::new(self.operation_id);
+        p.operator_id = self.operator_id;
+        p.scan_mode = self.scan_mode;
+        p.target = match self.target.as_str() {
+            "pair" => Target::Pair,
+            "directBurn" => Target::DirectBurn,
+            other => return Err(format!("unknown target {other:?}")),
+        };
+        p.expected = self.expected;
+        p.window = Duration::from_millis(self.window_ms);
+        p.reply_to = self.reply_to;
+        p.require_link = self.require_link;
+        Ok(p)
+    }
+}
 
 /// The key an SQL store files an operation under: the id's JSON text, so
 /// `42` and `"42"` stay apart.
@@ -393,6 +466,29 @@ impl OperationStore for NoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_parameters_keep_every_field_and_old_rows_still_read() {
+        let mut p = OperationParams::new(OperationId::Number(7));
+        p.operator_id = Some("op-7".into());
+        p.scan_mode = Some(2);
+        p.target = Target::DirectBurn;
+        p.expected = vec!["A".parse().unwrap()];
+        p.window = Duration::from_millis(12_500);
+        p.reply_to = "hwinfo_queue_b".into();
+        p.require_link = true;
+        let text = params_to_json(&p).unwrap();
+        assert!(text.contains(r#""requireLink":true"#), "{text}");
+        assert_eq!(params_from_json(&text).unwrap(), p);
+        // Written before requireLink existed: reads as false.
+        p.require_link = false;
+        let old = params_to_json(&p).unwrap();
+        assert!(!old.contains("requireLink"), "{old}");
+        assert_eq!(params_from_json(&old).unwrap(), p);
+        let bad = old.replace("directBurn", "burnBoth");
+        let e = params_from_json(&bad).unwrap_err();
+        assert!(e.contains("unknown target \"burnBoth\""), "{e}");
+    }
 
     fn columns() -> OperationColumns {
         OperationColumns {

@@ -84,13 +84,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use burnin_core::store::{
-    OperationColumns, OperationRecord, StoredOperation, operation_key, to_millis,
+    OperationColumns, OperationRecord, StoredOperation, operation_key, params_from_json,
+    params_to_json, to_millis,
 };
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
-    ReportError, SerialNumber, StoreError, Target, Timestamp,
+    ReportError, SerialNumber, StoreError, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
@@ -349,51 +349,6 @@ enum Write {
 struct Job {
     write: Write,
     done: oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// The parameters as stored (JSON), as the SQLite store keeps them.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ParamsDoc {
-    operation_id: OperationId,
-    operator_id: Option<String>,
-    scan_mode: Option<i64>,
-    target: String,
-    expected: Vec<SerialNumber>,
-    window_ms: u64,
-    reply_to: String,
-}
-
-impl ParamsDoc {
-    fn from_params(p: &OperationParams) -> Self {
-        ParamsDoc {
-            operation_id: p.operation_id.clone(),
-            operator_id: p.operator_id.clone(),
-            scan_mode: p.scan_mode,
-            target: match p.target {
-                Target::Pair => "pair".into(),
-                Target::DirectBurn => "directBurn".into(),
-            },
-            expected: p.expected.clone(),
-            window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
-            reply_to: p.reply_to.clone(),
-        }
-    }
-
-    fn into_params(self) -> Result<OperationParams, String> {
-        let mut p = OperationParams::new(self.operation_id);
-        p.operator_id = self.operator_id;
-        p.scan_mode = self.scan_mode;
-        p.target = match self.target.as_str() {
-            "pair" => Target::Pair,
-            "directBurn" => Target::DirectBurn,
-            other => return Err(format!("unknown target {other:?}")),
-        };
-        p.expected = self.expected;
-        p.window = Duration::from_millis(self.window_ms);
-        p.reply_to = self.reply_to;
-        Ok(p)
-    }
 }
 
 /// Whether `e` means the connection is gone (as opposed to a statement
@@ -689,9 +644,7 @@ impl PgStore {
             .ok_or_else(|| self.bad(run, "vanished while being read"))?;
         let params: String = r.get(0);
         let state: String = r.get(1);
-        let params = serde_json::from_str::<ParamsDoc>(&params)
-            .map_err(|e| e.to_string())
-            .and_then(ParamsDoc::into_params)
+        let params = params_from_json(&params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
         OperationColumns {
             state,
@@ -1062,7 +1015,7 @@ impl OperationStore for PgStore {
         started: Timestamp,
         deadline: Timestamp,
     ) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(&ParamsDoc::from_params(params)).map_err(|e| {
+        let doc = params_to_json(params).map_err(|e| {
             StoreError::Io(format!(
                 "operation {}: parameters: {e}",
                 params.operation_id

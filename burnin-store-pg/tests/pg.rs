@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use burnin_core::{
     OperationId, OperationParams, OperationState, OperationStore, PayloadKind, ReportError,
-    SerialNumber, StoreError, Timestamp,
+    SerialNumber, StoreError, Target, Timestamp,
 };
 use burnin_store_pg::testing::{PgProxy as Proxy, TestDb};
 use burnin_store_pg::{Error, Leadership, PgStore, Role};
@@ -24,10 +24,18 @@ fn t(secs: u64) -> Timestamp {
     Timestamp::from_unix_seconds(1_800_000_000 + secs)
 }
 
+/// Every field away from its default, so a field the store drops fails
+/// the round trips below (PostgreSQL once forgot `requireLink`: a standby
+/// taking over would have stopped checking links).
 fn params(id: u64, expected: &[&str]) -> OperationParams {
     let mut p = OperationParams::new(OperationId::Number(id));
     p.expected = expected.iter().map(|s| sn(s)).collect();
     p.operator_id = Some("op-7".into());
+    p.scan_mode = Some(2);
+    p.target = Target::DirectBurn;
+    p.window = Duration::from_millis(12_345);
+    p.reply_to = "hwinfo_queue_b".into();
+    p.require_link = true;
     p
 }
 

@@ -112,14 +112,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use burnin_core::store::{
-    OperationColumns, OperationRecord, StoredOperation, operation_key, to_millis,
+    OperationColumns, OperationRecord, StoredOperation, operation_key, params_from_json,
+    params_to_json, to_millis,
 };
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
-    ReportError, SerialNumber, StoreError, Target, Timestamp,
+    ReportError, SerialNumber, StoreError, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -322,58 +322,6 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
             .finish()
-    }
-}
-
-/// The parameters as stored (JSON).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ParamsDoc {
-    operation_id: OperationId,
-    operator_id: Option<String>,
-    scan_mode: Option<i64>,
-    target: String,
-    expected: Vec<SerialNumber>,
-    window_ms: u64,
-    reply_to: String,
-    /// `requireLink` (issue 17). Absent in rows written before it existed,
-    /// which read as `false`: the params column is JSON, so adding a field
-    /// needs no schema migration.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    require_link: bool,
-}
-
-impl ParamsDoc {
-    fn from_params(p: &OperationParams) -> Self {
-        ParamsDoc {
-            operation_id: p.operation_id.clone(),
-            operator_id: p.operator_id.clone(),
-            scan_mode: p.scan_mode,
-            target: match p.target {
-                Target::Pair => "pair".into(),
-                Target::DirectBurn => "directBurn".into(),
-            },
-            expected: p.expected.clone(),
-            window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
-            reply_to: p.reply_to.clone(),
-            require_link: p.require_link,
-        }
-    }
-
-    fn into_params(self) -> Result<OperationParams, String> {
-        let mut p = OperationParams::new(self.operation_id);
-        p.operator_id = self.operator_id;
-        p.scan_mode = self.scan_mode;
-        p.target = match self.target.as_str() {
-            "pair" => Target::Pair,
-            "directBurn" => Target::DirectBurn,
-            other => return Err(format!("unknown target {other:?}")),
-        };
-        p.expected = self.expected;
-        p.window = Duration::from_millis(self.window_ms);
-        p.reply_to = self.reply_to;
-        p.require_link = self.require_link;
-        Ok(p)
     }
 }
 
@@ -744,9 +692,7 @@ impl SqliteStore {
             )
             .map_err(|e| self.sql("reading an operation", e))?;
         let (params, state, started, deadline, finished, error, results, errors) = raw;
-        let params = serde_json::from_str::<ParamsDoc>(&params)
-            .map_err(|e| e.to_string())
-            .and_then(ParamsDoc::into_params)
+        let params = params_from_json(&params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
         OperationColumns {
             state,
@@ -929,7 +875,7 @@ impl OperationStore for SqliteStore {
         deadline: Timestamp,
     ) -> Result<(), StoreError> {
         let id = params.operation_id.clone();
-        let doc = serde_json::to_string(&ParamsDoc::from_params(params))
+        let doc = params_to_json(params)
             .map_err(|e| StoreError::Io(format!("operation {id}: parameters: {e}")))?;
         self.write(move |tx, path| {
             let busy: bool = tx

@@ -1,5 +1,5 @@
 use super::*;
-use burnin_core::{MacInfo, ScanStatus, Verdict};
+use burnin_core::{MacInfo, ScanStatus, Target, Verdict};
 
 fn t(secs: u64) -> Timestamp {
     Timestamp::from_unix_seconds(1_800_000_000 + secs)
@@ -12,6 +12,8 @@ fn params(id: OperationId) -> OperationParams {
     p.target = Target::DirectBurn;
     p.expected = vec!["A".parse().unwrap(), "B".parse().unwrap()];
     p.window = Duration::from_millis(12_500);
+    p.reply_to = "hwinfo_queue_b".into();
+    p.require_link = true;
     p
 }
 
