@@ -171,36 +171,34 @@ impl Session {
                 .map_err(|e| PublishError::Broker(AmqpError::from_lapin(&e, &what(), None)))
         })
         .await;
-        match result {
-            Err(_) => {
-                // The channel may hold a confirm that will never come; a new
-                // one keeps later publishes from inheriting it.
-                *slot = None;
-                let _ =
-                    tokio::time::timeout(CLOSE_WAIT, channel.close(200, "confirm timeout".into()))
-                        .await;
-                Err(PublishError::NoConfirm(timeout))
-            }
+        let outcome = match result {
+            Err(_) => Err(PublishError::NoConfirm(timeout)),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
             Ok(Ok(Confirmation::Ack(Some(ret)))) => Err(PublishError::Returned(format!(
                 "{} {}",
                 ret.reply_code, ret.reply_text
             ))),
-            Ok(Ok(Confirmation::Nack(_))) => {
-                // A nack retires the channel. RabbitMQ 3.10 can leave a
-                // channel nacking every later publish to a quorum queue
-                // whose leader's node stopped: in tests/cluster.rs nine
-                // agents retried on their channels for the whole 60 s
-                // window, 732 nacks and not one confirm, while the queue
-                // had a new leader and took replies sent on other
-                // channels. The retry goes out on a fresh channel.
-                *slot = None;
-                let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "nacked".into())).await;
-                Err(PublishError::Nacked)
-            }
-            Ok(Ok(Confirmation::NotRequested)) => Ok(()),
+            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+        };
+        // Two outcomes retire the channel, so the retry goes out on a fresh
+        // one. A missing confirm: the channel may hold a confirm that will
+        // never come, and later publishes would inherit it. A nack: RabbitMQ
+        // 3.10 can leave a channel nacking every later publish to a quorum
+        // queue whose leader's node stopped (in tests/cluster.rs nine agents
+        // retried on their channels for the whole 60 s window, 732 nacks and
+        // not one confirm, while the queue had a new leader and took replies
+        // sent on other channels).
+        let retire = match &outcome {
+            Err(PublishError::NoConfirm(_)) => Some("confirm timeout"),
+            Err(PublishError::Nacked) => Some("nacked"),
+            _ => None,
+        };
+        if let Some(why) = retire {
+            *slot = None;
+            let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, why.into())).await;
         }
+        outcome
     }
 
     pub(crate) async fn close(&self) {

@@ -44,32 +44,42 @@ async fn wait_for_connections(cluster: &ClusterVhost, n: usize) -> Vec<(String, 
     }
 }
 
+/// `rabbitmqctl list_queues` of the test's vhost, on a running node: one
+/// line per queue with `columns`, tab-separated (or why it could not be
+/// read).
+fn list_queues(cluster: &ClusterVhost, columns: &[&str]) -> String {
+    let mut args = vec![
+        "list_queues",
+        "-p",
+        cluster.name(),
+        "--quiet",
+        "--no-table-headers",
+    ];
+    args.extend_from_slice(columns);
+    cluster
+        .try_ctl(cluster.any_running(), &args)
+        .unwrap_or_else(|e| e)
+}
+
 /// The reply queue as the cluster sees it: leader, online members,
 /// consumers, ready and unacknowledged messages (or why it could not be
 /// read).
 fn reply_queue_state(cluster: &ClusterVhost) -> String {
-    cluster
-        .try_ctl(
-            cluster.any_running(),
-            &[
-                "list_queues",
-                "-p",
-                cluster.name(),
-                "--quiet",
-                "--no-table-headers",
-                "name",
-                "leader",
-                "online",
-                "consumers",
-                "messages_ready",
-                "messages_unacknowledged",
-            ],
-        )
-        .unwrap_or_else(|e| e)
-        .lines()
-        .filter(|l| l.starts_with("hwinfo_queue\t"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    list_queues(
+        cluster,
+        &[
+            "name",
+            "leader",
+            "online",
+            "consumers",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+    )
+    .lines()
+    .filter(|l| l.starts_with("hwinfo_queue\t"))
+    .collect::<Vec<_>>()
+    .join("; ")
 }
 
 /// How long device `i` of 60 takes to read its hardware. Even devices
@@ -141,18 +151,7 @@ async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
         "random order should spread {AGENTS} agents over the 3 nodes: {per_node:?}"
     );
     assert_eq!(per_node.values().sum::<usize>(), AGENTS, "{per_node:?}");
-    let queues = cluster.ctl(
-        1,
-        &[
-            "list_queues",
-            "-p",
-            cluster.name(),
-            "--quiet",
-            "--no-table-headers",
-            "name",
-            "type",
-        ],
-    );
+    let queues = list_queues(&cluster, &["name", "type"]);
     assert!(
         queues
             .lines()

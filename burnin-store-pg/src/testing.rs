@@ -61,10 +61,16 @@ pub struct TestDb {
     name: String,
 }
 
-fn psql(database: &str, sql: &str) -> Result<String, String> {
+/// The machine's shared PostgreSQL: 127.0.0.1:5432.
+const SHARED_PORT: u16 = 5432;
+
+/// Runs `sql` with psql as `postgres` on 127.0.0.1:`port`, in `database`.
+fn psql(port: u16, database: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-qAtc"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", database, "-qAtc"])
         .arg(sql)
+        .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("psql cannot be run: {e}"))?;
     if out.status.success() {
@@ -91,7 +97,7 @@ impl TestDb {
             std::process::id(),
             fastrand::u32(..)
         );
-        match psql("postgres", &format!("CREATE DATABASE {name}")) {
+        match psql(SHARED_PORT, "postgres", &format!("CREATE DATABASE {name}")) {
             Ok(_) => Some(TestDb { name }),
             Err(why) => {
                 let test = current_test(&label);
@@ -114,7 +120,7 @@ impl TestDb {
 
     /// `postgres://postgres@127.0.0.1:5432/<name>`.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        format!("postgres://postgres@127.0.0.1:{SHARED_PORT}/{}", self.name)
     }
 
     /// The URL through a proxy on `port` of 127.0.0.1 ([`PgProxy::port`]).
@@ -127,13 +133,14 @@ impl TestDb {
     /// # Panics
     /// If psql fails (the message has its stderr).
     pub fn psql(&self, sql: &str) -> String {
-        psql(&self.name, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        psql(SHARED_PORT, &self.name, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         let _ = psql(
+            SHARED_PORT,
             "postgres",
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
@@ -179,7 +186,8 @@ impl PgProxy {
                 }
                 let mut killed = g.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5432").await else {
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", SHARED_PORT)).await
+                    else {
                         return;
                     };
                     tokio::select! {
@@ -460,6 +468,22 @@ impl PrivatePg {
         self.run("pg_ctl", &all).map(drop)
     }
 
+    /// Runs `pg_ctl args… -w -t 30` (waiting at most [`PG_CTL_WAIT`]);
+    /// how long it took.
+    ///
+    /// # Panics
+    /// If pg_ctl fails, naming `doing` (the message has its output and the
+    /// server log).
+    fn timed(&self, args: &[&str], doing: &str) -> Duration {
+        let t = Instant::now();
+        let wait = PG_CTL_WAIT.as_secs().to_string();
+        let mut all = args.to_vec();
+        all.extend(["-w", "-t", &wait]);
+        self.pg_ctl(&all)
+            .unwrap_or_else(|e| panic!("{doing} the private PostgreSQL: {e}"));
+        t.elapsed()
+    }
+
     fn log_tail(&self) -> String {
         let text = self.log();
         if text.is_empty() {
@@ -499,19 +523,7 @@ impl PrivatePg {
     /// # Panics
     /// If psql fails (the message has its stderr).
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-qAtc"])
-            .arg(sql)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("psql cannot be run: {e}"));
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        psql(self.port, "postgres", sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: every session is ended with
@@ -521,11 +533,7 @@ impl PrivatePg {
     /// # Panics
     /// If pg_ctl fails (the message has its output and the server log).
     pub fn stop(&self) -> Duration {
-        let t = Instant::now();
-        let wait = PG_CTL_WAIT.as_secs().to_string();
-        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", &wait])
-            .unwrap_or_else(|e| panic!("stopping the private PostgreSQL: {e}"));
-        t.elapsed()
+        self.timed(&["stop", "-m", "fast"], "stopping")
     }
 
     /// Starts the stopped server again and waits until it accepts
@@ -534,11 +542,7 @@ impl PrivatePg {
     /// # Panics
     /// If pg_ctl fails (the message has its output and the server log).
     pub fn start(&self) -> Duration {
-        let t = Instant::now();
-        let wait = PG_CTL_WAIT.as_secs().to_string();
-        self.pg_ctl(&["start", "-w", "-t", &wait])
-            .unwrap_or_else(|e| panic!("starting the private PostgreSQL: {e}"));
-        t.elapsed()
+        self.timed(&["start"], "starting")
     }
 
     /// Restarts the server for real (`pg_ctl restart -m fast -w`: sessions
@@ -548,11 +552,7 @@ impl PrivatePg {
     /// # Panics
     /// If pg_ctl fails (the message has its output and the server log).
     pub fn restart(&self) -> Duration {
-        let t = Instant::now();
-        let wait = PG_CTL_WAIT.as_secs().to_string();
-        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", &wait])
-            .unwrap_or_else(|e| panic!("restarting the private PostgreSQL: {e}"));
-        t.elapsed()
+        self.timed(&["restart", "-m", "fast"], "restarting")
     }
 }
 
