@@ -100,6 +100,9 @@ async fn command_has_the_spec_properties() {
         scan_mode: Some(2),
         reply_to: "hwinfo_queue".into(),
         deadline: now_plus(SECS(30)),
+        // As an edge before run numbers sends it.
+        run: None,
+        remaining_ms: None,
     };
     publisher
         .publish(&cmd, Duration::from_millis(30_000))

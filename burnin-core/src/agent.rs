@@ -2,10 +2,28 @@
 //!
 //! [`Agent::handle_command`] takes one raw command body and decides:
 //! a malformed or oversize command, one whose `replyTo` is not this agent's
-//! reply queue, one already answered, or one whose deadline has passed is
-//! skipped (with a [`CommandOutcome`] saying why, for the log); otherwise the
-//! hardware is probed and the report sent through the [`ReplySink`], which
-//! retries until the command's deadline.
+//! reply queue, a run of an operation already answered, or one whose window
+//! had closed is skipped (with a [`CommandOutcome`] saying why, for the
+//! log); otherwise the hardware is probed and the report sent through the
+//! [`ReplySink`], which retries until the command's deadline.
+//!
+//! ## Runs
+//!
+//! An operation id may be run again (a rescan, SPEC §11.3): the command
+//! then carries a higher `run`. The agent answers each (operation id, run)
+//! once; a command without `run` (an older edge) is run 0.
+//!
+//! ## Whose clock
+//!
+//! Burn-in images often keep the hardware clock in local time, so a
+//! device's clock may be hours off the edge's. The agent therefore does not
+//! compare the command's `deadline` with its own clock when the command
+//! says how much of the window was left (`remainingMs`, sent by every edge
+//! of this release): it answers until *its own receipt time* plus that
+//! remaining window, and hands that local deadline to the [`ReplySink`].
+//! The broker's per-message expiration already drops commands that waited
+//! too long in the agent's queue. Only a command of an older edge, without
+//! `remainingMs`, is judged by `deadline` against this device's clock.
 //!
 //! Nothing in a command can make the agent do anything but read its own
 //! hardware facts and reply to its own queue.
@@ -42,14 +60,17 @@ pub enum CommandOutcome {
         /// The queue it named.
         reply_to: String,
     },
-    /// This operation was already answered.
-    AlreadyAnswered(OperationId),
-    /// The command's deadline had passed when it arrived.
+    /// This run of the operation was already answered.
+    AlreadyAnswered(OperationId, u64),
+    /// The command's window had closed when it arrived.
     Expired {
         /// The operation.
         operation_id: OperationId,
-        /// Its deadline.
+        /// Its deadline, by the edge's clock.
         deadline: Timestamp,
+        /// Whether this was judged by this device's clock against
+        /// `deadline` (a command of an older edge, without `remainingMs`).
+        by_own_clock: bool,
     },
     /// The hardware could not be read.
     ProbeFailed(OperationId, ProbeError),
@@ -81,16 +102,25 @@ impl fmt::Display for CommandOutcome {
                 "skipped operation {operation_id}: it asks for replies on {reply_to:?}, \
                  not this agent's reply queue (set --reply-queue if that is intended)"
             ),
-            CommandOutcome::AlreadyAnswered(op) => {
+            CommandOutcome::AlreadyAnswered(op, 0) => {
                 write!(f, "skipped operation {op}: already answered")
+            }
+            CommandOutcome::AlreadyAnswered(op, run) => {
+                write!(f, "skipped operation {op} run {run}: already answered")
             }
             CommandOutcome::Expired {
                 operation_id,
                 deadline,
+                by_own_clock: true,
             } => write!(
                 f,
-                "skipped operation {operation_id}: its deadline {deadline} has passed \
-                 (check this device's clock if this repeats)"
+                "skipped operation {operation_id}: its deadline {deadline} has passed by this \
+                 device's clock (the edge is older and sends no remaining window; check this \
+                 device's clock if this repeats)"
+            ),
+            CommandOutcome::Expired { operation_id, .. } => write!(
+                f,
+                "skipped operation {operation_id}: no time was left of its window when it arrived"
             ),
             CommandOutcome::ProbeFailed(op, e) => {
                 write!(f, "could not answer operation {op}: {e}")
@@ -102,18 +132,22 @@ impl fmt::Display for CommandOutcome {
     }
 }
 
-/// Remembers the most recent operation ids, so each is answered once.
+/// An operation id and its run.
+type RunKey = (OperationId, u64);
+
+/// Remembers the most recent (operation, run) pairs, so each is answered
+/// once.
 #[derive(Debug, Default)]
 struct RecentIds {
-    order: VecDeque<OperationId>,
-    set: HashSet<OperationId>,
+    order: VecDeque<RunKey>,
+    set: HashSet<RunKey>,
 }
 
 impl RecentIds {
-    fn contains(&self, id: &OperationId) -> bool {
+    fn contains(&self, id: &RunKey) -> bool {
         self.set.contains(id)
     }
-    fn insert(&mut self, id: OperationId) {
+    fn insert(&mut self, id: RunKey) {
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
             if self.order.len() > REMEMBERED_OPERATIONS
@@ -168,13 +202,21 @@ impl<P: HardwareProbe, S: ReplySink, C: Clock> Agent<P, S, C> {
                 reply_to: command.reply_to,
             };
         }
-        if self.answered.contains(&op) {
-            return CommandOutcome::AlreadyAnswered(op);
+        let key = (op.clone(), command.run.unwrap_or(0));
+        if self.answered.contains(&key) {
+            return CommandOutcome::AlreadyAnswered(op, key.1);
         }
-        if self.clock.now() >= command.deadline {
+        let received = self.clock.now();
+        // See "Whose clock" in the module docs.
+        let deadline = match command.remaining_ms {
+            Some(ms) => received.saturating_add(std::time::Duration::from_millis(ms)),
+            None => command.deadline,
+        };
+        if received >= deadline {
             return CommandOutcome::Expired {
                 operation_id: op,
                 deadline: command.deadline,
+                by_own_clock: command.remaining_ms.is_none(),
             };
         }
         let hardware = match self.probe.probe().await {
@@ -187,11 +229,11 @@ impl<P: HardwareProbe, S: ReplySink, C: Clock> Agent<P, S, C> {
             reply_to: command.reply_to,
             operation_id: op.clone(),
             body: report.to_json(),
-            deadline: command.deadline,
+            deadline,
         };
         match self.sink.send(&reply).await {
             Ok(()) => {
-                self.answered.insert(op.clone());
+                self.answered.insert(key);
                 CommandOutcome::Replied(op)
             }
             Err(e) => CommandOutcome::SendFailed(op, e),
@@ -272,8 +314,98 @@ mod tests {
             scan_mode: None,
             reply_to: reply_to.into(),
             deadline,
+            run: None,
+            remaining_ms: None,
         }
         .to_json()
+    }
+
+    fn agent(
+        broker: &MemoryBroker,
+        clock: &ManualClock,
+    ) -> Agent<StaticProbe, crate::memory::MemoryReplySink, ManualClock> {
+        let (_source, sink) = broker.agent();
+        Agent::new(
+            StaticProbe::new(hardware()),
+            sink,
+            clock.clone(),
+            "hwinfo_queue",
+            "9.9",
+        )
+    }
+
+    fn with_run(body: Vec<u8>, run: Option<u64>, remaining_ms: Option<u64>) -> Vec<u8> {
+        let mut c = ScanCommand::from_slice(&body).unwrap();
+        c.run = run;
+        c.remaining_ms = remaining_ms;
+        c.to_json()
+    }
+
+    #[test]
+    fn each_run_is_answered_once() {
+        block_on(async {
+            let broker = MemoryBroker::new();
+            let (_publisher, mut replies) = broker.edge("hwinfo_queue");
+            let clock = ManualClock::new(Timestamp::from_unix_seconds(1000));
+            let mut agent = agent(&broker, &clock);
+            let later = Timestamp::from_unix_seconds(1030);
+            let base = command("7001", "hwinfo_queue", later);
+            for (run, answered) in [
+                (Some(1), true),
+                (Some(1), false),
+                (Some(2), true),
+                (Some(2), false),
+                // An older edge's command (no run) is run 0.
+                (None, true),
+                (None, false),
+            ] {
+                let out = agent
+                    .handle_command(&with_run(base.clone(), run, Some(30_000)))
+                    .await;
+                assert_eq!(
+                    matches!(out, CommandOutcome::Replied(_)),
+                    answered,
+                    "run {run:?}: {out}"
+                );
+                if !answered {
+                    assert!(out.to_string().contains("already answered"), "{out}");
+                }
+                assert_eq!(replies.try_next_now().is_some(), answered);
+            }
+        });
+    }
+
+    #[test]
+    fn a_clock_hours_off_still_answers_within_the_remaining_window() {
+        block_on(async {
+            let broker = MemoryBroker::new();
+            let (_publisher, mut replies) = broker.edge("hwinfo_queue");
+            // The edge's deadline is 1030; this device's clock is 8 h ahead.
+            let clock = ManualClock::new(Timestamp::from_unix_seconds(1000 + 8 * 3600));
+            let mut agent = agent(&broker, &clock);
+            let deadline = Timestamp::from_unix_seconds(1030);
+            let base = command("601", "hwinfo_queue", deadline);
+            let out = agent
+                .handle_command(&with_run(base.clone(), Some(1), Some(30_000)))
+                .await;
+            assert!(matches!(out, CommandOutcome::Replied(_)), "{out}");
+            assert!(replies.try_next_now().is_some());
+            // An older edge's command (no remainingMs) is still judged by
+            // this device's clock, and says so.
+            let out = agent.handle_command(&with_run(base.clone(), Some(2), None)).await;
+            assert!(
+                matches!(out, CommandOutcome::Expired { by_own_clock: true, .. }),
+                "{out}"
+            );
+            assert!(out.to_string().contains("check this device's clock"), "{out}");
+            // No time left at all: skipped whatever the clock.
+            let out = agent.handle_command(&with_run(base, Some(3), Some(0))).await;
+            assert!(
+                matches!(out, CommandOutcome::Expired { by_own_clock: false, .. }),
+                "{out}"
+            );
+            assert!(replies.try_next_now().is_none());
+        });
     }
 
     #[test]
@@ -308,7 +440,7 @@ mod tests {
             let out = agent
                 .handle_command(&command("7", "hwinfo_queue", later))
                 .await;
-            assert!(matches!(out, CommandOutcome::AlreadyAnswered(_)), "{out}");
+            assert!(matches!(out, CommandOutcome::AlreadyAnswered(..)), "{out}");
             let out = agent
                 .handle_command(&command("8", "other_queue", later))
                 .await;
@@ -339,10 +471,10 @@ mod tests {
     fn remembers_a_bounded_number_of_ids() {
         let mut r = RecentIds::default();
         for i in 0..(REMEMBERED_OPERATIONS as u64 + 10) {
-            r.insert(OperationId::Number(i));
+            r.insert((OperationId::Number(i), 1));
         }
-        assert!(!r.contains(&OperationId::Number(0)));
-        assert!(r.contains(&OperationId::Number(REMEMBERED_OPERATIONS as u64 + 9)));
+        assert!(!r.contains(&(OperationId::Number(0), 1)));
+        assert!(r.contains(&(OperationId::Number(REMEMBERED_OPERATIONS as u64 + 9), 1)));
         assert_eq!(r.set.len(), REMEMBERED_OPERATIONS);
     }
 }

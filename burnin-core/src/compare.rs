@@ -182,6 +182,14 @@ pub enum FindingKind {
     SharedMac,
     /// `requireLink` failed this interface.
     NoLink,
+    /// Another board answered the same operation with the same serial and
+    /// other facts (a cloned or re-used serial): the serial fails.
+    SerialConflict,
+    /// The device's clock is further from the edge's than the tolerance.
+    Clock,
+    /// MES could not be asked about the device (an outage): undecided,
+    /// not reported to the factory.
+    MesOutage,
     /// A kind written by a newer burnin.
     #[serde(other)]
     Other,
@@ -372,6 +380,95 @@ impl DeviceResult {
             self.findings
                 .push(HardwareFinding::new(FindingKind::NoDriver, None, message));
         }
+    }
+
+    /// Whether a MES outage left this device undecided
+    /// ([`FindingKind::MesOutage`]).
+    pub fn is_undecided(&self) -> bool {
+        self.findings.iter().any(|f| f.kind == FindingKind::MesOutage)
+    }
+
+    /// Marks the device undecided: MES could not be asked (see
+    /// [`crate::operation`]'s *MES outages*). The reason is in the result's
+    /// [`Finding::MesFailed`]; the finding says what became of the device.
+    pub fn mark_undecided(&mut self) {
+        let why = match &self.finding {
+            Finding::MesFailed(why) => why.as_str(),
+            _ => "no answer",
+        };
+        let message = format!("undecided: MES could not be asked ({why}); not reported");
+        self.findings
+            .push(HardwareFinding::new(FindingKind::MesOutage, None, message));
+    }
+
+    /// Fails the device because other boards answered with its serial
+    /// (`twins`, in arrival order) and names every board: host name and
+    /// MACs. The `macinfo` stays the first reply's, every entry `"0"`.
+    pub fn add_conflict(&mut self, first: &DeviceReport, twins: &[DeviceReport]) {
+        fn board(r: &DeviceReport) -> String {
+            let macs: Vec<String> = r
+                .interfaces
+                .iter()
+                .map(|i| i.compared_address().to_string())
+                .collect();
+            let macs = if macs.is_empty() {
+                "no network card".to_owned()
+            } else {
+                macs.join(", ")
+            };
+            format!("host {:?} ({macs})", r.hostname)
+        }
+        let mut boards = vec![board(first)];
+        boards.extend(twins.iter().map(board));
+        let message = format!(
+            "{} boards answered as {}: {}; a cloned or re-used serial? The first reply is logged, \
+             failed",
+            boards.len(),
+            self.sn,
+            boards.join(" and ")
+        );
+        self.fail_every_mac();
+        self.findings
+            .push(HardwareFinding::new(FindingKind::SerialConflict, None, message));
+    }
+
+    /// Adds a [`FindingKind::Clock`] finding when the device collected its
+    /// facts at `collected` by its own clock, the edge received them at
+    /// `received`, and the two differ by more than `tolerance`. With
+    /// `require_clock` the device then fails.
+    pub fn add_clock_finding(
+        &mut self,
+        collected: crate::Timestamp,
+        received: crate::Timestamp,
+        tolerance: std::time::Duration,
+        require_clock: bool,
+    ) {
+        let (off, way) = if collected >= received {
+            (collected.saturating_since(received), "ahead of")
+        } else {
+            (received.saturating_since(collected), "behind")
+        };
+        if off <= tolerance {
+            return;
+        }
+        let mut message = format!(
+            "device clock is {} {way} the edge",
+            crate::time::human_duration(off)
+        );
+        if require_clock {
+            message.push_str("; requireClock fails it");
+            self.fail_every_mac();
+        }
+        self.findings
+            .push(HardwareFinding::new(FindingKind::Clock, None, message));
+    }
+
+    /// Every `macinfo` entry `"0"` and the device Fail.
+    fn fail_every_mac(&mut self) {
+        for m in &mut self.macinfo {
+            m.scanstatus = ScanStatus::Mismatch;
+        }
+        self.result = Verdict::Fail;
     }
 
     /// An expected device that never replied: Fail with no `macinfo`.

@@ -83,6 +83,17 @@ pub trait Observer: Send + Sync {
     fn transport_error(&self, _error: &TransportError) {}
     /// The store could not record something.
     fn store_error(&self, _operation: &OperationId, _error: &StoreError) {}
+    /// `sn`'s MES lookup failed with `error` (other than 404) and will be
+    /// tried again at `retry_at`: MES is having an outage and the device
+    /// waits for it (see [`OperationParams::mes_outage_wait`]).
+    fn mes_waiting(
+        &self,
+        _operation: &Operation,
+        _sn: &SerialNumber,
+        _error: &MesError,
+        _retry_at: Timestamp,
+    ) {
+    }
     /// A MES answer arrived.
     fn mes_answer(
         &self,
@@ -171,8 +182,17 @@ impl OperationReport {
 /// (and then their ack) at once before [`run`] stops taking replies.
 pub const MAX_PENDING_RECORDS: usize = 1024;
 
-type Lookup<'a> =
-    Pin<Box<dyn Future<Output = (SerialNumber, Result<MesAnswer, MesError>)> + Send + 'a>>;
+type Lookup<'a> = Pin<Box<dyn Future<Output = Looked> + Send + 'a>>;
+
+/// One MES attempt for a serial.
+struct Looked {
+    sn: SerialNumber,
+    answer: Result<MesAnswer, MesError>,
+    /// Attempts made so far (1 for the first).
+    attempt: u32,
+    /// When the first attempt failed (set once one did).
+    failing_since: Option<Timestamp>,
+}
 
 /// A reply being recorded, then acked.
 type Record<'a> = Pin<Box<dyn Future<Output = Recorded> + Send + 'a>>;
@@ -185,24 +205,32 @@ struct Recorded {
 
 enum Event {
     Reply(Option<Result<Delivery, TransportError>>),
-    Mes(SerialNumber, Result<MesAnswer, MesError>),
+    Mes(Looked),
     Recorded(Recorded),
     Deadline,
 }
 
-/// Records a new operation starting now; [`StoreError::Running`] if its id
-/// is still running.
+/// Records a new run of an operation starting now and numbers it;
+/// [`StoreError::Running`] if its id is still running,
+/// [`StoreError::Held`] if it already ran and no rescan was asked for.
 pub async fn start(
-    params: OperationParams,
+    mut params: OperationParams,
     clock: &dyn Clock,
     store: &dyn OperationStore,
 ) -> Result<Operation, StoreError> {
-    let op = Operation::new(params, clock.now());
-    store
-        .begin(op.params(), op.started(), op.deadline())
+    let now = clock.now();
+    let probe = Operation::new(params.clone(), now);
+    params.run = store
+        .begin(probe.params(), probe.started(), probe.deadline())
         .await?;
-    Ok(op)
+    Ok(Operation::new(params, now))
 }
+
+/// The first MES retry after a failed lookup; each next one waits twice as
+/// long, up to [`MES_RETRY_MAX`].
+pub const MES_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between two MES retries of one device.
+pub const MES_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts and runs a new operation; a store refusal ends it failed at once.
 pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> OperationReport {
@@ -254,18 +282,33 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
         observer,
     } = ports;
     let id = op.id().clone();
-    let lookup = |sn: SerialNumber| -> Lookup<'_> {
+    let outage_wait = op.params().mes_outage_wait;
+    let attempt = move |sn: SerialNumber,
+                        attempt: u32,
+                        failing_since: Option<Timestamp>,
+                        not_before: Option<Timestamp>|
+          -> Lookup<'_> {
         Box::pin(async move {
+            if let Some(at) = not_before {
+                clock.sleep_until(at).await;
+            }
             let answer = mes.lookup(&sn).await;
-            (sn, answer)
+            Looked {
+                sn,
+                answer,
+                attempt,
+                failing_since,
+            }
         })
     };
+    let lookup = move |sn: SerialNumber| attempt(sn, 1, None, None);
 
     observer.running(&op);
     op.handle_timeout(clock.now());
     if op.state() == OperationState::Collecting {
-        let window = op.deadline().saturating_since(clock.now());
-        let published = publisher.publish(&op.command(), window).await;
+        let now = clock.now();
+        let window = op.deadline().saturating_since(now);
+        let published = publisher.publish(&op.command(now), window).await;
         observer.published(&op, &published);
         if let Err(e) = published {
             let error = format!("could not publish the scan command: {e}");
@@ -280,10 +323,18 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
     let mut lookups: FuturesUnordered<Lookup<'_>> =
         op.mes_outstanding().into_iter().map(lookup).collect();
     let mut records: FuturesUnordered<Record<'_>> = FuturesUnordered::new();
-    let timer = clock.sleep_until(op.deadline()).fuse();
-    futures::pin_mut!(timer);
+    // Re-armed whenever the operation's next wake-up changes (the settle
+    // time after the last expected reply ends collection early).
+    let mut wake_at = op.poll_timeout().unwrap_or(op.deadline());
+    let mut timer = clock.sleep_until(wake_at).fuse();
     let mut ended_seen = false;
     loop {
+        if let Some(at) = op.poll_timeout()
+            && at != wake_at
+        {
+            wake_at = at;
+            timer = clock.sleep_until(at).fuse();
+        }
         let collecting = !op.poll_collection_end();
         if !collecting && !ended_seen {
             ended_seen = true;
@@ -304,7 +355,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
         let event = {
             let next_lookup = async {
                 match lookups.next().await {
-                    Some((sn, answer)) => Event::Mes(sn, answer),
+                    Some(looked) => Event::Mes(looked),
                     None => futures::future::pending().await,
                 }
             }
@@ -329,11 +380,32 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 e = next_lookup => e,
                 e = next_record => e,
                 e = next_reply => e,
-                () = timer => Event::Deadline,
+                () = &mut timer => Event::Deadline,
             }
         };
         match event {
-            Event::Mes(sn, answer) => {
+            Event::Mes(Looked {
+                sn,
+                answer: Err(e),
+                attempt: n,
+                failing_since,
+            }) if !outage_wait.is_zero()
+                && clock.now().saturating_since(failing_since.unwrap_or(clock.now()))
+                    < outage_wait =>
+            {
+                // An outage, not a verdict: try again later (SPEC §11.3).
+                let now = clock.now();
+                let since = failing_since.unwrap_or(now);
+                let backoff = MES_RETRY_FIRST
+                    .saturating_mul(1 << (n - 1).min(16))
+                    .min(MES_RETRY_MAX);
+                let give_up = since.saturating_add(outage_wait);
+                let retry_at = now.saturating_add(backoff).min(give_up);
+                op.handle_mes_waiting(&sn, e.reason());
+                observer.mes_waiting(&op, &sn, &e, retry_at);
+                lookups.push(attempt(sn, n + 1, Some(since), Some(retry_at)));
+            }
+            Event::Mes(Looked { sn, answer, .. }) => {
                 observer.mes_answer(&op, &sn, &answer);
                 op.handle_mes_answer(&sn, answer);
             }
@@ -360,7 +432,12 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                     observer.transport_error(&e);
                 }
             }
-            Event::Deadline => {}
+            Event::Deadline => {
+                // Spent: a new timer is armed at the top of the loop if
+                // collection goes on.
+                wake_at = Timestamp::from_unix_seconds(0);
+                timer = futures::future::pending::<()>().boxed().fuse();
+            }
         }
         op.handle_timeout(clock.now());
     }
@@ -394,15 +471,33 @@ async fn handle_delivery<'a>(
     if delivery.redelivered {
         op.handle_redelivered();
     }
-    let outcome = op.handle_reply(&delivery.body);
+    let received = clock.now();
+    let outcome = op.handle_reply_at(&delivery.body, received);
     observer.reply(op, &outcome);
     let settled = match outcome {
         ReplyOutcome::Rejected(reason) => delivery.reject(&reason.to_string()).await,
         // Safe even while the first copy is being recorded: that copy stays
         // unacked (and so kept by the broker) until it is durable.
         ReplyOutcome::Duplicate(_) => delivery.ack().await,
+        // Recorded like an accepted reply, so a restored operation still
+        // knows both boards; nothing more to look up.
+        ReplyOutcome::Conflict(sn) => {
+            let id = op.id().clone();
+            let record: Record<'a> = Box::pin(async move {
+                let stored = store.reply(&id, &sn, &delivery.body, received).await;
+                let acked = match stored {
+                    Ok(()) => delivery.ack().await,
+                    Err(_) => Ok(()),
+                };
+                Recorded { stored, acked }
+            });
+            return Handled {
+                lookup: None,
+                record: Some(record),
+            };
+        }
         ReplyOutcome::Accepted(sn) => {
-            let (id, received) = (op.id().clone(), clock.now());
+            let id = op.id().clone();
             let serial = sn.clone();
             let record: Record<'a> = Box::pin(async move {
                 let stored = store.reply(&id, &serial, &delivery.body, received).await;

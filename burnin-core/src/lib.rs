@@ -90,6 +90,7 @@ pub use ports::{
     MesSource, OutgoingReply, ProbeError, ReplySink, ReplyStream, ReportError, TransportError,
 };
 pub use store::{
-    DeliveryRecord, NoStore, OperationStore, OperationView, StoreError, StoredOperation,
+    DeliveryRecord, NoStore, OperationStore, OperationView, RunSummary, StoreError,
+    StoredOperation, StoredReply,
 };
-pub use time::{Timestamp, TimestampError};
+pub use time::{Timestamp, TimestampError, human_duration};

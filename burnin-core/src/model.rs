@@ -261,6 +261,21 @@ pub struct ScanCommand {
     pub reply_to: String,
     /// When the edge stops collecting; later replies are pointless.
     pub deadline: Timestamp,
+    /// Which run of the operation this is (SPEC §11.3): agents answer each
+    /// (operation, run) once, so a rescan is answered again. Absent from
+    /// older edges, which agents treat as run 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// How much of the window was left when this command was published, in
+    /// milliseconds. An agent answers until its own receipt time plus this,
+    /// so a device whose clock is hours off still answers; without it (an
+    /// older edge) the agent compares `deadline` with its own clock.
+    #[serde(
+        default,
+        rename = "remainingMs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remaining_ms: Option<u64>,
 }
 
 impl ScanCommand {
@@ -499,7 +514,12 @@ mod tests {
             br#"{"operationId":"op-1","replyTo":"hwinfo_queue","deadline":"2026-11-25T10:00:30Z"}"#;
         let c = ScanCommand::from_slice(body).unwrap();
         assert_eq!(c.operator_id, None);
+        assert_eq!((c.run, c.remaining_ms), (None, None), "an older edge's command");
         assert_eq!(c.to_json(), body.to_vec());
+        let newer = br#"{"operationId":7,"replyTo":"q","deadline":"2026-11-25T10:00:30Z","run":2,"remainingMs":29500}"#;
+        let c = ScanCommand::from_slice(newer).unwrap();
+        assert_eq!((c.run, c.remaining_ms), (Some(2), Some(29_500)));
+        assert_eq!(c.to_json(), newer.to_vec());
         let e = ScanCommand::from_slice(br#"{"operationId":1,"replyTo":5,"deadline":"x"}"#)
             .unwrap_err();
         assert_eq!(e.path(), Some("replyTo"));

@@ -8,10 +8,22 @@
 //! Inputs are `handle_*` calls, outputs `poll_*` calls; the caller owns the
 //! clock and the I/O (see [`crate::edge::run_operation`] for the driver).
 //!
-//! * **Replies** ([`Operation::handle_reply`]): the first reply from a serial
-//!   stands; later ones are counted as duplicates. Replies that do not parse,
-//!   name another operation, or arrive after collection ended are rejected
-//!   with a [`RejectReason`] for the rejected queue — never dropped.
+//! * **Replies** ([`Operation::handle_reply_at`]): the first reply from a
+//!   serial stands; a later one with the same facts (host name, MACs,
+//!   permanent MACs) is counted as a duplicate. A later one whose facts
+//!   differ is a **conflict** — two boards answering as one serial (a
+//!   cloned or re-used serial): the serial fails with a finding naming both
+//!   boards, and the log carries the first reply's MACs with result `"0"`.
+//!   Replies that do not parse, name another operation, or arrive after
+//!   collection ended are rejected with a [`RejectReason`] for the rejected
+//!   queue — never dropped.
+//! * **Early end**: once every expected serial has replied, collection goes
+//!   on for [`OperationParams::settle`] (default 500 ms) so a twin answering
+//!   the same command is caught, then ends.
+//! * **Clocks**: each reply's `collectedAt` is compared with the time the
+//!   edge received it; a device whose clock is further off than
+//!   [`OperationParams::clock_tolerance`] gets a finding ("device clock is
+//!   8 h 0 min ahead of the edge"), informational unless `requireClock`.
 //! * **MES** ([`Operation::handle_mes_answer`]): the caller looks up every
 //!   accepted serial (as soon as it is accepted) and hands in the answer.
 //! * **Results** are ordered: expected serials in the order given, then
@@ -23,8 +35,13 @@
 //!   notification, carrying `error` if anything went wrong (a failed
 //!   delivery, a failed MES lookup, a lost broker). An operation with an
 //!   error ends [`OperationState::Failed`], else [`OperationState::Done`].
-//!   A device whose MES lookup failed is reported as Fail — it is never
-//!   paired unverified.
+//! * **MES outages**: a lookup that failed for any reason but 404 (after the
+//!   driver retried it for [`OperationParams::mes_outage_wait`]) leaves its
+//!   device **undecided**. An undecided device is never reported to the
+//!   factory as failed: when any device is undecided, the log and Pair are
+//!   withheld and only the notification is sent, with an empty `scanInfo`
+//!   and an error naming MES and the devices (the whole operation can be
+//!   run again with a rescan once MES answers).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -56,7 +73,35 @@ pub struct OperationParams {
     /// `requireLink` (SPEC §10.1): an interface without carrier fails its
     /// MAC. Off by default.
     pub require_link: bool,
+    /// Which run of the operation id this is (SPEC §11.3), assigned by the
+    /// store when the run begins ([`crate::OperationStore::begin`]): 1, 2, …
+    /// with a store; the start time in milliseconds since the Unix epoch
+    /// without one (so runs never repeat); 0 for an operation recorded
+    /// before runs were numbered.
+    pub run: u64,
+    /// Whether a new run of an id the store already holds was asked for
+    /// (`--rescan`, `"rescan": true`); without it such an id is refused.
+    pub rescan: bool,
+    /// How long collection goes on after every expected serial replied, so
+    /// a second board answering with the same serial is caught.
+    pub settle: Duration,
+    /// How far a device's clock may be from the edge's before it gets a
+    /// finding.
+    pub clock_tolerance: Duration,
+    /// `requireClock`: a device whose clock is off by more than
+    /// [`clock_tolerance`](Self::clock_tolerance) fails. Off by default.
+    pub require_clock: bool,
+    /// How long a MES lookup that fails (other than with 404) is retried
+    /// before its device is left undecided.
+    pub mes_outage_wait: Duration,
 }
+
+/// Default of [`OperationParams::settle`].
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
+/// Default of [`OperationParams::clock_tolerance`].
+pub const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_secs(120);
+/// Default of [`OperationParams::mes_outage_wait`].
+pub const DEFAULT_MES_OUTAGE_WAIT: Duration = Duration::from_secs(600);
 
 impl OperationParams {
     /// Parameters with the defaults of SPEC §7: Pair target, no expected
@@ -71,6 +116,12 @@ impl OperationParams {
             window: Duration::from_secs(30),
             reply_to: "hwinfo_queue".into(),
             require_link: false,
+            run: 0,
+            rescan: false,
+            settle: DEFAULT_SETTLE,
+            clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
+            require_clock: false,
+            mes_outage_wait: DEFAULT_MES_OUTAGE_WAIT,
         }
     }
 }
@@ -158,8 +209,12 @@ impl fmt::Display for RejectReason {
 pub enum ReplyOutcome {
     /// Recorded; look this serial up in MES.
     Accepted(SerialNumber),
-    /// A second reply from a serial; the first stands.
+    /// A second reply from a serial with the same facts; the first stands.
     Duplicate(SerialNumber),
+    /// A second reply from a serial whose facts differ from the first: two
+    /// boards answer as one serial. Recorded (like an accepted reply); the
+    /// serial fails.
+    Conflict(SerialNumber),
     /// Not recorded; move it to the rejected queue.
     Rejected(RejectReason),
 }
@@ -169,8 +224,11 @@ pub enum ReplyOutcome {
 pub struct Counters {
     /// Replies accepted (one per serial).
     pub accepted: usize,
-    /// Replies from a serial that had already replied.
+    /// Replies from a serial that had already replied, with the same facts.
     pub duplicates: usize,
+    /// Replies from a serial that had already replied, with other facts
+    /// (another board answering as the same serial).
+    pub conflicts: usize,
     /// Replies rejected.
     pub rejected: usize,
     /// Replies the broker marked as delivered before (its `redelivered`
@@ -189,7 +247,18 @@ pub struct Operation {
     deadline: Timestamp,
     state: OperationState,
     replies: HashMap<SerialNumber, DeviceReport>,
+    /// When the edge received each accepted reply.
+    received: HashMap<SerialNumber, Timestamp>,
+    /// Further replies of a serial whose facts differ from the first.
+    conflicts: HashMap<SerialNumber, Vec<DeviceReport>>,
     arrival: Vec<SerialNumber>,
+    /// The latest time the operation was told.
+    now: Timestamp,
+    /// When the early end happens (every expected serial replied, plus
+    /// the settle time).
+    settle_until: Option<Timestamp>,
+    /// Serials whose MES lookup is failing and being retried, with why.
+    mes_waiting: HashMap<SerialNumber, String>,
     expected: HashSet<SerialNumber>,
     mes: HashMap<SerialNumber, Result<MesAnswer, MesError>>,
     counters: Counters,
@@ -198,6 +267,9 @@ pub struct Operation {
     next: Option<PayloadKind>,
     reporting_started: bool,
     aborted: bool,
+    /// Devices left undecided by a MES outage: the log and Pair are
+    /// withheld.
+    undecided: Vec<SerialNumber>,
 }
 
 impl Operation {
@@ -222,8 +294,8 @@ impl Operation {
     /// replied serial up again ([`Operation::mes_outstanding`]).
     pub fn restore(stored: StoredOperation) -> Self {
         let mut op = Self::with_deadline(stored.params, stored.started, stored.deadline);
-        for body in &stored.replies {
-            op.handle_reply(body);
+        for reply in &stored.replies {
+            op.handle_reply_at(&reply.body, reply.received);
         }
         if let Some((results, errors)) = stored.results {
             op.state = OperationState::Reporting;
@@ -231,7 +303,13 @@ impl Operation {
             op.errors = errors;
             op.reporting_started = true;
             op.aborted = op.results.is_empty() && op.replies.is_empty() && !op.errors.is_empty();
-            op.next = Some(if op.aborted {
+            op.undecided = op
+                .results
+                .iter()
+                .filter(|d| d.is_undecided())
+                .map(|d| d.sn.clone())
+                .collect();
+            op.next = Some(if op.withheld() {
                 PayloadKind::Notify
             } else {
                 PayloadKind::Log
@@ -251,7 +329,12 @@ impl Operation {
             deadline,
             state: OperationState::Collecting,
             replies: HashMap::new(),
+            received: HashMap::new(),
+            conflicts: HashMap::new(),
             arrival: Vec::new(),
+            now: started,
+            settle_until: None,
+            mes_waiting: HashMap::new(),
             expected,
             mes: HashMap::new(),
             counters: Counters::default(),
@@ -260,6 +343,7 @@ impl Operation {
             next: None,
             reporting_started: false,
             aborted: false,
+            undecided: Vec::new(),
         }
     }
 
@@ -301,6 +385,36 @@ impl Operation {
     pub fn reply(&self, sn: &SerialNumber) -> Option<&DeviceReport> {
         self.replies.get(sn)
     }
+    /// The replies of other boards that answered as `sn` (empty unless a
+    /// conflict).
+    pub fn conflicting_replies(&self, sn: &SerialNumber) -> &[DeviceReport] {
+        self.conflicts.get(sn).map_or(&[], Vec::as_slice)
+    }
+    /// Why `sn`'s MES lookup is being retried, while it is.
+    pub fn mes_waiting(&self, sn: &SerialNumber) -> Option<&str> {
+        self.mes_waiting.get(sn).map(String::as_str)
+    }
+    /// Serials left undecided by a MES outage (empty unless reporting
+    /// found some).
+    pub fn undecided(&self) -> &[SerialNumber] {
+        &self.undecided
+    }
+    /// A hint for the operator when every MES answer was "unknown" (404)
+    /// for more than one device: the MES URL is then more likely wrong than
+    /// every serial.
+    pub fn mes_hint(&self) -> Option<String> {
+        let unknown = self
+            .mes
+            .values()
+            .filter(|a| matches!(a, Ok(MesAnswer::Unknown)))
+            .count();
+        (unknown >= 2 && unknown == self.mes.len()).then(|| {
+            format!(
+                "every serial looked up ({unknown}) was unknown to MES (404): \
+                 the MES URL may be wrong"
+            )
+        })
+    }
     /// Errors so far (they end up in the notification).
     pub fn errors(&self) -> &[String] {
         &self.errors
@@ -313,14 +427,18 @@ impl Operation {
     pub fn error(&self) -> Option<String> {
         (!self.errors.is_empty()).then(|| self.errors.join("; "))
     }
-    /// The scan command to publish.
-    pub fn command(&self) -> ScanCommand {
+    /// The scan command to publish at `now`: it carries the run and how
+    /// much of the window is left, so agents need not trust their clocks.
+    pub fn command(&self, now: Timestamp) -> ScanCommand {
+        let remaining = self.deadline.saturating_since(now);
         ScanCommand {
             operation_id: self.params.operation_id.clone(),
             operator_id: self.params.operator_id.clone(),
             scan_mode: self.params.scan_mode,
             reply_to: self.params.reply_to.clone(),
             deadline: self.deadline,
+            run: (self.params.run > 0).then_some(self.params.run),
+            remaining_ms: Some(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX)),
         }
     }
     /// Serials whose MES answer is still outstanding.
@@ -336,26 +454,40 @@ impl Operation {
         self.counters.redelivered += 1;
     }
 
-    /// Takes a raw reply body.
+    /// Takes a raw reply body received at the latest time the operation
+    /// was told ([`handle_reply_at`](Self::handle_reply_at) with that time).
     pub fn handle_reply(&mut self, body: &[u8]) -> ReplyOutcome {
+        self.handle_reply_at(body, self.now)
+    }
+
+    /// Takes a raw reply body the edge received at `received`.
+    pub fn handle_reply_at(&mut self, body: &[u8], received: Timestamp) -> ReplyOutcome {
+        self.now = self.now.max(received);
         let outcome = match DeviceReport::from_slice(body) {
             Err(e) => ReplyOutcome::Rejected(RejectReason::Malformed(e)),
-            Ok(report) => self.handle_report(report),
+            Ok(report) => self.handle_report(report, received),
         };
         match &outcome {
             ReplyOutcome::Accepted(_) => self.counters.accepted += 1,
             ReplyOutcome::Duplicate(_) => self.counters.duplicates += 1,
+            ReplyOutcome::Conflict(_) => self.counters.conflicts += 1,
             ReplyOutcome::Rejected(_) => self.counters.rejected += 1,
         }
         outcome
     }
 
-    fn handle_report(&mut self, report: DeviceReport) -> ReplyOutcome {
+    fn handle_report(&mut self, report: DeviceReport, received: Timestamp) -> ReplyOutcome {
         if report.operation_id.as_ref() != Some(&self.params.operation_id) {
             return ReplyOutcome::Rejected(RejectReason::UnknownOperation(report.operation_id));
         }
-        if self.replies.contains_key(&report.sn) {
-            return ReplyOutcome::Duplicate(report.sn);
+        if let Some(first) = self.replies.get(&report.sn) {
+            let twins = self.conflicts.get(&report.sn).map_or(&[][..], Vec::as_slice);
+            if same_board(first, &report) || twins.iter().any(|t| same_board(t, &report)) {
+                return ReplyOutcome::Duplicate(report.sn);
+            }
+            let sn = report.sn.clone();
+            self.conflicts.entry(sn.clone()).or_default().push(report);
+            return ReplyOutcome::Conflict(sn);
         }
         if self.state != OperationState::Collecting {
             return ReplyOutcome::Rejected(RejectReason::Late(self.params.operation_id.clone()));
@@ -363,7 +495,19 @@ impl Operation {
         let sn = report.sn.clone();
         self.arrival.push(sn.clone());
         self.replies.insert(sn.clone(), report);
+        self.received.insert(sn.clone(), received);
+        if self.settle_until.is_none() && self.all_expected_replied() {
+            self.settle_until = Some(received.saturating_add(self.params.settle));
+        }
         ReplyOutcome::Accepted(sn)
+    }
+
+    /// Notes that `sn`'s MES lookup failed with `why` and is being retried
+    /// (a MES outage; see the [module docs](self)).
+    pub fn handle_mes_waiting(&mut self, sn: &SerialNumber, why: impl Into<String>) {
+        if self.replies.contains_key(sn) && !self.mes.contains_key(sn) {
+            self.mes_waiting.insert(sn.clone(), why.into());
+        }
     }
 
     /// Takes MES's answer for an accepted serial. Answers for serials that
@@ -371,13 +515,18 @@ impl Operation {
     pub fn handle_mes_answer(&mut self, sn: &SerialNumber, answer: Result<MesAnswer, MesError>) {
         if self.replies.contains_key(sn) && !self.mes.contains_key(sn) {
             self.counters.mes_done += 1;
+            self.mes_waiting.remove(sn);
             self.mes.insert(sn.clone(), answer);
         }
     }
 
-    /// Tells the operation the time; collection ends at the deadline.
+    /// Tells the operation the time; collection ends at the deadline, or
+    /// once the settle time after the last expected reply has passed.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        if self.state == OperationState::Collecting && now >= self.deadline {
+        self.now = self.now.max(now);
+        if self.state == OperationState::Collecting
+            && (now >= self.deadline || self.settle_until.is_some_and(|s| now >= s))
+        {
             self.stop_collecting();
         }
     }
@@ -407,10 +556,13 @@ impl Operation {
         !self.expected.is_empty() && self.expected.iter().all(|sn| self.replies.contains_key(sn))
     }
 
-    /// Ends collection if every expected serial replied. Returns whether
-    /// collection is over.
+    /// Ends collection if every expected serial replied and the settle time
+    /// has passed (by the latest time told). Returns whether collection is
+    /// over.
     pub fn poll_collection_end(&mut self) -> bool {
-        if self.state == OperationState::Collecting && self.all_expected_replied() {
+        if self.state == OperationState::Collecting
+            && self.settle_until.is_some_and(|s| self.now >= s)
+        {
             self.stop_collecting();
         }
         self.state != OperationState::Collecting
@@ -420,9 +572,17 @@ impl Operation {
         self.state = OperationState::Reporting;
     }
 
-    /// The next deadline the caller must wake up for (while collecting).
+    /// The next deadline the caller must wake up for (while collecting):
+    /// the window's end, or the end of the settle time if that is sooner.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        (self.state == OperationState::Collecting).then_some(self.deadline)
+        (self.state == OperationState::Collecting)
+            .then(|| self.settle_until.map_or(self.deadline, |s| s.min(self.deadline)))
+    }
+
+    /// Whether the log and Pair are withheld: the scan never ran, or a MES
+    /// outage left devices undecided. Only the notification is sent.
+    fn withheld(&self) -> bool {
+        self.aborted || !self.undecided.is_empty()
     }
 
     /// Starts reporting once collection has ended and every MES answer is
@@ -441,7 +601,11 @@ impl Operation {
             self.next = Some(PayloadKind::Notify);
         } else {
             self.build_results();
-            self.next = Some(PayloadKind::Log);
+            self.next = Some(if self.withheld() {
+                PayloadKind::Notify
+            } else {
+                PayloadKind::Log
+            });
         }
         true
     }
@@ -468,6 +632,12 @@ impl Operation {
         }
         let op = &self.params.operation_id;
         let kind = self.next?;
+        let run = self.params.run;
+        if self.withheld() {
+            // Only the notification, and no device in it: none is reported
+            // as failed when it was not decided (see the module docs).
+            return Some(payload::notify(op, &[], self.error().as_deref()).with_run(run));
+        }
         Some(match kind {
             PayloadKind::Log => payload::log(op, &self.results),
             PayloadKind::Pair => payload::pair(op, &self.results),
@@ -478,7 +648,8 @@ impl Operation {
                 self.params.scan_mode.unwrap_or(1),
             ),
             PayloadKind::Notify => payload::notify(op, &self.results, self.error().as_deref()),
-        })
+        }
+        .with_run(run))
     }
 
     /// Takes the outcome of delivering the payload of `kind`.
@@ -514,22 +685,33 @@ impl Operation {
 
     fn build_results(&mut self) {
         let rules = Rules::require_link(self.params.require_link);
-        let mut failed_lookups = Vec::new();
+        let tolerance = self.params.clock_tolerance;
+        let require_clock = self.params.require_clock;
+        let mut undecided: Vec<(SerialNumber, String)> = Vec::new();
         let mut result_for = |sn: &SerialNumber| -> DeviceResult {
             let Some(report) = self.replies.get(sn) else {
                 return DeviceResult::no_reply(sn.clone());
             };
             let mut r = match self.mes.get(sn) {
-                Some(Ok(answer)) => return DeviceResult::compare_report(report, answer, rules),
-                Some(Err(e)) => {
-                    failed_lookups.push(e.to_string());
-                    DeviceResult::mes_failed(sn.clone(), &report.interfaces, e.to_string())
-                }
-                None => {
-                    DeviceResult::mes_failed(sn.clone(), &report.interfaces, "no MES answer".into())
+                Some(Ok(answer)) => DeviceResult::compare_report(report, answer, rules),
+                failed => {
+                    let why = match failed {
+                        Some(Err(e)) => e.reason(),
+                        _ => "no MES answer".to_owned(),
+                    };
+                    undecided.push((sn.clone(), why.clone()));
+                    let mut r = DeviceResult::mes_failed(sn.clone(), &report.interfaces, why);
+                    r.add_report_findings(report, rules);
+                    r.mark_undecided();
+                    r
                 }
             };
-            r.add_report_findings(report, rules);
+            if let Some(twins) = self.conflicts.get(sn) {
+                r.add_conflict(report, twins);
+            }
+            if let Some(&received) = self.received.get(sn) {
+                r.add_clock_finding(report.collected_at, received, tolerance, require_clock);
+            }
             r
         };
         let mut results: Vec<DeviceResult> = Vec::with_capacity(self.arrival.len());
@@ -547,16 +729,39 @@ impl Operation {
         unexpected.sort();
         results.extend(unexpected.into_iter().map(&mut result_for));
         crate::note_shared_macs(&mut results);
-        match failed_lookups.len() {
-            0 => {}
-            1 => self.errors.push(failed_lookups.remove(0)),
-            n => self.errors.push(format!(
-                "{n} MES lookups failed; first: {}",
-                failed_lookups[0]
-            )),
+        if let Some((_, first)) = undecided.first() {
+            let names: Vec<&str> = undecided
+                .iter()
+                .take(crate::compare::MAX_NAMED_SERIALS)
+                .map(|(sn, _)| sn.as_str())
+                .collect();
+            let more = match undecided.len().saturating_sub(names.len()) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            self.errors.push(format!(
+                "MES could not be asked about {} device(s) ({}{more}) for {}: {first}; \
+                 they were not reported to the factory (no log, no pairing) — run the \
+                 operation again (rescan) once MES answers",
+                undecided.len(),
+                names.join(", "),
+                crate::time::human_duration(self.params.mes_outage_wait),
+            ));
+            self.undecided = undecided.into_iter().map(|(sn, _)| sn).collect();
         }
         self.results = results;
     }
+}
+
+/// Whether two replies come from the same board: the same host name and the
+/// same (current, permanent) addresses.
+fn same_board(a: &DeviceReport, b: &DeviceReport) -> bool {
+    fn macs(r: &DeviceReport) -> Vec<(crate::Mac, Option<crate::Mac>)> {
+        let mut v: Vec<_> = r.interfaces.iter().map(|i| (i.macaddr, i.permaddr)).collect();
+        v.sort();
+        v
+    }
+    a.hostname == b.hostname && macs(a) == macs(b)
 }
 
 #[cfg(test)]
@@ -606,13 +811,16 @@ mod tests {
         let mut p = OperationParams::new(OperationId::Number(9));
         p.expected = expected.iter().map(|s| sn(s)).collect();
         p.window = Duration::from_secs(10);
+        // Collection ends the moment every expected serial replied; the
+        // settle time has tests of its own.
+        p.settle = Duration::ZERO;
         Operation::new(p, t(0))
     }
 
     #[test]
     fn full_run_with_early_end() {
         let mut o = op(&["B", "A"]);
-        assert_eq!(o.command().deadline, t(10));
+        assert_eq!(o.command(t(0)).deadline, t(10));
         let id = o.id().clone();
         assert_eq!(
             o.handle_reply(&report(&id, "A", &[1])),
@@ -620,7 +828,7 @@ mod tests {
         );
         assert!(!o.poll_collection_end());
         assert_eq!(
-            o.handle_reply(&report(&id, "A", &[7])),
+            o.handle_reply(&report(&id, "A", &[1])),
             ReplyOutcome::Duplicate(sn("A"))
         );
         assert_eq!(
@@ -633,11 +841,10 @@ mod tests {
         o.handle_mes_answer(&sn("B"), Ok(MesAnswer::Record(vec![mac(3)])));
         let log = o.poll_payload().unwrap();
         assert_eq!(log.kind, PayloadKind::Log);
-        // Expected order (B, A), and the first reply of A stands (MAC 1).
+        // Expected order (B, A); A's repeat was the same board (a duplicate).
         assert!(log.body_str().contains(r#""sn":"B","result":"0"}"#));
         assert!(log.body_str().find(r#""sn":"B""#) < log.body_str().find(r#""sn":"A""#));
         assert!(log.body_str().contains("02:00:00:00:00:01"));
-        assert!(!log.body_str().contains("02:00:00:00:00:07"));
         o.handle_delivery(PayloadKind::Log, Ok(()));
         let pair = o.poll_payload().unwrap();
         assert_eq!(pair.body_str(), r#"{"snArray":["A"],"operationId":9}"#);
@@ -708,11 +915,14 @@ mod tests {
     }
 
     #[test]
-    fn mes_failure_fails_the_device_and_reports_the_error() {
-        let mut o = op(&["A"]);
+    fn a_mes_outage_leaves_devices_undecided_and_unreported() {
+        let mut o = op(&["A", "B"]);
         let id = o.id().clone();
         o.handle_reply(&report(&id, "A", &[1]));
+        o.handle_reply(&report(&id, "B", &[2]));
         o.poll_collection_end();
+        o.handle_mes_waiting(&sn("A"), "connection refused");
+        assert_eq!(o.mes_waiting(&sn("A")), Some("connection refused"));
         o.handle_mes_answer(
             &sn("A"),
             Err(MesError::Unavailable {
@@ -720,12 +930,152 @@ mod tests {
                 message: "timed out".into(),
             }),
         );
-        let log = o.poll_payload().unwrap();
-        assert!(log.body_str().contains(r#""result":"0""#));
-        o.handle_delivery(PayloadKind::Log, Ok(()));
+        o.handle_mes_answer(&sn("B"), Ok(MesAnswer::Record(vec![mac(2)])));
+        assert_eq!(o.mes_waiting(&sn("A")), None);
+        // No log, no Pair: only the notification, with no device in it.
         let n = o.poll_payload().unwrap();
-        assert_eq!(n.kind, PayloadKind::Notify, "nothing passed: no Pair");
-        assert!(n.body_str().contains("MES lookup for A failed: timed out"));
+        assert_eq!(n.kind, PayloadKind::Notify);
+        assert!(n.body_str().contains(r#""scanInfo":[]"#), "{}", n.body_str());
+        let error = o.error().unwrap();
+        assert!(
+            error.starts_with("MES could not be asked about 1 device(s) (A) for 10 min 0 s: timed out;"),
+            "{error}"
+        );
+        assert_eq!(error.matches("timed out").count(), 1, "the cause once: {error}");
+        assert_eq!(o.undecided(), [sn("A")]);
+        let a = &o.results()[0];
+        assert!(a.is_undecided(), "{a:?}");
+        assert!(!o.results()[1].is_undecided());
+        assert!(o.results()[1].result.passed(), "B got its real verdict");
+        o.handle_delivery(PayloadKind::Notify, Ok(()));
+        assert_eq!(o.state(), OperationState::Failed);
+        assert_eq!(o.poll_payload(), None);
+
+        // Restored after a crash while notifying: still only the notification.
+        let r = Operation::restore(StoredOperation {
+            params: o.params().clone(),
+            started: o.started(),
+            deadline: o.deadline(),
+            replies: vec![],
+            results: Some((o.results().to_vec(), o.errors().to_vec())),
+            deliveries: vec![],
+        });
+        let mut r = r;
+        assert_eq!(r.poll_payload().unwrap().body_str(), n.body_str());
+    }
+
+    #[test]
+    fn twin_serials_are_a_conflict_that_fails_the_serial() {
+        let mut o = op(&["C1"]);
+        let id = o.id().clone();
+        let first = report(&id, "C1", &[1]);
+        assert_eq!(o.handle_reply(&first), ReplyOutcome::Accepted(sn("C1")));
+        // The same board again (a re-announced command): a duplicate.
+        assert_eq!(o.handle_reply(&first), ReplyOutcome::Duplicate(sn("C1")));
+        let twin = report(&id, "C1", &[9]);
+        assert_eq!(o.handle_reply(&twin), ReplyOutcome::Conflict(sn("C1")));
+        assert_eq!(o.handle_reply(&twin), ReplyOutcome::Duplicate(sn("C1")));
+        assert_eq!(o.conflicting_replies(&sn("C1")).len(), 1);
+        assert_eq!((o.counters().duplicates, o.counters().conflicts), (2, 1));
+        o.handle_timeout(t(10));
+        o.handle_mes_answer(&sn("C1"), Ok(MesAnswer::Record(vec![mac(1)])));
+        let log = o.poll_payload().unwrap();
+        // The first board's MACs, failed; the twin's MAC never reaches the log.
+        assert_eq!(
+            log.body_str(),
+            r#"{"operationid":9,"pairInfo":[],"scaninfo":[{"macinfo":[{"interface":"eth0","macaddr":"02:00:00:00:00:01","scanstatus":"0"}],"sn":"C1","result":"0"}]}"#
+        );
+        let c1 = &o.results()[0];
+        let finding = c1
+            .findings
+            .iter()
+            .find(|f| f.kind == crate::compare::FindingKind::SerialConflict)
+            .expect("a conflict finding");
+        assert_eq!(
+            finding.message,
+            "2 boards answered as C1: host \"h\" (02:00:00:00:00:01) and host \"h\" \
+             (02:00:00:00:00:09); a cloned or re-used serial? The first reply is logged, failed"
+        );
+        // A restored operation (replies in the order recorded) agrees.
+        let mut r = Operation::restore(StoredOperation {
+            params: o.params().clone(),
+            started: o.started(),
+            deadline: o.deadline(),
+            replies: [&first, &twin]
+                .into_iter()
+                .map(|b| crate::StoredReply {
+                    body: b.clone(),
+                    received: t(1),
+                })
+                .collect(),
+            results: None,
+            deliveries: vec![],
+        });
+        r.handle_timeout(t(10));
+        r.handle_mes_answer(&sn("C1"), Ok(MesAnswer::Record(vec![mac(1)])));
+        assert_eq!(r.poll_payload().unwrap().body_str(), log.body_str());
+    }
+
+    #[test]
+    fn the_early_end_waits_the_settle_time_for_a_twin() {
+        let mut p = OperationParams::new(OperationId::Number(9));
+        p.expected = vec![sn("C1")];
+        p.window = Duration::from_secs(10);
+        assert_eq!(p.settle, DEFAULT_SETTLE);
+        let mut o = Operation::new(p, t(0));
+        let id = o.id().clone();
+        let at = |ms: u64| t(1).saturating_add(Duration::from_millis(ms));
+        o.handle_reply_at(&report(&id, "C1", &[1]), at(0));
+        assert!(!o.poll_collection_end(), "settling");
+        assert_eq!(o.poll_timeout(), Some(at(500)));
+        o.handle_timeout(at(300));
+        assert_eq!(
+            o.handle_reply_at(&report(&id, "C1", &[9]), at(300)),
+            ReplyOutcome::Conflict(sn("C1"))
+        );
+        o.handle_timeout(at(499));
+        assert_eq!(o.state(), OperationState::Collecting);
+        o.handle_timeout(at(500));
+        assert_eq!(o.state(), OperationState::Reporting);
+    }
+
+    #[test]
+    fn a_clock_far_off_is_a_finding_and_optionally_a_failure() {
+        for (require, passes) in [(false, true), (true, false)] {
+            let mut p = OperationParams::new(OperationId::Number(9));
+            p.window = Duration::from_secs(10);
+            p.require_clock = require;
+            let mut o = Operation::new(p, t(0));
+            let id = o.id().clone();
+            // report() says collectedAt = t(0); the edge got it 8 h later
+            // by its clock, i.e. the device is 8 h behind. Then one ahead.
+            o.handle_reply_at(&report(&id, "LATE", &[1]), t(8 * 3600));
+            let mut ahead = DeviceReport::from_slice(&report(&id, "AHEAD", &[2])).unwrap();
+            ahead.collected_at = t(8 * 3600 + 3 * 3600 + 5 * 60);
+            o.handle_reply_at(&ahead.to_json(), t(8 * 3600));
+            let mut near = DeviceReport::from_slice(&report(&id, "NEAR", &[3])).unwrap();
+            near.collected_at = t(8 * 3600 + 119);
+            o.handle_reply_at(&near.to_json(), t(8 * 3600));
+            o.handle_timeout(t(8 * 3600 + 10));
+            for (s, m) in [("LATE", 1), ("AHEAD", 2), ("NEAR", 3)] {
+                o.handle_mes_answer(&sn(s), Ok(MesAnswer::Record(vec![mac(m)])));
+            }
+            assert!(o.poll_results());
+            let by = |s: &str| o.results().iter().find(|d| d.sn.as_str() == s).unwrap();
+            let clock = |s: &str| -> Vec<String> {
+                by(s).findings
+                    .iter()
+                    .filter(|f| f.kind == crate::compare::FindingKind::Clock)
+                    .map(|f| f.message.clone())
+                    .collect()
+            };
+            let suffix = if require { "; requireClock fails it" } else { "" };
+            assert_eq!(clock("LATE"), [format!("device clock is 8 h 0 min behind the edge{suffix}")]);
+            assert_eq!(clock("AHEAD"), [format!("device clock is 3 h 5 min ahead of the edge{suffix}")]);
+            assert!(clock("NEAR").is_empty(), "within the 2 min tolerance");
+            assert_eq!(by("LATE").result.passed(), passes);
+            assert!(by("NEAR").result.passed());
+        }
     }
 
     #[test]
@@ -764,7 +1114,13 @@ mod tests {
             params: o.params().clone(),
             started: o.started(),
             deadline: o.deadline(),
-            replies: vec![a.clone(), b.clone()],
+            replies: [&a, &b]
+                .into_iter()
+                .map(|body| crate::StoredReply {
+                    body: body.clone(),
+                    received: t(1),
+                })
+                .collect(),
             results: None,
             deliveries: vec![],
         };

@@ -81,20 +81,60 @@ pub struct Payload {
     pub kind: PayloadKind,
     /// The operation it belongs to.
     pub operation_id: OperationId,
+    /// The run of the operation (SPEC §11.3); 0 for an operation begun
+    /// before runs were numbered (its key keeps the old form).
+    pub run: u64,
     /// Compact JSON.
     pub body: Vec<u8>,
 }
 
 impl Payload {
-    /// `<operationId>:<kind>`, identical on every retry and after a restart.
+    /// The same payload for `run` of its operation.
+    pub fn with_run(mut self, run: u64) -> Self {
+        self.run = run;
+        self
+    }
+
+    /// The `Idempotency-Key`: identical on every retry and after a
+    /// restart, and different for every (operation, run, kind), so a key
+    /// is never sent with two different bodies.
+    ///
+    /// `<operationId>:<run>:<kind>`, where `<operationId>` is the id's
+    /// JSON text (`7001`, or `"op-7"` with its quotes, so the number `42`
+    /// and the string `"42"` never share a key) with every non-ASCII
+    /// character escaped as `\uXXXX` (so any id fits an HTTP header).
+    /// An operation recorded before runs were numbered (run 0, read from
+    /// an older state database) keeps the key it was first sent with,
+    /// `<operationId>:<kind>`.
     pub fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.operation_id, self.kind)
+        match self.run {
+            0 => format!("{}:{}", self.operation_id, self.kind),
+            run => format!("{}:{run}:{}", key_segment(&self.operation_id), self.kind),
+        }
     }
 
     /// The body as text (it is always UTF-8 JSON).
     pub fn body_str(&self) -> &str {
         std::str::from_utf8(&self.body).unwrap_or_default()
     }
+}
+
+/// An operation id as its JSON text, ASCII only (see
+/// [`Payload::idempotency_key`]).
+pub fn key_segment(id: &OperationId) -> String {
+    let json = serde_json::to_string(id).unwrap_or_else(|_| id.to_string());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// `bytes_per_device` sizes the buffer up front (an estimate; a log entry is
@@ -110,6 +150,7 @@ fn payload<T: Serialize>(
     Payload {
         kind,
         operation_id: op.clone(),
+        run: 0,
         body: crate::model::to_json_sized(doc, capacity),
     }
 }
@@ -167,6 +208,7 @@ pub fn log(op: &OperationId, devices: &[DeviceResult]) -> Payload {
     Payload {
         kind: PayloadKind::Log,
         operation_id: op.clone(),
+        run: 0,
         body: out,
     }
 }
@@ -463,5 +505,31 @@ mod tests {
             r#"{"operationId":5,"scanInfo":[{"serialNo":"Q186I15901","result":"Success"},{"serialNo":"Q186I15902","result":"Fail"}],"error":"log POST failed: 503"}"#
         );
         assert_eq!(notify(&op, &[], None).idempotency_key(), "5:notify");
+    }
+
+    #[test]
+    fn keys_name_the_run_and_never_collide() {
+        let number = OperationId::Number(42);
+        let text = OperationId::text("42").unwrap();
+        let p = |id: &OperationId, run| notify(id, &[], None).with_run(run).idempotency_key();
+        assert_eq!(p(&number, 1), "42:1:notify");
+        assert_eq!(p(&number, 2), "42:2:notify");
+        assert_eq!(p(&text, 1), r#""42":1:notify"#);
+        // Run 0: an operation of an older state database keeps its key.
+        assert_eq!(p(&number, 0), "42:notify");
+        // Any id fits a header: non-ASCII is escaped, quotes are JSON's.
+        let odd = OperationId::text("lot-é\"1").unwrap();
+        assert_eq!(p(&odd, 3), r#""lot-\u00e9\"1":3:notify"#);
+        let mut keys = std::collections::HashSet::new();
+        // (Run 0 keys are the old form, where 42 and "42" did collide.)
+        for id in [&number, &text, &odd] {
+            for run in 1..4 {
+                for kind in PayloadKind::ALL {
+                    let mut payload = notify(id, &[], None).with_run(run);
+                    payload.kind = kind;
+                    assert!(keys.insert(payload.idempotency_key()));
+                }
+            }
+        }
     }
 }

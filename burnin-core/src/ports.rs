@@ -217,6 +217,16 @@ pub enum MesError {
 }
 
 impl MesError {
+    /// What went wrong, without the serial (the caller names the device
+    /// once): the adapter's message, prefixed with "unusable answer: " for
+    /// [`MesError::BadAnswer`].
+    pub fn reason(&self) -> String {
+        match self {
+            MesError::Unavailable { message, .. } => message.clone(),
+            MesError::BadAnswer { message, .. } => format!("unusable answer: {message}"),
+        }
+    }
+
     /// Whether asking again later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, MesError::Unavailable { .. })

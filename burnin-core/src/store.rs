@@ -7,7 +7,7 @@
 //!
 //! | when | call | what it guarantees |
 //! | --- | --- | --- |
-//! | before publishing the command | [`OperationStore::begin`] | the operation exists (a running id is refused: 409) |
+//! | before publishing the command | [`OperationStore::begin`] | the run exists and has its number (a running id is refused, and so is a finished one unless a rescan was asked for: 409) |
 //! | a reply is accepted, **before** it is acked | [`OperationStore::reply`] | the broker's copy is dropped only once ours is durable |
 //! | collection ended, MES answered | [`OperationStore::results`] | the results (and errors so far) are fixed; every payload is derived from them |
 //! | each payload delivered or failed | [`OperationStore::delivery`] | a restart sends only what was not delivered, with the same `Idempotency-Key` |
@@ -56,6 +56,22 @@ pub enum StoreError {
     /// An operation with this id is already running.
     #[error("operation {0} is already running")]
     Running(OperationId),
+    /// This id already ran (SPEC §11.3: an operation id names one run) and
+    /// no rescan was asked for.
+    #[error(
+        "operation {id} already ran (run {run}, started {started}, {state}); to scan it again \
+         ask for a rescan (--rescan, or \"rescan\": true in POST /scans), or use a new id"
+    )]
+    Held {
+        /// The id.
+        id: OperationId,
+        /// Its latest run.
+        run: u64,
+        /// When that run started.
+        started: Timestamp,
+        /// How that run ended.
+        state: OperationState,
+    },
     /// The store could not be read or written; the message names the file.
     #[error("{0}")]
     Io(String),
@@ -77,12 +93,34 @@ pub struct StoredOperation {
     pub started: Timestamp,
     /// When collection ends.
     pub deadline: Timestamp,
-    /// Accepted reply bodies, in arrival order.
-    pub replies: Vec<Vec<u8>>,
+    /// Accepted (and conflicting) replies, in the order recorded.
+    pub replies: Vec<StoredReply>,
     /// The results and errors, once collection ended.
     pub results: Option<(Vec<DeviceResult>, Vec<String>)>,
     /// Delivery outcomes so far, in order (`Err` holds the error text).
     pub deliveries: Vec<(PayloadKind, Result<(), String>)>,
+}
+
+/// One recorded reply: its raw body and when the edge received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReply {
+    /// The raw reply body.
+    pub body: Vec<u8>,
+    /// When the edge received it.
+    pub received: Timestamp,
+}
+
+/// One run of an operation id, as listed beside its latest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Its number.
+    pub run: u64,
+    /// Its state as last recorded.
+    pub state: OperationState,
+    /// When it started.
+    pub started: Timestamp,
+    /// When it finished.
+    pub finished: Option<Timestamp>,
 }
 
 /// What a store knows of one operation (its latest run), for an API to
@@ -109,6 +147,8 @@ pub struct OperationView {
     pub results: Option<Vec<DeviceResult>>,
     /// Delivery attempts, in order.
     pub deliveries: Vec<DeliveryRecord>,
+    /// Every run of this id, oldest first (the last is this one).
+    pub runs: Vec<RunSummary>,
 }
 
 /// One recorded delivery outcome of an [`OperationView`].
@@ -129,11 +169,13 @@ pub struct DeliveryRecord {
 
 /// An operation's parameters as the SQL stores keep them: one JSON
 /// document (`operationId`, `operatorId`, `scanMode`, `target`,
-/// `expected`, `windowMs`, `replyTo`, `requireLink`).
+/// `expected`, `windowMs`, `replyTo`, and the optional `requireLink`,
+/// `requireClock`, `settleMs`, `clockToleranceMs`, `mesOutageWaitMs`).
 ///
-/// `requireLink` (issue 17) is written only when set and reads as `false`
-/// when absent, so rows written before it existed still read and adding it
-/// needed no schema migration.
+/// The optional fields are written only when they differ from their
+/// defaults and read as the default when absent, so rows written before
+/// they existed still read. The run number is not in the document: each
+/// store keeps it in a column of its own.
 ///
 /// # Errors
 /// If the parameters cannot be encoded (not expected: every field is
@@ -164,6 +206,23 @@ struct ParamsDoc {
     reply_to: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     require_link: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_clock: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    settle_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock_tolerance_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mes_outage_wait_ms: Option<u64>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `Some(d in ms)` unless `d` is the default.
+fn unless_default(d: Duration, default: Duration) -> Option<u64> {
+    (d != default).then(|| millis(d))
 }
 
 impl ParamsDoc {
@@ -180,6 +239,16 @@ impl ParamsDoc {
             window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
             reply_to: p.reply_to.clone(),
             require_link: p.require_link,
+            require_clock: p.require_clock,
+            settle_ms: unless_default(p.settle, crate::operation::DEFAULT_SETTLE),
+            clock_tolerance_ms: unless_default(
+                p.clock_tolerance,
+                crate::operation::DEFAULT_CLOCK_TOLERANCE,
+            ),
+            mes_outage_wait_ms: unless_default(
+                p.mes_outage_wait,
+                crate::operation::DEFAULT_MES_OUTAGE_WAIT,
+            ),
         }
     }
 
@@ -196,6 +265,16 @@ impl ParamsDoc {
         p.window = Duration::from_millis(self.window_ms);
         p.reply_to = self.reply_to;
         p.require_link = self.require_link;
+        p.require_clock = self.require_clock;
+        if let Some(ms) = self.settle_ms {
+            p.settle = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.clock_tolerance_ms {
+            p.clock_tolerance = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.mes_outage_wait_ms {
+            p.mes_outage_wait = Duration::from_millis(ms);
+        }
         Ok(p)
     }
 }
@@ -228,6 +307,9 @@ pub fn from_millis(ms: i64) -> Timestamp {
 /// errors as JSON arrays once collection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationColumns {
+    /// The run number (`None` for a row written before runs were numbered:
+    /// run 0).
+    pub run: Option<i64>,
     /// The state's name.
     pub state: String,
     /// When collection started.
@@ -250,7 +332,8 @@ impl OperationColumns {
     /// # Errors
     /// What is wrong with the row, naming the column: `unknown state
     /// "…"`, `results: …` or `errors: …` (the JSON error).
-    pub fn decode(self, params: OperationParams) -> Result<OperationRecord, String> {
+    pub fn decode(self, mut params: OperationParams) -> Result<OperationRecord, String> {
+        params.run = self.run.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
         let state = OperationState::from_name(&self.state)
             .ok_or_else(|| format!("unknown state {:?}", self.state))?;
         let results = self
@@ -303,7 +386,12 @@ impl OperationRecord {
     /// What an API shows of this run: with `replies`, the number of
     /// accepted replies as SQL counts them (`COUNT(*)`; a negative count
     /// reads as 0), and its delivery attempts in order.
-    pub fn into_view(self, replies: i64, deliveries: Vec<DeliveryRecord>) -> OperationView {
+    pub fn into_view(
+        self,
+        replies: i64,
+        deliveries: Vec<DeliveryRecord>,
+        runs: Vec<RunSummary>,
+    ) -> OperationView {
         OperationView {
             params: self.params,
             state: self.state,
@@ -314,6 +402,7 @@ impl OperationRecord {
             replies: u64::try_from(replies).unwrap_or(0),
             results: self.results,
             deliveries,
+            runs,
         }
     }
 
@@ -322,7 +411,7 @@ impl OperationRecord {
     /// order. The results count only with the errors beside them.
     pub fn into_stored(
         self,
-        replies: Vec<Vec<u8>>,
+        replies: Vec<StoredReply>,
         deliveries: Vec<DeliveryRecord>,
     ) -> StoredOperation {
         let results = match (self.results, self.errors) {
@@ -369,16 +458,20 @@ impl DeliveryRecord {
 /// into one commit is what makes a durable store fast.
 #[async_trait]
 pub trait OperationStore: Send + Sync {
-    /// Records a new operation. [`StoreError::Running`] if one with the
-    /// same id is not finished.
+    /// Records a new run of an operation and returns its run number: 1
+    /// for an id the store does not hold, else one more than its latest
+    /// run. [`StoreError::Running`] if a run of the id is not finished;
+    /// [`StoreError::Held`] if one finished and `params.rescan` is not set.
     async fn begin(
         &self,
         params: &OperationParams,
         started: Timestamp,
         deadline: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
-    /// Records an accepted reply (its raw body).
+    /// Records an accepted reply (its raw body), or a conflicting one
+    /// (another board answering with the same serial): a store keeps every
+    /// call, in order, and no uniqueness by serial.
     async fn reply(
         &self,
         operation: &OperationId,
@@ -414,6 +507,10 @@ pub trait OperationStore: Send + Sync {
 }
 
 /// A store that keeps nothing: for one-shot runs that need no resume.
+///
+/// It cannot know earlier runs, so it numbers each run by its start time
+/// in milliseconds since the Unix epoch: runs never repeat, agents answer
+/// every one, and idempotency keys never collide.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoStore;
 
@@ -422,10 +519,10 @@ impl OperationStore for NoStore {
     async fn begin(
         &self,
         _: &OperationParams,
+        started: Timestamp,
         _: Timestamp,
-        _: Timestamp,
-    ) -> Result<(), StoreError> {
-        Ok(())
+    ) -> Result<u64, StoreError> {
+        Ok(u64::try_from(to_millis(started)).unwrap_or(1).max(1))
     }
     async fn reply(
         &self,
@@ -477,6 +574,20 @@ mod tests {
         p.window = Duration::from_millis(12_500);
         p.reply_to = "hwinfo_queue_b".into();
         p.require_link = true;
+        p.require_clock = true;
+        p.settle = Duration::from_millis(1500);
+        p.clock_tolerance = Duration::from_secs(30);
+        p.mes_outage_wait = Duration::from_secs(60);
+        let text = params_to_json(&p).unwrap();
+        assert!(
+            text.contains(r#""requireClock":true,"settleMs":1500,"clockToleranceMs":30000,"mesOutageWaitMs":60000"#),
+            "{text}"
+        );
+        assert_eq!(params_from_json(&text).unwrap(), p);
+        p.require_clock = false;
+        p.settle = crate::operation::DEFAULT_SETTLE;
+        p.clock_tolerance = crate::operation::DEFAULT_CLOCK_TOLERANCE;
+        p.mes_outage_wait = crate::operation::DEFAULT_MES_OUTAGE_WAIT;
         let text = params_to_json(&p).unwrap();
         assert!(text.contains(r#""requireLink":true"#), "{text}");
         assert_eq!(params_from_json(&text).unwrap(), p);
@@ -492,6 +603,7 @@ mod tests {
 
     fn columns() -> OperationColumns {
         OperationColumns {
+            run: Some(3),
             state: "reporting".into(),
             started_ms: 1_800_000_000_123,
             deadline_ms: 1_800_000_030_123,
@@ -526,13 +638,18 @@ mod tests {
             DeliveryRecord::from_columns("log", Some("503".into()), 1_800_000_031_000).unwrap();
         assert_eq!(delivery.kind, PayloadKind::Log);
 
-        let view = record.clone().into_view(-1, vec![delivery.clone()]);
+        assert_eq!(record.params.run, 3);
+        let view = record.clone().into_view(-1, vec![delivery.clone()], vec![]);
         assert_eq!(view.replies, 0, "a negative count reads as 0");
         assert_eq!(view.results, Some(vec![]));
         assert_eq!(view.deliveries, vec![delivery.clone()]);
 
-        let stored = record.into_stored(vec![b"{}".to_vec()], vec![delivery]);
-        assert_eq!(stored.params, params);
+        let reply = StoredReply {
+            body: b"{}".to_vec(),
+            received: from_millis(1_800_000_001_000),
+        };
+        let stored = record.into_stored(vec![reply], vec![delivery]);
+        assert_eq!(stored.params.run, 3);
         assert_eq!(
             stored.results,
             Some((vec![], vec!["MES lookup for X-1 failed".to_owned()]))

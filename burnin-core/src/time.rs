@@ -22,6 +22,26 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(SystemTime);
 
+/// A duration in the words the edge uses in findings and errors: `8 h 0
+/// min`, `5 min 3 s`, `42 s`, `850 ms`.
+///
+/// ```
+/// use std::time::Duration;
+/// use burnin_core::human_duration;
+/// assert_eq!(human_duration(Duration::from_secs(8 * 3600)), "8 h 0 min");
+/// assert_eq!(human_duration(Duration::from_secs(600)), "10 min 0 s");
+/// assert_eq!(human_duration(Duration::from_millis(500)), "500 ms");
+/// ```
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{} ms", d.as_millis()),
+        1..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// A string that is not an RFC 3339 UTC timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{input:?} is not an RFC 3339 UTC time such as 2026-11-25T10:00:00Z")]

@@ -67,7 +67,8 @@ fn reply(op: &OperationId, serial: &str, macs: &[u8]) -> Vec<u8> {
         Some(op.clone()),
         hw,
         "test",
-        Timestamp::from_unix_seconds(0),
+        // The test clock's time: the device's clock agrees with the edge's.
+        Timestamp::from_unix_seconds(1_800_000_000),
     )
     .to_json()
 }
@@ -209,7 +210,8 @@ fn direct_burn_target_sends_operator_and_scan_mode() {
                         p.body_str(),
                         r#"{"snArray":["A","B"],"operationId":"burn-1","operatorId":"OP-7","scanMode":3}"#
                     );
-                    assert_eq!(p.idempotency_key(), "burn-1:directBurn");
+                    // Without a store the run is the start time in ms.
+                    assert_eq!(p.idempotency_key(), r#""burn-1":1800000000000:directBurn"#);
                 }
                 Ok(())
             });
@@ -270,11 +272,12 @@ fn duplicate_reply_does_not_change_the_first() {
         .returning(|_| Ok(MesAnswer::Record(vec![mac(1)])));
     let (report, _) = run(
         params(&[]),
-        &[reply(&op, "A", &[1]), reply(&op, "A", &[5, 6])],
+        &[reply(&op, "A", &[1]), reply(&op, "A", &[1])],
         &mes,
         &reporter,
     );
     assert_eq!(report.counters.duplicates, 1);
+    assert_eq!(report.counters.conflicts, 0);
     assert_eq!(report.devices.len(), 1);
     assert_eq!(report.devices[0].macinfo.len(), 1);
     assert!(report.all_passed());
@@ -309,11 +312,17 @@ fn bad_replies_are_rejected_with_a_reason_not_dropped() {
     assert_eq!(rejected[1].1, "unknown operation: no active operation 41");
 }
 
+/// A MES outage that outlasts `mes_outage_wait`: the device is retried
+/// (with backoff, on the test clock), then left undecided — never logged
+/// as failed, never paired; the notification names MES.
 #[test]
 fn mes_failure_is_reported_and_never_paired() {
     let op = OperationId::Number(42);
     let mut mes = MockMes::new();
-    mes.expect_lookup().returning(|sn| {
+    let lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = lookups.clone();
+    mes.expect_lookup().returning(move |sn| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Err(MesError::Unavailable {
             sn: sn.clone(),
             message: "connect error to http://mes/x".into(),
@@ -322,25 +331,30 @@ fn mes_failure_is_reported_and_never_paired() {
     let mut reporter = MockReporter::new();
     reporter
         .expect_deliver()
-        .withf(|p| p.kind == PayloadKind::Pair)
+        .withf(|p| p.kind == PayloadKind::Pair || p.kind == PayloadKind::Log)
         .never();
     // mockall passes over an exhausted `never()` to the next match, so the
     // catch-all must exclude Pair itself.
     reporter
         .expect_deliver()
-        .withf(|p| p.kind != PayloadKind::Pair)
+        .withf(|p| p.kind == PayloadKind::Notify)
+        .times(1)
         .returning(|p| {
-            if p.kind == PayloadKind::Notify {
-                assert!(
-                    p.body_str().contains(r#""error":"MES lookup for A failed"#),
-                    "{}",
-                    p.body_str()
-                );
-            }
+            assert!(
+                p.body_str().starts_with(
+                    r#"{"operationId":42,"scanInfo":[],"error":"MES could not be asked about 1 device(s) (A) for 10 min 0 s: connect error to http://mes/x;"#
+                ),
+                "{}",
+                p.body_str()
+            );
             Ok(())
         });
     let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes, &reporter);
     assert_eq!(report.state, OperationState::Failed);
+    // 1 s, 2 s, 4 s … capped at 30 s, over 10 minutes: 25 attempts.
+    let n = lookups.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((20..=30).contains(&n), "{n} lookups");
+    assert!(report.devices[0].is_undecided());
 }
 
 /// A store that remembers every call, in order.
@@ -356,12 +370,12 @@ impl burnin_core::OperationStore for RecordingStore {
         p: &OperationParams,
         _: Timestamp,
         _: Timestamp,
-    ) -> Result<(), burnin_core::StoreError> {
+    ) -> Result<u64, burnin_core::StoreError> {
         self.calls
             .lock()
             .unwrap()
             .push(format!("begin {}", p.operation_id));
-        Ok(())
+        Ok(1)
     }
     async fn reply(
         &self,
@@ -468,7 +482,10 @@ fn a_restored_operation_sends_only_what_was_not_delivered() {
         params: params(&["A"]),
         started: Timestamp::from_unix_seconds(1_800_000_000),
         deadline: Timestamp::from_unix_seconds(1_800_000_005),
-        replies: vec![a],
+        replies: vec![burnin_core::StoredReply {
+            body: a,
+            received: Timestamp::from_unix_seconds(1_800_000_001),
+        }],
         results: Some((results, vec![])),
         deliveries: vec![(PayloadKind::Log, Ok(()))],
     };
@@ -801,8 +818,8 @@ impl burnin_core::OperationStore for GateStore {
         _: &OperationParams,
         _: Timestamp,
         _: Timestamp,
-    ) -> Result<(), burnin_core::StoreError> {
-        Ok(())
+    ) -> Result<u64, burnin_core::StoreError> {
+        Ok(1)
     }
     async fn reply(
         &self,

@@ -177,7 +177,7 @@ fn log_outcome(outcome: &CommandOutcome) {
         CommandOutcome::Replied(_) => tracing::info!("{outcome}"),
         // The edge announces an open command again every few seconds
         // (SPEC §10.3): the repeats are expected.
-        CommandOutcome::AlreadyAnswered(_) => tracing::debug!("{outcome}"),
+        CommandOutcome::AlreadyAnswered(..) => tracing::debug!("{outcome}"),
         o if o.is_error() => tracing::error!("{outcome}"),
         _ => tracing::warn!("{outcome}"),
     }

@@ -80,6 +80,9 @@ async fn run_answers_a_scan_and_stops_on_sigterm() {
         scan_mode: None,
         reply_to: "hwinfo_queue".into(),
         deadline,
+        // As an edge before run numbers sends it.
+        run: None,
+        remaining_ms: None,
     };
     let delivery = tokio::time::timeout(Duration::from_secs(30), async {
         loop {

@@ -76,6 +76,8 @@ pub fn command(op: OperationId, reply_to: &str, within: Duration) -> Vec<u8> {
         scan_mode: None,
         reply_to: reply_to.into(),
         deadline: now_plus(within),
+        run: None,
+        remaining_ms: None,
     }
     .to_json()
 }

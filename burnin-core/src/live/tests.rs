@@ -46,6 +46,7 @@ fn op(expected: &[&str]) -> Operation {
     let mut p = OperationParams::new(OperationId::Number(9));
     p.expected = expected.iter().map(|s| sn(s)).collect();
     p.window = Duration::from_secs(10);
+    p.settle = Duration::ZERO;
     Operation::new(p, t(0))
 }
 
@@ -217,7 +218,10 @@ fn a_duplicate_reply_changes_nothing_and_restored_operations_show_their_replies(
         params: o.params().clone(),
         started: o.started(),
         deadline: o.deadline(),
-        replies: vec![report(o.id(), "A", &[1])],
+        replies: vec![crate::StoredReply {
+            body: report(o.id(), "A", &[1]),
+            received: o.started(),
+        }],
         results: None,
         deliveries: vec![],
     });
