@@ -9,20 +9,24 @@
 //!
 //! | table | one row per | holds |
 //! | --- | --- | --- |
-//! | `operations` | run of an operation | id (as JSON: `42` and `"42"` are different ids), parameters (JSON), state, start, deadline, end, error, and — once collection ended — the results and errors (JSON) |
-//! | `replies` | accepted reply | the raw reply body, its serial (unique per run), when it was received |
+//! | `operations` | run of an operation | id (as JSON: `42` and `"42"` are different ids), its run number (`run_no`: 1, 2, … per id), parameters (JSON), state, start, deadline, end, error, and — once collection ended — the results and errors (JSON) |
+//! | `replies` | recorded reply | the raw reply body, its serial (one per serial and run, but for a conflicting second board), when it was received |
 //! | `deliveries` | delivery attempt of a payload | kind (`log`, `pair`, `directBurn`, `notify`), outcome, error text, time |
 //!
 //! Payloads are **not** stored as bytes: they are rebuilt from the stored
 //! results by `burnin_core::payload`, which is deterministic, so a payload
 //! sent again after a restart is byte-identical and carries the same
-//! `Idempotency-Key` (`<operationId>:<kind>`).
+//! `Idempotency-Key` (`burnin_core::Payload::idempotency_key`, which names
+//! the run).
 //!
-//! **History.** An operation id that is not finished cannot be begun again
-//! ([`StoreError::Running`], the API's 409). A finished id may be begun
-//! again: the store keeps the earlier runs (nothing is deleted) and every
-//! query ([`SqliteStore::get`], [`SqliteStore::list`]) shows the latest run
-//! of an id.
+//! **Runs.** An operation id names one run (SPEC §11.3). An id that is not
+//! finished cannot be begun again ([`StoreError::Running`], the API's 409);
+//! a finished one is refused too ([`StoreError::Held`], naming its last
+//! run) unless a rescan is asked for, which begins run *n* + 1. The store
+//! keeps every run (nothing is deleted but by `prune`); every query
+//! ([`SqliteStore::get`], [`SqliteStore::list`]) shows the latest run of an
+//! id, with the list of all its runs. Rows written before runs were
+//! numbered read as run 0.
 //!
 //! **Durability.** Every [`OperationStore`] call is committed before it
 //! returns; `burnin-edge` acks a reply to the broker only after its
@@ -112,8 +116,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use burnin_core::store::{
-    OperationColumns, OperationRecord, StoredOperation, operation_key, params_from_json,
-    params_to_json, to_millis,
+    OperationColumns, OperationRecord, RunSummary, StoredOperation, StoredReply, from_millis,
+    operation_key, params_from_json, params_to_json, to_millis,
 };
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
@@ -123,7 +127,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a burnin state database ("brnn").
 const APPLICATION_ID: i64 = 0x6272_6E6E;
@@ -171,6 +175,24 @@ const MIGRATIONS: &[&str] = &[
         at_ms         INTEGER NOT NULL
     );
     CREATE INDEX deliveries_by_run ON deliveries (run, seq);",
+    // 1 → 2: runs are numbered per operation id (`run_no`; NULL for rows
+    // written before, which read as run 0 and keep their old idempotency
+    // keys), and a serial may have several replies in one run (a second
+    // board answering with the same serial is recorded as a conflict), so
+    // `replies` loses its UNIQUE (run, sn).
+    "ALTER TABLE operations ADD COLUMN run_no INTEGER;
+    CREATE TABLE replies_v2 (
+        seq           INTEGER PRIMARY KEY,
+        run           INTEGER NOT NULL REFERENCES operations (run),
+        sn            TEXT    NOT NULL,
+        body          BLOB    NOT NULL,
+        received_ms   INTEGER NOT NULL
+    );
+    INSERT INTO replies_v2 (seq, run, sn, body, received_ms)
+        SELECT seq, run, sn, body, received_ms FROM replies;
+    DROP TABLE replies;
+    ALTER TABLE replies_v2 RENAME TO replies;
+    CREATE INDEX replies_by_run ON replies (run, seq);",
 ];
 
 /// A store failure, naming the database file and what to do.
@@ -629,10 +651,15 @@ impl SqliteStore {
         for run in runs {
             let row = self.row(&conn, run)?;
             let replies = (|| {
-                let mut stmt =
-                    conn.prepare("SELECT body FROM replies WHERE run = ?1 ORDER BY seq")?;
-                stmt.query_map([run], |r| r.get::<_, Vec<u8>>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
+                let mut stmt = conn
+                    .prepare("SELECT body, received_ms FROM replies WHERE run = ?1 ORDER BY seq")?;
+                stmt.query_map([run], |r| {
+                    Ok(StoredReply {
+                        body: r.get(0)?,
+                        received: from_millis(r.get(1)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })()
             .map_err(|e| self.sql("reading replies", e))?;
             out.push(row.into_stored(replies, self.deliveries(&conn, run)?));
@@ -671,10 +698,12 @@ impl SqliteStore {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<i64>,
         );
         let raw: Raw = conn
             .query_row(
-                "SELECT params, state, started_ms, deadline_ms, finished_ms, error, results, errors
+                "SELECT params, state, started_ms, deadline_ms, finished_ms, error, results, errors,
+                        run_no
                  FROM operations WHERE run = ?1",
                 [run],
                 |r| {
@@ -687,14 +716,16 @@ impl SqliteStore {
                         r.get(5)?,
                         r.get(6)?,
                         r.get(7)?,
+                        r.get(8)?,
                     ))
                 },
             )
             .map_err(|e| self.sql("reading an operation", e))?;
-        let (params, state, started, deadline, finished, error, results, errors) = raw;
+        let (params, state, started, deadline, finished, error, results, errors, run_no) = raw;
         let params = params_from_json(&params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
         OperationColumns {
+            run: run_no,
             state,
             started_ms: started,
             deadline_ms: deadline,
@@ -736,7 +767,39 @@ impl SqliteStore {
                 r.get(0)
             })
             .map_err(|e| self.sql("counting replies", e))?;
-        Ok(row.into_view(replies, self.deliveries(conn, run)?))
+        Ok(row.into_view(replies, self.deliveries(conn, run)?, self.runs(conn, run)?))
+    }
+
+    /// Every run of the id of row `run`, oldest first.
+    fn runs(&self, conn: &Connection, run: i64) -> Result<Vec<RunSummary>, Error> {
+        let raw = (|| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT run_no, state, started_ms, finished_ms FROM operations
+                 WHERE operation_id = (SELECT operation_id FROM operations WHERE run = ?1)
+                 ORDER BY run",
+            )?;
+            stmt.query_map([run], |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })()
+        .map_err(|e| self.sql("listing runs", e))?;
+        raw.into_iter()
+            .map(|(no, state, started, finished)| {
+                Ok(RunSummary {
+                    run: no.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    state: OperationState::from_name(&state)
+                        .ok_or_else(|| self.bad(run, format_args!("unknown state {state:?}")))?,
+                    started: from_millis(started),
+                    finished: finished.map(from_millis),
+                })
+            })
+            .collect()
     }
 
     /// Queues `work` for the writer thread and waits until the
@@ -873,36 +936,61 @@ impl OperationStore for SqliteStore {
         params: &OperationParams,
         started: Timestamp,
         deadline: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let id = params.operation_id.clone();
+        let rescan = params.rescan;
         let doc = params_to_json(params)
             .map_err(|e| StoreError::Io(format!("operation {id}: parameters: {e}")))?;
+        let numbered = Arc::new(Mutex::new(0u64));
+        let out = numbered.clone();
         self.write(move |tx, path| {
-            let busy: bool = tx
+            let key = operation_key(&id);
+            let latest: Option<(Option<i64>, String, i64, Option<i64>)> = tx
                 .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM operations
-                     WHERE operation_id = ?1 AND finished_ms IS NULL)",
-                    [operation_key(&id)],
+                    "SELECT run_no, state, started_ms, finished_ms FROM operations
+                     WHERE operation_id = ?1 ORDER BY run DESC LIMIT 1",
+                    [&key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(|e| io(path, "looking the operation up", e))?;
+            if let Some((run_no, state, started_ms, finished)) = latest {
+                if finished.is_none() {
+                    return Err(StoreError::Running(id));
+                }
+                if !rescan {
+                    return Err(StoreError::Held {
+                        id,
+                        run: run_no.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        started: from_millis(started_ms),
+                        state: OperationState::from_name(&state).unwrap_or(OperationState::Failed),
+                    });
+                }
+            }
+            let next: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(COALESCE(run_no, 0)), 0) + 1 FROM operations
+                     WHERE operation_id = ?1",
+                    [&key],
                     |r| r.get(0),
                 )
-                .map_err(|e| io(path, "looking the operation up", e))?;
-            if busy {
-                return Err(StoreError::Running(id));
-            }
+                .map_err(|e| io(path, "numbering the run", e))?;
             tx.execute(
-                "INSERT INTO operations (operation_id, params, state, started_ms, deadline_ms)
-                 VALUES (?1, ?2, 'collecting', ?3, ?4)",
-                params![
-                    operation_key(&id),
-                    doc,
-                    to_millis(started),
-                    to_millis(deadline)
-                ],
+                "INSERT INTO operations
+                     (operation_id, run_no, params, state, started_ms, deadline_ms)
+                 VALUES (?1, ?2, ?3, 'collecting', ?4, ?5)",
+                params![key, next, doc, to_millis(started), to_millis(deadline)],
             )
             .map_err(|e| io(path, "recording a new operation", e))?;
+            *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                u64::try_from(next).unwrap_or(1);
             Ok(())
         })
-        .await
+        .await?;
+        let run = *numbered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(run)
     }
 
     async fn reply(
@@ -916,7 +1004,7 @@ impl OperationStore for SqliteStore {
         self.write(move |conn, path| {
             let run = running(conn, path, &id)?;
             conn.prepare_cached(
-                "INSERT OR IGNORE INTO replies (run, sn, body, received_ms) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO replies (run, sn, body, received_ms) VALUES (?1, ?2, ?3, ?4)",
             )
             .and_then(|mut stmt| stmt.execute(params![run, sn.as_str(), body, to_millis(received)]))
             .map_err(|e| io(path, &format!("recording the reply of {sn}"), e))?;

@@ -44,26 +44,38 @@ fn a_whole_operation_round_trips_and_finished_ones_are_not_unfinished() {
     let id = OperationId::Number(42);
     let p = params(id.clone());
     block(async {
-        s.begin(&p, t(0), t(13)).await.unwrap();
+        assert_eq!(s.begin(&p, t(0), t(13)).await, Ok(1), "the first run");
         s.reply(&id, &"A".parse().unwrap(), b"{\"a\":1}", t(1))
             .await
             .unwrap();
         s.reply(&id, &"B".parse().unwrap(), b"{\"b\":2}", t(2))
             .await
             .unwrap();
-        // The same serial again is ignored (a redelivery after a crash).
+        // The same serial again is kept too: the core records a second
+        // board answering as A (a conflict); it never records a duplicate.
         s.reply(&id, &"A".parse().unwrap(), b"other", t(3))
             .await
             .unwrap();
     });
     let un = s.unfinished().unwrap();
     assert_eq!(un.len(), 1);
-    assert_eq!(un[0].params, p);
+    let mut numbered = p.clone();
+    numbered.run = 1;
+    assert_eq!(un[0].params, numbered);
     assert_eq!(un[0].started, t(0));
     assert_eq!(un[0].deadline, t(13));
+    let replies: Vec<(&[u8], Timestamp)> = un[0]
+        .replies
+        .iter()
+        .map(|r| (r.body.as_slice(), r.received))
+        .collect();
     assert_eq!(
-        un[0].replies,
-        vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
+        replies,
+        [
+            (&b"{\"a\":1}"[..], t(1)),
+            (&b"{\"b\":2}"[..], t(2)),
+            (&b"other"[..], t(3))
+        ]
     );
     assert_eq!(un[0].results, None);
 
@@ -93,7 +105,7 @@ fn a_whole_operation_round_trips_and_finished_ones_are_not_unfinished() {
     );
     let v = s.get(&id).unwrap().unwrap();
     assert_eq!(v.state, OperationState::Reporting);
-    assert_eq!(v.replies, 2);
+    assert_eq!(v.replies, 3);
 
     block(s.finish(&id, OperationState::Done, None, t(20))).unwrap();
     assert!(s.unfinished().unwrap().is_empty());
@@ -105,25 +117,51 @@ fn a_whole_operation_round_trips_and_finished_ones_are_not_unfinished() {
 }
 
 #[test]
-fn a_running_id_is_refused_and_a_finished_one_starts_a_new_run() {
+fn a_running_id_is_refused_a_finished_one_is_held_and_a_rescan_starts_a_new_run() {
     let s = SqliteStore::in_memory().unwrap();
     let id = OperationId::text("batch-9").unwrap();
     let p = params(id.clone());
+    let mut rescan = p.clone();
+    rescan.rescan = true;
     block(async {
-        s.begin(&p, t(0), t(10)).await.unwrap();
+        assert_eq!(s.begin(&p, t(0), t(10)).await, Ok(1));
         assert_eq!(
             s.begin(&p, t(1), t(11)).await,
             Err(StoreError::Running(id.clone()))
         );
+        assert_eq!(
+            s.begin(&rescan, t(1), t(11)).await,
+            Err(StoreError::Running(id.clone())),
+            "a rescan waits for the run to finish too"
+        );
         s.finish(&id, OperationState::Failed, Some("boom"), t(12))
             .await
             .unwrap();
-        s.begin(&p, t(100), t(110)).await.unwrap();
+        // The same id again, without asking for a rescan: refused, naming
+        // the run it already had.
+        let held = s.begin(&p, t(50), t(60)).await.unwrap_err();
+        assert_eq!(
+            held,
+            StoreError::Held {
+                id: id.clone(),
+                run: 1,
+                started: t(0),
+                state: OperationState::Failed
+            }
+        );
+        assert!(held.to_string().contains("--rescan"), "{held}");
+        assert_eq!(s.begin(&rescan, t(100), t(110)).await, Ok(2));
     });
     let v = s.get(&id).unwrap().unwrap();
     assert_eq!(v.started, t(100), "the latest run is shown");
+    assert_eq!(v.params.run, 2);
     assert_eq!(v.state, OperationState::Collecting);
     assert_eq!(v.error, None);
+    let runs: Vec<(u64, OperationState)> = v.runs.iter().map(|r| (r.run, r.state)).collect();
+    assert_eq!(
+        runs,
+        [(1, OperationState::Failed), (2, OperationState::Collecting)]
+    );
     assert_eq!(s.list(10).unwrap().len(), 1, "one entry per id");
 }
 
@@ -200,7 +238,8 @@ fn a_file_survives_reopening_and_resumes() {
     let s = SqliteStore::open(&path).unwrap();
     let un = s.unfinished().unwrap();
     assert_eq!(un.len(), 1);
-    assert_eq!(un[0].replies, vec![b"body".to_vec()]);
+    assert_eq!(un[0].replies.len(), 1);
+    assert_eq!(un[0].replies[0].body, b"body");
     let mode: String = s
         .lock()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -409,6 +448,12 @@ fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
     let id = OperationId::Number(77);
     let mut p = params(id.clone());
     p.require_link = true;
+    // The rules and timings of SPEC §11.3 are kept too, so a resumed or
+    // taken-over operation applies them.
+    p.require_clock = true;
+    p.settle = std::time::Duration::from_millis(1500);
+    p.clock_tolerance = std::time::Duration::from_secs(30);
+    p.mes_outage_wait = std::time::Duration::from_secs(90);
     let mut d = device("A");
     d.findings.push(HardwareFinding {
         kind: FindingKind::NoLink,
@@ -422,7 +467,9 @@ fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
     let un = s.unfinished().unwrap();
     assert!(un[0].params.require_link);
     assert_eq!(un[0].results.as_ref().unwrap().0, vec![d.clone()]);
+    p.run = 1;
     assert_eq!(s.get(&id).unwrap().unwrap().params, p);
+    assert_eq!(un[0].params, p);
 
     // A row written before requireLink and findings existed.
     {
