@@ -84,7 +84,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use burnin_core::store::{
-    OperationColumns, OperationRecord, StoredOperation, operation_key, params_from_json,
+    OperationColumns, OperationRecord, RunSummary, StoredOperation, StoredReply, operation_key,
+    params_from_json,
     params_to_json, to_millis,
 };
 use burnin_core::{
@@ -319,6 +320,9 @@ enum Write {
         doc: String,
         started: i64,
         deadline: i64,
+        rescan: bool,
+        /// Where the run number is written once the insert committed.
+        run: Arc<std::sync::atomic::AtomicU64>,
     },
     Reply {
         key: String,
@@ -547,12 +551,18 @@ impl PgStore {
                 .read(
                     "reading replies",
                     Rows(
-                        "SELECT body FROM burnin_replies WHERE run = $1 ORDER BY seq",
+                        "SELECT body, received_ms FROM burnin_replies WHERE run = $1 ORDER BY seq",
                         vec![Param::I64(run)],
                     ),
                 )
                 .await?;
-            let replies = bodies.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+            let replies = bodies
+                .iter()
+                .map(|r| StoredReply {
+                    body: r.get(0),
+                    received: burnin_core::store::from_millis(r.get(1)),
+                })
+                .collect();
             out.push(row.into_stored(replies, self.deliveries(run).await?));
         }
         Ok(out)
@@ -634,7 +644,8 @@ impl PgStore {
     async fn row(&self, run: i64) -> Result<OperationRecord, Error> {
         let rows = self
             .read("reading an operation", Rows(
-                "SELECT params, state, started_ms, deadline_ms, finished_ms, error, results, errors
+                "SELECT params, state, started_ms, deadline_ms, finished_ms, error, results, errors,
+                        run_no
                  FROM burnin_operations WHERE run = $1",
                 vec![Param::I64(run)],
             ))
@@ -647,6 +658,7 @@ impl PgStore {
         let params = params_from_json(&params)
             .map_err(|e| self.bad(run, format_args!("parameters: {e}")))?;
         OperationColumns {
+            run: r.get(8),
             state,
             started_ms: r.get(2),
             deadline_ms: r.get(3),
@@ -690,7 +702,40 @@ impl PgStore {
             )
             .await?;
         let replies: i64 = n.first().map_or(0, |r| r.get(0));
-        Ok(row.into_view(replies, self.deliveries(run).await?))
+        Ok(row.into_view(
+            replies,
+            self.deliveries(run).await?,
+            self.runs(run).await?,
+        ))
+    }
+
+    /// Every run of the id of row `run`, oldest first.
+    async fn runs(&self, run: i64) -> Result<Vec<RunSummary>, Error> {
+        let rows = self
+            .read(
+                "listing runs",
+                Rows(
+                    "SELECT run_no, state, started_ms, finished_ms FROM burnin_operations
+                     WHERE operation_id = (SELECT operation_id FROM burnin_operations WHERE run = $1)
+                     ORDER BY run",
+                    vec![Param::I64(run)],
+                ),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let no: Option<i64> = r.get(0);
+                let state: String = r.get(1);
+                let finished: Option<i64> = r.get(3);
+                Ok(RunSummary {
+                    run: no.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    state: OperationState::from_name(&state)
+                        .ok_or_else(|| self.bad(run, format_args!("unknown state {state:?}")))?,
+                    started: burnin_core::store::from_millis(r.get(2)),
+                    finished: finished.map(burnin_core::store::from_millis),
+                })
+            })
+            .collect()
     }
 }
 
@@ -890,28 +935,56 @@ async fn apply(
             doc,
             started,
             deadline,
+            rescan,
+            run,
         } => {
-            let existing = tx
+            let latest = tx
                 .query_opt(
-                    "SELECT params, started_ms FROM burnin_operations
-                     WHERE operation_id = $1 AND finished_ms IS NULL",
+                    "SELECT params, started_ms, finished_ms, run_no, state FROM burnin_operations
+                     WHERE operation_id = $1 ORDER BY run DESC LIMIT 1",
                     &[key],
                 )
                 .await?;
-            if let Some(row) = existing {
-                let (p, s): (String, i64) = (row.get(0), row.get(1));
-                // Our own insert, committed before the connection broke.
-                if p == *doc && s == *started {
-                    return Ok(Ok(()));
+            if let Some(row) = latest {
+                let (p, s, finished, no, state): (String, i64, Option<i64>, Option<i64>, String) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+                let no = no.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                if finished.is_none() {
+                    // Our own insert, committed before the connection broke.
+                    if p == *doc && s == *started {
+                        run.store(no, std::sync::atomic::Ordering::SeqCst);
+                        return Ok(Ok(()));
+                    }
+                    return Ok(Err(StoreError::Running(id.clone())));
                 }
-                return Ok(Err(StoreError::Running(id.clone())));
+                if !rescan {
+                    return Ok(Err(StoreError::Held {
+                        id: id.clone(),
+                        run: no,
+                        started: burnin_core::store::from_millis(s),
+                        state: OperationState::from_name(&state).unwrap_or(OperationState::Failed),
+                    }));
+                }
             }
+            let next: i64 = tx
+                .query_one(
+                    "SELECT COALESCE(MAX(COALESCE(run_no, 0)), 0) + 1 FROM burnin_operations
+                     WHERE operation_id = $1",
+                    &[key],
+                )
+                .await?
+                .get(0);
             tx.execute(
-                "INSERT INTO burnin_operations (operation_id, params, state, started_ms, deadline_ms)
-                 VALUES ($1, $2, 'collecting', $3, $4)",
-                &[key, doc, started, deadline],
+                "INSERT INTO burnin_operations
+                     (operation_id, run_no, params, state, started_ms, deadline_ms)
+                 VALUES ($1, $2, $3, 'collecting', $4, $5)",
+                &[key, &next, doc, started, deadline],
             )
             .await?;
+            run.store(
+                u64::try_from(next).unwrap_or(1),
+                std::sync::atomic::Ordering::SeqCst,
+            );
             Ok(Ok(()))
         }
         Write::Reply {
@@ -925,12 +998,13 @@ async fn apply(
                     "INSERT INTO burnin_replies (run, sn, body, received_ms)
                      SELECT run, $2, $3, $4 FROM burnin_operations
                       WHERE operation_id = $1 AND finished_ms IS NULL
-                     ON CONFLICT (run, sn) DO NOTHING",
+                     ON CONFLICT (run, sn, md5(body)) DO NOTHING",
                     &[key, sn, body, received],
                 )
                 .await?;
             if n == 0 {
-                // Either a duplicate (fine) or no running operation.
+                // Either this very write again, retried after a lost
+                // connection (fine), or no running operation.
                 let found = tx
                     .query_opt(
                         "SELECT 1 FROM burnin_operations WHERE operation_id = $1 AND finished_ms IS NULL",
@@ -1014,21 +1088,25 @@ impl OperationStore for PgStore {
         params: &OperationParams,
         started: Timestamp,
         deadline: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let doc = params_to_json(params).map_err(|e| {
             StoreError::Io(format!(
                 "operation {}: parameters: {e}",
                 params.operation_id
             ))
         })?;
+        let run = Arc::new(std::sync::atomic::AtomicU64::new(0));
         self.write(Write::Begin {
             id: params.operation_id.clone(),
             key: operation_key(&params.operation_id),
             doc,
             started: to_millis(started),
             deadline: to_millis(deadline),
+            rescan: params.rescan,
+            run: run.clone(),
         })
-        .await
+        .await?;
+        Ok(run.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     async fn reply(

@@ -5,7 +5,7 @@ use tokio_postgres::Client;
 use crate::Error;
 
 /// The schema version this build writes (the highest row of `burnin_schema`).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Serialises migrations of edges starting at once (transaction-scoped
 /// advisory lock; "brnm").
@@ -54,6 +54,15 @@ const MIGRATIONS: &[&str] = &[
         identity      TEXT    NOT NULL,
         since_ms      BIGINT  NOT NULL
     );",
+    // 1 → 2: runs are numbered per operation id (`run_no`; NULL for rows
+    // written before, which read as run 0 and keep their old idempotency
+    // keys), and a serial may have several replies in one run (a second
+    // board answering with the same serial is a conflict). A write retried
+    // after a lost connection must still not insert a reply twice: the
+    // unique key becomes (run, sn, md5(body)).
+    "ALTER TABLE burnin_operations ADD COLUMN run_no BIGINT;
+    ALTER TABLE burnin_replies DROP CONSTRAINT burnin_replies_run_sn_key;
+    CREATE UNIQUE INDEX burnin_replies_once ON burnin_replies (run, sn, md5(body));",
 ];
 
 /// Applies the missing migrations in one transaction, under an advisory

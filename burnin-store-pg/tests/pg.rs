@@ -36,6 +36,12 @@ fn params(id: u64, expected: &[&str]) -> OperationParams {
     p.window = Duration::from_millis(12_345);
     p.reply_to = "hwinfo_queue_b".into();
     p.require_link = true;
+    // The rules and timings of SPEC §11.3 are kept too, so an operation a
+    // standby takes over applies them.
+    p.require_clock = true;
+    p.settle = Duration::from_millis(1_500);
+    p.clock_tolerance = Duration::from_secs(30);
+    p.mes_outage_wait = Duration::from_secs(90);
     p
 }
 
@@ -45,9 +51,10 @@ async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
         return;
     };
     let store = PgStore::connect(&db.url()).await.unwrap();
-    let p = params(42, &["A1", "B2"]);
+    let mut p = params(42, &["A1", "B2"]);
     let id = p.operation_id.clone();
-    store.begin(&p, t(0), t(30)).await.unwrap();
+    assert_eq!(store.begin(&p, t(0), t(30)).await, Ok(1));
+    p.run = 1;
     assert!(matches!(
         store.begin(&p, t(1), t(31)).await,
         Err(StoreError::Running(ref running)) if *running == id
@@ -60,7 +67,12 @@ async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
         .reply(&id, &sn("B2"), b"{\"b\":2}", t(3))
         .await
         .unwrap();
-    // A second copy of a serial's reply changes nothing.
+    // Another board's reply for a serial (a conflict) is kept too; the
+    // same write retried after a lost connection is not.
+    store
+        .reply(&id, &sn("A1"), b"{\"a\":9}", t(4))
+        .await
+        .unwrap();
     store
         .reply(&id, &sn("A1"), b"{\"a\":9}", t(4))
         .await
@@ -71,7 +83,19 @@ async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
     let u = &unfinished[0];
     assert_eq!(u.params, p);
     assert_eq!((u.started, u.deadline), (t(0), t(30)));
-    assert_eq!(u.replies, [b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+    let replies: Vec<(&[u8], Timestamp)> = u
+        .replies
+        .iter()
+        .map(|r| (r.body.as_slice(), r.received))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            (&b"{\"a\":1}"[..], t(2)),
+            (&b"{\"b\":2}"[..], t(3)),
+            (&b"{\"a\":9}"[..], t(4))
+        ]
+    );
     assert!(u.results.is_none());
 
     store
@@ -102,15 +126,27 @@ async fn an_operation_round_trips_and_resumes_like_the_sqlite_store() {
     let v = store.get(&id).await.unwrap().unwrap();
     assert_eq!(v.state, OperationState::Failed);
     assert_eq!(v.error.as_deref(), Some("pair refused"));
-    assert_eq!(v.replies, 2);
+    assert_eq!(v.replies, 3);
     assert_eq!(v.finished, Some(t(40)));
     assert_eq!(store.find("42").await.unwrap().unwrap().params, p);
     assert!(store.find("43").await.unwrap().is_none());
 
-    // A finished id may run again; queries show the latest run.
-    store.begin(&p, t(100), t(130)).await.unwrap();
+    // A finished id is held; a rescan runs it again and queries show the
+    // latest run with the list of runs.
+    assert!(matches!(
+        store.begin(&p, t(100), t(130)).await,
+        Err(StoreError::Held { run: 1, .. })
+    ));
+    p.rescan = true;
+    assert_eq!(store.begin(&p, t(100), t(130)).await, Ok(2));
     let v = store.get(&id).await.unwrap().unwrap();
     assert_eq!((v.state, v.replies), (OperationState::Collecting, 0));
+    assert_eq!(v.params.run, 2);
+    let runs: Vec<(u64, OperationState)> = v.runs.iter().map(|r| (r.run, r.state)).collect();
+    assert_eq!(
+        runs,
+        [(1, OperationState::Failed), (2, OperationState::Collecting)]
+    );
     let mut text = params(0, &[]);
     text.operation_id = OperationId::text("42").unwrap();
     store.begin(&text, t(101), t(131)).await.unwrap();
@@ -191,8 +227,8 @@ async fn migrations_are_versioned_and_a_newer_schema_is_refused_untouched() {
     a.unwrap();
     b.unwrap();
     assert_eq!(
-        db.psql("SELECT string_agg(version::text, ',') FROM burnin_schema"),
-        "1"
+        db.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM burnin_schema"),
+        "1,2"
     );
     db.psql("INSERT INTO burnin_schema (version) VALUES (7)");
     let e = PgStore::connect(&db.url()).await.unwrap_err();
