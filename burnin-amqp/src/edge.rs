@@ -101,9 +101,21 @@ struct OpenCommands {
 }
 
 struct OpenCommand {
-    body: Vec<u8>,
+    command: ScanCommand,
     until: Instant,
     next: Instant,
+}
+
+/// The body of `command` published with `left` of its window to go: a
+/// command that tells agents its remaining window (`remainingMs`) says how
+/// much is left *now*, on every attempt and every re-announcement.
+fn body_with(command: &ScanCommand, left: Duration) -> Vec<u8> {
+    if command.remaining_ms.is_none() {
+        return command.to_json();
+    }
+    let mut now = command.clone();
+    now.remaining_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+    now.to_json()
 }
 
 impl OpenCommands {
@@ -128,12 +140,12 @@ async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: 
         let Some(open) = open.upgrade() else { return };
         let generation = cell.generation();
         let now = Instant::now();
-        let due: Vec<(OperationId, Vec<u8>, Instant)> = {
+        let due: Vec<(OperationId, ScanCommand, Instant)> = {
             let mut map = open.lock();
             map.retain(|_, c| c.until > now + Duration::from_millis(50));
             map.iter()
                 .filter(|(_, c)| generation != announced_on || c.next <= now)
-                .map(|(id, c)| (id.clone(), c.body.clone(), c.until))
+                .map(|(id, c)| (id.clone(), c.command.clone(), c.until))
                 .collect()
         };
         if due.is_empty() {
@@ -146,11 +158,12 @@ async fn announce_loop(cell: Arc<SessionCell>, open: Weak<OpenCommands>, every: 
             continue;
         };
         let mut all_sent = true;
-        for (id, body, until) in due {
+        for (id, command, until) in due {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 continue;
             }
+            let body = body_with(&command, left);
             let props =
                 json_properties().with_expiration(short(&left.as_millis().max(1).to_string()));
             let sent = session
@@ -221,13 +234,16 @@ impl CommandPublisher for AmqpCommandPublisher {
     /// in ms, and waits for the broker's confirm. Reconnects as needed for
     /// up to `window`.
     async fn publish(&self, command: &ScanCommand, window: Duration) -> Result<(), TransportError> {
-        let body = command.to_json();
-        let expiration = window.as_millis().max(1).to_string();
         let until = tokio::time::Instant::now() + window;
         let mut attempt = 0;
         loop {
             let session = self.cell.get_retrying(Some(until)).await?;
-            let props = json_properties().with_expiration(short(&expiration));
+            let left = until
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_millis(1));
+            let body = body_with(command, left);
+            let props =
+                json_properties().with_expiration(short(&left.as_millis().max(1).to_string()));
             let result = session
                 .publish_confirmed(
                     &self.cell.config.exchange,
@@ -244,7 +260,7 @@ impl CommandPublisher for AmqpCommandPublisher {
                     self.open.lock().insert(
                         command.operation_id.clone(),
                         OpenCommand {
-                            body,
+                            command: command.clone(),
                             until,
                             next: next_announcement(self.cell.config.reannounce),
                         },

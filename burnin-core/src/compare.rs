@@ -396,7 +396,7 @@ impl DeviceResult {
             Finding::MesFailed(why) => why.as_str(),
             _ => "no answer",
         };
-        let message = format!("undecided: MES could not be asked ({why}); not reported");
+        let message = format!("undecided: MES could not be asked ({why}); not reported to the factory");
         self.findings
             .push(HardwareFinding::new(FindingKind::MesOutage, None, message));
     }

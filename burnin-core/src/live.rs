@@ -66,6 +66,9 @@ pub enum DeviceState {
     Passed,
     /// Something did not match, or it did not reply; see the findings.
     Failed,
+    /// MES could not be asked (an outage that outlasted the operation's MES
+    /// outage wait): no verdict, and not reported to the factory.
+    Undecided,
 }
 
 impl DeviceState {
@@ -76,6 +79,7 @@ impl DeviceState {
             DeviceState::Replied => "replied",
             DeviceState::Passed => "passed",
             DeviceState::Failed => "failed",
+            DeviceState::Undecided => "undecided",
         }
     }
 }
@@ -130,7 +134,9 @@ impl LiveDevice {
     pub fn from_result(d: &DeviceResult, expected: bool, hostname: Option<String>) -> Self {
         LiveDevice {
             sn: d.sn.clone(),
-            state: if d.result.passed() {
+            state: if d.is_undecided() {
+                DeviceState::Undecided
+            } else if d.result.passed() {
                 DeviceState::Passed
             } else {
                 DeviceState::Failed
@@ -463,6 +469,25 @@ impl Board {
         self.emit_device(op.id(), sn);
     }
 
+    /// `sn`'s MES lookup is failing and being retried (a MES outage): its
+    /// details say so, and why, until the answer comes.
+    pub fn mes_waiting(&mut self, op: &Operation, sn: &SerialNumber) {
+        self.track(op);
+        let Some(why) = op.mes_waiting(sn) else {
+            return;
+        };
+        let Some(t) = self.ops.get_mut(op.id()) else {
+            return;
+        };
+        let text = format!("waiting for MES: {why}");
+        let d = t.device_mut(sn);
+        if d.state != DeviceState::Replied || d.details.first() == Some(&text) {
+            return;
+        }
+        d.details = vec![text];
+        self.emit_device(op.id(), sn);
+    }
+
     /// The operation's state may have changed (e.g. collection ended).
     pub fn state(&mut self, op: &Operation) {
         self.track(op);
@@ -652,15 +677,19 @@ pub enum MismatchWhy {
 /// nothing to remark.
 pub fn reasons(d: &DeviceResult) -> Vec<Reason> {
     let mut out = Vec::new();
+    // An undecided device's finding says why MES could not be asked; its
+    // `macinfo` compared nothing, so no mismatch is named.
+    let undecided = d.is_undecided();
     match &d.finding {
         Finding::Compared => {}
         Finding::NoReply => out.push(Reason::NoReply),
         Finding::UnknownToMes => out.push(Reason::UnknownToMes),
+        Finding::MesFailed(_) if undecided => {}
         Finding::MesFailed(why) => out.push(Reason::MesFailed(why.clone())),
         #[allow(unreachable_patterns)]
         other => out.push(Reason::Other(format!("{other:?}"))),
     }
-    let compared = matches!(d.finding, Finding::Compared);
+    let compared = matches!(d.finding, Finding::Compared) && !undecided;
     if compared {
         for m in d.mismatched_interfaces() {
             let why = if d.findings.iter().any(|f| {

@@ -63,7 +63,17 @@ struct ScanRequest {
     expected: Option<Vec<SerialNumber>>,
     window_secs: Option<u64>,
     require_link: Option<bool>,
+    rescan: Option<bool>,
+    require_clock: Option<bool>,
+    settle_ms: Option<u64>,
+    clock_tolerance_secs: Option<u64>,
+    mes_outage_wait_secs: Option<u64>,
 }
+
+/// Largest `settleMs` a request may ask for.
+pub const MAX_SETTLE: Duration = Duration::from_secs(60);
+/// Largest `mesOutageWaitSecs` a request may ask for.
+pub const MAX_MES_OUTAGE_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 enum TargetField {
@@ -85,6 +95,24 @@ pub fn parse_scan_request_with(
     body: &[u8],
     reply_queue: &str,
     require_link_default: bool,
+) -> Result<OperationParams, RequestError> {
+    let mut defaults = OperationParams::new(OperationId::Number(0));
+    defaults.reply_to = reply_queue.to_owned();
+    defaults.require_link = require_link_default;
+    parse_scan_request_from(body, &defaults)
+}
+
+/// [`parse_scan_request`] with the edge's defaults taken from `defaults`
+/// (its operation id is ignored): the reply queue, and the rules and
+/// timings a request does not set (`requireLink`, `requireClock`,
+/// `settleMs`, `clockToleranceSecs`, `mesOutageWaitSecs`). `rescan` is
+/// `false` unless the request sets it.
+///
+/// # Errors
+/// As [`parse_scan_request`]; out-of-range timings name their field.
+pub fn parse_scan_request_from(
+    body: &[u8],
+    defaults: &OperationParams,
 ) -> Result<OperationParams, RequestError> {
     if body.len() > MAX_REQUEST_BYTES {
         return Err(RequestError::Body(format!(
@@ -137,14 +165,53 @@ pub fn parse_scan_request_with(
             expected.push(sn);
         }
     }
+    let bounded = |name: &str, value: Option<u64>, unit: Duration, max: Duration, default| {
+        match value {
+            None => Ok(default),
+            Some(v) => {
+                let d = unit.saturating_mul(u32::try_from(v).unwrap_or(u32::MAX));
+                if d > max {
+                    Err(field(
+                        name,
+                        format!("{v} is out of range; give 0 to {}", max.as_nanos() / unit.as_nanos()),
+                    ))
+                } else {
+                    Ok(d)
+                }
+            }
+        }
+    };
     let mut p = OperationParams::new(req.operation_id);
     p.operator_id = req.operator_id;
     p.scan_mode = req.scan_mode;
     p.target = target;
     p.expected = expected;
     p.window = window;
-    p.reply_to = reply_queue.to_owned();
-    p.require_link = req.require_link.unwrap_or(require_link_default);
+    p.reply_to = defaults.reply_to.clone();
+    p.require_link = req.require_link.unwrap_or(defaults.require_link);
+    p.require_clock = req.require_clock.unwrap_or(defaults.require_clock);
+    p.rescan = req.rescan.unwrap_or(false);
+    p.settle = bounded(
+        "settleMs",
+        req.settle_ms,
+        Duration::from_millis(1),
+        MAX_SETTLE,
+        defaults.settle,
+    )?;
+    p.clock_tolerance = bounded(
+        "clockToleranceSecs",
+        req.clock_tolerance_secs,
+        Duration::from_secs(1),
+        Duration::from_secs(7 * 24 * 3600),
+        defaults.clock_tolerance,
+    )?;
+    p.mes_outage_wait = bounded(
+        "mesOutageWaitSecs",
+        req.mes_outage_wait_secs,
+        Duration::from_secs(1),
+        MAX_MES_OUTAGE_WAIT,
+        defaults.mes_outage_wait,
+    )?;
     Ok(p)
 }
 
@@ -177,6 +244,19 @@ mod tests {
                 .unwrap()
                 .require_link
         );
+        let p = parse(
+            r#"{"operationId": 42, "rescan": true, "requireClock": true, "settleMs": 0,
+                "clockToleranceSecs": 30, "mesOutageWaitSecs": 120}"#,
+        )
+        .unwrap();
+        assert!(p.rescan && p.require_clock);
+        assert_eq!(p.settle, Duration::ZERO);
+        assert_eq!(p.clock_tolerance, Duration::from_secs(30));
+        assert_eq!(p.mes_outage_wait, Duration::from_secs(120));
+        let e = parse(r#"{"operationId": 42, "settleMs": 60001}"#).unwrap_err();
+        assert_eq!(e, "field settleMs: 60001 is out of range; give 0 to 60000");
+        let e = parse(r#"{"operationId": 42, "mesOutageWaitSecs": 86401}"#).unwrap_err();
+        assert_eq!(e, "field mesOutageWaitSecs: 86401 is out of range; give 0 to 86400");
         assert!(
             !parse(r#"{"operationId": 42, "requireLink": false}"#)
                 .unwrap()

@@ -122,11 +122,7 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    let params = match burnin_core::request::parse_scan_request_with(
-        &body,
-        &app.reply_queue,
-        app.require_link,
-    ) {
+    let params = match burnin_core::request::parse_scan_request_from(&body, &app.defaults) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -163,6 +159,7 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
             StatusCode::CONFLICT,
             format!("operation {id} is already running; wait for it to finish (GET /scans/{id})"),
         ),
+        Err(e @ StoreError::Held { .. }) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => {
             tracing::error!("could not record a new operation: {e}");
             error(
@@ -202,6 +199,14 @@ fn view_json(v: &OperationView) -> Value {
         "expected": v.params.expected,
         "target": match v.params.target { Target::Pair => "pair", Target::DirectBurn => "directBurn" },
         "requireLink": v.params.require_link,
+        "run": v.params.run,
+        "runs": v.runs.iter().map(|r| {
+            let mut doc = json!({"run": r.run, "state": r.state.as_str(), "started": r.started});
+            if let (Some(f), Some(map)) = (r.finished, doc.as_object_mut()) {
+                map.insert("finished".into(), json!(f));
+            }
+            doc
+        }).collect::<Vec<_>>(),
         "deliveries": deliveries,
     });
     if let Some(map) = doc.as_object_mut() {

@@ -451,7 +451,7 @@ impl<S: OperationStore> OperationStore for BoundedStore<S> {
         params: &OperationParams,
         started: Timestamp,
         deadline: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         self.write(
             "the new operation",
             self.inner.begin(params, started, deadline),
@@ -571,7 +571,7 @@ mod tests {
         let op = burnin_core::Operation::new(command, Timestamp::from_unix_seconds(0));
         let started = tokio::time::Instant::now();
         let e = publisher
-            .publish(&op.command(), Duration::from_secs(4))
+            .publish(&op.command(Timestamp::from_unix_seconds(0)), Duration::from_secs(4))
             .await
             .unwrap_err()
             .to_string();

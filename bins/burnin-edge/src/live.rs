@@ -42,7 +42,8 @@ use burnin_core::OperationView;
 use burnin_core::edge::{Observer, OperationReport};
 use burnin_core::live::{Board, LiveDevice, Since};
 use burnin_core::{
-    Operation, OperationId, PayloadKind, ReplyOutcome, ReportError, SerialNumber, TransportError,
+    MesError, Operation, OperationId, PayloadKind, ReplyOutcome, ReportError, SerialNumber,
+    Timestamp, TransportError,
 };
 use futures::Stream;
 use serde_json::{Value, json};
@@ -184,6 +185,9 @@ impl Observer for LiveObserver {
     }
     fn collection_ended(&self, op: &Operation) {
         self.0.update(|b| b.state(op));
+    }
+    fn mes_waiting(&self, op: &Operation, sn: &SerialNumber, _: &MesError, _: Timestamp) {
+        self.0.update(|b| b.mes_waiting(op, sn));
     }
     fn results(&self, op: &Operation) {
         self.0.update(|b| b.results(op));

@@ -156,7 +156,7 @@ impl Metrics {
         for state in ["collecting", "reporting", "done", "failed"] {
             let _ = operations.get_or_create(&StateLabel { state });
         }
-        for outcome in ["accepted", "duplicate", "rejected"] {
+        for outcome in ["accepted", "duplicate", "conflict", "rejected"] {
             let _ = replies.get_or_create(&OutcomeLabel { outcome });
         }
         for result in ["pass", "fail"] {
@@ -330,6 +330,15 @@ impl Observer for ServeObserver {
                 self.metrics.reply("duplicate");
                 tracing::info!(operation = %op.id(), %sn, "duplicate reply counted; the first one stands");
             }
+            ReplyOutcome::Conflict(sn) => {
+                self.metrics.reply("conflict");
+                tracing::warn!(
+                    operation = %op.id(),
+                    %sn,
+                    "another board answered with serial {sn} (a cloned or re-used serial?): \
+                     the serial fails with a finding naming both"
+                );
+            }
             ReplyOutcome::Rejected(reason) => {
                 self.metrics.reply("rejected");
                 tracing::warn!(operation = %op.id(), "reply moved to the rejected queue: {reason}");
@@ -349,8 +358,24 @@ impl Observer for ServeObserver {
 
     fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
         if let Err(e) = answer {
-            tracing::error!(operation = %op.id(), %sn, "{e}");
+            tracing::error!(operation = %op.id(), %sn, "{e}; the device is left undecided");
         }
+    }
+
+    fn mes_waiting(
+        &self,
+        op: &Operation,
+        sn: &SerialNumber,
+        error: &MesError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        tracing::warn!(
+            operation = %op.id(),
+            %sn,
+            %retry_at,
+            "waiting for MES: {}; retrying (the device stays undecided until MES answers)",
+            error.reason()
+        );
     }
 
     fn collection_ended(&self, op: &Operation) {

@@ -97,6 +97,9 @@ pub enum DeviceStateDoc {
     Passed,
     /// A mismatch, or no reply; see `findings`.
     Failed,
+    /// MES could not be asked (an outage outlasting the operation's MES
+    /// outage wait): no verdict, not reported to the factory.
+    Undecided,
 }
 
 /// `"1"` (match/pass) or `"0"`.

@@ -7,7 +7,7 @@
 //!   driver, a MAC another device reported, requireLink) only when there
 //!   are some, so a device without any is shown exactly as before.
 //! * An operation's report: `{"operationId", "state", "devices": [...],
-//!   "replies": {"accepted", "duplicate", "rejected", "redelivered"},
+//!   "replies": {"accepted", "duplicate", "conflict", "rejected", "redelivered"},
 //!   "error"?}` ([`report_json`]).
 //!
 //! **`replies`** counts the reply messages this operation handled, as the
@@ -54,6 +54,7 @@ pub fn report_json(report: &OperationReport) -> Value {
         "replies": {
             "accepted": c.accepted,
             "duplicate": c.duplicates,
+            "conflict": c.conflicts,
             "rejected": c.rejected,
             "redelivered": c.redelivered,
         },
@@ -82,6 +83,7 @@ mod tests {
             counters: Counters {
                 accepted: 7,
                 duplicates: 2,
+                conflicts: 1,
                 rejected: 1,
                 redelivered: 3,
                 mes_done: 7,
@@ -97,7 +99,7 @@ mod tests {
                 "operationId": 5,
                 "state": "failed",
                 "devices": [],
-                "replies": {"accepted": 7, "duplicate": 2, "rejected": 1, "redelivered": 3},
+                "replies": {"accepted": 7, "duplicate": 2, "conflict": 1, "rejected": 1, "redelivered": 3},
                 "error": "the broker closed",
             })
         );

@@ -47,7 +47,8 @@ use std::time::{Duration, Instant};
 use burnin_core::edge::OperationReport;
 use burnin_core::edge::{self, EdgePorts, Observer, ReplyRouter};
 use burnin_core::{
-    FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId, PayloadKind,
+    FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId, OperationParams,
+    PayloadKind,
     ReplyOutcome, ReportError, SerialNumber, StoreError, Target, TransportError,
 };
 use burnin_local::SystemClock;
@@ -109,7 +110,10 @@ pub struct App {
     observer: Observers,
     pub(crate) api_token: Option<String>,
     pub(crate) reply_queue: String,
-    pub(crate) require_link: bool,
+    /// The rules and timings of operations whose `POST /scans` body does
+    /// not set them (`serve --settle`, `--clock-tolerance`,
+    /// `--require-clock`, `--mes-outage-wait`).
+    pub(crate) defaults: OperationParams,
     pair_unavailable: Option<String>,
     direct_burn_unavailable: Option<String>,
     tasks: TaskTracker,
@@ -151,6 +155,7 @@ pub struct AppBuilder {
     api_token: Option<String>,
     reply_queue: String,
     require_link: bool,
+    defaults: OperationParams,
     pair_unavailable: Option<String>,
     direct_burn_unavailable: Option<String>,
     live: crate::live::Limits,
@@ -205,6 +210,18 @@ impl AppBuilder {
     /// not say (`serve --require-link`); off by default.
     pub fn require_link(mut self, require_link: bool) -> Self {
         self.require_link = require_link;
+        self
+    }
+
+    /// The settle time, clock tolerance, requireClock and MES outage wait of
+    /// operations whose `POST /scans` body does not set them: taken from
+    /// `defaults` (its other fields are ignored). SPEC §11.3's defaults
+    /// otherwise.
+    pub fn operation_defaults(mut self, defaults: &OperationParams) -> Self {
+        self.defaults.settle = defaults.settle;
+        self.defaults.clock_tolerance = defaults.clock_tolerance;
+        self.defaults.require_clock = defaults.require_clock;
+        self.defaults.mes_outage_wait = defaults.mes_outage_wait;
         self
     }
 
@@ -297,8 +314,13 @@ impl AppBuilder {
             observer: Observers(observers),
             metrics,
             api_token: self.api_token,
-            reply_queue: self.reply_queue,
-            require_link: self.require_link,
+            reply_queue: self.reply_queue.clone(),
+            defaults: {
+                let mut d = self.defaults;
+                d.reply_to.clone_from(&self.reply_queue);
+                d.require_link = self.require_link;
+                d
+            },
             pair_unavailable: self.pair_unavailable,
             direct_burn_unavailable: self.direct_burn_unavailable,
             tasks: TaskTracker::new(),
@@ -337,6 +359,7 @@ impl App {
             api_token: None,
             reply_queue: burnin_amqp::DEFAULT_REPLY_QUEUE.into(),
             require_link: false,
+            defaults: OperationParams::new(OperationId::Number(0)),
             pair_unavailable: None,
             direct_burn_unavailable: None,
             live: crate::live::Limits::default(),
@@ -757,6 +780,17 @@ impl Observer for Observers {
     }
     fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
         self.0.iter().for_each(|o| o.mes_answer(op, sn, answer));
+    }
+    fn mes_waiting(
+        &self,
+        op: &Operation,
+        sn: &SerialNumber,
+        error: &MesError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        self.0
+            .iter()
+            .for_each(|o| o.mes_waiting(op, sn, error, retry_at));
     }
     fn collection_ended(&self, op: &Operation) {
         self.0.iter().for_each(|o| o.collection_ended(op));

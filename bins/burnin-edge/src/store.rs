@@ -195,7 +195,7 @@ impl OperationStore for Store {
         params: &OperationParams,
         started: Timestamp,
         deadline: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.begin(params, started, deadline).await,
             Store::Postgres(s) => s.begin(params, started, deadline).await,

@@ -725,7 +725,7 @@ fn a_serve_killed_during_a_burst_of_1000_replies_loses_none_it_acked() {
         .replies
         .iter()
         .map(|b| {
-            burnin_core::DeviceReport::from_slice(b)
+            burnin_core::DeviceReport::from_slice(&b.body)
                 .unwrap()
                 .sn
                 .to_string()

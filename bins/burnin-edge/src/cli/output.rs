@@ -112,6 +112,11 @@ impl Observer for Progress {
             ReplyOutcome::Duplicate(sn) => {
                 tracing::info!(%sn, "duplicate reply counted; the first one stands")
             }
+            ReplyOutcome::Conflict(sn) => tracing::warn!(
+                %sn,
+                "another board answered with serial {sn} (a cloned or re-used serial?): \
+                 the serial fails with a finding naming both"
+            ),
             ReplyOutcome::Rejected(reason) => {
                 tracing::warn!("reply moved to the rejected queue: {reason}")
             }
