@@ -314,6 +314,9 @@ impl Drop for Writer {
 struct Inner {
     conn: Mutex<Connection>,
     path: String,
+    /// Whether runs are numbered by their start time (an in-memory
+    /// database, which forgets earlier runs when the process ends).
+    runs_by_time: bool,
     /// Calls the writer took, and the transactions it ran for them.
     calls: AtomicU64,
     transactions: AtomicU64,
@@ -372,11 +375,12 @@ impl SqliteStore {
             action: "opening it (does its folder exist, and may this user write there?)".into(),
             source: e,
         })?;
-        Self::setup(conn, shown, durability, true)
+        Self::setup(conn, shown, durability, true, false)
     }
 
-    /// A database in memory, for one-shot runs (`burnin-edge scan` without
-    /// `--state-db`): the same code paths, nothing kept.
+    /// A database in memory: the same code paths, nothing kept. Runs are
+    /// numbered 1, 2, … as in a file; for a one-shot process see
+    /// [`in_memory_one_shot`](Self::in_memory_one_shot).
     ///
     /// # Errors
     /// If SQLite cannot allocate it.
@@ -386,7 +390,25 @@ impl SqliteStore {
             action: "opening an in-memory database".into(),
             source: e,
         })?;
-        Self::setup(conn, ":memory:".into(), Durability::Normal, false)
+        Self::setup(conn, ":memory:".into(), Durability::Normal, false, false)
+    }
+
+    /// A database in memory for a one-shot process (`burnin-edge scan`
+    /// without `--state-db`). It cannot know the runs of earlier processes,
+    /// so it numbers each run by its start time in milliseconds since the
+    /// Unix epoch (as `burnin_core::NoStore` does): agents answer every
+    /// run, and the idempotency keys of two one-shot scans of one id never
+    /// collide.
+    ///
+    /// # Errors
+    /// If SQLite cannot allocate it.
+    pub fn in_memory_one_shot() -> Result<Self, Error> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::Sqlite {
+            path: ":memory:".into(),
+            action: "opening an in-memory database".into(),
+            source: e,
+        })?;
+        Self::setup(conn, ":memory:".into(), Durability::Normal, false, true)
     }
 
     fn setup(
@@ -394,6 +416,7 @@ impl SqliteStore {
         path: String,
         durability: Durability,
         on_disk: bool,
+        runs_by_time: bool,
     ) -> Result<Self, Error> {
         let sql = |action: &str| {
             let path = path.clone();
@@ -479,6 +502,7 @@ impl SqliteStore {
         let inner = Arc::new(Inner {
             conn: Mutex::new(conn),
             path,
+            runs_by_time,
             calls: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
         });
@@ -943,6 +967,7 @@ impl OperationStore for SqliteStore {
             .map_err(|e| StoreError::Io(format!("operation {id}: parameters: {e}")))?;
         let numbered = Arc::new(Mutex::new(0u64));
         let out = numbered.clone();
+        let by_time = self.inner.runs_by_time.then(|| to_millis(started));
         self.write(move |tx, path| {
             let key = operation_key(&id);
             let latest: Option<(Option<i64>, String, i64, Option<i64>)> = tx
@@ -975,6 +1000,7 @@ impl OperationStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(|e| io(path, "numbering the run", e))?;
+            let next = by_time.map_or(next, |ms| next.max(ms));
             tx.execute(
                 "INSERT INTO operations
                      (operation_id, run_no, params, state, started_ms, deadline_ms)

@@ -8,7 +8,7 @@ use burnin_core::edge::{Observer, OperationReport};
 use burnin_core::live::{MismatchWhy, Reason, reasons};
 use burnin_core::operation::Counters;
 use burnin_core::{
-    DeviceResult, MesAnswer, MesError, Operation, OperationState, PayloadKind, ReplyOutcome,
+    DeviceResult, Finding, MesAnswer, MesError, Operation, OperationState, PayloadKind, ReplyOutcome,
     ReportError, SerialNumber, TransportError,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     deliveries: Mutex<Vec<(PayloadKind, Option<String>)>>,
     /// The operation's counters as last seen.
     counters: Mutex<Counters>,
+    /// When a "waiting for MES" line was last printed.
+    last_waiting: Mutex<Option<Instant>>,
 }
 
 impl Progress {
@@ -48,6 +50,7 @@ impl Progress {
             last_line: Mutex::new(None),
             deliveries: Mutex::new(Vec::new()),
             counters: Mutex::new(Counters::default()),
+            last_waiting: Mutex::new(None),
         }
     }
 
@@ -130,9 +133,34 @@ impl Observer for Progress {
 
     fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
         if let Err(e) = answer {
-            tracing::error!(%sn, "{e}");
+            tracing::error!(%sn, "{e}; the device is left undecided (not reported)");
         }
         self.update(op, false);
+    }
+
+    fn mes_waiting(
+        &self,
+        op: &Operation,
+        sn: &SerialNumber,
+        error: &MesError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        // One line a second at most, however many devices wait.
+        let mut last = self.last_waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let line = format!(
+            "waiting for MES: {sn}: {}; trying again at {retry_at}, for up to {} in all \
+             (--mes-outage-wait); the device stays undecided until MES answers",
+            error.reason(),
+            burnin_core::human_duration(op.params().mes_outage_wait),
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 
     fn collection_ended(&self, op: &Operation) {
@@ -218,18 +246,33 @@ pub(crate) fn table(report: &OperationReport) -> String {
         format!("{:width$}  RESULT  DETAILS\n", "SERIAL")
     };
     for d in &report.devices {
-        let result = if d.result.passed() { "PASS" } else { "FAIL" };
+        let result = if d.is_undecided() {
+            "UNDECIDED"
+        } else if d.result.passed() {
+            "PASS"
+        } else {
+            "FAIL"
+        };
         out.push_str(format!("{:width$}  {result:6}  {}", d.sn, details(d)).trim_end());
         out.push('\n');
     }
     let passed = report.devices.iter().filter(|d| d.result.passed()).count();
+    let undecided = report.devices.iter().filter(|d| d.is_undecided()).count();
     out.push_str(&format!(
-        "\noperation {}: {} devices, {passed} passed, {} failed; {} replies, {} duplicate, {} rejected{}; collected in {}, reported in {}\n",
+        "\noperation {}: {} devices, {passed} passed, {} failed{}; {} replies, {} duplicate{}, {} rejected{}; collected in {}, reported in {}\n",
         report.operation_id,
         report.devices.len(),
-        report.devices.len() - passed,
+        report.devices.len() - passed - undecided,
+        match undecided {
+            0 => String::new(),
+            n => format!(", {n} undecided (MES could not be asked; not reported)"),
+        },
         report.counters.accepted,
         report.counters.duplicates,
+        match report.counters.conflicts {
+            0 => String::new(),
+            n => format!(", {n} conflicting (another board with the same serial)"),
+        },
         report.counters.rejected,
         match report.counters.redelivered {
             0 => String::new(),
@@ -246,6 +289,35 @@ pub(crate) fn table(report: &OperationReport) -> String {
 
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
+}
+
+/// A hint when every device MES was asked about was unknown to it (404),
+/// for more than one device: the MES URL is then more likely wrong than
+/// every serial. `url_for` gives the URL asked for a serial, to name it.
+pub(crate) fn mes_hint(
+    report: &OperationReport,
+    url_for: impl Fn(&SerialNumber) -> Option<String>,
+) -> Option<String> {
+    let asked: Vec<&DeviceResult> = report
+        .devices
+        .iter()
+        .filter(|d| !matches!(d.finding, Finding::NoReply))
+        .collect();
+    let unknown = asked
+        .iter()
+        .filter(|d| matches!(d.finding, Finding::UnknownToMes))
+        .count();
+    if unknown < 2 || unknown != asked.len() {
+        return None;
+    }
+    let mut hint = format!(
+        "every serial looked up ({unknown}) was unknown to MES (404): the MES URL may be wrong \
+         (check --mes-url)"
+    );
+    if let Some(url) = asked.first().and_then(|d| url_for(&d.sn)) {
+        hint.push_str(&format!("; for {} it asked {url}", asked[0].sn));
+    }
+    Some(hint)
 }
 
 /// The `--json` document (see [`burnin_edge::report::report_json`]), plus

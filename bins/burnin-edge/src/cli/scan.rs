@@ -60,6 +60,15 @@ pub(crate) struct ScanArgs {
     #[arg(long, env = "BURNIN_REQUIRE_LINK")]
     require_link: bool,
 
+    /// Run an operation id again that --state-db already holds (a new run
+    /// of it, with idempotency keys of its own). Without it such an id is
+    /// refused (exit 2), naming when it ran.
+    #[arg(long, env = "BURNIN_RESCAN")]
+    rescan: bool,
+
+    #[command(flatten)]
+    rules: crate::cli::rule_args::RuleArgs,
+
     /// Print `{"operationId", "state", "devices": [{"sn", "result",
     /// "macinfo", "findings"?}], "replies": {"accepted", "duplicate", "rejected",
     /// "redelivered"}, "error"?}` instead of a table. `replies` counts reply
@@ -153,6 +162,8 @@ impl ScanArgs {
         p.window = self.window;
         p.reply_to = self.broker.reply_queue().to_owned();
         p.require_link = self.require_link;
+        p.rescan = self.rescan;
+        self.rules.apply(&mut p)?;
         Ok(p)
     }
 }
@@ -174,7 +185,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
     // Without --state-db the same store runs in memory: one code path.
     let store = match &args.state_db {
         Some(path) => SqliteStore::open(path),
-        None => SqliteStore::in_memory(),
+        None => SqliteStore::in_memory_one_shot(),
     };
     let store = match store {
         Ok(s) => s,
@@ -201,17 +212,20 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         // The connection attempt has its own timeout; declaring the queues
         // and starting the consumer get the broker bound on top.
         let connect_budget = amqp.connect_timeout.saturating_add(bounds.broker);
+        // A MES outage is waited out before reporting (SPEC §11.3).
         let limit = params
             .window
+            .saturating_add(params.mes_outage_wait)
             .saturating_add(bounds.reporting())
             .saturating_add(GRACE);
         tracing::info!(
             broker = %amqp.redacted_url(),
             factory = %factory.describe,
-            "starting scan; it ends within {} at the latest (connecting {}, window {}, reporting budget {}, grace {})",
+            "starting scan; it ends within {} at the latest (connecting {}, window {}, MES outage wait {}, reporting budget {}, grace {})",
             humantime::format_duration(connect_budget.saturating_add(limit)),
             humantime::format_duration(connect_budget),
             humantime::format_duration(params.window),
+            humantime::format_duration(params.mes_outage_wait),
             humantime::format_duration(bounds.reporting()),
             humantime::format_duration(GRACE),
         );
@@ -234,6 +248,13 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                 let op = match burnin_core::edge::start(params.clone(), &SystemClock, &store).await
                 {
                     Ok(op) => op,
+                    Err(e @ StoreError::Held { .. }) => {
+                        close(&publisher, bounds).await;
+                        return usage(&format!(
+                            "{e} (--state-db {})",
+                            store_path(&args.state_db)
+                        ));
+                    }
                     Err(StoreError::Running(id)) => {
                         close(&publisher, bounds).await;
                         return usage(&format!(
@@ -366,13 +387,23 @@ fn stalled_report(
 }
 
 fn print_report(report: &OperationReport, as_json: bool, mes: Option<&HttpMesSource>) {
+    let hint = crate::cli::output::mes_hint(report, |sn| {
+        mes.and_then(|m| m.url_for(sn).ok())
+            .map(|u| burnin_http::redact_url(u.as_str()))
+    });
     if as_json {
-        println!(
-            "{}",
-            json(report, mes.map(HttpMesSource::concurrency_limit))
-        );
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&json(report, mes.map(HttpMesSource::concurrency_limit)))
+                .unwrap_or_default();
+        if let (Some(h), Some(map)) = (hint, doc.as_object_mut()) {
+            map.insert("hint".into(), h.into());
+        }
+        println!("{doc}");
     } else {
         print!("{}", table(report));
+        if let Some(h) = hint {
+            println!("hint: {h}");
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "BURNIN_REQUIRE_LINK")]
     require_link: bool,
 
+    #[command(flatten)]
+    rules: crate::cli::rule_args::RuleArgs,
+
     /// The state database (SQLite) operations are recorded in and resumed
     /// from: the default store, for one edge. Not used with --store.
     #[arg(
@@ -115,6 +118,10 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             args.listen
         ));
     }
+    let mut defaults = burnin_core::OperationParams::new(burnin_core::OperationId::Number(0));
+    if let Err(e) = args.rules.apply(&mut defaults) {
+        return usage(&e);
+    }
     let amqp = match args.broker.config(&format!(
         "burnin-edge {}",
         crate::cli::broker_args::host_name()
@@ -183,6 +190,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         .api_token(args.api_token)
         .advertise(advertise)
         .require_link(args.require_link)
+        .operation_defaults(&defaults)
         .bounds(bounds)
         .keep(args.keep)
         .http_limits(burnin_edge::listener::HttpLimits {
