@@ -26,17 +26,30 @@ fn scan_factory(f: &FactoryStandIn, broker: &[&str], extra: &[&str]) -> Run {
     scan(&args)
 }
 
+/// The POSTs as (path, Idempotency-Key), the key's run number shown as
+/// `RUN` (a scan without --state-db numbers its run by its start time);
+/// every key of one scan names the same run.
 fn posts(f: &FactoryStandIn) -> Vec<(String, String)> {
-    f.requests()
+    let mut runs = std::collections::BTreeSet::new();
+    let out = f
+        .requests()
         .into_iter()
         .filter(|r| r.method == "POST")
         .map(|r| {
-            (
-                r.path.clone(),
-                r.header("idempotency-key").unwrap_or_default().to_owned(),
-            )
+            let key = r.header("idempotency-key").unwrap_or_default().to_owned();
+            let parts: Vec<&str> = key.rsplitn(3, ':').collect();
+            let shown = match parts.as_slice() {
+                [kind, run, op] if run.parse::<u64>().is_ok() => {
+                    runs.insert(run.to_string());
+                    format!("{op}:RUN:{kind}")
+                }
+                _ => key.clone(),
+            };
+            (r.path.clone(), shown)
         })
-        .collect()
+        .collect();
+    assert!(runs.len() <= 1, "one scan, one run: {runs:?}");
+    out
 }
 
 #[test]
@@ -75,9 +88,9 @@ fn five_devices_pass_and_the_window_ends_early() {
     assert_eq!(
         posts(&factory),
         vec![
-            ("/log".into(), "501:log".into()),
-            ("/pair".into(), "501:pair".into()),
-            ("/notify".into(), "501:notify".into()),
+            ("/log".into(), "501:RUN:log".into()),
+            ("/pair".into(), "501:RUN:pair".into()),
+            ("/notify".into(), "501:RUN:notify".into()),
         ]
     );
     let pair = factory.requests_to("/pair")[0].json();
@@ -211,7 +224,7 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
             .iter()
             .map(|p| p.1.as_str())
             .collect::<Vec<_>>(),
-        ["77:log", "77:directBurn", "77:notify"]
+        ["77:RUN:log", "77:RUN:directBurn", "77:RUN:notify"]
     );
     let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(doc["operationId"], 77);

@@ -59,6 +59,8 @@ pub(crate) struct Record {
 pub(crate) struct Findings {
     pub(crate) lines: Vec<String>,
     pub(crate) problems: Vec<String>,
+    /// The run every Idempotency-Key named so far.
+    run: Option<String>,
 }
 
 impl Findings {
@@ -85,13 +87,27 @@ pub(crate) fn check(record: &Record) -> Findings {
                 other.body.len()
             ));
         }
-        let want = format!("{}:{kind}", record.op);
+        // `<op>:<run>:<kind>` (the run is the scan's own; every POST of
+        // the record names the same one).
+        let prefix = format!("{}:", record.op);
+        let suffix = format!(":{kind}");
+        let want = format!("{prefix}<run>{suffix}");
         for p in &posts {
-            if p.key.as_deref() != Some(want.as_str()) {
-                f.problems.push(format!(
+            let run = p
+                .key
+                .as_deref()
+                .and_then(|k| k.strip_prefix(&prefix))
+                .and_then(|k| k.strip_suffix(&suffix))
+                .filter(|run| run.parse::<u64>().is_ok_and(|n| n > 0));
+            match (run, &f.run) {
+                (None, _) => f.problems.push(format!(
                     "a {path} POST carries Idempotency-Key {:?}, expected {want:?}",
                     p.key
-                ));
+                )),
+                (Some(run), Some(seen)) if run != seen => f.problems.push(format!(
+                    "a {path} POST names run {run}, another POST run {seen}: one operation, one run"
+                )),
+                (Some(run), _) => f.run = Some(run.to_owned()),
             }
         }
         match serde_json::from_slice::<serde_json::Value>(&first.body) {
@@ -238,7 +254,7 @@ mod tests {
         );
         let post = |path: &str, kind: &str, body: &str| Post {
             path: path.into(),
-            key: Some(format!("9:{kind}")),
+            key: Some(format!("9:1764748800123:{kind}")),
             body: body.as_bytes().to_vec(),
         };
         Record {
@@ -334,6 +350,7 @@ mod tests {
     #[test]
     fn a_wrong_idempotency_key_or_a_missing_post_fails() {
         let mut r = good();
+        // The form before run numbers: no longer what burnin sends.
         r.posts[2].key = Some("9:log".into());
         r.posts.retain(|p| p.path != "/notify");
         let f = check(&r);
