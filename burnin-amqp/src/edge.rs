@@ -238,9 +238,15 @@ impl CommandPublisher for AmqpCommandPublisher {
         let mut attempt = 0;
         loop {
             let session = self.cell.get_retrying(Some(until)).await?;
-            let left = until
-                .saturating_duration_since(tokio::time::Instant::now())
-                .max(Duration::from_millis(1));
+            // The whole window on the first attempt (SPEC §4: expiration
+            // = the window); what is left of it on a retry.
+            let left = if attempt == 0 {
+                window
+            } else {
+                until
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_millis(1))
+            };
             let body = body_with(command, left);
             let props =
                 json_properties().with_expiration(short(&left.as_millis().max(1).to_string()));

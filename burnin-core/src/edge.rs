@@ -569,14 +569,42 @@ async fn finish(
 /// How many replies may wait for one operation before the router waits.
 const ROUTE_BUFFER: usize = 256;
 
+/// How many ended operations a [`ReplyRouter`] remembers, to tell a reply
+/// that came after its operation's report from one naming no operation.
+pub const REMEMBERED_ENDED: usize = 1024;
+
 type Routes = Arc<Mutex<HashMap<OperationId, mpsc::Sender<Delivery>>>>;
+type Ended = Arc<Mutex<std::collections::VecDeque<OperationId>>>;
+
+/// What becomes of a reply that arrived after its operation stopped
+/// collecting (a second board with the same serial answering late, or a
+/// device that was slow): `serve` records it with the operation, logs a
+/// warning and counts it. The handler settles the delivery (ack, or reject
+/// if it could not be recorded).
+#[async_trait]
+pub trait LateReplies: Send + Sync {
+    /// Handles `delivery`, a reply `report` for `operation`, which ended.
+    async fn late(&self, operation: OperationId, report: DeviceReport, delivery: Delivery);
+}
 
 /// Shares one reply queue among several operations (`serve`): each reply
 /// goes to the operation it names; replies that do not parse or name no
-/// registered operation are rejected with their reason.
-#[derive(Debug, Clone, Default)]
+/// registered operation are rejected with their reason. A reply for an
+/// operation that ended recently goes to the [`LateReplies`] handler if one
+/// is set ([`ReplyRouter::on_late`]), else to the rejected queue as late.
+#[derive(Clone, Default)]
 pub struct ReplyRouter {
     routes: Routes,
+    ended: Ended,
+    late: Arc<Mutex<Option<Arc<dyn LateReplies>>>>,
+}
+
+impl std::fmt::Debug for ReplyRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyRouter")
+            .field("operations", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One operation's replies from a [`ReplyRouter`]; unregisters on drop.
@@ -585,6 +613,7 @@ pub struct RoutedReplies {
     id: OperationId,
     rx: mpsc::Receiver<Delivery>,
     routes: Routes,
+    ended: Ended,
 }
 
 impl ReplyRouter {
@@ -602,11 +631,33 @@ impl ReplyRouter {
     pub fn register(&self, id: OperationId) -> RoutedReplies {
         let (tx, rx) = mpsc::channel(ROUTE_BUFFER);
         self.lock().insert(id.clone(), tx);
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|e| *e != id);
         RoutedReplies {
             id,
             rx,
             routes: self.routes.clone(),
+            ended: self.ended.clone(),
         }
+    }
+
+    /// Hands replies for operations that ended recently to `handler`.
+    pub fn on_late(&self, handler: Arc<dyn LateReplies>) {
+        *self.late.lock().unwrap_or_else(PoisonError::into_inner) = Some(handler);
+    }
+
+    /// The route of `id` (the lock is not held past this call).
+    fn route(&self, id: &OperationId) -> Option<mpsc::Sender<Delivery>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn ended_recently(&self, id: &OperationId) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
     }
 
     /// How many operations are registered.
@@ -643,10 +694,22 @@ impl ReplyRouter {
             };
             let target = match DeviceReport::from_slice(&delivery.body) {
                 Err(e) => Err(RejectReason::Malformed(e)),
-                Ok(report) => match report.operation_id {
+                Ok(report) => match report.operation_id.clone() {
                     None => Err(RejectReason::UnknownOperation(None)),
-                    Some(id) => match self.lock().get(&id).cloned() {
+                    Some(id) => match self.route(&id) {
                         Some(tx) => Ok((id, tx)),
+                        None if self.ended_recently(&id) => {
+                            let handler = self
+                                .late
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .clone();
+                            if let Some(handler) = handler {
+                                handler.late(id, report, delivery).await;
+                                continue;
+                            }
+                            Err(RejectReason::Late(id))
+                        }
                         None => Err(RejectReason::UnknownOperation(Some(id))),
                     },
                 },
@@ -695,6 +758,13 @@ impl RoutedReplies {
             .is_some_and(|tx| tx.is_connected_to(&self.rx))
         {
             routes.remove(&self.id);
+            let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+            if !ended.contains(&self.id) {
+                ended.push_back(self.id.clone());
+                if ended.len() > REMEMBERED_ENDED {
+                    ended.pop_front();
+                }
+            }
         }
     }
 }

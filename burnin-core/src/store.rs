@@ -143,6 +143,9 @@ pub struct OperationView {
     pub error: Option<String>,
     /// Accepted replies recorded.
     pub replies: u64,
+    /// Replies that arrived after the run stopped collecting (recorded,
+    /// not reported).
+    pub late_replies: u64,
     /// The device results, once collection ended.
     pub results: Option<Vec<DeviceResult>>,
     /// Delivery attempts, in order.
@@ -388,7 +391,7 @@ impl OperationRecord {
     /// reads as 0), and its delivery attempts in order.
     pub fn into_view(
         self,
-        replies: i64,
+        (replies, late_replies): (i64, i64),
         deliveries: Vec<DeliveryRecord>,
         runs: Vec<RunSummary>,
     ) -> OperationView {
@@ -400,6 +403,7 @@ impl OperationRecord {
             finished: self.finished,
             error: self.error,
             replies: u64::try_from(replies).unwrap_or(0),
+            late_replies: u64::try_from(late_replies).unwrap_or(0),
             results: self.results,
             deliveries,
             runs,
@@ -479,6 +483,22 @@ pub trait OperationStore: Send + Sync {
         body: &[u8],
         received: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Records a reply that arrived after its operation stopped collecting
+    /// (a second board with the same serial answering late, or a slow
+    /// device): kept with the latest run of `operation`, marked late, so
+    /// nothing a device said is lost; it changes no result. The default
+    /// keeps nothing (a store without history, such as [`NoStore`]).
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _ = (operation, sn, body, received);
+        Ok(())
+    }
 
     /// Records the results and the errors so far: collection is over.
     async fn results(
@@ -639,7 +659,10 @@ mod tests {
         assert_eq!(delivery.kind, PayloadKind::Log);
 
         assert_eq!(record.params.run, 3);
-        let view = record.clone().into_view(-1, vec![delivery.clone()], vec![]);
+        let view = record
+            .clone()
+            .into_view((-1, 2), vec![delivery.clone()], vec![]);
+        assert_eq!(view.late_replies, 2);
         assert_eq!(view.replies, 0, "a negative count reads as 0");
         assert_eq!(view.results, Some(vec![]));
         assert_eq!(view.deliveries, vec![delivery.clone()]);

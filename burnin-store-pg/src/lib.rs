@@ -330,6 +330,12 @@ enum Write {
         body: Vec<u8>,
         received: i64,
     },
+    LateReply {
+        key: String,
+        sn: String,
+        body: Vec<u8>,
+        received: i64,
+    },
     Results {
         key: String,
         results: String,
@@ -551,7 +557,8 @@ impl PgStore {
                 .read(
                     "reading replies",
                     Rows(
-                        "SELECT body, received_ms FROM burnin_replies WHERE run = $1 ORDER BY seq",
+                        "SELECT body, received_ms FROM burnin_replies
+                         WHERE run = $1 AND NOT late ORDER BY seq",
                         vec![Param::I64(run)],
                     ),
                 )
@@ -696,12 +703,13 @@ impl PgStore {
             .read(
                 "counting replies",
                 Rows(
-                    "SELECT COUNT(*) FROM burnin_replies WHERE run = $1",
+                    "SELECT COUNT(*) FILTER (WHERE NOT late), COUNT(*) FILTER (WHERE late)
+                     FROM burnin_replies WHERE run = $1",
                     vec![Param::I64(run)],
                 ),
             )
             .await?;
-        let replies: i64 = n.first().map_or(0, |r| r.get(0));
+        let replies: (i64, i64) = n.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
         Ok(row.into_view(
             replies,
             self.deliveries(run).await?,
@@ -1017,6 +1025,33 @@ async fn apply(
             }
             Ok(Ok(()))
         }
+        Write::LateReply {
+            key,
+            sn,
+            body,
+            received,
+        } => {
+            let n = tx
+                .execute(
+                    "INSERT INTO burnin_replies (run, sn, body, received_ms, late)
+                     SELECT run, $2, $3, $4, true FROM burnin_operations
+                      WHERE operation_id = $1 ORDER BY run DESC LIMIT 1
+                     ON CONFLICT (run, sn, md5(body)) DO NOTHING",
+                    &[key, sn, body, received],
+                )
+                .await?;
+            if n == 0 {
+                let found = tx
+                    .query_opt("SELECT 1 FROM burnin_operations WHERE operation_id = $1", &[key])
+                    .await?;
+                if found.is_none() {
+                    return Ok(Err(StoreError::Io(format!(
+                        "PostgreSQL database {shown}: no operation {key} is recorded"
+                    ))));
+                }
+            }
+            Ok(Ok(()))
+        }
         Write::Results {
             key,
             results,
@@ -1117,6 +1152,22 @@ impl OperationStore for PgStore {
         received: Timestamp,
     ) -> Result<(), StoreError> {
         self.write(Write::Reply {
+            key: operation_key(operation),
+            sn: sn.as_str().to_owned(),
+            body: body.to_vec(),
+            received: to_millis(received),
+        })
+        .await
+    }
+
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(Write::LateReply {
             key: operation_key(operation),
             sn: sn.as_str().to_owned(),
             body: body.to_vec(),

@@ -59,10 +59,12 @@ const MIGRATIONS: &[&str] = &[
     // keys), and a serial may have several replies in one run (a second
     // board answering with the same serial is a conflict). A write retried
     // after a lost connection must still not insert a reply twice: the
-    // unique key becomes (run, sn, md5(body)).
+    // unique key becomes (run, sn, md5(body)). A reply that came after its
+    // run stopped collecting is kept too, marked `late`.
     "ALTER TABLE burnin_operations ADD COLUMN run_no BIGINT;
     ALTER TABLE burnin_replies DROP CONSTRAINT burnin_replies_run_sn_key;
-    CREATE UNIQUE INDEX burnin_replies_once ON burnin_replies (run, sn, md5(body));",
+    CREATE UNIQUE INDEX burnin_replies_once ON burnin_replies (run, sn, md5(body));
+    ALTER TABLE burnin_replies ADD COLUMN late BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 /// Applies the missing migrations in one transaction, under an advisory

@@ -179,14 +179,16 @@ const MIGRATIONS: &[&str] = &[
     // written before, which read as run 0 and keep their old idempotency
     // keys), and a serial may have several replies in one run (a second
     // board answering with the same serial is recorded as a conflict), so
-    // `replies` loses its UNIQUE (run, sn).
+    // `replies` loses its UNIQUE (run, sn); a reply that came after its run
+    // stopped collecting is kept too, marked `late`.
     "ALTER TABLE operations ADD COLUMN run_no INTEGER;
     CREATE TABLE replies_v2 (
         seq           INTEGER PRIMARY KEY,
         run           INTEGER NOT NULL REFERENCES operations (run),
         sn            TEXT    NOT NULL,
         body          BLOB    NOT NULL,
-        received_ms   INTEGER NOT NULL
+        received_ms   INTEGER NOT NULL,
+        late          INTEGER NOT NULL DEFAULT 0
     );
     INSERT INTO replies_v2 (seq, run, sn, body, received_ms)
         SELECT seq, run, sn, body, received_ms FROM replies;
@@ -675,8 +677,9 @@ impl SqliteStore {
         for run in runs {
             let row = self.row(&conn, run)?;
             let replies = (|| {
-                let mut stmt = conn
-                    .prepare("SELECT body, received_ms FROM replies WHERE run = ?1 ORDER BY seq")?;
+                let mut stmt = conn.prepare(
+                    "SELECT body, received_ms FROM replies WHERE run = ?1 AND late = 0 ORDER BY seq",
+                )?;
                 stmt.query_map([run], |r| {
                     Ok(StoredReply {
                         body: r.get(0)?,
@@ -786,10 +789,13 @@ impl SqliteStore {
 
     fn view(&self, conn: &Connection, run: i64) -> Result<OperationView, Error> {
         let row = self.row(conn, run)?;
-        let replies: i64 = conn
-            .query_row("SELECT COUNT(*) FROM replies WHERE run = ?1", [run], |r| {
-                r.get(0)
-            })
+        let replies: (i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*) FILTER (WHERE late = 0), COUNT(*) FILTER (WHERE late <> 0)
+                 FROM replies WHERE run = ?1",
+                [run],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| self.sql("counting replies", e))?;
         Ok(row.into_view(replies, self.deliveries(conn, run)?, self.runs(conn, run)?))
     }
@@ -1034,6 +1040,36 @@ impl OperationStore for SqliteStore {
             )
             .and_then(|mut stmt| stmt.execute(params![run, sn.as_str(), body, to_millis(received)]))
             .map_err(|e| io(path, &format!("recording the reply of {sn}"), e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (id, sn, body) = (operation.clone(), sn.clone(), body.to_vec());
+        self.write(move |conn, path| {
+            let run: i64 = conn
+                .query_row(
+                    "SELECT run FROM operations WHERE operation_id = ?1 ORDER BY run DESC LIMIT 1",
+                    [operation_key(&id)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| io(path, "looking the operation up", e))?
+                .ok_or_else(|| {
+                    StoreError::Io(format!("state database {path}: no operation {id} is recorded"))
+                })?;
+            conn.execute(
+                "INSERT INTO replies (run, sn, body, received_ms, late) VALUES (?1, ?2, ?3, ?4, 1)",
+                params![run, sn.as_str(), body, to_millis(received)],
+            )
+            .map_err(|e| io(path, &format!("recording the late reply of {sn}"), e))?;
             Ok(())
         })
         .await

@@ -473,6 +473,20 @@ impl<S: OperationStore> OperationStore for BoundedStore<S> {
         .await
     }
 
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(
+            &format!("the late reply of {sn}"),
+            self.inner.late_reply(operation, sn, body, received),
+        )
+        .await
+    }
+
     async fn results(
         &self,
         operation: &OperationId,

@@ -156,7 +156,7 @@ impl Metrics {
         for state in ["collecting", "reporting", "done", "failed"] {
             let _ = operations.get_or_create(&StateLabel { state });
         }
-        for outcome in ["accepted", "duplicate", "conflict", "rejected"] {
+        for outcome in ["accepted", "duplicate", "conflict", "late", "rejected"] {
             let _ = replies.get_or_create(&OutcomeLabel { outcome });
         }
         for result in ["pass", "fail"] {

@@ -41,6 +41,39 @@ pub struct ScanRequestDoc {
     pub expected: Option<Vec<String>>,
     /// How long to collect, in seconds (default 30).
     pub window_secs: Option<u64>,
+    /// requireLink: an interface without carrier fails its MAC.
+    pub require_link: Option<bool>,
+    /// Run an id the edge already holds again (a new run, with
+    /// idempotency keys of its own); without it such an id is refused
+    /// with 409.
+    pub rescan: Option<bool>,
+    /// requireClock: a device whose clock is off by more than the clock
+    /// tolerance fails.
+    pub require_clock: Option<bool>,
+    /// How long collection goes on after every expected serial replied,
+    /// to catch a second board with the same serial (0 to 60000; default
+    /// `serve --settle`, 500).
+    pub settle_ms: Option<u64>,
+    /// How far a device's clock may be from the edge's before it gets a
+    /// finding (default `serve --clock-tolerance`, 120).
+    pub clock_tolerance_secs: Option<u64>,
+    /// How long a failing MES lookup is retried before its device is left
+    /// undecided (0 to 86400; default `serve --mes-outage-wait`, 600).
+    pub mes_outage_wait_secs: Option<u64>,
+}
+
+/// One run of an operation id.
+#[derive(Serialize, ToSchema)]
+pub struct RunDoc {
+    /// Its number (0: recorded before runs were numbered).
+    pub run: u64,
+    /// Its state.
+    pub state: OperationStateDoc,
+    /// When it started.
+    pub started: String,
+    /// When it finished.
+    #[schema(required = false)]
+    pub finished: Option<String>,
 }
 
 /// Where passing devices go.
@@ -205,6 +238,12 @@ pub struct OperationDoc {
     pub error: Option<String>,
     /// The last event this snapshot includes (see `GET /events`).
     pub last_event_id: u64,
+    /// Which run of the id this is (the latest).
+    #[schema(required = false)]
+    pub run: Option<u64>,
+    /// Every run of the id, oldest first.
+    #[schema(required = false)]
+    pub runs: Option<Vec<RunDoc>>,
 }
 
 /// A serial found in an operation (`GET /devices/{sn}`).
@@ -399,7 +438,8 @@ fn page_style() {}
         DeviceHitDoc,
         HealthDoc,
         RoleErrorDoc,
-        RoleDoc
+        RoleDoc,
+        RunDoc
     ))
 )]
 pub struct ApiDoc;

@@ -289,11 +289,16 @@ impl AppBuilder {
             live.observer(),
         ];
         observers.extend(self.observers);
+        let router = ReplyRouter::new();
+        router.on_late(Arc::new(LateRecorder {
+            store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
+            metrics: metrics.clone(),
+        }));
         Arc::new(App {
             bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
             store: self.store,
             bounds,
-            router: ReplyRouter::new(),
+            router,
             broker: BrokerLink::new(),
             connector: self.connector,
             // Timed outside, bounded inside: a lookup that runs out of
@@ -758,6 +763,54 @@ async fn sweep(app: Arc<App>, token: CancellationToken) {
                 }
             }
             Err(e) => tracing::warn!("cannot read unfinished operations: {e}"),
+        }
+    }
+}
+
+/// Keeps replies that arrive after their operation stopped collecting (a
+/// second board with the same serial answering late, or a slow device):
+/// recorded with the operation's latest run, marked late, logged as a
+/// warning and counted (`burnin_replies_total{outcome="late"}`), then
+/// acked. One that cannot be recorded goes to the rejected queue, so it is
+/// never lost.
+struct LateRecorder {
+    store: BoundedStore<Store>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl edge::LateReplies for LateRecorder {
+    async fn late(&self, operation: OperationId, report: burnin_core::DeviceReport, delivery: burnin_core::Delivery) {
+        let received = burnin_core::Clock::now(&SystemClock);
+        let recorded = burnin_core::OperationStore::late_reply(
+            &self.store,
+            &operation,
+            &report.sn,
+            &delivery.body,
+            received,
+        )
+        .await;
+        let settled = match recorded {
+            Ok(()) => {
+                self.metrics.reply("late");
+                tracing::warn!(
+                    operation = %operation,
+                    sn = %report.sn,
+                    hostname = %report.hostname,
+                    "a reply arrived after operation {operation} stopped collecting: recorded with \
+                     it, not reported (another board with the same serial, or a slow device?)"
+                );
+                delivery.ack().await
+            }
+            Err(e) => {
+                self.metrics.reply("rejected");
+                let reason = format!("late: operation {operation} had ended, and the reply could not be recorded: {e}");
+                tracing::warn!("{reason}");
+                delivery.reject(&reason).await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(operation = %operation, "settling a late reply failed: {e}");
         }
     }
 }

@@ -215,6 +215,19 @@ impl OperationStore for Store {
         }
     }
 
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.late_reply(operation, sn, body, received).await,
+            Store::Postgres(s) => s.late_reply(operation, sn, body, received).await,
+        }
+    }
+
     async fn results(
         &self,
         operation: &OperationId,

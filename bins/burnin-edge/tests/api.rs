@@ -648,32 +648,49 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
     };
     h.agent(hardware("M-1", &["02:00:00:00:0a:01"]));
     let (status, doc) = h
-        .post(&json!({"operationId": 91, "expected": ["M-1"], "windowSecs": 30}))
+        .post(&json!({"operationId": 91, "expected": ["M-1"], "windowSecs": 30,
+                      "mesOutageWaitSecs": 2}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
-    // M-1 answers at once, so collection ends long before the window; the
-    // lookup then runs out after its 1 s bound.
+    // M-1 answers at once, so collection ends long before the window; each
+    // lookup then runs out after its 1 s bound, and is retried for the
+    // 2 s MES outage wait (shown meanwhile), then M-1 is left undecided.
+    let waiting = h
+        .wait_for("91", Duration::from_secs(10), |d| {
+            d["devices"][0]["details"][0]
+                .as_str()
+                .is_some_and(|s| s.starts_with("waiting for MES: no answer within 1 s"))
+        })
+        .await;
+    assert_eq!(waiting["devices"][0]["state"], "replied", "{waiting}");
     let failed = h
         .wait_for("91", Duration::from_secs(20), |d| d["state"] == "failed")
         .await;
     let error = failed["error"].as_str().unwrap();
     assert!(
-        error.contains("MES lookup for M-1 failed: no answer within 1 s"),
+        error.starts_with("MES could not be asked about 1 device(s) (M-1) for 2 s: no answer within 1 s"),
         "{error}"
     );
-    assert_eq!(failed["devices"][0]["result"], "0");
+    assert_eq!(failed["devices"][0]["state"], "undecided", "{failed}");
+    assert!(
+        !h.out.path().join("91.log.json").exists(),
+        "an undecided device is never logged as failed"
+    );
     assert!(
         !h.out.path().join("91.pair.json").exists(),
         "never paired unverified"
     );
-    // The metrics count the lookup that ran out as unavailable.
+    // The metrics count each lookup that ran out as unavailable: the first
+    // and at least one retry.
     let (_, text) = h.get("/metrics").await;
     let text = text.as_str().unwrap().to_owned();
-    assert!(
-        text.lines().any(
-            |l| l == "burnin_factory_requests_total{endpoint=\"mes\",status=\"unavailable\"} 1"
-        ),
-        "{text}"
-    );
+    let unavailable: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("burnin_factory_requests_total{endpoint=\"mes\",status=\"unavailable\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(unavailable >= 2.0, "{text}");
     h.stop().await;
 }

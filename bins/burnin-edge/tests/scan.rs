@@ -232,7 +232,7 @@ fn direct_burn_with_operator_and_scan_mode_and_json_output() {
     assert_eq!(doc["devices"][0]["result"], "1");
     assert_eq!(
         doc["replies"],
-        json!({"accepted": 1, "duplicate": 0, "rejected": 0, "redelivered": 0})
+        json!({"accepted": 1, "duplicate": 0, "conflict": 0, "rejected": 0, "redelivered": 0})
     );
     // One lookup closes no window of the adaptive limit: still the start.
     assert_eq!(doc["mesConcurrencyLimit"], 64, "{doc}");
@@ -375,7 +375,7 @@ fn an_operation_with_no_roster_and_no_reply_exits_4_and_says_so() {
     assert_eq!(doc["devices"], json!([]));
     assert_eq!(
         doc["replies"],
-        json!({"accepted": 0, "duplicate": 0, "rejected": 0, "redelivered": 0})
+        json!({"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0, "redelivered": 0})
     );
     // The factory still gets the (empty) log and the notification, byte
     // for byte what an HTTP endpoint would receive.
