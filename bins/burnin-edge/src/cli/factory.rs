@@ -58,7 +58,8 @@ pub(crate) struct FactoryArgs {
     )]
     direct_burn_url: Option<String>,
 
-    /// Sent as `Authorization: Bearer TOKEN` on every factory and MES request.
+    /// Sent as `Authorization: Bearer TOKEN` on every factory POST, and on
+    /// the MES lookups too unless --mes-token is given.
     #[arg(
         long,
         env = "BURNIN_FACTORY_TOKEN",
@@ -66,6 +67,21 @@ pub(crate) struct FactoryArgs {
         hide_env_values = true
     )]
     factory_token: Option<String>,
+
+    /// Sent as `Authorization: Bearer TOKEN` on the MES lookups instead of
+    /// --factory-token.
+    #[arg(
+        long,
+        env = "BURNIN_MES_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    mes_token: Option<String>,
+
+    /// PEM file with the CA that signed an `https://` MES or factory
+    /// server's certificate (trusted in addition to the system's roots).
+    #[arg(long, env = "BURNIN_HTTP_CA_FILE", value_name = "FILE")]
+    http_ca_file: Option<PathBuf>,
 
     /// Timeout of each HTTP request.
     #[arg(long, env = "BURNIN_HTTP_TIMEOUT", value_name = "DURATION", default_value = "10s",
@@ -197,6 +213,12 @@ impl FactoryArgs {
         }
         if let Some(t) = &self.factory_token {
             b = b.token(t);
+        }
+        if let Some(t) = &self.mes_token {
+            b = b.mes_token(t);
+        }
+        if let Some(f) = &self.http_ca_file {
+            b = b.ca_file(f);
         }
         let config = b.build().map_err(|e| e.to_string())?;
         let mes = HttpMesSource::new(&config).map_err(|e| e.to_string())?;
