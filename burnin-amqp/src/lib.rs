@@ -115,6 +115,7 @@
 //!   cluster (`scripts/cluster`) whose nodes a test may stop.
 
 pub mod agent;
+mod check;
 mod config;
 pub mod edge;
 mod error;
@@ -125,6 +126,7 @@ pub mod testing;
 pub mod testing_cluster;
 
 pub use agent::{AmqpCommandSource, AmqpReplySink};
+pub use check::{EdgeCheck, check_edge};
 pub use config::{
     AmqpConfig, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DEFAULT_REANNOUNCE, DEFAULT_REPLY_QUEUE,
     QueueType, redact_url,

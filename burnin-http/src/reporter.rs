@@ -85,18 +85,12 @@ impl HttpReporter {
     /// Any HTTP status is an answer; judging it is the caller's.
     pub async fn probe(&self, kind: PayloadKind) -> Option<Result<EndpointProbe, String>> {
         let url = self.inner.config.url_for(kind)?;
-        Some(
-            self.inner
-                .engine
-                .probe(url)
-                .await
-                .map(|a| EndpointProbe {
-                    url: crate::redact::redact(url),
-                    status: a.status.as_u16(),
-                    server_date: a.date,
-                    body: a.quoted,
-                }),
-        )
+        Some(self.inner.engine.probe(url).await.map(|a| EndpointProbe {
+            url: crate::redact::redact(url),
+            status: a.status.as_u16(),
+            server_date: a.date,
+            body: a.quoted,
+        }))
     }
 }
 

@@ -83,7 +83,8 @@ async fn a_2xx_with_an_empty_or_json_body_is_delivered() {
         ResponseTemplate::new(200),
         ResponseTemplate::new(204),
         ResponseTemplate::new(201).set_body_string("  \r\n"),
-        ResponseTemplate::new(200).set_body_raw(r#"{"success": true, "id": 9}"#, "application/json"),
+        ResponseTemplate::new(200)
+            .set_body_raw(r#"{"success": true, "id": 9}"#, "application/json"),
         ResponseTemplate::new(202).set_body_raw("{}", "application/json"),
         // JSON that says nothing about success, whatever its content type.
         ResponseTemplate::new(200).set_body_raw(r#"["ok"]"#, "text/plain"),
@@ -111,10 +112,10 @@ async fn a_200_saying_success_false_is_not_delivered_and_not_retried() {
 
 #[tokio::test]
 async fn a_200_html_page_is_not_delivered_and_names_the_content_type() {
-    let (got, n) = deliver_against(
-        ResponseTemplate::new(200)
-            .set_body_raw("<html><body>Please sign in</body></html>", "text/html; charset=utf-8"),
-    )
+    let (got, n) = deliver_against(ResponseTemplate::new(200).set_body_raw(
+        "<html><body>Please sign in</body></html>",
+        "text/html; charset=utf-8",
+    ))
     .await;
     let text = refused_text(got);
     assert_eq!(n, 1);
@@ -190,7 +191,10 @@ async fn a_409_that_never_clears_ends_unavailable_after_the_attempts() {
     assert!(e.is_retryable());
     let text = e.to_string();
     assert!(text.contains("gave up after 3 attempts"), "{text}");
-    assert!(text.contains("still processing this Idempotency-Key"), "{text}");
+    assert!(
+        text.contains("still processing this Idempotency-Key"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -205,7 +209,10 @@ async fn a_422_is_a_hard_error_saying_the_key_was_reused() {
         text.contains("this Idempotency-Key was already used with another body"),
         "{text}"
     );
-    assert!(text.contains("key 77:log was used with another body"), "{text}");
+    assert!(
+        text.contains("key 77:log was used with another body"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -505,10 +512,10 @@ async fn tls_front(backend: std::net::SocketAddr) -> (String, String) {
 async fn https_with_a_private_ca_file() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(r#"{"sn": "Q1", "macs": ["e0:18:7d:2e:ca:68"]}"#, "application/json"),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"sn": "Q1", "macs": ["e0:18:7d:2e:ca:68"]}"#,
+            "application/json",
+        ))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -535,7 +542,10 @@ async fn https_with_a_private_ca_file() {
     // With it, MES and the factory POSTs work over HTTPS.
     let cfg = config(&base).ca_file(&ca_file).build().unwrap();
     let answer = HttpMesSource::new(&cfg).unwrap().lookup(&sn("Q1")).await;
-    assert!(matches!(answer, Ok(MesAnswer::Record(ref m)) if m.len() == 1), "{answer:?}");
+    assert!(
+        matches!(answer, Ok(MesAnswer::Record(ref m)) if m.len() == 1),
+        "{answer:?}"
+    );
     HttpReporter::new(&cfg)
         .unwrap()
         .deliver(&log_payload())
