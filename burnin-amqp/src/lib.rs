@@ -22,6 +22,9 @@
 //! | reply queue | `hwinfo_queue` | durable, `x-queue-type` classic or quorum | edge |
 //! | rejected replies | `hwinfo_queue.rejected` | same as the reply queue | edge |
 //!
+//! [`check_edge`] (`burnin-edge check`) logs in and declares as the edge
+//! does, then closes, taking no reply.
+//!
 //! A declaration the broker refuses with PRECONDITION_FAILED (the object
 //! exists with other arguments) is an [`AmqpError::Conflict`] naming the
 //! object, the differing argument and the fix; nothing is ever deleted.
