@@ -22,6 +22,9 @@
 //! | reply queue | `hwinfo_queue` | durable, `x-queue-type` classic or quorum | edge |
 //! | rejected replies | `hwinfo_queue.rejected` | same as the reply queue | edge |
 //!
+//! [`check_edge`] (`burnin-edge check`) logs in and declares as the edge
+//! does, then closes, taking no reply.
+//!
 //! A declaration the broker refuses with PRECONDITION_FAILED (the object
 //! exists with other arguments) is an [`AmqpError::Conflict`] naming the
 //! object, the differing argument and the fix; nothing is ever deleted.
@@ -115,6 +118,7 @@
 //!   cluster (`scripts/cluster`) whose nodes a test may stop.
 
 pub mod agent;
+mod check;
 mod config;
 pub mod edge;
 mod error;
@@ -125,6 +129,7 @@ pub mod testing;
 pub mod testing_cluster;
 
 pub use agent::{AmqpCommandSource, AmqpReplySink};
+pub use check::{EdgeCheck, check_edge};
 pub use config::{
     AmqpConfig, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DEFAULT_REANNOUNCE, DEFAULT_REPLY_QUEUE,
     QueueType, redact_url,

@@ -1,6 +1,7 @@
 //! Configuration: the FACTORY flags of SPEC §7, validated once at start-up.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use burnin_core::PayloadKind;
@@ -29,6 +30,9 @@ pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
 /// Largest MES body accepted (SPEC §8: network input is size-limited).
 pub const MAX_MES_BODY: usize = 1024 * 1024;
+/// Largest 2xx body of a factory POST that is read to judge delivery
+/// (a larger one is refused: an acknowledgement is short).
+pub const MAX_FACTORY_BODY: usize = 1024 * 1024;
 
 /// A configuration that cannot be used. Raised at construction, before the
 /// first device is looked up.
@@ -80,6 +84,9 @@ pub struct HttpConfig {
     pub(crate) pair_url: Option<Url>,
     pub(crate) direct_burn_url: Option<Url>,
     pub(crate) token: Option<String>,
+    pub(crate) mes_token: Option<String>,
+    /// `--http-ca-file`: the file and the certificates read from it.
+    pub(crate) ca: Option<(PathBuf, Vec<reqwest::Certificate>)>,
     pub(crate) timeout: Duration,
     pub(crate) attempts: u32,
     pub(crate) mes_concurrency: usize,
@@ -101,6 +108,17 @@ impl fmt::Debug for HttpConfig {
                 &self.direct_burn_url.as_ref().map(redact),
             )
             .field("token", &self.token.as_ref().map(|_| crate::redact::MASK))
+            .field(
+                "mes_token",
+                &self.mes_token.as_ref().map(|_| crate::redact::MASK),
+            )
+            .field(
+                "ca_file",
+                &self
+                    .ca
+                    .as_ref()
+                    .map(|(p, certs)| (p.display().to_string(), certs.len())),
+            )
             .field("timeout", &self.timeout)
             .field("attempts", &self.attempts)
             .field("mes_concurrency", &self.mes_concurrency)
@@ -128,6 +146,8 @@ impl HttpConfig {
             pair_url: None,
             direct_burn_url: None,
             token: None,
+            mes_token: None,
+            ca_file: None,
             timeout: DEFAULT_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             mes_concurrency: DEFAULT_MES_CONCURRENCY,
@@ -193,6 +213,8 @@ pub struct HttpConfigBuilder {
     pair_url: Option<String>,
     direct_burn_url: Option<String>,
     token: Option<String>,
+    mes_token: Option<String>,
+    ca_file: Option<PathBuf>,
     timeout: Duration,
     attempts: u32,
     mes_concurrency: usize,
@@ -207,6 +229,10 @@ impl fmt::Debug for HttpConfigBuilder {
         f.debug_struct("HttpConfigBuilder")
             .field("mes_template", &crate::redact_url(&self.mes_template))
             .field("token", &self.token.as_ref().map(|_| crate::redact::MASK))
+            .field(
+                "mes_token",
+                &self.mes_token.as_ref().map(|_| crate::redact::MASK),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -227,9 +253,26 @@ impl HttpConfigBuilder {
     }
 
     /// `--factory-token`: sent as `Authorization: Bearer <token>` on every
-    /// request, MES GETs included. Never logged.
+    /// factory POST, and on the MES GETs too unless a
+    /// [`mes_token`](Self::mes_token) is given. Never logged.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// `--mes-token`: sent as `Authorization: Bearer <token>` on the MES
+    /// GETs instead of the factory token (which then goes to the factory
+    /// POSTs only). Never logged.
+    pub fn mes_token(mut self, token: impl Into<String>) -> Self {
+        self.mes_token = Some(token.into());
+        self
+    }
+
+    /// `--http-ca-file`: a PEM file of one or more CA certificates trusted
+    /// for `https://` MES and factory URLs, in addition to the system's
+    /// roots (a private CA). Read and checked by [`build`](Self::build).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 
@@ -309,22 +352,13 @@ impl HttpConfigBuilder {
             .as_deref()
             .map(|u| parse_url("--direct-burn-url", u))
             .transpose()?;
-        if let Some(token) = &self.token {
-            if token.is_empty() {
-                return Err(invalid(
-                    "--factory-token",
-                    "it is empty; give the token or leave the flag out",
-                ));
-            }
-            if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-                // Never echo the token itself.
-                return Err(invalid(
-                    "--factory-token",
-                    "it contains characters that cannot be sent in an HTTP header \
-                     (control characters or non-ASCII); check the value",
-                ));
-            }
-        }
+        check_token("--factory-token", self.token.as_deref())?;
+        check_token("--mes-token", self.mes_token.as_deref())?;
+        let ca = self
+            .ca_file
+            .as_deref()
+            .map(|p| read_ca_file(p).map(|certs| (p.to_owned(), certs)))
+            .transpose()?;
         if self.timeout.is_zero() {
             return Err(invalid(
                 "--http-timeout",
@@ -365,6 +399,8 @@ impl HttpConfigBuilder {
             pair_url,
             direct_burn_url,
             token: self.token,
+            mes_token: self.mes_token,
+            ca,
             timeout: self.timeout,
             attempts: self.attempts,
             mes_concurrency: self.mes_concurrency.min(self.mes_concurrency_max),
@@ -374,6 +410,51 @@ impl HttpConfigBuilder {
             retry_after_cap: self.retry_after_cap,
         })
     }
+}
+
+/// A token must be non-empty and fit in a header; the error never echoes it.
+fn check_token(setting: &'static str, token: Option<&str>) -> Result<(), HttpError> {
+    let Some(token) = token else { return Ok(()) };
+    if token.is_empty() {
+        return Err(invalid(
+            setting,
+            "it is empty; give the token or leave the flag out",
+        ));
+    }
+    if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+        return Err(invalid(
+            setting,
+            "it contains characters that cannot be sent in an HTTP header \
+             (control characters or non-ASCII); check the value",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the PEM certificates of `--http-ca-file`; at least one is needed.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let bad = |reason: String| invalid("--http-ca-file", reason);
+    let pem = std::fs::read(path).map_err(|e| {
+        bad(format!(
+            "{} cannot be read: {e}; give a readable PEM file with the CA certificate",
+            path.display()
+        ))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        bad(format!(
+            "{} is not a PEM certificate bundle ({e}); give the CA certificate in PEM form \
+             (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(bad(format!(
+            "{} holds no certificate; give the CA certificate in PEM form \
+             (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> HttpError {

@@ -28,6 +28,10 @@ pub(crate) struct Request<'a> {
     pub(crate) body_limit: Option<usize>,
     /// Whether 404 is an answer (MES: unknown device) rather than a failure.
     pub(crate) not_found_is_answer: bool,
+    /// A POST carrying an `Idempotency-Key`: 409 ("still processing this
+    /// key") is retried, 422 ("key reused with another body") is final
+    /// with a message saying so.
+    pub(crate) idempotent: bool,
     /// Held while an attempt is in flight (not while backing off); each
     /// attempt's outcome is reported to it.
     pub(crate) in_flight: Option<&'a Limiter>,
@@ -38,6 +42,19 @@ pub(crate) struct Request<'a> {
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) body: Vec<u8>,
+    /// The `Content-Type` header, if any and readable.
+    pub(crate) content_type: Option<String>,
+    /// The server's clock (`Date` header), if given.
+    pub(crate) date: Option<SystemTime>,
+}
+
+/// What one `OPTIONS` request to an endpoint got (see [`Engine::probe`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ProbeAnswer {
+    pub(crate) status: StatusCode,
+    pub(crate) date: Option<SystemTime>,
+    /// `body: …` (the first ≤ 512 bytes) or `empty body`.
+    pub(crate) quoted: String,
 }
 
 /// Why a request did not produce an [`Answer`]. Messages are redacted.
@@ -64,7 +81,8 @@ enum Attempt {
 pub(crate) struct Engine {
     client: reqwest::Client,
     authorization: Option<HeaderValue>,
-    token: Option<String>,
+    /// Every token of the configuration (a server may echo either).
+    secrets: Vec<String>,
     timeout: Duration,
     attempts: u32,
     backoff_base: Duration,
@@ -73,20 +91,31 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(config: &HttpConfig) -> Result<Self, HttpError> {
-        let client = reqwest::Client::builder()
+    /// An engine sending `token` (from `setting`, for the error) as a
+    /// Bearer token on every request.
+    pub(crate) fn new(
+        config: &HttpConfig,
+        token: Option<&str>,
+        setting: &'static str,
+    ) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
             // A redirect would turn a POST into a GET and may cross hosts;
             // the factory URLs are configured, so a 3xx is reported instead.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.timeout)
-            .user_agent(concat!("burnin-http/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("burnin-http/", env!("CARGO_PKG_VERSION")));
+        if let Some((_, certs)) = &config.ca {
+            // In addition to the system's roots (rustls-platform-verifier).
+            builder = builder.tls_certs_merge(certs.iter().cloned());
+        }
+        let client = builder
             .build()
             .map_err(|e| HttpError::Client(describe(&e)))?;
-        let authorization = match &config.token {
+        let authorization = match token {
             Some(t) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
                     HttpError::InvalidSetting {
-                        setting: "--factory-token",
+                        setting,
                         reason: "it cannot be sent in an HTTP header".into(),
                     }
                 })?;
@@ -98,7 +127,11 @@ impl Engine {
         Ok(Engine {
             client,
             authorization,
-            token: config.token.clone(),
+            secrets: [&config.token, &config.mes_token]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
             timeout: config.timeout,
             attempts: config.attempts,
             backoff_base: config.backoff_base,
@@ -107,11 +140,55 @@ impl Engine {
         })
     }
 
-    /// Replaces the token wherever it appears (a server may echo it).
-    pub(crate) fn scrub(&self, text: String) -> String {
-        match &self.token {
-            Some(t) if text.contains(t.as_str()) => text.replace(t.as_str(), MASK),
-            _ => text,
+    /// Replaces every token wherever it appears (a server may echo it).
+    pub(crate) fn scrub(&self, mut text: String) -> String {
+        for t in &self.secrets {
+            if text.contains(t.as_str()) {
+                text = text.replace(t.as_str(), MASK);
+            }
+        }
+        text
+    }
+
+    /// One `OPTIONS` request to `url` (with the token), no retry, within
+    /// the timeout: whether the endpoint answers at all. Any status is an
+    /// answer; the error (connect, TLS, timeout) is redacted.
+    pub(crate) async fn probe(&self, url: &Url) -> Result<ProbeAnswer, String> {
+        let shown = redact(url);
+        let attempt = async {
+            let mut request = self
+                .client
+                .request(Method::OPTIONS, url.clone())
+                .build()
+                .map_err(|e| describe(&e))?;
+            if let Some(auth) = &self.authorization {
+                request
+                    .headers_mut()
+                    .insert(header::AUTHORIZATION, auth.clone());
+            }
+            let mut resp = self
+                .client
+                .execute(request)
+                .await
+                .map_err(|e| describe(&e))?;
+            let date = server_date(resp.headers());
+            let quoted = match read_limited(&mut resp, ERROR_BODY_QUOTE, false).await {
+                Ok((body, truncated)) => quote_body(&body, truncated),
+                Err(_) => "body unreadable".to_owned(),
+            };
+            Ok::<_, String>(ProbeAnswer {
+                status: resp.status(),
+                date,
+                quoted,
+            })
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(self.scrub(format!("OPTIONS {shown}: {e}"))),
+            Err(_) => Err(format!(
+                "OPTIONS {shown}: no complete answer within {:?} (--http-timeout)",
+                self.timeout
+            )),
         }
     }
 
@@ -229,6 +306,12 @@ impl Engine {
         let answer =
             status.is_success() || (status == StatusCode::NOT_FOUND && req.not_found_is_answer);
         if answer {
+            let content_type = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let date = server_date(resp.headers());
             let Some(limit) = req.body_limit.filter(|_| status.is_success()) else {
                 // The body is not needed: read a little so the connection
                 // can be reused, and ignore the rest.
@@ -236,10 +319,17 @@ impl Engine {
                 return Attempt::Answer(Answer {
                     status,
                     body: Vec::new(),
+                    content_type,
+                    date,
                 });
             };
             return match read_limited(&mut resp, limit, true).await {
-                Ok((body, false)) => Attempt::Answer(Answer { status, body }),
+                Ok((body, false)) => Attempt::Answer(Answer {
+                    status,
+                    body,
+                    content_type,
+                    date,
+                }),
                 Ok((_, true)) => Attempt::Final(format!(
                     "HTTP {status}: the body is larger than {limit} bytes; \
                      the server must answer with a smaller document"
@@ -253,8 +343,10 @@ impl Engine {
                 },
             };
         }
+        let in_progress = req.idempotent && status == StatusCode::CONFLICT;
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::SERVICE_UNAVAILABLE
+            || in_progress
         {
             retry_after(resp.headers(), SystemTime::now())
         } else {
@@ -274,7 +366,21 @@ impl Engine {
             Ok((body, truncated)) => quote_body(&body, truncated),
             Err(_) => "body unreadable".to_owned(),
         };
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if in_progress {
+            Attempt::Retry {
+                message: format!(
+                    "HTTP {status} (the server is still processing this Idempotency-Key), {quoted}"
+                ),
+                retry_after,
+            }
+        } else if req.idempotent && status == StatusCode::UNPROCESSABLE_ENTITY {
+            Attempt::Final(format!(
+                "HTTP {status}: the server says this Idempotency-Key was already used with \
+                 another body, so this payload was not taken (not retried: the same key \
+                 would be refused again; check that no other edge or run reuses operation \
+                 ids), {quoted}"
+            ))
+        } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Attempt::Retry {
                 message: format!("HTTP {status}, {quoted}"),
                 retry_after,
@@ -290,6 +396,12 @@ impl Engine {
             Attempt::Final(format!("HTTP {status}, {quoted}"))
         }
     }
+}
+
+/// The `Date` header (RFC 9110 §6.6.1), if present and valid.
+pub(crate) fn server_date(headers: &HeaderMap) -> Option<SystemTime> {
+    let value = headers.get(header::DATE)?.to_str().ok()?;
+    httpdate::parse_http_date(value.trim()).ok()
 }
 
 /// Reads at most `limit` bytes, streaming (never more than `limit` plus one
@@ -413,7 +525,7 @@ mod tests {
             .backoff(Duration::from_millis(100), Duration::from_millis(350))
             .build()
             .unwrap();
-        let e = Engine::new(&cfg).unwrap();
+        let e = Engine::new(&cfg, cfg.token.as_deref(), "--factory-token").unwrap();
         for _ in 0..200 {
             assert!(e.backoff(1) <= Duration::from_millis(100));
             assert!(e.backoff(2) <= Duration::from_millis(200));
@@ -431,7 +543,7 @@ mod tests {
             .token("tok-123")
             .build()
             .unwrap();
-        let e = Engine::new(&cfg).unwrap();
+        let e = Engine::new(&cfg, cfg.token.as_deref(), "--factory-token").unwrap();
         assert_eq!(e.scrub("echo Bearer tok-123!".into()), "echo Bearer ***!");
     }
 }

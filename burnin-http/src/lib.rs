@@ -24,10 +24,17 @@
 //!   the source (see below), so the edge may start a lookup for every
 //!   reply as it arrives.
 //! * **Reporter**: `POST` the payload body as-is, with `Content-Type:
-//!   application/json` and `Idempotency-Key: <operationId>:<kind>`; see
-//!   [`HttpReporter`].
-//! * With a token, every request — GETs too — carries `Authorization:
-//!   Bearer <token>` (marked sensitive in reqwest).
+//!   application/json` and the payload's
+//!   [`idempotency_key`](burnin_core::Payload::idempotency_key) as
+//!   `Idempotency-Key`; see [`HttpReporter`] and *Factory contract* below.
+//! * With a token, requests carry `Authorization: Bearer <token>` (marked
+//!   sensitive in reqwest): the factory token
+//!   ([`HttpConfigBuilder::token`], `--factory-token`) on the POSTs, the
+//!   MES token ([`HttpConfigBuilder::mes_token`], `--mes-token`) on the MES
+//!   GETs — or the factory token there too when no MES token is given (as
+//!   before the MES token existed).
+//! * `https://` URLs are verified against the system's roots plus, with
+//!   [`HttpConfigBuilder::ca_file`] (`--http-ca-file`), a private CA.
 //!
 //! ## Getting started
 //!
@@ -70,11 +77,13 @@
 //!
 //! | outcome of an attempt | what happens |
 //! | --- | --- |
-//! | 2xx (MES: also 404) | done |
+//! | 2xx (MES: also 404) | an answer, judged by the adapter (see *Factory contract*) |
 //! | connect error, timeout, connection lost mid-answer | retried |
 //! | 429, 5xx | retried; `Retry-After` honoured (see below) |
+//! | 409 to a factory POST ("still processing this key") | retried; `Retry-After` honoured |
+//! | 422 to a factory POST ("key reused with another body") | final at once (`Refused`), never retried |
 //! | other 4xx, 3xx | final at once (`BadAnswer` / `Refused`) |
-//! | 2xx MES body over 1 MiB | final at once (`BadAnswer`) |
+//! | 2xx body over 1 MiB | final at once (`BadAnswer` / `Refused`) |
 //!
 //! Before attempt `n + 1` the engine waits a random duration in
 //! `[0, min(cap, base × 2^(n−1))]` ("full jitter"; base 200 ms, cap 5 s by
@@ -83,9 +92,44 @@
 //! 503 answer carries `Retry-After` — delay-seconds or an HTTP-date — that
 //! wait is used instead, capped at [`HttpConfigBuilder::retry_after_cap`]
 //! (default 30 s) so a bad header cannot stall an operation.
+//! When a 409 carries `Retry-After`, it is honoured the same way.
 //! Once the attempts are used up the error is retryable
 //! (`MesError::Unavailable` / `ReportError::Unavailable`): the edge may
 //! deliver again later, and the `Idempotency-Key` makes that safe.
+//!
+//! **The total budget** of one request is bounded:
+//! [`HttpConfig::request_budget`] = attempts × timeout + (attempts − 1) ×
+//! max(backoff cap, `Retry-After` cap); with the defaults 5 × 10 s + 4 ×
+//! 30 s = 170 s (most requests take far less: the waits are random up to
+//! 5 s unless a server asks for longer). The edge bounds each lookup and
+//! delivery by it.
+//!
+//! ## Factory contract
+//!
+//! What a MES or factory server must answer (also in the repository's
+//! `docs/protocol.md`, "For MES and factory implementers"):
+//!
+//! * **Delivered** means a 2xx whose body is empty (or whitespace) or JSON
+//!   that is not an object with `"success": false`. A 2xx with `"success":
+//!   false` is a refusal (final, the body quoted); a 2xx whose body is not
+//!   JSON — typically `200 text/html` from a proxy or a login page — is
+//!   not taken as delivery either (final, naming the content type): the
+//!   payload may never have reached the factory API. Neither is retried:
+//!   the same request would get the same answer.
+//! * **A replayed `Idempotency-Key`**: 409 means "a request with this key
+//!   is still being processed" (as in the IETF Idempotency-Key draft) and
+//!   is retried with the same key and body; 422 means "this key was used
+//!   with another body" and is final, with a message saying so. A server
+//!   that already completed a key should answer the replay as it answered
+//!   the first time (a 2xx).
+//! * **MES**: 200 `{"sn": "<serial>", "macs": ["<MAC>", ...]}` where `sn`
+//!   equals the serial asked, exactly (case included; a record for
+//!   another spelling is refused, the message says so); `"macs": []` is a
+//!   device MES knows with no cards, so every card scanned on it fails
+//!   (`scanstatus` "0") and the device fails. 404 is an unknown device.
+//!   [`burnin_core::MesError::is_retryable`] tells an outage
+//!   (`Unavailable`: connect errors, timeouts, 429, 5xx after the
+//!   retries) from a bad answer (`BadAnswer`, final).
 //!
 //! The loop is hand-written (about 40 lines, [`fastrand`] for the jitter)
 //! rather than taken from `backon`: backon's jitter adds a random amount
@@ -161,9 +205,15 @@
 //!   device cannot starve the others. Every attempt is a sample for the
 //!   adaptive limit; a final error (a 4xx, a bad body) counts as an answer
 //!   (the server did answer), not as overload.
-//! * Any 2xx from a factory POST is delivery; its body is ignored. For MES,
-//!   any 2xx is parsed as the record (`{"sn", "macs"}`; extra fields are
-//!   ignored; `sn` must equal the serial asked exactly).
+//! * A factory POST's 2xx is delivery only as *Factory contract* says. For
+//!   MES, any 2xx is parsed as the record (`{"sn", "macs"}`; extra fields
+//!   are ignored; `sn` must equal the serial asked exactly).
+//! * The private CA of `--http-ca-file` is trusted **in addition to** the
+//!   system's roots (reqwest's `tls_certs_merge`), so one file serves a
+//!   MES behind a private CA and a factory API with a public certificate.
+//! * [`HttpReporter::probe`] (`burnin-edge check`) sends `OPTIONS` — it
+//!   never POSTs a payload — and [`HttpMesSource::lookup_dated`] returns
+//!   the server's `Date`, so a check can compare clocks.
 //! * Redirects are not followed (a 301/302 would turn a POST into a GET and
 //!   could carry the token to another host); a 3xx is a final error naming
 //!   the (redacted) target so the operator can configure it.
@@ -198,10 +248,10 @@ mod reporter;
 pub use config::{
     DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MES_CONCURRENCY,
     DEFAULT_MES_CONCURRENCY_MAX, DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT, HttpConfig,
-    HttpConfigBuilder, HttpError, MAX_MES_BODY, SN_PLACEHOLDER,
+    HttpConfigBuilder, HttpError, MAX_FACTORY_BODY, MAX_MES_BODY, SN_PLACEHOLDER,
 };
 #[doc(hidden)]
 pub use mes::parse_record as parse_mes_record;
-pub use mes::{HttpMesSource, encode_serial};
+pub use mes::{DatedAnswer, HttpMesSource, encode_serial};
 pub use redact::redact_url;
-pub use reporter::{HttpReporter, IDEMPOTENCY_KEY};
+pub use reporter::{EndpointProbe, HttpReporter, IDEMPOTENCY_KEY};

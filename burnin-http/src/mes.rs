@@ -1,6 +1,7 @@
 //! The MES source: `GET --mes-url` with the serial in place of `{sn}`.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use burnin_core::{Mac, MesAnswer, MesError, MesSource, SerialNumber};
@@ -84,7 +85,15 @@ impl HttpMesSource {
             .unwrap_or_default();
         Ok(HttpMesSource {
             inner: Arc::new(Inner {
-                engine: Engine::new(config)?,
+                engine: Engine::new(
+                    config,
+                    config.mes_token.as_deref().or(config.token.as_deref()),
+                    if config.mes_token.is_some() {
+                        "--mes-token"
+                    } else {
+                        "--factory-token"
+                    },
+                )?,
                 template: config.mes_template.clone(),
                 in_path: !prefix.contains(['?', '#']),
                 slots: Limiter::new(config.mes_concurrency, config.mes_concurrency_max),
@@ -132,9 +141,24 @@ impl HttpMesSource {
     }
 }
 
-#[async_trait]
-impl MesSource for HttpMesSource {
-    async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError> {
+/// What one MES lookup got, with the server's clock
+/// ([`HttpMesSource::lookup_dated`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatedAnswer {
+    /// The record, or unknown (404).
+    pub answer: MesAnswer,
+    /// The server's clock, from the `Date` header of the answer.
+    pub server_date: Option<SystemTime>,
+}
+
+impl HttpMesSource {
+    /// [`lookup`](MesSource::lookup), also returning the server's `Date`
+    /// header (`burnin-edge check` compares it with the local clock).
+    ///
+    /// # Errors
+    /// As [`lookup`](MesSource::lookup).
+    pub async fn lookup_dated(&self, sn: &SerialNumber) -> Result<DatedAnswer, MesError> {
         let url = self.url_for(sn)?;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -148,6 +172,7 @@ impl MesSource for HttpMesSource {
                 body: None,
                 body_limit: Some(MAX_MES_BODY),
                 not_found_is_answer: true,
+                idempotent: false,
                 in_flight: Some(&self.inner.slots),
             })
             .await
@@ -161,11 +186,18 @@ impl MesSource for HttpMesSource {
                     message,
                 },
             })?;
+        let server_date = answer.date;
         if answer.status == StatusCode::NOT_FOUND {
-            return Ok(MesAnswer::Unknown);
+            return Ok(DatedAnswer {
+                answer: MesAnswer::Unknown,
+                server_date,
+            });
         }
         parse_record(sn, &answer.body)
-            .map(MesAnswer::Record)
+            .map(|macs| DatedAnswer {
+                answer: MesAnswer::Record(macs),
+                server_date,
+            })
             .map_err(|problem| MesError::BadAnswer {
                 sn: sn.clone(),
                 message: self.inner.engine.scrub(format!(
@@ -174,6 +206,13 @@ impl MesSource for HttpMesSource {
                     answer.status
                 )),
             })
+    }
+}
+
+#[async_trait]
+impl MesSource for HttpMesSource {
+    async fn lookup(&self, sn: &SerialNumber) -> Result<MesAnswer, MesError> {
+        self.lookup_dated(sn).await.map(|d| d.answer)
     }
 }
 
@@ -187,8 +226,13 @@ pub fn parse_record(sn: &SerialNumber, body: &[u8]) -> Result<Vec<Mac>, String> 
         format!("the body is not the MES JSON {{\"sn\": \"...\", \"macs\": [\"<MAC>\", ...]}}: {e}")
     })?;
     if record.sn != sn.as_str() {
+        let hint = if record.sn.eq_ignore_ascii_case(sn.as_str()) {
+            "serials are matched exactly, case included: MES must echo the serial as asked"
+        } else {
+            "check the MES URL template"
+        };
         return Err(format!(
-            "the record is for serial {:?}, not {:?}; check the MES URL template",
+            "the record is for serial {:?}, not {:?}; {hint}",
             truncate(&record.sn),
             sn.as_str()
         ));

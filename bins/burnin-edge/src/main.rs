@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use cli::{demo, scan, serve};
+use cli::{check, demo, scan, serve};
 
 /// Exit codes of SPEC §7.
 pub(crate) mod exit {
@@ -60,6 +60,12 @@ enum Command {
     /// Run a whole simulated operation in one process: no broker, no MES,
     /// no factory servers needed.
     Demo(demo::DemoArgs),
+    /// Check before a shift, with the same settings as scan and serve: the
+    /// broker login and declarations, MES (--probe-serial), the factory
+    /// endpoints (OPTIONS, nothing posted), the state database (writable)
+    /// and the clock. One line per check, with the fix when it fails; exit
+    /// 0 when nothing failed, 3 otherwise, 2 for bad arguments.
+    Check(Box<check::CheckArgs>),
     /// Print shell completions to stdout.
     Completions {
         /// The shell.
@@ -96,6 +102,7 @@ fn run(cli: Cli) -> u8 {
         Command::Demo(args) => demo::run(args),
         Command::Scan(args) => scan::run(*args),
         Command::Serve(args) => serve::run(*args),
+        Command::Check(args) => check::run(*args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

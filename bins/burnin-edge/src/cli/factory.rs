@@ -58,7 +58,8 @@ pub(crate) struct FactoryArgs {
     )]
     direct_burn_url: Option<String>,
 
-    /// Sent as `Authorization: Bearer TOKEN` on every factory and MES request.
+    /// Sent as `Authorization: Bearer TOKEN` on every factory POST, and on
+    /// the MES lookups too unless --mes-token is given.
     #[arg(
         long,
         env = "BURNIN_FACTORY_TOKEN",
@@ -66,6 +67,21 @@ pub(crate) struct FactoryArgs {
         hide_env_values = true
     )]
     factory_token: Option<String>,
+
+    /// Sent as `Authorization: Bearer TOKEN` on the MES lookups instead of
+    /// --factory-token.
+    #[arg(
+        long,
+        env = "BURNIN_MES_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    mes_token: Option<String>,
+
+    /// PEM file with the CA that signed an `https://` MES or factory
+    /// server's certificate (trusted in addition to the system's roots).
+    #[arg(long, env = "BURNIN_HTTP_CA_FILE", value_name = "FILE")]
+    http_ca_file: Option<PathBuf>,
 
     /// Timeout of each HTTP request.
     #[arg(long, env = "BURNIN_HTTP_TIMEOUT", value_name = "DURATION", default_value = "10s",
@@ -167,6 +183,50 @@ impl FactoryArgs {
             }
             (None, None) => {}
         }
+        let (config, mes_url, log_url) = self.http_config(self.http_retries + 1)?;
+        let mes = HttpMesSource::new(&config).map_err(|e| e.to_string())?;
+        let reporter = HttpReporter::new(&config).map_err(|e| e.to_string())?;
+        Ok(Factory {
+            describe: format!(
+                "MES {}, log {}",
+                burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
+                burnin_http::redact_url(log_url)
+            ),
+            mes: Box::new(mes.clone()),
+            mes_http: Some(mes),
+            reporter: Box::new(reporter),
+            bounds: Bounds::for_http(config.request_budget()),
+        })
+    }
+
+    /// What `check` probes: the adapters, over HTTP with one attempt per
+    /// request (a check should answer in seconds), or the files.
+    pub(crate) fn probes(&self) -> Result<Probes, String> {
+        match (&self.mes_file, &self.out_dir) {
+            (Some(file), Some(dir)) => Ok(Probes::Files {
+                mes: FileMes::load(file).map_err(|e| e.to_string()),
+                mes_file: file.clone(),
+                out_dir: dir.clone(),
+            }),
+            (None, None) => {
+                let (config, mes_url, _) = self.http_config(1)?;
+                Ok(Probes::Http {
+                    mes: HttpMesSource::new(&config).map_err(|e| e.to_string())?,
+                    reporter: HttpReporter::new(&config).map_err(|e| e.to_string())?,
+                    mes_url: burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
+                })
+            }
+            // The same messages as for scan and serve.
+            _ => Err(self
+                .build_any()
+                .err()
+                .unwrap_or_else(|| "give --mes-file and --out-dir together".into())),
+        }
+    }
+
+    /// The HTTP configuration with `attempts` per request, and the MES
+    /// and log URLs as given; the error names the missing flag.
+    fn http_config(&self, attempts: u32) -> Result<(HttpConfig, &str, &str), String> {
         let (Some(mes_url), Some(log_url), Some(notify_url)) =
             (&self.mes_url, &self.log_url, &self.notify_url)
         else {
@@ -186,7 +246,7 @@ impl FactoryArgs {
         };
         let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
             .timeout(self.http_timeout)
-            .attempts(self.http_retries + 1)
+            .attempts(attempts)
             .mes_concurrency(self.mes_concurrency as usize)
             .mes_concurrency_max(self.mes_concurrency_max as usize);
         if let Some(u) = &self.pair_url {
@@ -198,19 +258,31 @@ impl FactoryArgs {
         if let Some(t) = &self.factory_token {
             b = b.token(t);
         }
+        if let Some(t) = &self.mes_token {
+            b = b.mes_token(t);
+        }
+        if let Some(f) = &self.http_ca_file {
+            b = b.ca_file(f);
+        }
         let config = b.build().map_err(|e| e.to_string())?;
-        let mes = HttpMesSource::new(&config).map_err(|e| e.to_string())?;
-        let reporter = HttpReporter::new(&config).map_err(|e| e.to_string())?;
-        Ok(Factory {
-            describe: format!(
-                "MES {}, log {}",
-                burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
-                burnin_http::redact_url(log_url)
-            ),
-            mes: Box::new(mes.clone()),
-            mes_http: Some(mes),
-            reporter: Box::new(reporter),
-            bounds: Bounds::for_http(config.request_budget()),
-        })
+        Ok((config, mes_url, log_url))
     }
+}
+
+/// What `burnin-edge check` probes (see [`FactoryArgs::probes`]).
+pub(crate) enum Probes {
+    /// MES and the factory APIs over HTTP.
+    Http {
+        mes: HttpMesSource,
+        reporter: HttpReporter,
+        /// `--mes-url`, redacted.
+        mes_url: String,
+    },
+    /// `--mes-file` and `--out-dir`.
+    Files {
+        /// The file loaded, or why it could not be.
+        mes: Result<FileMes, String>,
+        mes_file: PathBuf,
+        out_dir: PathBuf,
+    },
 }

@@ -2,6 +2,7 @@
 //! lives in the library (`burnin_edge`).
 
 pub(crate) mod broker_args;
+pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod factory;
 pub(crate) mod output;
