@@ -24,6 +24,11 @@
 //! (`/scans/%2242%22`, i.e. `"42"` with its quotes) is always the string id;
 //! any other segment is a string id.
 //!
+//! **Other web sites.** Before any route, [`crate::guard`] refuses a `POST`
+//! that is not `application/json` (415), a request whose `Origin` is not the
+//! edge's own or let in with `--allow-origin` (403) and, without a token, a
+//! `Host` that does not name the edge (421).
+//!
 //! **Token.** With `--api-token`, every route but `/healthz` needs
 //! `Authorization: Bearer TOKEN`, compared in constant time (`subtle`; only
 //! the length can be told apart); otherwise 401. Errors are
@@ -77,6 +82,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            app.site().clone(),
+            crate::guard::check,
+        ))
         .with_state(app)
 }
 

@@ -264,6 +264,9 @@ pub struct RoleErrorDoc {
         (status = 413, description = "body over 64 KiB", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
         (status = 503, description = "shutting down, or this edge is a standby: `active` names the active edge to send it to (`Retry-After: 2`)", body = RoleErrorDoc),
+        (status = 415, description = "not `Content-Type: application/json`", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn create() {}
 
@@ -275,6 +278,8 @@ fn create() {}
         (status = 400, description = "bad limit", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn list() {}
 
@@ -286,6 +291,8 @@ fn list() {}
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 404, description = "unknown", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn show() {}
 
@@ -301,6 +308,8 @@ fn show() {}
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 404, description = "unknown", body = ErrorDoc),
         (status = 503, description = "too many streams for this operation", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn operation_events() {}
 
@@ -312,6 +321,8 @@ fn operation_events() {}
         (status = 400, description = "bad Last-Event-ID", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 503, description = "too many streams", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn all_events() {}
 
@@ -323,6 +334,8 @@ fn all_events() {}
         (status = 400, description = "not a valid serial number", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn find_device() {}
 
@@ -332,6 +345,8 @@ fn find_device() {}
     responses(
         (status = 200, description = "active with the broker up, or standby", body = HealthDoc),
         (status = 503, description = "active and the broker is down", body = RoleErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn healthz() {}
 
@@ -341,27 +356,29 @@ fn healthz() {}
         (status = 200, description = "metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn metrics() {}
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json",
-    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn openapi_json() {}
 
 /// The live page (no token needed; it asks for one).
 #[utoipa::path(get, path = "/",
-    responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page() {}
 
 /// The page's script.
 #[utoipa::path(get, path = "/assets/app.js",
-    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page_script() {}
 
 /// The page's stylesheet.
 #[utoipa::path(get, path = "/assets/app.css",
-    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page_style() {}
 
 /// The whole API.

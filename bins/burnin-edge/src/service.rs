@@ -123,6 +123,7 @@ pub struct App {
     running: Arc<Mutex<HashSet<OperationId>>>,
     leadership: Mutex<Option<Leadership>>,
     active_seen: Mutex<Option<(Instant, Option<String>)>>,
+    site: Arc<crate::guard::Site>,
 }
 
 impl std::fmt::Debug for App {
@@ -156,9 +157,18 @@ pub struct AppBuilder {
     live: crate::live::Limits,
     http: crate::listener::HttpLimits,
     keep: Option<std::time::Duration>,
+    allowed_origins: Vec<String>,
 }
 
 impl AppBuilder {
+    /// Let web pages of these origins use the API besides the edge's own
+    /// (`serve --allow-origin`; each checked with
+    /// [`crate::guard::parse_origin`] first). See [`crate::guard`].
+    pub fn allow_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
     /// Limits of the live event streams ([`crate::live`]).
     pub fn live_limits(mut self, limits: crate::live::Limits) -> Self {
         self.live = limits;
@@ -272,6 +282,12 @@ impl AppBuilder {
             live.observer(),
         ];
         observers.extend(self.observers);
+        let advertise = self.advertise.unwrap_or_else(|| "burnin-edge".into());
+        let site = Arc::new(crate::guard::Site::new(
+            &advertise,
+            self.allowed_origins,
+            self.api_token.is_some(),
+        ));
         Arc::new(App {
             bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
             store: self.store,
@@ -307,7 +323,8 @@ impl AppBuilder {
             http: self.http,
             keep: self.keep,
             role,
-            advertise: self.advertise.unwrap_or_else(|| "burnin-edge".into()),
+            advertise,
+            site,
             term: Mutex::new(None),
             running: Arc::new(Mutex::new(HashSet::new())),
             leadership: Mutex::new(None),
@@ -342,12 +359,18 @@ impl App {
             live: crate::live::Limits::default(),
             http: crate::listener::HttpLimits::default(),
             keep: None,
+            allowed_origins: Vec::new(),
         }
     }
 
     /// The live state of operations (device states, events).
     pub fn live(&self) -> &Arc<crate::live::Live> {
         &self.live
+    }
+
+    /// The checks against requests of other web sites ([`crate::guard`]).
+    pub fn site(&self) -> &Arc<crate::guard::Site> {
+        &self.site
     }
 
     /// The HTTP server's limits.

@@ -120,6 +120,9 @@ impl Harness {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
         let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
         let resp = router(self.app.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
