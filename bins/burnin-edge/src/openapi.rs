@@ -193,6 +193,8 @@ pub struct OperationDoc {
     pub expected: Vec<String>,
     /// `pair` or `directBurn`.
     pub target: TargetDoc,
+    /// Whether an interface without carrier fails its MAC (SPEC §10.1).
+    pub require_link: bool,
     /// Every device: expected ones from the start, others once they replied.
     pub devices: Vec<DeviceDoc>,
     /// Deliveries so far.
