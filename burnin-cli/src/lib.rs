@@ -18,8 +18,11 @@
 //! `RUST_LOG` is a list of `LEVEL` and `TARGET=LEVEL` (`debug`,
 //! `info,burnin_amqp=debug`; tracing-subscriber's `Targets` syntax — no
 //! span filters or regexes, which keeps the agent binary small). Without
-//! it: `info`, and lapin's own messages below `warn` (they are for its
-//! developers) left out. A `RUST_LOG` that does not parse is reported as
+//! it: `info`, and lapin's and amq-protocol's own messages left out: they
+//! are for their developers (a refused login came out as a raw `Close {
+//! reply_code: 403, … }` and "aborting recovery" while burnin kept
+//! retrying), and burnin reports every broker error itself, in words
+//! (`RUST_LOG=info,lapin=warn` shows them again). A `RUST_LOG` that does not parse is reported as
 //! a warning and the default is used.
 //!
 //! ```no_run
@@ -89,12 +92,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// The default levels: `info`, lapin and amq-protocol at `warn`.
+/// The default levels: `info`, lapin and amq-protocol off (see the
+/// [crate docs](crate)).
 fn default_filter() -> Targets {
     Targets::new()
         .with_default(LevelFilter::INFO)
-        .with_target("lapin", LevelFilter::WARN)
-        .with_target("amq_protocol", LevelFilter::WARN)
+        .with_target("lapin", LevelFilter::OFF)
+        .with_target("amq_protocol", LevelFilter::OFF)
 }
 
 /// Sends tracing events to stderr in `format`, levels from `RUST_LOG` (see
@@ -156,6 +160,9 @@ mod tests {
         assert!(f.would_enable("burnin_edge", &tracing::Level::INFO));
         assert!(!f.would_enable("burnin_edge", &tracing::Level::DEBUG));
         assert!(!f.would_enable("lapin::channel", &tracing::Level::INFO));
-        assert!(f.would_enable("lapin::channel", &tracing::Level::WARN));
+        // burnin says what a lapin error means; lapin's own ERROR lines
+        // (raw `Close { … }`, "aborting recovery") are not shown.
+        assert!(!f.would_enable("lapin::channel", &tracing::Level::ERROR));
+        assert!(!f.would_enable("amq_protocol", &tracing::Level::ERROR));
     }
 }

@@ -234,7 +234,8 @@ pub(crate) async fn supervise(
                 tracing::error!("the reply consumer ended; connecting again");
             }
             Err(e) => {
-                tracing::warn!(broker = %connector.describe(), "cannot use the broker yet: {e}");
+                // `e` names the broker (redacted) and the fix.
+                tracing::warn!("{e}; trying again");
             }
         }
         let delay = connector.retry_delay(attempt);
