@@ -105,3 +105,88 @@ fn a_wrong_broker_password_is_one_clear_line_in_serve_and_scan() {
         "{stderr}"
     );
 }
+
+/// `burnin-edge serve --state-db db` run as the user nobody (through
+/// util-linux's setpriv): its exit code and stderr. `None` when this test
+/// does not run as root (it cannot switch users then).
+fn serve_as_nobody(db: &std::path::Path, listen: &str) -> Option<(Option<i32>, String)> {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipped: switching to the user nobody needs root");
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(binary("burnin-edge"))
+        .args([
+            "serve",
+            "--amqp-url",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        ])
+        .arg("--mes-file")
+        .arg(db.with_file_name("mes.json"))
+        .args(["--out-dir", "/tmp"])
+        .args(["--listen", listen, "--state-db"])
+        .arg(db)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("setpriv (util-linux) runs");
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn a_state_db_this_user_may_not_write_is_named_a_permissions_problem() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("state.sqlite3");
+    std::fs::write(dir.path().join("mes.json"), "{}").unwrap();
+    // A real state database, made by root (as after a first start by hand).
+    drop(burnin_store::SqliteStore::open(&db).unwrap());
+    let Some((code, stderr)) = serve_as_nobody(&db, "127.0.0.1:0") else {
+        return;
+    };
+    assert_eq!(code, Some(2), "{stderr}");
+    let shown = db.display().to_string();
+    for want in [
+        "this process may not write the file",
+        &format!("{shown} is owned by root (uid 0) with mode 0644"),
+        "runs as nobody (uid 65534)",
+        "permissions problem",
+        &format!("chown nobody {shown}"),
+    ] {
+        assert!(stderr.contains(want), "{want:?} not in: {stderr}");
+    }
+    for wrong in ["cannot read it", "move it away", "readonly database"] {
+        assert!(!stderr.contains(wrong), "{wrong:?} in: {stderr}");
+    }
+
+    // The file is theirs now, but its folder is not: SQLite keeps its
+    // -wal and -shm files there.
+    std::os::unix::fs::chown(&db, Some(65534), Some(65534)).unwrap();
+    let (code, stderr) = serve_as_nobody(&db, "127.0.0.1:0").unwrap();
+    assert_eq!(code, Some(2), "{stderr}");
+    let folder = dir.path().display().to_string();
+    assert!(
+        stderr.contains("may not write its folder")
+            && stderr.contains(&format!("{folder} is owned by root (uid 0) with mode 0755"))
+            && stderr.contains(&format!("chown nobody {folder}")),
+        "{stderr}"
+    );
+
+    // Both theirs: the store opens, and serve goes on to listen (on a
+    // port nobody may not bind, so it stops there).
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let (code, stderr) = serve_as_nobody(&db, "127.0.0.1:1").unwrap();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--listen 127.0.0.1:1: cannot listen there")
+            && !stderr.contains("may not write"),
+        "{stderr}"
+    );
+}
