@@ -163,6 +163,14 @@ impl BrokerLink {
         }
     }
 
+    /// Whether the broker connection is up, waiting up to `wait` for a
+    /// first connection (one being made at start) before saying no.
+    pub async fn up_within(&self, wait: Duration) -> bool {
+        let mut rx = self.tx.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        self.is_up().await
+    }
+
     fn set(&self, link: Option<Arc<dyn Link>>) {
         self.tx.send_replace(link);
     }

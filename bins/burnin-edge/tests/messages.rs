@@ -190,3 +190,43 @@ fn a_state_db_this_user_may_not_write_is_named_a_permissions_problem() {
         "{stderr}"
     );
 }
+
+#[test]
+fn while_the_broker_is_down_post_scans_is_503_with_retry_after() {
+    use std::io::{Read, Write};
+    let factory = burnin_testkit::FactoryStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the broker stays down.
+    let serve = support::Serve::start(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &factory,
+        &dir.path().join("s.db"),
+        None,
+        &[],
+    );
+    let (status, doc) = serve.get("/healthz");
+    assert_eq!(status, 503, "{doc}");
+    let body = r#"{"operationId": "down-1", "windowSecs": 5}"#;
+    let mut s = std::net::TcpStream::connect(&serve.addr).unwrap();
+    write!(
+        s,
+        "POST /scans HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        serve.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 5\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("the broker connection is down"), "{answer}");
+    let (status, list) = serve.get("/scans");
+    assert_eq!(status, 200);
+    assert_eq!(list, serde_json::json!([]), "nothing was started");
+}
