@@ -52,6 +52,20 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The `--help` paragraph on logging, as a literal (for `concat!`), so
+/// both binaries say the same: put it in each command's `after_help`.
+#[macro_export]
+macro_rules! logging_help {
+    () => {
+        "Logging: lines go to stderr (the journal under systemd); --log-format json \
+         writes one JSON object per line. RUST_LOG sets the levels: a LEVEL (error, warn, \
+         info, debug, trace) and/or TARGET=LEVEL pairs, separated by commas, e.g. \
+         RUST_LOG=debug or RUST_LOG=info,burnin_amqp=debug. Unset: info, with the AMQP \
+         library's own messages off (burnin reports broker errors itself; \
+         RUST_LOG=info,lapin=warn shows them)."
+    };
+}
+
 /// Exit code for bad arguments or configuration (SPEC §7).
 pub const EXIT_USAGE: u8 = 2;
 

@@ -41,6 +41,8 @@ pub struct ScanRequestDoc {
     pub expected: Option<Vec<String>>,
     /// How long to collect, in seconds (default 30).
     pub window_secs: Option<u64>,
+    /// An interface without carrier fails its MAC (default: `serve --require-link`).
+    pub require_link: Option<bool>,
 }
 
 /// Where passing devices go.

@@ -230,3 +230,64 @@ fn while_the_broker_is_down_post_scans_is_503_with_retry_after() {
     assert_eq!(status, 200);
     assert_eq!(list, serde_json::json!([]), "nothing was started");
 }
+
+fn help(binary_name: &str, args: &[&str]) -> String {
+    let out = Command::new(binary(binary_name))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_texts_list_the_post_fields_and_rust_log_and_say_higher_where_they_mean_it() {
+    let serve = help("burnin-edge", &["serve"]);
+    // Every field of POST /scans, as the API document names them.
+    let doc: serde_json::Value = serde_json::from_str(&burnin_edge::openapi::document()).unwrap();
+    let fields = doc["components"]["schemas"]["ScanRequestDoc"]["properties"]
+        .as_object()
+        .unwrap();
+    assert!(fields.len() >= 7, "{fields:?}");
+    for field in fields.keys() {
+        assert!(
+            serve.contains(&format!("\n    {field} ")),
+            "serve --help does not list the POST /scans field {field}:\n{serve}"
+        );
+    }
+    assert!(serve.contains("Content-Type: application/json"), "{serve}");
+    for (bin, args) in [
+        ("burnin-edge", vec![]),
+        ("burnin-edge", vec!["serve"]),
+        ("burnin-edge", vec!["scan"]),
+        ("burnin-edge", vec!["demo"]),
+        ("burnin-agent", vec![]),
+        ("burnin-agent", vec!["run"]),
+        ("burnin-agent", vec!["probe"]),
+    ] {
+        let text = help(bin, &args);
+        assert!(
+            text.contains("RUST_LOG=info,burnin_amqp=debug") && text.contains("Unset: info"),
+            "{bin} {args:?} --help does not document RUST_LOG:\n{text}"
+        );
+    }
+    for file in ["burnin-edge", "burnin-agent"] {
+        let path = format!(
+            "{}/../../packaging/default/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\n#RUST_LOG="), "{path}");
+    }
+    // The limit is a ceiling: a start above it is lowered.
+    let scan = help("burnin-edge", &["scan"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        scan.contains("the adaptive limit never goes above it (a --mes-concurrency start above it is lowered to it)"),
+        "{scan}"
+    );
+    assert!(!scan.contains("a lower --mes-concurrency start"), "{scan}");
+}
