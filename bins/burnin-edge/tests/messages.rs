@@ -1,6 +1,7 @@
 //! What a newcomer meets in the first hour, said clearly: a wrong broker
 //! password, a state database this user may not write, and help texts
 //! that agree with what is accepted. Real processes, the real broker.
+#![allow(clippy::print_stderr)]
 
 mod support;
 
