@@ -581,13 +581,21 @@ pub(crate) async fn channel(conn: &Connection) -> Result<Channel, AmqpError> {
 }
 
 fn connect_message(e: &lapin::Error) -> String {
-    use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
     if let lapin::ErrorKind::ProtocolError(amqp) = e.kind() {
         if let AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) = amqp.kind() {
             return format!(
                 "{} (does the vhost exist, and may this user use it?)",
                 amqp.get_message()
             );
+        }
+        if let AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) = amqp.kind() {
+            // At login, 403 means the user or password is wrong (a vhost
+            // the user may not use is 530 NOT_ALLOWED, above). The
+            // broker's text adds only "see the broker logfile".
+            return "it refused the login (403 ACCESS_REFUSED): check the user and password \
+                    in --amqp-url (BURNIN_AMQP_URL)"
+                .to_owned();
         }
         return amqp.get_message().to_string();
     }

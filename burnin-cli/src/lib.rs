@@ -18,8 +18,11 @@
 //! `RUST_LOG` is a list of `LEVEL` and `TARGET=LEVEL` (`debug`,
 //! `info,burnin_amqp=debug`; tracing-subscriber's `Targets` syntax — no
 //! span filters or regexes, which keeps the agent binary small). Without
-//! it: `info`, and lapin's own messages below `warn` (they are for its
-//! developers) left out. A `RUST_LOG` that does not parse is reported as
+//! it: `info`, and lapin's and amq-protocol's own messages left out: they
+//! are for their developers (a refused login came out as a raw `Close {
+//! reply_code: 403, … }` and "aborting recovery" while burnin kept
+//! retrying), and burnin reports every broker error itself, in words
+//! (`RUST_LOG=info,lapin=warn` shows them again). A `RUST_LOG` that does not parse is reported as
 //! a warning and the default is used.
 //!
 //! ```no_run
@@ -48,6 +51,20 @@ use std::process::ExitCode;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// The `--help` paragraph on logging, as a literal (for `concat!`), so
+/// both binaries say the same: put it in each command's `after_help`.
+#[macro_export]
+macro_rules! logging_help {
+    () => {
+        "Logging: lines go to stderr (the journal under systemd); --log-format json \
+         writes one JSON object per line. RUST_LOG sets the levels: a LEVEL (error, warn, \
+         info, debug, trace) and/or TARGET=LEVEL pairs, separated by commas, e.g. \
+         RUST_LOG=debug or RUST_LOG=info,burnin_amqp=debug. Unset: info, with the AMQP \
+         library's own messages off (burnin reports broker errors itself; \
+         RUST_LOG=info,lapin=warn shows them)."
+    };
+}
 
 /// Exit code for bad arguments or configuration (SPEC §7).
 pub const EXIT_USAGE: u8 = 2;
@@ -89,12 +106,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// The default levels: `info`, lapin and amq-protocol at `warn`.
+/// The default levels: `info`, lapin and amq-protocol off (see the
+/// [crate docs](crate)).
 fn default_filter() -> Targets {
     Targets::new()
         .with_default(LevelFilter::INFO)
-        .with_target("lapin", LevelFilter::WARN)
-        .with_target("amq_protocol", LevelFilter::WARN)
+        .with_target("lapin", LevelFilter::OFF)
+        .with_target("amq_protocol", LevelFilter::OFF)
 }
 
 /// Sends tracing events to stderr in `format`, levels from `RUST_LOG` (see
@@ -156,6 +174,9 @@ mod tests {
         assert!(f.would_enable("burnin_edge", &tracing::Level::INFO));
         assert!(!f.would_enable("burnin_edge", &tracing::Level::DEBUG));
         assert!(!f.would_enable("lapin::channel", &tracing::Level::INFO));
-        assert!(f.would_enable("lapin::channel", &tracing::Level::WARN));
+        // burnin says what a lapin error means; lapin's own ERROR lines
+        // (raw `Close { … }`, "aborting recovery") are not shown.
+        assert!(!f.would_enable("lapin::channel", &tracing::Level::ERROR));
+        assert!(!f.would_enable("amq_protocol", &tracing::Level::ERROR));
     }
 }

@@ -23,8 +23,9 @@ use crate::{OperationId, OperationParams, SerialNumber, Target};
 
 /// The longest collection window accepted (one hour).
 pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
-/// The largest request body accepted, in bytes.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// The largest request body accepted, in bytes (2 MiB: 20,000 serials of
+/// the longest kind, 64 bytes, with their quotes and commas take 1.4 MB).
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 /// The longest operator id accepted, in bytes.
 pub const MAX_OPERATOR: usize = 128;
 
@@ -159,12 +160,9 @@ pub fn parse_scan_request_from(
             "target \"directBurn\" needs operatorId (sent in directBurn)",
         ));
     }
-    let mut expected: Vec<SerialNumber> = Vec::new();
-    for sn in req.expected.unwrap_or_default() {
-        if !expected.contains(&sn) {
-            expected.push(sn);
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    let mut expected: Vec<SerialNumber> = req.expected.unwrap_or_default();
+    expected.retain(|sn| seen.insert(sn.clone()));
     let bounded = |name: &str, value: Option<u64>, unit: Duration, max: Duration, default| {
         match value {
             None => Ok(default),

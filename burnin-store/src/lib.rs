@@ -248,6 +248,23 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// This process may not write the file, a `-wal`/`-shm` file beside it,
+    /// or its folder: a question of ownership or permissions (or a
+    /// read-only file system), not a damaged file. Nothing was changed.
+    #[error(
+        "state database {path}: this process may not write {what}: {detail}. \
+         It is a permissions problem, not a damaged file (it was left untouched); {fix}"
+    )]
+    NotWritable {
+        /// The database file.
+        path: String,
+        /// What cannot be written: the file, its `-wal`/`-shm`, its folder.
+        what: String,
+        /// The owner and mode found, and who this process runs as.
+        detail: String,
+        /// What to do.
+        fix: String,
+    },
     /// A stored row could not be read back.
     #[error("state database {path}: {detail}")]
     BadRecord {
@@ -371,6 +388,7 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, Error> {
         let path: PathBuf = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
+        check_access(&path, &shown)?;
         check_header(&path, &shown)?;
         let conn = Connection::open(&path).map_err(|e| Error::Sqlite {
             path: shown.clone(),
@@ -1169,6 +1187,131 @@ fn check_header(path: &Path, shown: &str) -> Result<(), Error> {
         path: shown.into(),
         detail: "it is not a SQLite database (its first bytes are not the SQLite header)".into(),
     })
+}
+
+/// Refuses a state database this process may not write — the file, a
+/// `-wal` or `-shm` file beside it, or the folder SQLite creates those in —
+/// with [`Error::NotWritable`], before SQLite says something vaguer
+/// ("attempt to write a readonly database", "unable to open"). Nothing is
+/// changed: the file is opened for writing without writing, and the
+/// folder is tried with an empty file created and removed at once.
+fn check_access(path: &Path, shown: &str) -> Result<(), Error> {
+    use std::io::ErrorKind;
+    let with = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let (wal, shm) = (with("-wal"), with("-shm"));
+    for (p, what) in [
+        (path, "the file"),
+        (wal.as_path(), "its -wal file"),
+        (shm.as_path(), "its -shm file"),
+    ] {
+        match std::fs::OpenOptions::new().read(true).write(true).open(p) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Err(not_writable(shown, p, what, &e));
+            }
+            _ => {}
+        }
+    }
+    if wal.exists() && shm.exists() {
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = with(&format!("-burnin-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(not_writable(
+                shown,
+                &dir,
+                "its folder (SQLite keeps FILE-wal and FILE-shm beside the file)",
+                &e,
+            ))
+        }
+        // A missing folder and the like are reported by SQLite's open.
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`Error::NotWritable`] for `target`: its owner and mode, who this
+/// process runs as, and the fix.
+fn not_writable(shown: &str, target: &Path, what: &str, e: &std::io::Error) -> Error {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let me_name = me.map_or_else(|| "this user".to_owned(), user_name);
+    let target_shown = target.display();
+    if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+        return Error::NotWritable {
+            path: shown.into(),
+            what: what.into(),
+            detail: format!("{target_shown} is on a read-only file system"),
+            fix: "put --state-db on a writable file system".into(),
+        };
+    }
+    let found = std::fs::metadata(target).map(|m| {
+        format!(
+            "{target_shown} is owned by {} with mode {:04o}",
+            user_name(m.uid()),
+            m.mode() & 0o7777
+        )
+    });
+    let detail = format!(
+        "{}, and this process runs as {me_name}",
+        found.unwrap_or_else(|_| format!("{target_shown}: {e}"))
+    );
+    let fix = format!(
+        "give it to the user burnin runs as (`chown {} {target_shown}`), or run burnin as its owner",
+        me.map_or_else(
+            || "USER".to_owned(),
+            |_| me_name.split(' ').next().unwrap_or("USER").to_owned()
+        )
+    );
+    Error::NotWritable {
+        path: shown.into(),
+        what: what.into(),
+        detail,
+        fix,
+    }
+}
+
+/// `name (uid N)` from /etc/passwd, or `uid N`.
+fn user_name(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_owned())
+            })
+        });
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,12 @@ pub(crate) mod exit {
 /// Report this device's serial number and network cards to burnin's edge
 /// server, which checks their MACs against the factory MES.
 #[derive(Debug, Parser)]
-#[command(name = "burnin-agent", version, propagate_version = true)]
+#[command(
+    name = "burnin-agent",
+    version,
+    propagate_version = true,
+    after_help = burnin_cli::logging_help!()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,9 +43,11 @@ struct Cli {
 enum Command {
     /// Print this device's report to stdout: the JSON it sends the edge,
     /// with operationId null.
+    #[command(after_help = burnin_cli::logging_help!())]
     Probe(probe::ProbeArgs),
     /// Serve scan commands from RabbitMQ until SIGINT or SIGTERM: answer
     /// each with this device's report on the reply queue.
+    #[command(after_help = burnin_cli::logging_help!())]
     Run(run::RunArgs),
 }
 

@@ -169,3 +169,54 @@ fn fastrand_u64() -> u64 {
         .as_nanos() as u64
         ^ u64::from(std::process::id())
 }
+
+/// Checks the log of a process whose login the broker refused: one clear
+/// line per attempt naming the fix, no raw lapin output, no "aborting"
+/// while it retries, and never the password.
+fn assert_login_refused_clearly(stderr: &str, password: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("refused the login"))
+        .collect();
+    assert!(lines.len() >= 2, "it keeps trying, saying so:\n{stderr}");
+    for line in &lines {
+        assert!(
+            line.contains("(403 ACCESS_REFUSED): check the user and password in --amqp-url")
+                && line.contains("guest:***@127.0.0.1:5672"),
+            "{line}"
+        );
+    }
+    for raw in ["Close {", "ShortString", "AMQPError", "aborting", "ERROR"] {
+        assert!(!stderr.contains(raw), "{raw:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains(password), "the password leaked:\n{stderr}");
+}
+
+#[test]
+fn a_wrong_password_is_one_clear_line_per_attempt_and_the_agent_keeps_trying() {
+    let Some(vhost) = TestVhost::new("agentpw") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    Fixture::new(dir.path()).pci_nic("enp4s0", "0000:04:00.0", "E0:18:7D:2E:CA:68", "igb");
+    let password = format!("wrong{:x}", fastrand_u64());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burnin-agent"));
+    cmd.args(["run", "--sysfs-root", dir.path().to_str().unwrap()])
+        .args(["--serial", "PW-1"])
+        .env("BURNIN_AMQP_URL", vhost.url_for("guest", &password))
+        .env_remove("RUST_LOG")
+        .env_remove("BURNIN_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "still running until SIGTERM: {stderr}"
+    );
+    assert_login_refused_clearly(&stderr, &password);
+}

@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /scans` | 202 `{"operationId", "deadline"}`; 400 naming the bad field; 409 running; 413 body over 64 KiB; 503 while shutting down, or on a standby (`{"error", "role": "standby", "active"}`, `Retry-After: 2`) |
+//! | `POST /scans` | 202 `{"operationId", "deadline"}`; 400 naming the bad field; 409 running; 413 body over 2 MiB; 415 not JSON; 503 while the broker is down (`Retry-After: 5`; the signal `/healthz` uses), while shutting down, or on a standby (`{"error", "role": "standby", "active"}`, `Retry-After: 2`) |
 //! | `GET /scans/{operationId}` | 200 the operation; 404 unknown |
 //! | `GET /scans?limit=N` | 200 `[operation, …]`, newest first (default 20, at most 1000) |
 //! | `GET /healthz` | active: 200 `{"broker": "up", "role": "active"}`, 503 while the broker is not connected; standby: 200 `{"role": "standby", "active"}` (never needs the token) |
@@ -23,6 +23,11 @@
 //! one whose id is the string `"42"`; a segment written as a JSON string
 //! (`/scans/%2242%22`, i.e. `"42"` with its quotes) is always the string id;
 //! any other segment is a string id.
+//!
+//! **Other web sites.** Before any route, [`crate::guard`] refuses a `POST`
+//! that is not `application/json` (415), a request whose `Origin` is not the
+//! edge's own or let in with `--allow-origin` (403) and, without a token, a
+//! `Host` that does not name the edge (421).
 //!
 //! **Token.** With `--api-token`, every route but `/healthz` needs
 //! `Authorization: Bearer TOKEN`, compared in constant time (`subtle`; only
@@ -49,8 +54,11 @@ use subtle::ConstantTimeEq;
 use crate::report::device_json;
 use crate::service::{App, Role};
 
-/// The largest request body accepted (64 KiB).
+/// The largest request body accepted (2 MiB, for 20,000 serials).
 pub const MAX_BODY: usize = burnin_core::request::MAX_REQUEST_BYTES;
+/// How long `POST /scans` waits for a broker connection being made (at
+/// start) before answering 503.
+const BROKER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// The most operations `GET /scans` returns.
 const MAX_LIMIT: usize = 1000;
 
@@ -77,6 +85,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            app.site().clone(),
+            crate::guard::check,
+        ))
         .with_state(app)
 }
 
@@ -137,6 +149,24 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
     }
     if app.role() != Role::Active {
         return standby(&app).await;
+    }
+    // The same signal as /healthz: an operation started now could not
+    // publish its command, so it is refused while the client can retry.
+    if !app.broker().up_within(BROKER_WAIT).await {
+        let mut r = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "error": "the broker connection is down (GET /healthz says so too); burnin-edge \
+                          keeps reconnecting: try again in a few seconds, and check the broker \
+                          if it stays down",
+                "role": "active",
+                "active": app.advertised(),
+            })),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return r;
     }
     match burnin_core::edge::start(params, &SystemClock, app.store()).await {
         Ok(op) => {

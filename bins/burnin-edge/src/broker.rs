@@ -163,6 +163,14 @@ impl BrokerLink {
         }
     }
 
+    /// Whether the broker connection is up, waiting up to `wait` for a
+    /// first connection (one being made at start) before saying no.
+    pub async fn up_within(&self, wait: Duration) -> bool {
+        let mut rx = self.tx.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        self.is_up().await
+    }
+
     fn set(&self, link: Option<Arc<dyn Link>>) {
         self.tx.send_replace(link);
     }
@@ -234,7 +242,8 @@ pub(crate) async fn supervise(
                 tracing::error!("the reply consumer ended; connecting again");
             }
             Err(e) => {
-                tracing::warn!(broker = %connector.describe(), "cannot use the broker yet: {e}");
+                // `e` names the broker (redacted) and the fix.
+                tracing::warn!("{e}; trying again");
             }
         }
         let delay = connector.retry_delay(attempt);

@@ -31,6 +31,7 @@
 //! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`), Server-Sent Events with `Last-Event-ID` replay, finding a serial, `--keep` retention |
 //! | `page` | the page at `/` (embedded HTML, CSS and JavaScript) |
 //! | [`openapi`] | `GET /openapi.json` (OpenAPI 3.1, utoipa) |
+//! | [`guard`] | no requests from other web sites: `POST` only as JSON, no foreign `Origin`, without a token no foreign `Host` (DNS rebinding) |
 //! | [`listener`] | the accept loop [`serve`] uses: header read timeout, connection cap, graceful shutdown |
 //!
 //! One operation flows like this: `POST /scans` → [`burnin_core::edge::start`]
@@ -80,6 +81,7 @@
 pub mod api;
 pub mod bounds;
 pub mod broker;
+pub mod guard;
 pub mod listener;
 pub mod live;
 pub mod metrics;
@@ -111,6 +113,9 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    if let Ok(addr) = listener.local_addr() {
+        app.site().listening_on(addr);
+    }
     app.start().await?;
     let stop = app.stop_token();
     tokio::spawn(async move {

@@ -34,7 +34,12 @@ pub(crate) mod exit {
 /// Check that every device's network cards carry the MACs the factory MES
 /// recorded for its serial number, then report to the factory.
 #[derive(Debug, Parser)]
-#[command(name = "burnin-edge", version, propagate_version = true)]
+#[command(
+    name = "burnin-edge",
+    version,
+    propagate_version = true,
+    after_help = burnin_cli::logging_help!()
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "BURNIN_LOG_FORMAT", value_enum, default_value_t = burnin_cli::LogFormat::Text)]
@@ -51,14 +56,31 @@ enum Command {
     /// (0 all passed, 1 a device failed, 2 bad arguments, 3 internal error
     /// or a stage that did not answer in time, 4 no device expected and
     /// none answered).
+    #[command(after_help = burnin_cli::logging_help!())]
     Scan(Box<scan::ScanArgs>),
     /// Run as a service: start operations over HTTP (POST /scans), several
     /// at once, recorded in a SQLite state database (or PostgreSQL with
     /// --store, shared by an active edge and standbys) and resumed after a
     /// crash; /healthz and Prometheus /metrics. Stops on SIGTERM/SIGINT.
+    #[command(after_help = concat!(
+        "HTTP API (docs/protocol.md; GET /openapi.json describes it):\n",
+        "  POST /scans  start an operation, Content-Type: application/json, body:\n",
+        "    operationId   number or string (required)\n",
+        "    operatorId    string, sent in the command and in directBurn\n",
+        "    scanMode      integer, sent in the command and in directBurn\n",
+        "    target        \"pair\" (default) or \"directBurn\" (needs operatorId and --direct-burn-url)\n",
+        "    expected      [serial, ...]: collection ends once all have answered (up to 20,000)\n",
+        "    windowSecs    1 to 3600 (default 30)\n",
+        "    requireLink   true/false (default: --require-link)\n",
+        "  e.g. curl -H 'Content-Type: application/json' -d '{\"operationId\": 42, \"expected\": [\"SN1\"]}' http://127.0.0.1:8080/scans\n",
+        "  GET /scans/{id}, GET /scans?limit=N, GET /events, GET /devices/{sn}, GET /healthz, GET /metrics, GET / (the live page)\n\n",
+        burnin_cli::logging_help!()
+    ))]
     Serve(Box<serve::ServeArgs>),
     /// Run a whole simulated operation in one process: no broker, no MES,
-    /// no factory servers needed.
+    /// no factory servers needed. Exits as scan does (1: a device failed,
+    /// as the default demo's do on purpose).
+    #[command(after_help = burnin_cli::logging_help!())]
     Demo(demo::DemoArgs),
     /// Check before a shift, with the same settings as scan and serve: the
     /// broker login and declarations, MES (--probe-serial), the factory

@@ -41,7 +41,7 @@ pub struct ScanRequestDoc {
     pub expected: Option<Vec<String>>,
     /// How long to collect, in seconds (default 30).
     pub window_secs: Option<u64>,
-    /// requireLink: an interface without carrier fails its MAC.
+    /// An interface without carrier fails its MAC (default: `serve --require-link`).
     pub require_link: Option<bool>,
     /// Run an id the edge already holds again (a new run, with
     /// idempotency keys of its own); without it such an id is refused
@@ -229,6 +229,8 @@ pub struct OperationDoc {
     pub expected: Vec<String>,
     /// `pair` or `directBurn`.
     pub target: TargetDoc,
+    /// Whether an interface without carrier fails its MAC (SPEC §10.1).
+    pub require_link: bool,
     /// Every device: expected ones from the start, others once they replied.
     pub devices: Vec<DeviceDoc>,
     /// Deliveries so far.
@@ -303,9 +305,12 @@ pub struct RoleErrorDoc {
         (status = 400, description = "a field is wrong (the message names it)", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 409, description = "an operation with this id is running", body = ErrorDoc),
-        (status = 413, description = "body over 64 KiB", body = ErrorDoc),
+        (status = 413, description = "body over 2 MiB", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
-        (status = 503, description = "shutting down, or this edge is a standby: `active` names the active edge to send it to (`Retry-After: 2`)", body = RoleErrorDoc),
+        (status = 503, description = "the broker connection is down (`Retry-After: 5`), shutting down, or this edge is a standby: `active` names the active edge to send it to (`Retry-After: 2`)", body = RoleErrorDoc),
+        (status = 415, description = "not `Content-Type: application/json`", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn create() {}
 
@@ -317,6 +322,8 @@ fn create() {}
         (status = 400, description = "bad limit", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn list() {}
 
@@ -328,6 +335,8 @@ fn list() {}
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 404, description = "unknown", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn show() {}
 
@@ -343,6 +352,8 @@ fn show() {}
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 404, description = "unknown", body = ErrorDoc),
         (status = 503, description = "too many streams for this operation", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn operation_events() {}
 
@@ -354,6 +365,8 @@ fn operation_events() {}
         (status = 400, description = "bad Last-Event-ID", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 503, description = "too many streams", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn all_events() {}
 
@@ -365,6 +378,8 @@ fn all_events() {}
         (status = 400, description = "not a valid serial number", body = ErrorDoc),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn find_device() {}
 
@@ -374,6 +389,8 @@ fn find_device() {}
     responses(
         (status = 200, description = "active with the broker up, or standby", body = HealthDoc),
         (status = 503, description = "active and the broker is down", body = RoleErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn healthz() {}
 
@@ -383,27 +400,29 @@ fn healthz() {}
         (status = 200, description = "metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
         (status = 401, description = "missing or wrong API token", body = ErrorDoc),
         (status = 500, description = "the store failed", body = ErrorDoc),
+        (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc),
+        (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc),
     ))]
 fn metrics() {}
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json",
-    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn openapi_json() {}
 
 /// The live page (no token needed; it asks for one).
 #[utoipa::path(get, path = "/",
-    responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page() {}
 
 /// The page's script.
 #[utoipa::path(get, path = "/assets/app.js",
-    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page_script() {}
 
 /// The page's stylesheet.
 #[utoipa::path(get, path = "/assets/app.css",
-    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String), (status = 403, description = "a request from a web page of another origin (`Origin` not the edge's own nor given with `--allow-origin`)", body = ErrorDoc), (status = 421, description = "without an API token: a `Host` that does not name this edge (DNS rebinding)", body = ErrorDoc)))]
 fn page_style() {}
 
 /// The whole API.

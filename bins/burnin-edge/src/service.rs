@@ -127,6 +127,7 @@ pub struct App {
     running: Arc<Mutex<HashSet<OperationId>>>,
     leadership: Mutex<Option<Leadership>>,
     active_seen: Mutex<Option<(Instant, Option<String>)>>,
+    site: Arc<crate::guard::Site>,
 }
 
 impl std::fmt::Debug for App {
@@ -161,9 +162,18 @@ pub struct AppBuilder {
     live: crate::live::Limits,
     http: crate::listener::HttpLimits,
     keep: Option<std::time::Duration>,
+    allowed_origins: Vec<String>,
 }
 
 impl AppBuilder {
+    /// Let web pages of these origins use the API besides the edge's own
+    /// (`serve --allow-origin`; each checked with
+    /// [`crate::guard::parse_origin`] first). See [`crate::guard`].
+    pub fn allow_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
     /// Limits of the live event streams ([`crate::live`]).
     pub fn live_limits(mut self, limits: crate::live::Limits) -> Self {
         self.live = limits;
@@ -289,6 +299,12 @@ impl AppBuilder {
             live.observer(),
         ];
         observers.extend(self.observers);
+        let advertise = self.advertise.unwrap_or_else(|| "burnin-edge".into());
+        let site = Arc::new(crate::guard::Site::new(
+            &advertise,
+            self.allowed_origins,
+            self.api_token.is_some(),
+        ));
         let router = ReplyRouter::new();
         router.on_late(Arc::new(LateRecorder {
             store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
@@ -334,7 +350,8 @@ impl AppBuilder {
             http: self.http,
             keep: self.keep,
             role,
-            advertise: self.advertise.unwrap_or_else(|| "burnin-edge".into()),
+            advertise,
+            site,
             term: Mutex::new(None),
             running: Arc::new(Mutex::new(HashSet::new())),
             leadership: Mutex::new(None),
@@ -370,12 +387,18 @@ impl App {
             live: crate::live::Limits::default(),
             http: crate::listener::HttpLimits::default(),
             keep: None,
+            allowed_origins: Vec::new(),
         }
     }
 
     /// The live state of operations (device states, events).
     pub fn live(&self) -> &Arc<crate::live::Live> {
         &self.live
+    }
+
+    /// The checks against requests of other web sites ([`crate::guard`]).
+    pub fn site(&self) -> &Arc<crate::guard::Site> {
+        &self.site
     }
 
     /// The HTTP server's limits.

@@ -120,6 +120,9 @@ impl Harness {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
         let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
         let resp = router(self.app.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
@@ -270,7 +273,7 @@ async fn bad_bodies_are_400_naming_the_field_and_unknown_ids_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_over_64_kib_is_413() {
+async fn twenty_thousand_serials_are_taken_and_a_body_over_the_limit_is_413() {
     let h = Harness::start(&[], true).await;
     let big = format!(
         r#"{{"operationId": 1, "operatorId": "{}"}}"#,
@@ -280,9 +283,26 @@ async fn a_body_over_64_kib_is_413() {
         .call("POST", "/scans", Some(TOKEN), Some(big.into_bytes()))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{doc}");
-    assert!(doc["error"].as_str().unwrap().contains("65536"), "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("2097152"), "{doc}");
     let (_, list) = h.get("/scans").await;
     assert_eq!(list, json!([]));
+
+    // 20,000 serials of the longest kind (64 bytes each): taken, in order.
+    let serials: Vec<String> = (0..20_000).map(|i| format!("{i:0>64}")).collect();
+    let body = json!({"operationId": "big", "expected": serials, "windowSecs": 1}).to_string();
+    assert!(body.len() > 1_300_000, "{}", body.len());
+    let took = Instant::now();
+    let (status, doc) = h
+        .call("POST", "/scans", Some(TOKEN), Some(body.into_bytes()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    eprintln!("POST /scans with 20,000 serials took {:?}", took.elapsed());
+    let (status, doc) = h.get("/scans/big").await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = doc["expected"].as_array().unwrap();
+    assert_eq!(expected.len(), 20_000);
+    assert_eq!(expected[19_999], json!(serials[19_999]));
+    assert_eq!(doc["devices"].as_array().unwrap().len(), 20_000);
     h.stop().await;
 }
 

@@ -17,9 +17,10 @@ fn demo_writes_the_factory_documents_and_a_table() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Four devices fail on purpose: exit 1, as `scan` would.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(1),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -84,6 +85,7 @@ fn demo_json_output_and_bad_flags() {
         .arg(dir.path())
         .output()
         .unwrap();
+    // The first three devices all pass: exit 0, as `scan` would.
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["operationId"], 1001);
@@ -93,12 +95,19 @@ fn demo_json_output_and_bad_flags() {
     for bad in [
         vec!["demo", "--devices", "0"],
         vec!["demo", "--window", "soon"],
+        vec!["demo", "--window", "30"],
+        vec!["demo", "--window", "30ms"],
         vec!["demo", "--no-such-flag"],
     ] {
         let out = edge().args(&bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error:"), "{err}");
+        if bad[1] == "--window" {
+            // The example given is one that is accepted.
+            assert!(err.contains("for example 30s, 2m or 1m30s"), "{err}");
+            assert!(!err.contains("for example 30sec or 30ms"), "{err}");
+        }
     }
     let help = edge().args(["demo", "--help"]).output().unwrap();
     assert_eq!(help.status.code(), Some(0));

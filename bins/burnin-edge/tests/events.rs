@@ -150,8 +150,12 @@ fn a_reconnect_with_last_event_id_gets_exactly_what_it_missed() {
     // A bad header is a clear 400.
     let (status, body) = {
         let mut s = TcpStream::connect(&serve.addr).unwrap();
-        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: yesterday\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        write!(
+            s,
+            "GET /events HTTP/1.1\r\nHost: {}\r\nLast-Event-ID: yesterday\r\nConnection: close\r\n\r\n",
+            serve.addr
+        )
+        .unwrap();
         let mut t = String::new();
         let _ = s.read_to_string(&mut t);
         (t[9..12].to_owned(), t)

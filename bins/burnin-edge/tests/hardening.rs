@@ -185,7 +185,7 @@ fn event_streams_per_operation_are_capped_with_a_503() {
     );
     let open = |path: &str| {
         let mut s = TcpStream::connect(&serve.addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", serve.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 256];
         let n = s.read(&mut buf).unwrap();

@@ -12,8 +12,7 @@ use burnin_core::agent::{Agent, serve};
 use burnin_core::edge::{EdgePorts, run_operation};
 use burnin_core::memory::{MemoryBroker, StaticProbe};
 use burnin_core::{
-    Hardware, InterfaceReport, Mac, OperationId, OperationParams, OperationState, PciDevice,
-    SerialNumber,
+    Hardware, InterfaceReport, Mac, OperationId, OperationParams, PciDevice, SerialNumber,
 };
 use burnin_local::{FileMes, OutDirReporter, SystemClock};
 
@@ -34,7 +33,7 @@ pub(crate) struct DemoArgs {
 
     /// How long to wait for replies (the silent device makes the demo wait
     /// this long).
-    #[arg(long, env = "BURNIN_WINDOW", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "BURNIN_WINDOW", value_name = "DURATION", default_value = "2s", value_parser = crate::cli::scan::parse_window)]
     window: Duration,
 
     /// Print the result as JSON (`{"operationId", "state", "devices": [...]}`)
@@ -228,10 +227,8 @@ async fn demo(args: DemoArgs) -> u8 {
     exit_code(&report)
 }
 
-/// The demo exits 0 when the operation completed, whatever the devices' results.
+/// The demo exits as `scan` would (SPEC §7): 1 when a device failed, as
+/// the default demo's do on purpose.
 fn exit_code(report: &burnin_core::edge::OperationReport) -> u8 {
-    match report.state {
-        OperationState::Done => exit::PASSED,
-        _ => exit::INTERNAL,
-    }
+    crate::cli::scan::exit_code(report)
 }

@@ -104,7 +104,7 @@ pub(crate) struct FactoryArgs {
     mes_concurrency: u32,
 
     /// The most MES lookups ever in flight: the adaptive limit never goes
-    /// above it (a lower --mes-concurrency start is lowered to it).
+    /// above it (a --mes-concurrency start above it is lowered to it).
     #[arg(long, env = "BURNIN_MES_CONCURRENCY_MAX", value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     mes_concurrency_max: u32,

@@ -50,9 +50,10 @@ pub(crate) struct ScanArgs {
     #[arg(long, env = "BURNIN_EXPECT_FILE", value_name = "FILE")]
     expect_file: Option<PathBuf>,
 
-    /// How long to collect replies (humantime: 30s, 2m, 1m30s; at most 1h).
+    /// How long to collect replies: a number with a unit, from 1s to 1h
+    /// (30s, 2m, 1m30s).
     #[arg(long, env = "BURNIN_WINDOW", value_name = "DURATION", default_value = "30s",
-          value_parser = humantime::parse_duration)]
+          value_parser = parse_window)]
     window: Duration,
 
     /// requireLink: an interface without carrier (link down, unreadable,
@@ -431,6 +432,19 @@ fn notification_outcome(report: &OperationReport, progress: &Progress) -> String
     }
 }
 
+/// `--window`: a duration from 1 s to 1 h (the range operations take). The
+/// error gives examples that are accepted (humantime's own "time unit
+/// needed, for example 30sec or 30ms" suggested one that is not).
+pub(crate) fn parse_window(text: &str) -> Result<Duration, String> {
+    let range = "give a duration between 1s and 1h with its unit, for example 30s, 2m or 1m30s";
+    let d = humantime::parse_duration(text)
+        .map_err(|_| format!("{text:?} is not a duration; {range}"))?;
+    if d < Duration::from_secs(1) || d > MAX_WINDOW {
+        return Err(format!("{text} is out of range; {range}"));
+    }
+    Ok(d)
+}
+
 /// SPEC §7: 0 all passed, 1 completed with a failing device, 3 internal
 /// error; and 4 when the operation completed with no device at all (none
 /// expected, none answered).
@@ -448,6 +462,19 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn every_window_the_error_suggests_is_accepted() {
+        for bad in ["30", "30ms", "999ms", "2h", "soon", ""] {
+            let e = parse_window(bad).unwrap_err();
+            assert!(e.contains("for example 30s, 2m or 1m30s"), "{bad}: {e}");
+            for example in ["30s", "2m", "1m30s"] {
+                assert!(parse_window(example).is_ok(), "{example}");
+            }
+        }
+        assert_eq!(parse_window("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_window("1h"), Ok(MAX_WINDOW));
+    }
 
     #[derive(Debug, Parser)]
     struct Wrap {

@@ -64,10 +64,27 @@ pub(crate) struct ServeArgs {
 
     /// The URL clients should use to reach this edge's API, recorded with
     /// the active edge's lock so a standby's 503 can name it (with --store).
-    /// Default: http://HOST:PORT from --listen (this machine's host name
-    /// when listening on every address).
+    /// Its host and origin are also this edge's own: without --api-token the
+    /// API answers only requests whose Host is the --listen address,
+    /// localhost, 127.0.0.1, [::1] or this URL's host (421 otherwise), and
+    /// pages of this origin may use it. Default: http://HOST:PORT from
+    /// --listen (this machine's host name when listening on every address).
     #[arg(long, env = "BURNIN_ADVERTISE_URL", value_name = "URL")]
     advertise_url: Option<String>,
+
+    /// Let web pages of this origin (scheme://host[:port], e.g.
+    /// http://10.0.0.5:3000) use the API besides the edge's own page;
+    /// repeat for several (in BURNIN_ALLOW_ORIGIN, separated by commas). A
+    /// request whose Origin is neither is refused with 403, so another web
+    /// site the operator opens cannot start or read scans.
+    #[arg(
+        long,
+        env = "BURNIN_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        value_parser = burnin_edge::guard::parse_origin
+    )]
+    allow_origin: Vec<String>,
 
     /// Delete finished operations older than this from the store (e.g.
     /// `30d`, `12h`); checked at start (by the active edge) and every 10
@@ -189,6 +206,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         )
         .api_token(args.api_token)
         .advertise(advertise)
+        .allow_origins(args.allow_origin)
         .require_link(args.require_link)
         .operation_defaults(&defaults)
         .bounds(bounds)
