@@ -202,6 +202,27 @@ pub struct OperationDoc {
     pub error: Option<String>,
     /// The last event this snapshot includes (see `GET /events`).
     pub last_event_id: u64,
+    /// When collection ended: only for an operation that finished in this
+    /// process (and is still in its memory).
+    #[schema(required = false)]
+    pub collected: Option<String>,
+    /// Every reply counter, as `scan --json` names them: only for an
+    /// operation that finished in this process (and is still in its memory).
+    #[schema(required = false)]
+    pub reply_counts: Option<ReplyCountsDoc>,
+}
+
+/// Reply messages an operation handled (`replyCounts`).
+#[derive(Serialize, ToSchema)]
+pub struct ReplyCountsDoc {
+    /// Recorded: one per serial.
+    pub accepted: u64,
+    /// Further replies from a serial that had already replied.
+    pub duplicate: u64,
+    /// Moved to the rejected queue.
+    pub rejected: u64,
+    /// Flagged by the broker as delivered before (each also counted above).
+    pub redelivered: u64,
 }
 
 /// A serial found in an operation (`GET /devices/{sn}`).
@@ -390,6 +411,7 @@ fn page_style() {}
         ScanStartedDoc,
         ErrorDoc,
         OperationDoc,
+        ReplyCountsDoc,
         DeviceDoc,
         DeliveryDoc,
         MacInfoDoc,

@@ -5,5 +5,6 @@ pub(crate) mod broker_args;
 pub(crate) mod demo;
 pub(crate) mod factory;
 pub(crate) mod output;
+pub(crate) mod remote;
 pub(crate) mod scan;
 pub(crate) mod serve;
