@@ -141,6 +141,10 @@ pub const DEFAULT_REPLY_QUEUE: &str = "hwinfo_queue";
 /// How often an edge on a cluster announces an open command again.
 pub const DEFAULT_REANNOUNCE: Duration = Duration::from_secs(5);
 
+/// The queue argument that makes a quorum reply queue deliver to one
+/// consumer only (`x-single-active-consumer: true`; see [`crate::edge`]).
+pub const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+
 /// Default edge prefetch.
 pub const DEFAULT_PREFETCH: u16 = 256;
 

@@ -14,6 +14,54 @@
 //! the connection is delivered again after reconnecting (`redelivered`);
 //! the core counts it as a duplicate.
 //!
+//! **One consumer per reply queue** (SPEC §11.3). Two edges consuming one
+//! reply queue would each get part of the replies: each would fail the
+//! devices whose replies the other took, and reject those replies as
+//! "unknown operation". So the edge is the queue's only consumer, and a
+//! second one is refused with [`AmqpError::QueueInUse`] (not retryable:
+//! another edge does not go away by itself):
+//!
+//! * a **classic** queue is consumed with `exclusive` set; the broker
+//!   refuses a second consumer, of any kind, with `403 ACCESS_REFUSED …
+//!   in exclusive use`, and refuses the exclusive consume while another
+//!   consumer is there;
+//! * a **quorum** queue does not enforce `exclusive` (RabbitMQ 3.10
+//!   accepts a second consumer and splits deliveries), so it is declared
+//!   with [`x-single-active-consumer: true`](crate::SINGLE_ACTIVE_CONSUMER)
+//!   — a second consumer would receive nothing while the first is active —
+//!   and the edge counts the queue's consumers (a passive declare) before
+//!   consuming: any consumer there is refused. It counts again after
+//!   consuming: two edges that started at the same moment both see two and
+//!   both give up, rather than one of them waiting idle behind the other.
+//!   A quorum queue an older release declared lacks the argument: declaring
+//!   it is an [`AmqpError::Conflict`] naming the queue, the argument and
+//!   the fix (stop the edges, drain and delete the queue; nothing is
+//!   deleted for you). The rejected queue has no consumer of ours and
+//!   keeps `x-queue-type` alone, so an existing one is used as it is.
+//!
+//! **After a reconnect** the edge consumes exclusively again. Its own
+//! consumer on the lost connection may still hold the queue until the
+//! broker sees that connection dead (two missed heartbeats), so a refusal
+//! is retried, with backoff, for three heartbeat intervals from the loss.
+//! If the queue is still in use after that, another edge took it while
+//! this one was away: the reply stream hands over the refusal as a final
+//! [`TransportError::Refused`] and ends. A running operation then fails
+//! with that error (`scan` exits 3); `serve` connects afresh, and keeps
+//! being refused — `/healthz` 503, a warning naming the queue at each try —
+//! until the other edge lets go.
+//!
+//! **A standby taking over** (`burnin-edge serve --store postgres://…`)
+//! consumes the same way. While the old active's broker connection is
+//! still open — the process froze, or its host lost the network — the new
+//! active is refused and tries again every few seconds (its API already
+//! answers, `/healthz` says 503); it starts consuming once the broker
+//! drops the old connection: at once when the old process exited or was
+//! killed, else after two missed heartbeats (40 s with the default 20 s).
+//! Replies wait in the queue meanwhile, and those the old active held
+//! unacknowledged are delivered again; nothing is split or lost, the
+//! running operations only collect later. An old active that is still
+//! alive but lost its lock closes its connection itself.
+//!
 //! **Re-announcing** (SPEC §10.3). An agent's queue lives on the node its
 //! connection is on; when that node dies the agent reconnects to another
 //! node with a fresh queue that never saw the command. So while a
@@ -35,16 +83,16 @@ use burnin_core::{
     CommandPublisher, Delivery, OperationId, ReplyStream, ScanCommand, TransportError,
 };
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
 use crate::link::{
-    PublishError, Session, SessionCell, Side, bounded, confirm_channel, json_properties,
-    resume_consuming, short,
+    CLOSE_WAIT, PublishError, Session, SessionCell, Side, bounded, channel, confirm_channel,
+    json_properties, resume_consuming, short,
 };
-use crate::{AmqpConfig, AmqpError};
+use crate::{AmqpConfig, AmqpError, QueueType};
 
 /// Header naming why a reply was moved to the rejected queue.
 pub const REASON_HEADER: &str = "x-burnin-reason";
@@ -348,6 +396,12 @@ impl Consuming {
 
     async fn start_unbounded(cell: &SessionCell, session: &Session) -> Result<Self, AmqpError> {
         let c = &cell.config;
+        let queue = &c.reply_queue;
+        // A quorum queue does not enforce the exclusive flag: look first.
+        let quorum = c.reply_queue_type == QueueType::Quorum;
+        if quorum {
+            refuse_if_consumed(session, queue, 0).await?;
+        }
         let channel = confirm_channel(&session.conn).await?;
         channel
             .basic_qos(c.prefetch, BasicQosOptions::default())
@@ -355,15 +409,38 @@ impl Consuming {
             .map_err(|e| AmqpError::from_lapin(&e, "setting the prefetch limit", None))?;
         let consumer = channel
             .basic_consume(
-                short(&c.reply_queue),
+                short(queue),
                 short(""),
-                BasicConsumeOptions::default(),
+                BasicConsumeOptions {
+                    exclusive: true,
+                    ..BasicConsumeOptions::default()
+                },
                 FieldTable::default(),
             )
             .await
             .map_err(|e| {
-                AmqpError::from_lapin(&e, &format!("consuming queue {:?}", c.reply_queue), None)
+                let e = AmqpError::from_lapin(&e, &format!("consuming queue {queue:?}"), None);
+                match e {
+                    AmqpError::AccessRefused { message, .. }
+                        if message.contains("in exclusive use") =>
+                    {
+                        AmqpError::QueueInUse {
+                            queue: queue.clone(),
+                            detail: format!("the broker said \"{message}\""),
+                        }
+                    }
+                    e => e,
+                }
             })?;
+        if quorum {
+            // Two edges starting at once both saw no consumer: both now see
+            // two, and both give up rather than one of them waiting idle.
+            if let Err(e) = refuse_if_consumed(session, queue, 1).await {
+                let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, "queue in use".into()))
+                    .await;
+                return Err(e);
+            }
+        }
         Ok(Consuming {
             consumer,
             settle: Arc::new(Settle {
@@ -375,6 +452,40 @@ impl Consuming {
             }),
         })
     }
+}
+
+/// [`AmqpError::QueueInUse`] if `queue` has more than `ours` consumers (a
+/// passive declare on a channel of its own).
+async fn refuse_if_consumed(session: &Session, queue: &str, ours: u32) -> Result<(), AmqpError> {
+    let ch = channel(&session.conn).await?;
+    let declared = ch
+        .queue_declare(
+            short(queue),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| {
+            AmqpError::from_lapin(&e, &format!("counting the consumers of {queue:?}"), None)
+        })?;
+    if ch.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_WAIT, ch.close(200, "OK".into())).await;
+    }
+    let count = declared.consumer_count();
+    if count > ours {
+        return Err(AmqpError::QueueInUse {
+            queue: queue.to_owned(),
+            detail: format!(
+                "it has {} other consumer{} (single active consumer)",
+                count - ours,
+                if count - ours == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    Ok(())
 }
 
 async fn consume_loop(

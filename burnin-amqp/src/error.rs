@@ -54,8 +54,9 @@ pub enum AmqpError {
     #[error(
         "{kind} {name:?} already exists with other arguments{arg}: the broker said \"{message}\". \
          Nothing was changed. Delete it (`rabbitmqctl delete_{kind} {name}`, after draining it) \
-         so it is declared anew, or use another name",
-        arg = argument.as_ref().map(|a| format!(" (argument {a:?} differs)")).unwrap_or_default()
+         so it is declared anew, or use another name{why}",
+        arg = argument.as_ref().map(|a| format!(" (argument {a:?} differs)")).unwrap_or_default(),
+        why = argument_note(argument.as_deref()),
     )]
     Conflict {
         /// `queue` or `exchange`.
@@ -66,6 +67,22 @@ pub enum AmqpError {
         argument: Option<String>,
         /// The broker's message.
         message: String,
+    },
+    /// Another consumer holds the reply queue: an edge is its only consumer
+    /// (SPEC §11.3). On a classic queue the broker refused the exclusive
+    /// consume (403 ACCESS_REFUSED "in exclusive use"); on a quorum queue
+    /// (single active consumer) the queue already had a consumer. Nothing
+    /// was consumed.
+    #[error(
+        "another consumer holds queue {queue:?} on this vhost ({detail}): an edge must be the only \
+         consumer of its reply queue, or replies would be split between the two. Stop the other \
+         edge, or use its API, or give this one another vhost or --reply-queue"
+    )]
+    QueueInUse {
+        /// The reply queue.
+        queue: String,
+        /// What the broker said or showed.
+        detail: String,
     },
     /// The broker user lacks a permission.
     #[error("the broker refused {what}: {message}; check the user's permissions (SPEC §8, README)")]
@@ -146,6 +163,19 @@ impl AmqpError {
             message: e.to_string(),
             retryable: true,
         }
+    }
+}
+
+/// Why a differing argument is declared at all, when it is one of ours.
+fn argument_note(argument: Option<&str>) -> String {
+    match argument {
+        Some(crate::SINGLE_ACTIVE_CONSUMER) => format!(
+            ". This release declares a quorum reply queue with {}: true, so that one edge \
+             consumes it; a queue declared by an older release lacks it. Stop every edge using \
+             the queue, let it drain, delete it, and start the edge again",
+            crate::SINGLE_ACTIVE_CONSUMER
+        ),
+        _ => String::new(),
     }
 }
 

@@ -19,8 +19,8 @@
 //! | --- | --- | --- | --- |
 //! | command exchange | `devicescan` | fanout, durable, not auto-delete | both |
 //! | agent queue | server-named (`amq.gen-…`) | exclusive, auto-delete, bound to the exchange | agent |
-//! | reply queue | `hwinfo_queue` | durable, `x-queue-type` classic or quorum | edge |
-//! | rejected replies | `hwinfo_queue.rejected` | same as the reply queue | edge |
+//! | reply queue | `hwinfo_queue` | durable, `x-queue-type` classic or quorum; a quorum one also `x-single-active-consumer: true` | edge |
+//! | rejected replies | `hwinfo_queue.rejected` | durable, `x-queue-type` as the reply queue | edge |
 //!
 //! [`check_edge`] (`burnin-edge check`) logs in and declares as the edge
 //! does, then closes, taking no reply.
@@ -28,6 +28,12 @@
 //! A declaration the broker refuses with PRECONDITION_FAILED (the object
 //! exists with other arguments) is an [`AmqpError::Conflict`] naming the
 //! object, the differing argument and the fix; nothing is ever deleted.
+//!
+//! **One consumer per reply queue** (SPEC §11.3). The edge is the only
+//! consumer of its reply queue; a second edge is refused with
+//! [`AmqpError::QueueInUse`] instead of splitting the replies. See
+//! [`edge`] for how that holds on both queue types, after a reconnect and
+//! when a standby takes over.
 //!
 //! **Messages.** Commands: `content_type` application/json, persistent,
 //! `expiration` = the window in ms, confirmed. Replies: to the default
@@ -132,7 +138,7 @@ pub use agent::{AmqpCommandSource, AmqpReplySink};
 pub use check::{EdgeCheck, check_edge};
 pub use config::{
     AmqpConfig, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DEFAULT_REANNOUNCE, DEFAULT_REPLY_QUEUE,
-    QueueType, redact_url,
+    QueueType, SINGLE_ACTIVE_CONSUMER, redact_url,
 };
 pub use edge::{AmqpCommandPublisher, AmqpReplyStream, REASON_HEADER};
 pub use error::AmqpError;

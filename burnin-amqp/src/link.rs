@@ -547,14 +547,28 @@ impl SessionCell {
                 "x-queue-type".into(),
                 AMQPValue::LongString(c.reply_queue_type.as_str().into()),
             );
-            for name in [c.reply_queue.clone(), c.rejected_queue()] {
+            // The rejected queue has no consumer of ours (people read it),
+            // so it keeps x-queue-type alone; the reply queue of a quorum
+            // type gets single-active-consumer, as the broker does not
+            // enforce an exclusive consume there (see crate::edge).
+            let rejected_args = args.clone();
+            if c.reply_queue_type == crate::QueueType::Quorum {
+                args.insert(
+                    crate::SINGLE_ACTIVE_CONSUMER.into(),
+                    AMQPValue::Boolean(true),
+                );
+            }
+            for (name, args) in [
+                (c.reply_queue.clone(), args),
+                (c.rejected_queue(), rejected_args),
+            ] {
                 ch.queue_declare(
                     short(&name),
                     QueueDeclareOptions {
                         durable: true,
                         ..QueueDeclareOptions::default()
                     },
-                    args.clone(),
+                    args,
                 )
                 .await
                 .map_err(|e| {
@@ -653,6 +667,10 @@ where
         return None;
     }
     let mut attempt = 0;
+    // Our own consumer on the lost connection may still hold an exclusive
+    // queue until the broker notices that connection is dead (two missed
+    // heartbeats); a queue still in use after that belongs to someone else.
+    let in_use_grace = Instant::now() + cell.config.heartbeat.saturating_mul(3);
     loop {
         let result = match cell.get_retrying(None).await {
             Ok(session) => start(session).await,
@@ -664,6 +682,15 @@ where
                 return Some(c);
             }
             Err(AmqpError::Closed) => return None,
+            Err(e @ AmqpError::QueueInUse { .. }) if Instant::now() < in_use_grace => {
+                let delay = cell.config.backoff(attempt);
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot consume {what} yet (the broker may still hold this edge's lost connection)");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = cell.closed() => return None,
+                }
+                attempt += 1;
+            }
             Err(e) if !retry_refusals && !e.is_retryable() => {
                 let _ = tx.send(Err(e.into())).await;
                 return None;

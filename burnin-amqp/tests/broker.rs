@@ -477,9 +477,23 @@ async fn conflicting_declarations_are_clear_errors_and_delete_nothing() {
     assert_eq!(kept.len(), 1, "nothing deleted");
     assert_eq!(kept[0].data, b"keep me");
 
-    // The same queue type is accepted.
+    // The same queue type without x-single-active-consumer (as an older
+    // release declared it) is named too: see tests/consumer.rs.
     let mut quorum = config(&url);
     quorum.reply_queue_type = QueueType::Quorum;
+    let err = burnin_amqp::edge::connect(quorum.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AmqpError::Conflict { kind: "queue", name, argument: Some(a), .. } if name == "hwinfo_queue" && a == "x-single-active-consumer"),
+        "{err:?}"
+    );
+    assert_eq!(raw.drain("hwinfo_queue").await.len(), 0, "drained above");
+    // Declared anew, the same queue type is accepted.
+    raw.ch
+        .queue_delete("hwinfo_queue".into(), Default::default())
+        .await
+        .unwrap();
     let (p, _s) = burnin_amqp::edge::connect(quorum).await.unwrap();
     p.close().await;
 

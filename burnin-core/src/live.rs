@@ -194,6 +194,13 @@ pub struct LiveOperation {
     pub devices: Vec<LiveDevice>,
     /// Deliveries so far, in order.
     pub deliveries: Vec<LiveDelivery>,
+    /// When collection ended, once the operation finished on this board.
+    #[serde(skip)]
+    pub collected: Option<Timestamp>,
+    /// Every reply counter, once the operation finished on this board
+    /// (`replies` above is the accepted ones, kept live).
+    #[serde(skip)]
+    pub counters: Option<crate::operation::Counters>,
 }
 
 /// What changed.
@@ -427,6 +434,8 @@ impl Board {
                 error: op.error(),
                 devices: Vec::with_capacity(op.params().expected.len()),
                 deliveries: Vec::new(),
+                collected: None,
+                counters: None,
             },
             index: HashMap::with_capacity(op.params().expected.len()),
         };
@@ -587,6 +596,8 @@ impl Board {
                     error: None,
                     devices: Vec::new(),
                     deliveries: Vec::new(),
+                    collected: None,
+                    counters: None,
                 },
                 index: HashMap::new(),
             };
@@ -606,6 +617,8 @@ impl Board {
             t.view.finished = Some(report.finished);
             t.view.error = report.error.clone();
             t.view.replies = report.counters.accepted;
+            t.view.collected = Some(report.collected);
+            t.view.counters = Some(report.counters);
         }
         self.emit_operation(&id);
         self.finished_order.retain(|o| o != &id);

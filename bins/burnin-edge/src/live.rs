@@ -27,7 +27,11 @@
 //!
 //! **Snapshots.** `GET /scans/{id}` and `GET /scans` carry
 //! `"lastEventId"`: the id of the last event the snapshot includes. Events
-//! with a greater id are news.
+//! with a greater id are news. An operation that finished in this process
+//! (and is still on its board) also carries `"collected"` (when collection
+//! ended) and `"replyCounts"` (`{"accepted", "duplicate", "rejected",
+//! "redelivered"}`, as `scan --json` names them): `scan --edge-url`
+//! prints them; the store does not keep them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -224,6 +228,22 @@ pub(crate) fn operation_json(mut doc: Value, view: &OperationView, board: &Board
             }
             if let Some(f) = l.finished {
                 map.insert("finished".into(), json!(f));
+            }
+            // What `scan --edge-url` prints as a local scan would.
+            if let Some(c) = l.collected {
+                map.insert("collected".into(), json!(c));
+            }
+            if let Some(c) = l.counters {
+                map.insert(
+                    "replyCounts".into(),
+                    json!({
+                        "accepted": c.accepted,
+                        "duplicate": c.duplicates,
+                        "conflict": c.conflicts,
+                        "rejected": c.rejected,
+                        "redelivered": c.redelivered,
+                    }),
+                );
             }
         }
     }

@@ -246,6 +246,29 @@ pub struct OperationDoc {
     /// Every run of the id, oldest first.
     #[schema(required = false)]
     pub runs: Option<Vec<RunDoc>>,
+    /// When collection ended: only for an operation that finished in this
+    /// process (and is still in its memory).
+    #[schema(required = false)]
+    pub collected: Option<String>,
+    /// Every reply counter, as `scan --json` names them: only for an
+    /// operation that finished in this process (and is still in its memory).
+    #[schema(required = false)]
+    pub reply_counts: Option<ReplyCountsDoc>,
+}
+
+/// Reply messages an operation handled (`replyCounts`).
+#[derive(Serialize, ToSchema)]
+pub struct ReplyCountsDoc {
+    /// Recorded: one per serial.
+    pub accepted: u64,
+    /// Further replies from a serial that had already replied.
+    pub duplicate: u64,
+    /// Further replies from a serial whose facts differ (another board).
+    pub conflict: u64,
+    /// Moved to the rejected queue.
+    pub rejected: u64,
+    /// Flagged by the broker as delivered before (each also counted above).
+    pub redelivered: u64,
 }
 
 /// A serial found in an operation (`GET /devices/{sn}`).
@@ -451,6 +474,7 @@ fn page_style() {}
         ScanStartedDoc,
         ErrorDoc,
         OperationDoc,
+        ReplyCountsDoc,
         DeviceDoc,
         DeliveryDoc,
         MacInfoDoc,

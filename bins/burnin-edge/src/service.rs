@@ -28,7 +28,13 @@
 //!   A standby consumes nothing, publishes nothing and answers `POST
 //!   /scans` with 503 naming the active edge; reads come from the shared
 //!   store. When it gets the lock it does what *Start* above does (resume,
-//!   then consume). An active edge that loses its lock session stops acting
+//!   then consume). It consumes the reply queue exclusively, as every edge
+//!   does ([`burnin_amqp::edge`]): while the old active's broker connection
+//!   is still open (a frozen process, a host cut off) the broker refuses the
+//!   new active's consumer, and its broker task tries again every few
+//!   seconds (`/healthz` 503) until the broker drops that connection — at
+//!   once if the old process is gone, else after two missed heartbeats;
+//!   replies wait in the queue meanwhile. An active edge that loses its lock session stops acting
 //!   — operations and the broker task of its term are cancelled, its
 //!   queued store writes are committed or failed — and campaigns again as a
 //!   standby. While active on a shared store it also looks every

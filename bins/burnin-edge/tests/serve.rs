@@ -572,10 +572,16 @@ fn scan_records_into_the_state_db_that_serve_reads() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let url = vhost.url();
-    let scan = |id: &str| {
+    // serve consumes the reply queue of `vhost` and an edge is the only
+    // consumer of its queue, so the scan beside it uses a vhost of its own.
+    let Some(other) = TestVhost::new("serve-scan-db-2") else {
+        return;
+    };
+    let other_url = other.url();
+    let scan = |id: &str, url: &str| {
         Command::new(binary("burnin-edge"))
             .arg("scan")
-            .args(["--amqp-url", &url, "--operation-id", id, "--window", "5s"])
+            .args(["--amqp-url", url, "--operation-id", id, "--window", "5s"])
             .args(["--expect", "S-1", "--expect", "S-2"])
             .arg("--state-db")
             .arg(&db)
@@ -583,7 +589,7 @@ fn scan_records_into_the_state_db_that_serve_reads() {
             .output()
             .unwrap()
     };
-    let out = scan("scan-1");
+    let out = scan("scan-1", &url);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -600,7 +606,7 @@ fn scan_records_into_the_state_db_that_serve_reads() {
     let (status, _) = serve.post(&json!({"operationId": "scan-2", "windowSecs": 30}));
     assert_eq!(status, 202);
     factory.clear_requests();
-    let out = scan("scan-2");
+    let out = scan("scan-2", &other_url);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unfinished in --state-db"), "{stderr}");

@@ -18,7 +18,6 @@ pub(crate) struct BrokerArgs {
         env = "BURNIN_AMQP_URL",
         value_name = "URL",
         hide_env_values = true,
-        required = true,
         value_delimiter = ','
     )]
     amqp_url: Vec<String>,
@@ -71,6 +70,14 @@ impl BrokerArgs {
     /// (URL, names, CA file: the rules both binaries share); the error
     /// names the flag.
     pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
+        // Not required by clap: `scan --edge-url` needs no broker.
+        if self.amqp_url.iter().all(|u| u.trim().is_empty()) {
+            return Err(
+                "--amqp-url URL is required (or BURNIN_AMQP_URL): the broker, \
+                 amqp://USER:PASSWORD@HOST:5672/VHOST"
+                    .into(),
+            );
+        }
         let mut c = AmqpConfig::cluster(self.amqp_url.iter().cloned());
         c.exchange = self.exchange.clone();
         c.reply_queue = self.reply_queue.clone();

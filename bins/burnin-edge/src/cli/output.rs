@@ -231,6 +231,15 @@ pub(crate) fn details(d: &DeviceResult) -> String {
 
 /// The result table.
 pub(crate) fn table(report: &OperationReport) -> String {
+    table_with(report, details)
+}
+
+/// The result table, with each device's details in the words `words`
+/// gives (called once per device, in order).
+pub(crate) fn table_with(
+    report: &OperationReport,
+    mut words: impl FnMut(&DeviceResult) -> String,
+) -> String {
     let width = report
         .devices
         .iter()
@@ -253,7 +262,7 @@ pub(crate) fn table(report: &OperationReport) -> String {
         } else {
             "FAIL"
         };
-        out.push_str(format!("{:width$}  {result:6}  {}", d.sn, details(d)).trim_end());
+        out.push_str(format!("{:width$}  {result:6}  {}", d.sn, words(d)).trim_end());
         out.push('\n');
     }
     let passed = report.devices.iter().filter(|d| d.result.passed()).count();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use burnin_amqp::AmqpError;
 use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
 use burnin_core::{
     OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
@@ -84,6 +85,24 @@ pub(crate) struct ScanArgs {
     /// uses) instead of in memory; an id unfinished there is refused.
     #[arg(long, env = "BURNIN_STATE_DB", value_name = "FILE")]
     state_db: Option<PathBuf>,
+
+    /// Run the operation through the running `burnin-edge serve` at URL
+    /// (its API: POST /scans, then its event stream) instead of consuming
+    /// the reply queue here: for a one-off scan while serve runs on the
+    /// vhost (one edge consumes a reply queue). Prints the same table or
+    /// JSON, with the same exit codes. The broker, factory and --state-db
+    /// flags are the serve's; given here, they are not used.
+    #[arg(long, env = "BURNIN_EDGE_URL", value_name = "URL")]
+    edge_url: Option<String>,
+
+    /// The serve's --api-token, sent as `Authorization: Bearer` (with --edge-url).
+    #[arg(
+        long,
+        env = "BURNIN_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
 
     #[command(flatten)]
     broker: BrokerArgs,
@@ -175,6 +194,9 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
+    if let Some(url) = &args.edge_url {
+        return crate::cli::remote::run(url, args.api_token.clone(), &params, args.json);
+    }
     let amqp = match args.broker.config(&format!(
         "burnin-edge {} (scan {})",
         crate::cli::broker_args::host_name(),
@@ -234,6 +256,9 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         let shown = amqp.redacted_url();
         let connected = match tokio::time::timeout(connect_budget, burnin_amqp::edge::connect(amqp)).await {
             Ok(Ok(c)) => Ok(c),
+            Ok(Err(e @ AmqpError::QueueInUse { .. })) => {
+                return queue_in_use(&e, &params, args.json, &progress);
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
                 "connecting to the broker at {shown} did not finish within {}: it accepted the \
@@ -343,6 +368,42 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
     // blocking pool: do not wait for it.
     rt.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// Another edge consumes the reply queue (SPEC §11.3): exit 3 naming it.
+/// Nothing is sent to the factory: the operation never started here, and
+/// the edge holding the queue may be running one of the same id, whose
+/// notification (same `Idempotency-Key`) must not be preempted.
+fn queue_in_use(e: &AmqpError, params: &OperationParams, as_json: bool, progress: &Progress) -> u8 {
+    let AmqpError::QueueInUse { queue, detail } = e else {
+        return exit::INTERNAL;
+    };
+    let error = format!(
+        "another edge consumes {queue} on this vhost ({detail}); use its API \
+         (`burnin-edge scan --edge-url URL`, the URL of its `serve`) or another vhost"
+    );
+    eprintln!("error: {error}");
+    if as_json {
+        let now = burnin_core::Clock::now(&SystemClock);
+        let report = OperationReport {
+            operation_id: params.operation_id.clone(),
+            state: OperationState::Failed,
+            devices: Vec::new(),
+            error: Some(error),
+            counters: progress.counters(),
+            expected: params.expected.len(),
+            started: now,
+            collected: now,
+            finished: now,
+        };
+        println!("{}", json(&report, None));
+    } else {
+        println!(
+            "operation {}: not started; nothing was sent to the factory",
+            params.operation_id
+        );
+    }
+    exit::INTERNAL
 }
 
 /// After the reporting budget, what is left for closing and the store.
