@@ -104,23 +104,29 @@ fn an_mes_that_never_answers_ends_the_scan_with_exit_3_naming_mes() {
         "1s",
         "--http-retries",
         "1",
+        "--mes-outage-wait",
+        "3s",
     ]);
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
-    // The bound: connecting 15 s + window 5 s + reporting (MES, three
-    // deliveries: each 2 × 1 s + 30 s Retry-After cap + 1 s; store 5 × 10 s)
-    // + grace 5 s.
+    // The bound: connecting 15 s + window 5 s + the MES outage wait 3 s +
+    // reporting (MES, three deliveries: each 2 × 1 s + 30 s Retry-After
+    // cap + 1 s; store 5 × 10 s) + grace 5 s.
     let request = Duration::from_secs(2 + 30 + 1);
-    let bound = Duration::from_secs(15 + 5 + 50 + 5) + request * 4;
+    let bound = Duration::from_secs(15 + 5 + 3 + 50 + 5) + request * 4;
     assert!(run.elapsed < bound, "{:?} >= {bound:?}", run.elapsed);
     assert!(
-        run.stdout.contains("MES lookup for SLOW-1"),
+        run.stdout.contains("MES could not be asked about 1 device(s) (SLOW-1)"),
         "{}",
         run.stdout
     );
     let sent = factory.requests_to("/notify");
     assert_eq!(sent.len(), 1);
     let error = sent[0].json()["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("MES lookup for SLOW-1"), "{error}");
+    assert!(error.contains("MES could not be asked about 1 device(s) (SLOW-1)"), "{error}");
+    assert!(
+        factory.requests_to("/log").is_empty(),
+        "an undecided device is never logged as failed"
+    );
     assert!(
         factory.requests_to("/pair").is_empty(),
         "never paired unverified"
