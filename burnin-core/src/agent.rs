@@ -392,16 +392,35 @@ mod tests {
             assert!(replies.try_next_now().is_some());
             // An older edge's command (no remainingMs) is still judged by
             // this device's clock, and says so.
-            let out = agent.handle_command(&with_run(base.clone(), Some(2), None)).await;
+            let out = agent
+                .handle_command(&with_run(base.clone(), Some(2), None))
+                .await;
             assert!(
-                matches!(out, CommandOutcome::Expired { by_own_clock: true, .. }),
+                matches!(
+                    out,
+                    CommandOutcome::Expired {
+                        by_own_clock: true,
+                        ..
+                    }
+                ),
                 "{out}"
             );
-            assert!(out.to_string().contains("check this device's clock"), "{out}");
-            // No time left at all: skipped whatever the clock.
-            let out = agent.handle_command(&with_run(base, Some(3), Some(0))).await;
             assert!(
-                matches!(out, CommandOutcome::Expired { by_own_clock: false, .. }),
+                out.to_string().contains("check this device's clock"),
+                "{out}"
+            );
+            // No time left at all: skipped whatever the clock.
+            let out = agent
+                .handle_command(&with_run(base, Some(3), Some(0)))
+                .await;
+            assert!(
+                matches!(
+                    out,
+                    CommandOutcome::Expired {
+                        by_own_clock: false,
+                        ..
+                    }
+                ),
                 "{out}"
             );
             assert!(replies.try_next_now().is_none());

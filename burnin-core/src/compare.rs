@@ -385,7 +385,9 @@ impl DeviceResult {
     /// Whether a MES outage left this device undecided
     /// ([`FindingKind::MesOutage`]).
     pub fn is_undecided(&self) -> bool {
-        self.findings.iter().any(|f| f.kind == FindingKind::MesOutage)
+        self.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::MesOutage)
     }
 
     /// Marks the device undecided: MES could not be asked (see
@@ -396,7 +398,8 @@ impl DeviceResult {
             Finding::MesFailed(why) => why.as_str(),
             _ => "no answer",
         };
-        let message = format!("undecided: MES could not be asked ({why}); not reported to the factory");
+        let message =
+            format!("undecided: MES could not be asked ({why}); not reported to the factory");
         self.findings
             .push(HardwareFinding::new(FindingKind::MesOutage, None, message));
     }
@@ -428,8 +431,11 @@ impl DeviceResult {
             boards.join(" and ")
         );
         self.fail_every_mac();
-        self.findings
-            .push(HardwareFinding::new(FindingKind::SerialConflict, None, message));
+        self.findings.push(HardwareFinding::new(
+            FindingKind::SerialConflict,
+            None,
+            message,
+        ));
     }
 
     /// Adds a [`FindingKind::Clock`] finding when the device collected its

@@ -390,7 +390,9 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 attempt: n,
                 failing_since,
             }) if !outage_wait.is_zero()
-                && clock.now().saturating_since(failing_since.unwrap_or(clock.now()))
+                && clock
+                    .now()
+                    .saturating_since(failing_since.unwrap_or(clock.now()))
                     < outage_wait =>
             {
                 // An outage, not a verdict: try again later (SPEC §11.3).

@@ -514,7 +514,11 @@ mod tests {
             br#"{"operationId":"op-1","replyTo":"hwinfo_queue","deadline":"2026-11-25T10:00:30Z"}"#;
         let c = ScanCommand::from_slice(body).unwrap();
         assert_eq!(c.operator_id, None);
-        assert_eq!((c.run, c.remaining_ms), (None, None), "an older edge's command");
+        assert_eq!(
+            (c.run, c.remaining_ms),
+            (None, None),
+            "an older edge's command"
+        );
         assert_eq!(c.to_json(), body.to_vec());
         let newer = br#"{"operationId":7,"replyTo":"q","deadline":"2026-11-25T10:00:30Z","run":2,"remainingMs":29500}"#;
         let c = ScanCommand::from_slice(newer).unwrap();

@@ -481,7 +481,10 @@ impl Operation {
             return ReplyOutcome::Rejected(RejectReason::UnknownOperation(report.operation_id));
         }
         if let Some(first) = self.replies.get(&report.sn) {
-            let twins = self.conflicts.get(&report.sn).map_or(&[][..], Vec::as_slice);
+            let twins = self
+                .conflicts
+                .get(&report.sn)
+                .map_or(&[][..], Vec::as_slice);
             if same_board(first, &report) || twins.iter().any(|t| same_board(t, &report)) {
                 return ReplyOutcome::Duplicate(report.sn);
             }
@@ -575,8 +578,10 @@ impl Operation {
     /// The next deadline the caller must wake up for (while collecting):
     /// the window's end, or the end of the settle time if that is sooner.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        (self.state == OperationState::Collecting)
-            .then(|| self.settle_until.map_or(self.deadline, |s| s.min(self.deadline)))
+        (self.state == OperationState::Collecting).then(|| {
+            self.settle_until
+                .map_or(self.deadline, |s| s.min(self.deadline))
+        })
     }
 
     /// Whether the log and Pair are withheld: the scan never ran, or a MES
@@ -638,18 +643,20 @@ impl Operation {
             // as failed when it was not decided (see the module docs).
             return Some(payload::notify(op, &[], self.error().as_deref()).with_run(run));
         }
-        Some(match kind {
-            PayloadKind::Log => payload::log(op, &self.results),
-            PayloadKind::Pair => payload::pair(op, &self.results),
-            PayloadKind::DirectBurn => payload::direct_burn(
-                op,
-                &self.results,
-                self.params.operator_id.as_deref().unwrap_or_default(),
-                self.params.scan_mode.unwrap_or(1),
-            ),
-            PayloadKind::Notify => payload::notify(op, &self.results, self.error().as_deref()),
-        }
-        .with_run(run))
+        Some(
+            match kind {
+                PayloadKind::Log => payload::log(op, &self.results),
+                PayloadKind::Pair => payload::pair(op, &self.results),
+                PayloadKind::DirectBurn => payload::direct_burn(
+                    op,
+                    &self.results,
+                    self.params.operator_id.as_deref().unwrap_or_default(),
+                    self.params.scan_mode.unwrap_or(1),
+                ),
+                PayloadKind::Notify => payload::notify(op, &self.results, self.error().as_deref()),
+            }
+            .with_run(run),
+        )
     }
 
     /// Takes the outcome of delivering the payload of `kind`.
@@ -757,7 +764,11 @@ impl Operation {
 /// same (current, permanent) addresses.
 fn same_board(a: &DeviceReport, b: &DeviceReport) -> bool {
     fn macs(r: &DeviceReport) -> Vec<(crate::Mac, Option<crate::Mac>)> {
-        let mut v: Vec<_> = r.interfaces.iter().map(|i| (i.macaddr, i.permaddr)).collect();
+        let mut v: Vec<_> = r
+            .interfaces
+            .iter()
+            .map(|i| (i.macaddr, i.permaddr))
+            .collect();
         v.sort();
         v
     }
@@ -935,13 +946,23 @@ mod tests {
         // No log, no Pair: only the notification, with no device in it.
         let n = o.poll_payload().unwrap();
         assert_eq!(n.kind, PayloadKind::Notify);
-        assert!(n.body_str().contains(r#""scanInfo":[]"#), "{}", n.body_str());
+        assert!(
+            n.body_str().contains(r#""scanInfo":[]"#),
+            "{}",
+            n.body_str()
+        );
         let error = o.error().unwrap();
         assert!(
-            error.starts_with("MES could not be asked about 1 device(s) (A) for 10 min 0 s: timed out;"),
+            error.starts_with(
+                "MES could not be asked about 1 device(s) (A) for 10 min 0 s: timed out;"
+            ),
             "{error}"
         );
-        assert_eq!(error.matches("timed out").count(), 1, "the cause once: {error}");
+        assert_eq!(
+            error.matches("timed out").count(),
+            1,
+            "the cause once: {error}"
+        );
         assert_eq!(o.undecided(), [sn("A")]);
         let a = &o.results()[0];
         assert!(a.is_undecided(), "{a:?}");
@@ -1063,15 +1084,28 @@ mod tests {
             assert!(o.poll_results());
             let by = |s: &str| o.results().iter().find(|d| d.sn.as_str() == s).unwrap();
             let clock = |s: &str| -> Vec<String> {
-                by(s).findings
+                by(s)
+                    .findings
                     .iter()
                     .filter(|f| f.kind == crate::compare::FindingKind::Clock)
                     .map(|f| f.message.clone())
                     .collect()
             };
-            let suffix = if require { "; requireClock fails it" } else { "" };
-            assert_eq!(clock("LATE"), [format!("device clock is 8 h 0 min behind the edge{suffix}")]);
-            assert_eq!(clock("AHEAD"), [format!("device clock is 3 h 5 min ahead of the edge{suffix}")]);
+            let suffix = if require {
+                "; requireClock fails it"
+            } else {
+                ""
+            };
+            assert_eq!(
+                clock("LATE"),
+                [format!("device clock is 8 h 0 min behind the edge{suffix}")]
+            );
+            assert_eq!(
+                clock("AHEAD"),
+                [format!(
+                    "device clock is 3 h 5 min ahead of the edge{suffix}"
+                )]
+            );
             assert!(clock("NEAR").is_empty(), "within the 2 min tolerance");
             assert_eq!(by("LATE").result.passed(), passes);
             assert!(by("NEAR").result.passed());

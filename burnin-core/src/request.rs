@@ -163,22 +163,24 @@ pub fn parse_scan_request_from(
     let mut seen = std::collections::HashSet::new();
     let mut expected: Vec<SerialNumber> = req.expected.unwrap_or_default();
     expected.retain(|sn| seen.insert(sn.clone()));
-    let bounded = |name: &str, value: Option<u64>, unit: Duration, max: Duration, default| {
-        match value {
+    let bounded =
+        |name: &str, value: Option<u64>, unit: Duration, max: Duration, default| match value {
             None => Ok(default),
             Some(v) => {
                 let d = unit.saturating_mul(u32::try_from(v).unwrap_or(u32::MAX));
                 if d > max {
                     Err(field(
                         name,
-                        format!("{v} is out of range; give 0 to {}", max.as_nanos() / unit.as_nanos()),
+                        format!(
+                            "{v} is out of range; give 0 to {}",
+                            max.as_nanos() / unit.as_nanos()
+                        ),
                     ))
                 } else {
                     Ok(d)
                 }
             }
-        }
-    };
+        };
     let mut p = OperationParams::new(req.operation_id);
     p.operator_id = req.operator_id;
     p.scan_mode = req.scan_mode;
@@ -254,7 +256,10 @@ mod tests {
         let e = parse(r#"{"operationId": 42, "settleMs": 60001}"#).unwrap_err();
         assert_eq!(e, "field settleMs: 60001 is out of range; give 0 to 60000");
         let e = parse(r#"{"operationId": 42, "mesOutageWaitSecs": 86401}"#).unwrap_err();
-        assert_eq!(e, "field mesOutageWaitSecs: 86401 is out of range; give 0 to 86400");
+        assert_eq!(
+            e,
+            "field mesOutageWaitSecs: 86401 is out of range; give 0 to 86400"
+        );
         assert!(
             !parse(r#"{"operationId": 42, "requireLink": false}"#)
                 .unwrap()

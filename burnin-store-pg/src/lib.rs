@@ -85,8 +85,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use burnin_core::store::{
     OperationColumns, OperationRecord, RunSummary, StoredOperation, StoredReply, operation_key,
-    params_from_json,
-    params_to_json, to_millis,
+    params_from_json, params_to_json, to_millis,
 };
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
@@ -710,11 +709,7 @@ impl PgStore {
             )
             .await?;
         let replies: (i64, i64) = n.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
-        Ok(row.into_view(
-            replies,
-            self.deliveries(run).await?,
-            self.runs(run).await?,
-        ))
+        Ok(row.into_view(replies, self.deliveries(run).await?, self.runs(run).await?))
     }
 
     /// Every run of the id of row `run`, oldest first.
@@ -1042,7 +1037,10 @@ async fn apply(
                 .await?;
             if n == 0 {
                 let found = tx
-                    .query_opt("SELECT 1 FROM burnin_operations WHERE operation_id = $1", &[key])
+                    .query_opt(
+                        "SELECT 1 FROM burnin_operations WHERE operation_id = $1",
+                        &[key],
+                    )
                     .await?;
                 if found.is_none() {
                     return Ok(Err(StoreError::Io(format!(

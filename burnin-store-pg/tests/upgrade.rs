@@ -21,9 +21,20 @@ async fn a_database_of_the_previous_release_migrates_in_place_and_keeps_everythi
     };
     let url = db.url();
     let name = url.rsplit('/').next().unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/main-8de4c43.sql");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/main-8de4c43.sql"
+    );
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .args(["-d", name, "-f", fixture])
         .output()
         .expect("psql runs");
@@ -39,7 +50,11 @@ async fn a_database_of_the_previous_release_migrates_in_place_and_keeps_everythi
         db.psql("SELECT MAX(version) FROM burnin_schema"),
         SCHEMA_VERSION.to_string()
     );
-    let done = store.get(&OperationId::Number(6001)).await.unwrap().unwrap();
+    let done = store
+        .get(&OperationId::Number(6001))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.state, OperationState::Done);
     assert_eq!(done.params.run, 0, "a run from before run numbers");
     let verdicts: Vec<(String, bool)> = done
@@ -71,13 +86,20 @@ async fn a_database_of_the_previous_release_migrates_in_place_and_keeps_everythi
     }
     let log = op.poll_payload().unwrap();
     assert_eq!(log.kind, PayloadKind::Log);
-    assert_eq!(log.idempotency_key(), "op-6002:log", "the key it began with");
+    assert_eq!(
+        log.idempotency_key(),
+        "op-6002:log",
+        "the key it began with"
+    );
 
     // The old id is held; a rescan is run 1.
     let mut p = done.params.clone();
     let t = Timestamp::from_unix_seconds(1_900_000_000);
     let held = store.begin(&p, t, t).await;
-    assert!(matches!(held, Err(StoreError::Held { run: 0, .. })), "{held:?}");
+    assert!(
+        matches!(held, Err(StoreError::Held { run: 0, .. })),
+        "{held:?}"
+    );
     p.rescan = true;
     assert_eq!(store.begin(&p, t, t).await, Ok(1));
     drop(store);

@@ -1032,7 +1032,8 @@ impl OperationStore for SqliteStore {
                 params![key, next, doc, to_millis(started), to_millis(deadline)],
             )
             .map_err(|e| io(path, "recording a new operation", e))?;
-            *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            *out.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 u64::try_from(next).unwrap_or(1);
             Ok(())
         })
@@ -1081,7 +1082,9 @@ impl OperationStore for SqliteStore {
                 .optional()
                 .map_err(|e| io(path, "looking the operation up", e))?
                 .ok_or_else(|| {
-                    StoreError::Io(format!("state database {path}: no operation {id} is recorded"))
+                    StoreError::Io(format!(
+                        "state database {path}: no operation {id} is recorded"
+                    ))
                 })?;
             conn.execute(
                 "INSERT INTO replies (run, sn, body, received_ms, late) VALUES (?1, ?2, ?3, ?4, 1)",

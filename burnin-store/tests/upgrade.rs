@@ -14,7 +14,10 @@ fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.sqlite3");
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/main-8de4c43.sqlite3"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/main-8de4c43.sqlite3"
+        ),
         &path,
     )
     .unwrap();
@@ -51,7 +54,10 @@ fn a_database_of_the_previous_release_migrates_in_place_and_keeps_everything() {
     let unfinished = store.unfinished().unwrap();
     assert_eq!(unfinished.len(), 1);
     let stored = unfinished.into_iter().next().unwrap();
-    assert_eq!(stored.params.operation_id, OperationId::text("op-5002").unwrap());
+    assert_eq!(
+        stored.params.operation_id,
+        OperationId::text("op-5002").unwrap()
+    );
     assert_eq!(stored.replies.len(), 2);
     assert!(stored.replies.iter().all(|r| r.received > stored.started));
     let deadline = stored.deadline;

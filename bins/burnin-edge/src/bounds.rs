@@ -585,7 +585,10 @@ mod tests {
         let op = burnin_core::Operation::new(command, Timestamp::from_unix_seconds(0));
         let started = tokio::time::Instant::now();
         let e = publisher
-            .publish(&op.command(Timestamp::from_unix_seconds(0)), Duration::from_secs(4))
+            .publish(
+                &op.command(Timestamp::from_unix_seconds(0)),
+                Duration::from_secs(4),
+            )
             .await
             .unwrap_err()
             .to_string();

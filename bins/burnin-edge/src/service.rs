@@ -54,8 +54,7 @@ use burnin_core::edge::OperationReport;
 use burnin_core::edge::{self, EdgePorts, Observer, ReplyRouter};
 use burnin_core::{
     FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId, OperationParams,
-    PayloadKind,
-    ReplyOutcome, ReportError, SerialNumber, StoreError, Target, TransportError,
+    PayloadKind, ReplyOutcome, ReportError, SerialNumber, StoreError, Target, TransportError,
 };
 use burnin_local::SystemClock;
 use burnin_store_pg::{Leadership, PgStore};
@@ -809,7 +808,12 @@ struct LateRecorder {
 
 #[async_trait::async_trait]
 impl edge::LateReplies for LateRecorder {
-    async fn late(&self, operation: OperationId, report: burnin_core::DeviceReport, delivery: burnin_core::Delivery) {
+    async fn late(
+        &self,
+        operation: OperationId,
+        report: burnin_core::DeviceReport,
+        delivery: burnin_core::Delivery,
+    ) {
         let received = burnin_core::Clock::now(&SystemClock);
         let recorded = burnin_core::OperationStore::late_reply(
             &self.store,
@@ -833,7 +837,9 @@ impl edge::LateReplies for LateRecorder {
             }
             Err(e) => {
                 self.metrics.reply("rejected");
-                let reason = format!("late: operation {operation} had ended, and the reply could not be recorded: {e}");
+                let reason = format!(
+                    "late: operation {operation} had ended, and the reply could not be recorded: {e}"
+                );
                 tracing::warn!("{reason}");
                 delivery.reject(&reason).await
             }

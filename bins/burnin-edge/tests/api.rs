@@ -668,8 +668,10 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
     };
     h.agent(hardware("M-1", &["02:00:00:00:0a:01"]));
     let (status, doc) = h
-        .post(&json!({"operationId": 91, "expected": ["M-1"], "windowSecs": 30,
-                      "mesOutageWaitSecs": 2}))
+        .post(
+            &json!({"operationId": 91, "expected": ["M-1"], "windowSecs": 30,
+                      "mesOutageWaitSecs": 2}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
     // M-1 answers at once, so collection ends long before the window; each
@@ -688,7 +690,9 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
         .await;
     let error = failed["error"].as_str().unwrap();
     assert!(
-        error.starts_with("MES could not be asked about 1 device(s) (M-1) for 2 s: no answer within 1 s"),
+        error.starts_with(
+            "MES could not be asked about 1 device(s) (M-1) for 2 s: no answer within 1 s"
+        ),
         "{error}"
     );
     assert_eq!(failed["devices"][0]["state"], "undecided", "{failed}");
@@ -707,7 +711,9 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
     let unavailable: f64 = text
         .lines()
         .find_map(|l| {
-            l.strip_prefix("burnin_factory_requests_total{endpoint=\"mes\",status=\"unavailable\"} ")
+            l.strip_prefix(
+                "burnin_factory_requests_total{endpoint=\"mes\",status=\"unavailable\"} ",
+            )
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));

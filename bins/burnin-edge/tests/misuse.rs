@@ -52,19 +52,33 @@ fn the_same_id_twice_without_a_store_is_two_runs_and_both_pass() {
     let factory = FactoryStandIn::start();
     let devices = two_devices(&factory, "TWICE");
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
-    let expect = ["--operation-id", "7001", "--expect", "TWICE-1", "--expect", "TWICE-2"];
+    let expect = [
+        "--operation-id",
+        "7001",
+        "--expect",
+        "TWICE-1",
+        "--expect",
+        "TWICE-2",
+    ];
     let first = scan_factory(&factory, &vhost, &expect);
     assert_eq!(first.code, Some(0), "{}\n{}", first.stdout, first.stderr);
     let first_keys = keys(&factory);
     factory.clear_requests();
     let again = scan_factory(&factory, &vhost, &expect);
     assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
-    assert!(again.stdout.contains("2 devices, 2 passed, 0 failed"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("2 devices, 2 passed, 0 failed"),
+        "{}",
+        again.stdout
+    );
     let again_keys = keys(&factory);
     assert_eq!(first_keys.len(), 3);
     assert_eq!(again_keys.len(), 3);
     for (a, b) in first_keys.iter().zip(&again_keys) {
-        assert_ne!(a, b, "a key is never sent twice (with a body that may differ)");
+        assert_ne!(
+            a, b,
+            "a key is never sent twice (with a body that may differ)"
+        );
         assert!(a.starts_with("7001:") && b.starts_with("7001:"), "{a} {b}");
     }
 }
@@ -81,29 +95,50 @@ fn a_state_db_refuses_a_held_id_and_rescan_runs_it_again() {
     let db = dir.path().join("state.sqlite3");
     let db = db.to_str().unwrap();
     let args = [
-        "--operation-id", "7002", "--expect", "RESCAN-1", "--expect", "RESCAN-2", "--state-db", db,
+        "--operation-id",
+        "7002",
+        "--expect",
+        "RESCAN-1",
+        "--expect",
+        "RESCAN-2",
+        "--state-db",
+        db,
     ];
     let first = scan_factory(&factory, &vhost, &args);
     assert_eq!(first.code, Some(0), "{}\n{}", first.stdout, first.stderr);
-    assert_eq!(keys(&factory), ["7002:1:log", "7002:1:pair", "7002:1:notify"]);
+    assert_eq!(
+        keys(&factory),
+        ["7002:1:log", "7002:1:pair", "7002:1:notify"]
+    );
     factory.clear_requests();
 
     let held = scan_factory(&factory, &vhost, &args);
     assert_eq!(held.code, Some(2), "{}\n{}", held.stdout, held.stderr);
     assert!(
-        held.stderr.contains("operation 7002 already ran (run 1, started 20")
+        held.stderr
+            .contains("operation 7002 already ran (run 1, started 20")
             && held.stderr.contains("--rescan"),
         "{}",
         held.stderr
     );
-    assert!(keys(&factory).is_empty(), "nothing is sent for a refused id");
+    assert!(
+        keys(&factory).is_empty(),
+        "nothing is sent for a refused id"
+    );
 
     let mut rescan: Vec<&str> = args.to_vec();
     rescan.push("--rescan");
     let second = scan_factory(&factory, &vhost, &rescan);
     assert_eq!(second.code, Some(0), "{}\n{}", second.stdout, second.stderr);
-    assert!(second.stdout.contains("2 devices, 2 passed, 0 failed"), "{}", second.stdout);
-    assert_eq!(keys(&factory), ["7002:2:log", "7002:2:pair", "7002:2:notify"]);
+    assert!(
+        second.stdout.contains("2 devices, 2 passed, 0 failed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        keys(&factory),
+        ["7002:2:log", "7002:2:pair", "7002:2:notify"]
+    );
 }
 
 #[test]
@@ -115,7 +150,13 @@ fn serve_answers_409_for_a_held_id_and_a_rescan_is_run_2_with_both_runs_listed()
     let devices = two_devices(&factory, "SRV");
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.sqlite3"), None, &[]);
+    let serve = Serve::start(
+        &vhost.url(),
+        &factory,
+        &dir.path().join("s.sqlite3"),
+        None,
+        &[],
+    );
     let body = json!({"operationId": 7003, "expected": ["SRV-1", "SRV-2"]});
     let (status, doc) = serve.post(&body);
     assert_eq!(status, 202, "{doc}");
@@ -125,7 +166,10 @@ fn serve_answers_409_for_a_held_id_and_a_rescan_is_run_2_with_both_runs_listed()
     let (status, doc) = serve.post(&body);
     assert_eq!(status, 409, "{doc}");
     assert!(
-        doc["error"].as_str().unwrap().contains("already ran (run 1"),
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("already ran (run 1"),
         "{doc}"
     );
     // Still the first run, untouched.
@@ -140,12 +184,20 @@ fn serve_answers_409_for_a_held_id_and_a_rescan_is_run_2_with_both_runs_listed()
         d["run"] == 2 && d["state"] == "done"
     });
     let passed: Vec<&Value> = done["devices"].as_array().unwrap().iter().collect();
-    assert!(passed.iter().all(|d| d["result"] == "1"), "the agents answered run 2: {done}");
+    assert!(
+        passed.iter().all(|d| d["result"] == "1"),
+        "the agents answered run 2: {done}"
+    );
     let runs: Vec<(u64, String)> = done["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["run"].as_u64().unwrap(), r["state"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["run"].as_u64().unwrap(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(runs, [(1, "done".to_owned()), (2, "done".to_owned())]);
     let logs: Vec<String> = factory
@@ -175,7 +227,13 @@ fn twin_serials_are_a_conflict_that_names_both_boards() {
         let run = scan_factory(
             &factory,
             &vhost,
-            &["--operation-id", &format!("C1-{round}"), "--expect", "C1", "--json"],
+            &[
+                "--operation-id",
+                &format!("C1-{round}"),
+                "--expect",
+                "C1",
+                "--json",
+            ],
         );
         assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
         let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
@@ -264,7 +322,12 @@ fn devices_whose_clocks_are_hours_off_answer_and_get_a_clock_finding() {
     wait_for_agents(
         || {
             vhost.ctl(&[
-                "list_consumers", "-p", vhost.name(), "--quiet", "--no-table-headers", "queue_name",
+                "list_consumers",
+                "-p",
+                vhost.name(),
+                "--quiet",
+                "--no-table-headers",
+                "queue_name",
             ])
         },
         2,
@@ -273,14 +336,22 @@ fn devices_whose_clocks_are_hours_off_answer_and_get_a_clock_finding() {
     let mut args = vec!["--operation-id", "601"];
     args.extend(expect);
     let run = scan_factory(&factory, &vhost, &args);
-    assert_eq!(run.code, Some(0), "informational: {}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "informational: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
     assert!(
-        run.stdout.contains("device clock is 8 h 0 min ahead of the edge"),
+        run.stdout
+            .contains("device clock is 8 h 0 min ahead of the edge"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("device clock is 24 h 0 min behind the edge"),
+        run.stdout
+            .contains("device clock is 24 h 0 min behind the edge"),
         "{}",
         run.stdout
     );
@@ -290,7 +361,11 @@ fn devices_whose_clocks_are_hours_off_answer_and_get_a_clock_finding() {
     let run = scan_factory(&factory, &vhost, &args);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("0 passed, 2 failed"), "{}", run.stdout);
-    assert!(run.stdout.contains("requireClock fails it"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("requireClock fails it"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// Reported on main: with MES down every device was failed and the log
@@ -318,14 +393,30 @@ fn an_mes_outage_is_waited_out_and_the_devices_get_their_real_verdicts() {
         &f,
         &vhost,
         &[
-            "--operation-id", "801", "--expect", "OUT-1", "--expect", "OUT-2",
-            "--http-retries", "1", "--mes-outage-wait", "60s",
+            "--operation-id",
+            "801",
+            "--expect",
+            "OUT-1",
+            "--expect",
+            "OUT-2",
+            "--http-retries",
+            "1",
+            "--mes-outage-wait",
+            "60s",
         ],
     );
     back.join().unwrap();
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("waiting for MES: OUT-"), "{}", run.stderr);
-    assert!(run.stdout.contains("2 devices, 2 passed, 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("waiting for MES: OUT-"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("2 devices, 2 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
     let log = f.requests_to("/log");
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].json()["scaninfo"][0]["result"], "1");
@@ -344,24 +435,40 @@ fn an_mes_outage_past_the_wait_reports_no_device_as_failed() {
         &factory,
         &vhost,
         &[
-            "--operation-id", "802", "--expect", "DOWN-1", "--expect", "DOWN-2",
-            "--http-retries", "1", "--mes-outage-wait", "3s",
+            "--operation-id",
+            "802",
+            "--expect",
+            "DOWN-1",
+            "--expect",
+            "DOWN-2",
+            "--http-retries",
+            "1",
+            "--mes-outage-wait",
+            "3s",
         ],
     );
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("DOWN-1  UNDECIDED  undecided: MES could not be asked"),
+        run.stdout
+            .contains("DOWN-1  UNDECIDED  undecided: MES could not be asked"),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("1 passed, 0 failed, 1 undecided"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 passed, 0 failed, 1 undecided"),
+        "{}",
+        run.stdout
+    );
     // No log and no pairing: nothing reported as failed, nothing paired.
     assert!(factory.requests_to("/log").is_empty());
     assert!(factory.requests_to("/pair").is_empty());
     let notify = factory.requests_to("/notify")[0].json();
     assert_eq!(notify["scanInfo"], json!([]), "{notify}");
     let error = notify["error"].as_str().unwrap();
-    assert!(error.starts_with("MES could not be asked about 1 device(s) (DOWN-1)"), "{error}");
+    assert!(
+        error.starts_with("MES could not be asked about 1 device(s) (DOWN-1)"),
+        "{error}"
+    );
     // The cause once, not "MES lookup failed: MES lookup for … failed".
     assert!(!error.contains("MES lookup for"), "{error}");
 }
@@ -376,12 +483,22 @@ fn a_mes_url_that_answers_404_for_every_serial_is_named() {
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
     let wrong = factory.url("/device-info/{sn}");
     let run = scan(&[
-        "--mes-url", &wrong,
-        "--log-url", &factory.url("/log"),
-        "--notify-url", &factory.url("/notify"),
-        "--pair-url", &factory.url("/pair"),
-        "--amqp-url", &vhost.url(),
-        "--operation-id", "901", "--expect", "NF-1", "--expect", "NF-2",
+        "--mes-url",
+        &wrong,
+        "--log-url",
+        &factory.url("/log"),
+        "--notify-url",
+        &factory.url("/notify"),
+        "--pair-url",
+        &factory.url("/pair"),
+        "--amqp-url",
+        &vhost.url(),
+        "--operation-id",
+        "901",
+        "--expect",
+        "NF-1",
+        "--expect",
+        "NF-2",
     ]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     let asked = factory.url("/device-info/NF-1");
@@ -394,4 +511,3 @@ fn a_mes_url_that_answers_404_for_every_serial_is_named() {
         run.stdout
     );
 }
-

@@ -360,7 +360,10 @@ fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match()
         let want = if op == json!(1) { "A" } else { "B" };
         assert!(got.iter().all(|sn| sn.starts_with(want)), "{op}: {got:?}");
         // Run 1 of each id in serve's store; the id as JSON (1, "op").
-        assert_eq!(log.header("idempotency-key").unwrap(), format!("{op}:1:log"));
+        assert_eq!(
+            log.header("idempotency-key").unwrap(),
+            format!("{op}:1:log")
+        );
     }
 
     let m = metrics(&serve);

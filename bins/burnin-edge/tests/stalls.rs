@@ -115,14 +115,18 @@ fn an_mes_that_never_answers_ends_the_scan_with_exit_3_naming_mes() {
     let bound = Duration::from_secs(15 + 5 + 3 + 50 + 5) + request * 4;
     assert!(run.elapsed < bound, "{:?} >= {bound:?}", run.elapsed);
     assert!(
-        run.stdout.contains("MES could not be asked about 1 device(s) (SLOW-1)"),
+        run.stdout
+            .contains("MES could not be asked about 1 device(s) (SLOW-1)"),
         "{}",
         run.stdout
     );
     let sent = factory.requests_to("/notify");
     assert_eq!(sent.len(), 1);
     let error = sent[0].json()["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("MES could not be asked about 1 device(s) (SLOW-1)"), "{error}");
+    assert!(
+        error.contains("MES could not be asked about 1 device(s) (SLOW-1)"),
+        "{error}"
+    );
     assert!(
         factory.requests_to("/log").is_empty(),
         "an undecided device is never logged as failed"

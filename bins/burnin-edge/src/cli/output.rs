@@ -8,8 +8,8 @@ use burnin_core::edge::{Observer, OperationReport};
 use burnin_core::live::{MismatchWhy, Reason, reasons};
 use burnin_core::operation::Counters;
 use burnin_core::{
-    DeviceResult, Finding, MesAnswer, MesError, Operation, OperationState, PayloadKind, ReplyOutcome,
-    ReportError, SerialNumber, TransportError,
+    DeviceResult, Finding, MesAnswer, MesError, Operation, OperationState, PayloadKind,
+    ReplyOutcome, ReportError, SerialNumber, TransportError,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
