@@ -508,6 +508,39 @@ mod tests {
         ));
     }
 
+    /// The command as the previous release's agents parse it (its
+    /// `ScanCommand` at 8de4c43, field for field): a command of this edge,
+    /// with `run` and `remainingMs`, still parses there, so those agents
+    /// keep answering (docs/protocol.md §7 says what they do on a rescan).
+    #[test]
+    fn the_previous_release_parses_this_edges_command() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        #[allow(dead_code)]
+        struct PreviousScanCommand {
+            operation_id: OperationId,
+            #[serde(default)]
+            operator_id: Option<String>,
+            #[serde(default)]
+            scan_mode: Option<i64>,
+            reply_to: String,
+            deadline: Timestamp,
+        }
+        let now = ScanCommand {
+            operation_id: OperationId::Number(7001),
+            operator_id: Some("op".into()),
+            scan_mode: Some(1),
+            reply_to: "hwinfo_queue".into(),
+            deadline: "2026-11-25T10:00:30Z".parse().unwrap(),
+            run: Some(2),
+            remaining_ms: Some(29_000),
+        };
+        let old: PreviousScanCommand = parse(&now.to_json(), MAX_COMMAND_BYTES, "scan command")
+            .expect("an older agent parses it");
+        assert_eq!(old.operation_id, OperationId::Number(7001));
+        assert_eq!(old.deadline, now.deadline);
+    }
+
     #[test]
     fn command_round_trip() {
         let body =

@@ -31,6 +31,7 @@ pub struct Timestamp(SystemTime);
 /// assert_eq!(human_duration(Duration::from_secs(8 * 3600)), "8 h 0 min");
 /// assert_eq!(human_duration(Duration::from_secs(600)), "10 min 0 s");
 /// assert_eq!(human_duration(Duration::from_millis(500)), "500 ms");
+/// assert_eq!(human_duration(Duration::from_millis(8 * 3_600_000 - 600)), "8 h 0 min");
 /// ```
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -38,7 +39,11 @@ pub fn human_duration(d: Duration) -> String {
         0 => format!("{} ms", d.as_millis()),
         1..60 => format!("{s} s"),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        // Hours to the nearest minute: 7:59:59.4 reads "8 h 0 min".
+        _ => {
+            let minutes = (d.as_millis() + 30_000) / 60_000;
+            format!("{} h {} min", minutes / 60, minutes % 60)
+        }
     }
 }
 

@@ -246,6 +246,9 @@ fn view_json(v: &OperationView) -> Value {
         if let Some(e) = &v.error {
             map.insert("error".into(), e.clone().into());
         }
+        if v.late_replies > 0 {
+            map.insert("lateReplies".into(), v.late_replies.into());
+        }
     }
     doc
 }

@@ -72,6 +72,11 @@ enum Command {
         "    expected      [serial, ...]: collection ends once all have answered (up to 20,000)\n",
         "    windowSecs    1 to 3600 (default 30)\n",
         "    requireLink   true/false (default: --require-link)\n",
+        "    rescan        true: run an id this edge already holds again (a new run); else 409\n",
+        "    requireClock  true/false (default: --require-clock)\n",
+        "    settleMs      0 to 60000 (default: --settle)\n",
+        "    clockToleranceSecs  (default: --clock-tolerance)\n",
+        "    mesOutageWaitSecs   0 to 86400 (default: --mes-outage-wait)\n",
         "  e.g. curl -H 'Content-Type: application/json' -d '{\"operationId\": 42, \"expected\": [\"SN1\"]}' http://127.0.0.1:8080/scans\n",
         "  GET /scans/{id}, GET /scans?limit=N, GET /events, GET /devices/{sn}, GET /healthz, GET /metrics, GET / (the live page)\n\n",
         burnin_cli::logging_help!()

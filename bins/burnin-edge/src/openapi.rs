@@ -246,6 +246,10 @@ pub struct OperationDoc {
     /// Every run of the id, oldest first.
     #[schema(required = false)]
     pub runs: Option<Vec<RunDoc>>,
+    /// Replies recorded after this run stopped collecting (a twin
+    /// answering late, a slow device); left out when none.
+    #[schema(required = false)]
+    pub late_replies: Option<u64>,
     /// When collection ended: only for an operation that finished in this
     /// process (and is still in its memory).
     #[schema(required = false)]

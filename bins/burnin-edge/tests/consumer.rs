@@ -176,13 +176,13 @@ fn a_scan_through_serve_prints_the_table_json_and_exit_codes_of_a_local_scan() {
         run.stderr
     );
     assert!(!run.stderr.contains(TOKEN) && !run.stdout.contains(TOKEN));
-    // Reported by serve, once.
+    // Reported by serve, once (run 1 of 701 in its store).
     assert_eq!(
         posts(&factory),
         [
-            ("/log".to_owned(), "701:log".to_owned()),
-            ("/pair".to_owned(), "701:pair".to_owned()),
-            ("/notify".to_owned(), "701:notify".to_owned()),
+            ("/log".to_owned(), "701:1:log".to_owned()),
+            ("/pair".to_owned(), "701:1:pair".to_owned()),
+            ("/notify".to_owned(), "701:1:notify".to_owned()),
         ]
     );
 

@@ -181,7 +181,7 @@ fn serve_answers_409_for_a_held_id_and_a_rescan_is_run_2_with_both_runs_listed()
     let (status, doc) = serve.post(&again);
     assert_eq!(status, 202, "{doc}");
     let done = serve.wait_for("7003", Duration::from_secs(30), |d| {
-        d["run"] == 2 && d["state"] == "done"
+        d["run"] == 2 && d["state"] == "done" && d["runs"][1]["state"] == "done"
     });
     let passed: Vec<&Value> = done["devices"].as_array().unwrap().iter().collect();
     assert!(
