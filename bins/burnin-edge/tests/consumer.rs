@@ -203,7 +203,7 @@ fn a_scan_through_serve_prints_the_table_json_and_exit_codes_of_a_local_scan() {
     assert_eq!(doc["state"], json!("done"));
     assert_eq!(
         doc["replies"],
-        json!({"accepted": 3, "duplicate": 0, "rejected": 0, "redelivered": 0})
+        json!({"accepted": 3, "duplicate": 0, "conflict": 0, "rejected": 0, "redelivered": 0})
     );
     let devices = doc["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 3);
