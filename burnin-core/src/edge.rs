@@ -444,13 +444,15 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
         op.handle_timeout(clock.now());
     }
     let collected = clock.now();
+    let mut unrecorded = Vec::new();
     if op.poll_results() {
         observer.results(&op);
         if let Err(e) = store.results(&id, op.results(), op.errors()).await {
             observer.store_error(&id, &e);
+            unrecorded.push(format!("the results could not be recorded: {e}"));
         }
     }
-    finish(op, collected, reporter, store, clock, observer).await
+    finish_recording(op, collected, reporter, store, clock, observer, unrecorded).await
 }
 
 /// What [`handle_delivery`] leaves to the loop.
@@ -527,12 +529,29 @@ async fn handle_delivery<'a>(
 
 /// Delivers the payloads in order, recording each, and sums the operation up.
 async fn finish(
+    op: Operation,
+    collected: Timestamp,
+    reporter: &dyn FactoryReporter,
+    store: &dyn OperationStore,
+    clock: &dyn Clock,
+    observer: &dyn Observer,
+) -> OperationReport {
+    finish_recording(op, collected, reporter, store, clock, observer, Vec::new()).await
+}
+
+/// [`finish`], with what could not be recorded so far. An operation whose
+/// records are incomplete (a full disk) does not end `done`: it ends
+/// [`OperationState::Failed`] with an error saying what was not recorded,
+/// although every payload it sent was delivered — the store, which a
+/// restart or a standby resumes from, does not know it.
+async fn finish_recording(
     mut op: Operation,
     collected: Timestamp,
     reporter: &dyn FactoryReporter,
     store: &dyn OperationStore,
     clock: &dyn Clock,
     observer: &dyn Observer,
+    mut unrecorded: Vec<String>,
 ) -> OperationReport {
     let id = op.id().clone();
     while let Some(payload) = op.poll_payload() {
@@ -543,21 +562,34 @@ async fn finish(
             .await
         {
             observer.store_error(&id, &e);
+            let what = if result.is_ok() {
+                "delivered"
+            } else {
+                "failed"
+            };
+            unrecorded.push(format!(
+                "the {} payload was {what} but that could not be recorded: {e}",
+                payload.kind
+            ));
         }
         op.handle_delivery(payload.kind, result);
     }
+    let (state, error) = if unrecorded.is_empty() {
+        (op.state(), op.error())
+    } else {
+        let mut all: Vec<String> = op.error().into_iter().collect();
+        all.extend(unrecorded);
+        (OperationState::Failed, Some(all.join("; ")))
+    };
     let finished = clock.now();
-    if let Err(e) = store
-        .finish(&id, op.state(), op.error().as_deref(), finished)
-        .await
-    {
+    if let Err(e) = store.finish(&id, state, error.as_deref(), finished).await {
         observer.store_error(&id, &e);
     }
     let report = OperationReport {
         operation_id: id,
-        state: op.state(),
+        state,
         devices: op.results().to_vec(),
-        error: op.error(),
+        error,
         counters: op.counters(),
         expected: op.expected_count(),
         started: op.started(),

@@ -361,6 +361,8 @@ fn mes_failure_is_reported_and_never_paired() {
 #[derive(Default)]
 struct RecordingStore {
     calls: std::sync::Mutex<Vec<String>>,
+    /// Refuse to record the notification's delivery (a full disk).
+    full_at_notify: bool,
 }
 
 #[async_trait]
@@ -409,6 +411,11 @@ impl burnin_core::OperationStore for RecordingStore {
             .lock()
             .unwrap()
             .push(format!("delivery {kind} {}", outcome.is_ok()));
+        if self.full_at_notify && kind == PayloadKind::Notify {
+            return Err(burnin_core::StoreError::Io(
+                "state database x: database or disk is full".into(),
+            ));
+        }
         Ok(())
     }
     async fn finish(
@@ -421,6 +428,49 @@ impl burnin_core::OperationStore for RecordingStore {
         self.calls.lock().unwrap().push(format!("finish {state}"));
         Ok(())
     }
+}
+
+/// Reported on main: with the disk full, an operation whose notification
+/// was delivered but could not be recorded still showed `done`.
+#[test]
+fn an_operation_whose_records_could_not_be_written_does_not_end_done() {
+    let op = OperationId::Number(42);
+    let broker = MemoryBroker::new();
+    let (publisher, mut stream) = broker.edge("hwinfo_queue");
+    broker
+        .send_to_queue("hwinfo_queue", reply(&op, "A", &[1]))
+        .unwrap();
+    let store = RecordingStore {
+        full_at_notify: true,
+        ..RecordingStore::default()
+    };
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&["A"]),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes: &mes(),
+            reporter: &reporter,
+            store: &store,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    assert_eq!(report.state, OperationState::Failed);
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "the notify payload was delivered but that could not be recorded: \
+             state database x: database or disk is full"
+        )
+    );
+    assert_eq!(
+        store.calls.lock().unwrap().last().map(String::as_str),
+        Some("finish failed")
+    );
 }
 
 #[test]

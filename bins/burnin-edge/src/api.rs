@@ -168,7 +168,7 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         return r;
     }
-    match burnin_core::edge::start(params, &SystemClock, app.store()).await {
+    match burnin_core::edge::start(params, &SystemClock, app.recording_store()).await {
         Ok(op) => {
             let doc = json!({
                 "operationId": op.id(),
@@ -329,6 +329,19 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
         return (
             StatusCode::OK,
             axum::Json(json!({"role": "standby", "active": active})),
+        )
+            .into_response();
+    }
+    if let Some(why) = app.store_health.failing() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "error": format!(
+                    "the operation store cannot record: {why}; operations cannot be kept \
+                     until it can (check the disk of the state database)"
+                ),
+                "role": "active",
+            })),
         )
             .into_response();
     }

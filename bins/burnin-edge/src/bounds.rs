@@ -404,12 +404,40 @@ impl FactoryReporter for BoundedReporter {
     }
 }
 
+/// Whether the operation store's latest write failed, and why: what
+/// `GET /healthz` reports (a full disk, a database that went away). Shared
+/// by every [`BoundedStore`] of an app; cleared by the next write that
+/// succeeds.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHealth(Arc<Mutex<Option<String>>>);
+
+impl StoreHealth {
+    /// Why the latest write failed, while it is the latest.
+    pub fn failing(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record<T>(&self, result: &Result<T, StoreError>) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(_) => *state = None,
+            // A refused id is an answer, not a failing store.
+            Err(e @ StoreError::Io(_)) => *state = Some(e.to_string()),
+            Err(_) => {}
+        }
+    }
+}
+
 /// An [`OperationStore`] whose writes are bounded.
 #[derive(Debug, Clone)]
 pub struct BoundedStore<S> {
     inner: S,
     bound: Duration,
     waits: Waits,
+    health: StoreHealth,
 }
 
 impl<S> BoundedStore<S> {
@@ -419,7 +447,14 @@ impl<S> BoundedStore<S> {
             inner,
             bound,
             waits,
+            health: StoreHealth::default(),
         }
+    }
+
+    /// Records each write's outcome in `health`.
+    pub fn with_health(mut self, health: StoreHealth) -> Self {
+        self.health = health;
+        self
     }
 
     async fn write<T>(
@@ -441,6 +476,8 @@ impl<S> BoundedStore<S> {
                 secs(self.bound)
             )))
         })
+        .inspect(|_| self.health.record::<()>(&Ok(())))
+        .inspect_err(|e| self.health.record::<()>(&Err(e.clone())))
     }
 }
 
@@ -532,6 +569,82 @@ impl<S: OperationStore> OperationStore for BoundedStore<S> {
 mod tests {
     use super::*;
     use burnin_core::{OperationId, PayloadKind};
+
+    /// A store whose writes fail (a full disk) until told otherwise.
+    struct Full(std::sync::atomic::AtomicBool);
+
+    #[async_trait]
+    impl OperationStore for Full {
+        async fn begin(
+            &self,
+            _: &burnin_core::OperationParams,
+            _: Timestamp,
+            _: Timestamp,
+        ) -> Result<u64, StoreError> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Io("database or disk is full".into()));
+            }
+            Ok(1)
+        }
+        async fn reply(
+            &self,
+            _: &OperationId,
+            _: &SerialNumber,
+            _: &[u8],
+            _: Timestamp,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn results(
+            &self,
+            _: &OperationId,
+            _: &[burnin_core::DeviceResult],
+            _: &[String],
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn delivery(
+            &self,
+            _: &OperationId,
+            _: PayloadKind,
+            _: Result<(), &ReportError>,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn finish(
+            &self,
+            _: &OperationId,
+            _: burnin_core::OperationState,
+            _: Option<&str>,
+            _: Timestamp,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn store_health_follows_the_latest_write() {
+        let health = StoreHealth::default();
+        let store = BoundedStore::new(
+            Full(std::sync::atomic::AtomicBool::new(true)),
+            Duration::from_secs(1),
+            Waits::new(),
+        )
+        .with_health(health.clone());
+        let p = burnin_core::OperationParams::new(OperationId::Number(1));
+        let t = Timestamp::from_unix_seconds(0);
+        assert!(store.begin(&p, t, t).await.is_err());
+        assert_eq!(
+            health.failing().as_deref(),
+            Some("database or disk is full")
+        );
+        store
+            .inner
+            .0
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        store.begin(&p, t, t).await.unwrap();
+        assert_eq!(health.failing(), None, "the next commit clears it");
+    }
 
     struct Silent;
 

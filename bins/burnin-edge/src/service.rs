@@ -104,6 +104,8 @@ struct Term {
 pub struct App {
     pub(crate) store: Store,
     bounded_store: BoundedStore<Store>,
+    /// Whether the store's latest write failed (`/healthz`).
+    pub(crate) store_health: crate::bounds::StoreHealth,
     bounds: Bounds,
     waits: Waits,
     router: ReplyRouter,
@@ -310,13 +312,17 @@ impl AppBuilder {
             self.allowed_origins,
             self.api_token.is_some(),
         ));
+        let store_health = crate::bounds::StoreHealth::default();
         let router = ReplyRouter::new();
         router.on_late(Arc::new(LateRecorder {
-            store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
+            store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone())
+                .with_health(store_health.clone()),
             metrics: metrics.clone(),
         }));
         Arc::new(App {
-            bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone()),
+            bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone())
+                .with_health(store_health.clone()),
+            store_health,
             store: self.store,
             bounds,
             router,
@@ -550,6 +556,12 @@ impl App {
     /// The operation store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store with every write bounded and its outcome kept for
+    /// `/healthz` (what operations and `POST /scans` record through).
+    pub(crate) fn recording_store(&self) -> &BoundedStore<Store> {
+        &self.bounded_store
     }
 
     /// The service's metrics.
