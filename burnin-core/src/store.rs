@@ -230,6 +230,7 @@ fn unless_default(d: Duration, default: Duration) -> Option<u64> {
 
 impl ParamsDoc {
     fn from_params(p: &OperationParams) -> Self {
+        let defaults = OperationParams::new(p.operation_id.clone());
         ParamsDoc {
             operation_id: p.operation_id.clone(),
             operator_id: p.operator_id.clone(),
@@ -243,15 +244,9 @@ impl ParamsDoc {
             reply_to: p.reply_to.clone(),
             require_link: p.require_link,
             require_clock: p.require_clock,
-            settle_ms: unless_default(p.settle, crate::operation::DEFAULT_SETTLE),
-            clock_tolerance_ms: unless_default(
-                p.clock_tolerance,
-                crate::operation::DEFAULT_CLOCK_TOLERANCE,
-            ),
-            mes_outage_wait_ms: unless_default(
-                p.mes_outage_wait,
-                crate::operation::DEFAULT_MES_OUTAGE_WAIT,
-            ),
+            settle_ms: unless_default(p.settle, defaults.settle),
+            clock_tolerance_ms: unless_default(p.clock_tolerance, defaults.clock_tolerance),
+            mes_outage_wait_ms: unless_default(p.mes_outage_wait, defaults.mes_outage_wait),
         }
     }
 
@@ -605,9 +600,10 @@ mod tests {
         );
         assert_eq!(params_from_json(&text).unwrap(), p);
         p.require_clock = false;
-        p.settle = crate::operation::DEFAULT_SETTLE;
-        p.clock_tolerance = crate::operation::DEFAULT_CLOCK_TOLERANCE;
-        p.mes_outage_wait = crate::operation::DEFAULT_MES_OUTAGE_WAIT;
+        let defaults = OperationParams::new(p.operation_id.clone());
+        p.settle = defaults.settle;
+        p.clock_tolerance = defaults.clock_tolerance;
+        p.mes_outage_wait = defaults.mes_outage_wait;
         let text = params_to_json(&p).unwrap();
         assert!(text.contains(r#""requireLink":true"#), "{text}");
         assert_eq!(params_from_json(&text).unwrap(), p);
