@@ -214,16 +214,16 @@ enum Event {
 /// [`StoreError::Running`] if its id is still running,
 /// [`StoreError::Held`] if it already ran and no rescan was asked for.
 pub async fn start(
-    mut params: OperationParams,
+    params: OperationParams,
     clock: &dyn Clock,
     store: &dyn OperationStore,
 ) -> Result<Operation, StoreError> {
-    let now = clock.now();
-    let probe = Operation::new(params.clone(), now);
-    params.run = store
-        .begin(probe.params(), probe.started(), probe.deadline())
+    let mut op = Operation::new(params, clock.now());
+    let run = store
+        .begin(op.params(), op.started(), op.deadline())
         .await?;
-    Ok(Operation::new(params, now))
+    op.handle_run(run);
+    Ok(op)
 }
 
 /// The first MES retry after a failed lookup; each next one waits twice as

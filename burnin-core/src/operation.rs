@@ -448,6 +448,12 @@ impl Operation {
 
     // ---- inputs ----
 
+    /// Takes the run number the store gave this operation when it began
+    /// ([`crate::OperationStore::begin`]).
+    pub fn handle_run(&mut self, run: u64) {
+        self.params.run = run;
+    }
+
     /// Notes that the reply about to be handled was marked redelivered by
     /// the broker (counted in [`Counters::redelivered`]).
     pub fn handle_redelivered(&mut self) {
