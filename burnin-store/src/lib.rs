@@ -405,12 +405,7 @@ impl SqliteStore {
     /// # Errors
     /// If SQLite cannot allocate it.
     pub fn in_memory() -> Result<Self, Error> {
-        let conn = Connection::open_in_memory().map_err(|e| Error::Sqlite {
-            path: ":memory:".into(),
-            action: "opening an in-memory database".into(),
-            source: e,
-        })?;
-        Self::setup(conn, ":memory:".into(), Durability::Normal, false, false)
+        Self::memory(false)
     }
 
     /// A database in memory for a one-shot process (`burnin-edge scan`
@@ -423,12 +418,22 @@ impl SqliteStore {
     /// # Errors
     /// If SQLite cannot allocate it.
     pub fn in_memory_one_shot() -> Result<Self, Error> {
+        Self::memory(true)
+    }
+
+    fn memory(runs_by_time: bool) -> Result<Self, Error> {
         let conn = Connection::open_in_memory().map_err(|e| Error::Sqlite {
             path: ":memory:".into(),
             action: "opening an in-memory database".into(),
             source: e,
         })?;
-        Self::setup(conn, ":memory:".into(), Durability::Normal, false, true)
+        Self::setup(
+            conn,
+            ":memory:".into(),
+            Durability::Normal,
+            false,
+            runs_by_time,
+        )
     }
 
     fn setup(

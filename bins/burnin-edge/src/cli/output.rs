@@ -333,9 +333,23 @@ pub(crate) fn mes_hint(
 /// `"mesConcurrencyLimit"`: the adaptive MES limit at the end, with
 /// `--mes-url` (absent with `--mes-file`).
 pub(crate) fn json(report: &OperationReport, mes_limit: Option<usize>) -> String {
+    json_with_hint(report, mes_limit, None)
+}
+
+/// [`json`], plus `"hint"` ([`mes_hint`]) when there is one.
+pub(crate) fn json_with_hint(
+    report: &OperationReport,
+    mes_limit: Option<usize>,
+    hint: Option<String>,
+) -> String {
     let mut doc = burnin_edge::report::report_json(report);
-    if let (Some(limit), Some(map)) = (mes_limit, doc.as_object_mut()) {
-        map.insert("mesConcurrencyLimit".into(), limit.into());
+    if let Some(map) = doc.as_object_mut() {
+        if let Some(limit) = mes_limit {
+            map.insert("mesConcurrencyLimit".into(), limit.into());
+        }
+        if let Some(hint) = hint {
+            map.insert("hint".into(), hint.into());
+        }
     }
     doc.to_string()
 }

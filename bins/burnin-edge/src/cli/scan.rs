@@ -454,13 +454,11 @@ fn print_report(report: &OperationReport, as_json: bool, mes: Option<&HttpMesSou
             .map(|u| burnin_http::redact_url(u.as_str()))
     });
     if as_json {
-        let mut doc: serde_json::Value =
-            serde_json::from_str(&json(report, mes.map(HttpMesSource::concurrency_limit)))
-                .unwrap_or_default();
-        if let (Some(h), Some(map)) = (hint, doc.as_object_mut()) {
-            map.insert("hint".into(), h.into());
-        }
-        println!("{doc}");
+        let limit = mes.map(HttpMesSource::concurrency_limit);
+        println!(
+            "{}",
+            crate::cli::output::json_with_hint(report, limit, hint)
+        );
     } else {
         print!("{}", table(report));
         if let Some(h) = hint {
