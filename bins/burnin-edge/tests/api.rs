@@ -14,7 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use burnin_core::agent::{Agent, serve as agent_serve};
 use burnin_core::memory::{MemoryBroker, StaticProbe};
 use burnin_core::{Hardware, InterfaceReport, Mac, SerialNumber, Target};
-use burnin_edge::{App, MemoryConnector, router};
+use burnin_service::{App, MemoryConnector, router};
 use burnin_local::{FileMes, OutDirReporter, SystemClock};
 use burnin_store::SqliteStore;
 use serde_json::{Value, json};
@@ -277,7 +277,7 @@ async fn twenty_thousand_serials_are_taken_and_a_body_over_the_limit_is_413() {
     let h = Harness::start(&[], true).await;
     let big = format!(
         r#"{{"operationId": 1, "operatorId": "{}"}}"#,
-        "x".repeat(burnin_edge::api::MAX_BODY)
+        "x".repeat(burnin_service::api::MAX_BODY)
     );
     let (status, doc) = h
         .call("POST", "/scans", Some(TOKEN), Some(big.into_bytes()))
@@ -557,7 +557,7 @@ impl burnin_core::CommandPublisher for SilentLink {
 }
 
 #[async_trait::async_trait]
-impl burnin_edge::Link for SilentLink {
+impl burnin_service::Link for SilentLink {
     async fn is_connected(&self) -> bool {
         true
     }
@@ -565,12 +565,12 @@ impl burnin_edge::Link for SilentLink {
 }
 
 #[async_trait::async_trait]
-impl burnin_edge::Connector for NeverConfirms {
+impl burnin_service::Connector for NeverConfirms {
     async fn connect(
         &self,
     ) -> Result<
         (
-            Arc<dyn burnin_edge::Link>,
+            Arc<dyn burnin_service::Link>,
             Box<dyn burnin_core::ReplyStream>,
         ),
         burnin_core::TransportError,
@@ -654,9 +654,9 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
         Box::new(SilentMes),
         Box::new(OutDirReporter::new(out.path()).unwrap()),
     )
-    .bounds(burnin_edge::Bounds {
+    .bounds(burnin_service::Bounds {
         mes: Duration::from_secs(1),
-        ..burnin_edge::Bounds::default()
+        ..burnin_service::Bounds::default()
     })
     .build();
     app.start().await.unwrap();

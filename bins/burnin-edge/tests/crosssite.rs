@@ -1,4 +1,4 @@
-//! No scans from another web site (`burnin_edge::guard`): the real
+//! No scans from another web site (`burnin_service::guard`): the real
 //! `burnin-edge serve` on 127.0.0.1, asked over TCP with the headers a
 //! browser would send, and headless Chromium on a page served from another
 //! origin (another port of 127.0.0.1), trying the requests a browser sends

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_core::{FactoryReporter, MesSource, Target};
-use burnin_edge::Bounds;
+use burnin_service::Bounds;
 use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
 use burnin_local::{FileMes, OutDirReporter};
 

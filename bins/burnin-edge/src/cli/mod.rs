@@ -1,5 +1,5 @@
 //! The subcommands: flags, adapters and output. Everything long-running
-//! lives in the library (`burnin_edge`).
+//! lives in the `burnin-service` crate.
 
 pub(crate) mod broker_args;
 pub(crate) mod check;

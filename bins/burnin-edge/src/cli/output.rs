@@ -329,7 +329,7 @@ pub(crate) fn mes_hint(
     Some(hint)
 }
 
-/// The `--json` document (see [`burnin_edge::report::report_json`]), plus
+/// The `--json` document (see [`burnin_service::report::report_json`]), plus
 /// `"mesConcurrencyLimit"`: the adaptive MES limit at the end, with
 /// `--mes-url` (absent with `--mes-file`).
 pub(crate) fn json(report: &OperationReport, mes_limit: Option<usize>) -> String {
@@ -342,7 +342,7 @@ pub(crate) fn json_with_hint(
     mes_limit: Option<usize>,
     hint: Option<String>,
 ) -> String {
-    let mut doc = burnin_edge::report::report_json(report);
+    let mut doc = burnin_service::report::report_json(report);
     if let Some(map) = doc.as_object_mut() {
         if let Some(limit) = mes_limit {
             map.insert("mesConcurrencyLimit".into(), limit.into());
@@ -401,10 +401,10 @@ mod tests {
         assert!(details(&d).starts_with("serial unknown to MES; eth0: MAC overridden"));
         assert!(details(&d).contains("eth1: no link (no carrier)"));
         // `scan --json` carries the findings; without any, the old shape.
-        let doc = burnin_edge::report::device_json(&d);
+        let doc = burnin_service::report::device_json(&d);
         assert_eq!(doc["findings"][0]["kind"], "macOverridden");
         let plain = DeviceResult::compare(r.sn.clone(), &r.interfaces[..1], &mes);
-        let doc = burnin_edge::report::device_json(&plain);
+        let doc = burnin_service::report::device_json(&plain);
         assert_eq!(
             doc.as_object().unwrap().keys().collect::<Vec<_>>(),
             ["macinfo", "result", "sn"]

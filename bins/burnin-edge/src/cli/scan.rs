@@ -8,8 +8,8 @@ use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
 use burnin_core::{
     OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
 };
-use burnin_edge::Bounds;
-use burnin_edge::bounds::{
+use burnin_service::Bounds;
+use burnin_service::bounds::{
     BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Waits,
 };
 use burnin_local::SystemClock;

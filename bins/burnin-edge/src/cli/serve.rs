@@ -1,10 +1,10 @@
-//! `burnin-edge serve`: flags → adapters → [`burnin_edge::serve`].
+//! `burnin-edge serve`: flags → adapters → [`burnin_service::serve`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use burnin_core::Target;
-use burnin_edge::{AmqpConnector, App, Store};
+use burnin_service::{AmqpConnector, App, Store};
 use burnin_store::SqliteStore;
 use burnin_store_pg::PgStore;
 
@@ -82,7 +82,7 @@ pub(crate) struct ServeArgs {
         env = "BURNIN_ALLOW_ORIGIN",
         value_name = "ORIGIN",
         value_delimiter = ',',
-        value_parser = burnin_edge::guard::parse_origin
+        value_parser = burnin_service::guard::parse_origin
     )]
     allow_origin: Vec<String>,
 
@@ -211,17 +211,17 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         .operation_defaults(&defaults)
         .bounds(bounds)
         .keep(args.keep)
-        .http_limits(burnin_edge::listener::HttpLimits {
+        .http_limits(burnin_service::listener::HttpLimits {
             max_connections: args.max_connections as usize,
             header_read_timeout: args.header_timeout,
         })
-        .live_limits(burnin_edge::live::Limits {
+        .live_limits(burnin_service::live::Limits {
             streams_per_operation: args.max_streams as usize,
-            ..burnin_edge::live::Limits::default()
+            ..burnin_service::live::Limits::default()
         })
         .reply_queue(args.broker.reply_queue());
         if let Some(mes) = factory.mes_http {
-            let mut metrics = burnin_edge::Metrics::new();
+            let mut metrics = burnin_service::Metrics::new();
             let limit = mes.clone();
             metrics.gauge_fn(
                 "burnin_mes_concurrency_limit",
@@ -250,7 +250,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             token = app.has_token(),
             "burnin-edge serve starting"
         );
-        match burnin_edge::serve(listener, app, shutdown_signal()).await {
+        match burnin_service::serve(listener, app, shutdown_signal()).await {
             Ok(()) => exit::PASSED,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -263,7 +263,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
 /// The bounds of an operation's waits on `store`: PostgreSQL retries a
 /// write through an outage for 30 s itself, so its bound is a second more
 /// (its own error, which names the database, wins).
-fn store_bounds(mut bounds: burnin_edge::Bounds, store: &Store) -> burnin_edge::Bounds {
+fn store_bounds(mut bounds: burnin_service::Bounds, store: &Store) -> burnin_service::Bounds {
     if store.is_shared() {
         bounds.store = bounds.store.max(std::time::Duration::from_secs(31));
     }

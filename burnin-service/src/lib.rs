@@ -53,7 +53,7 @@
 //!
 //! ```no_run
 //! use burnin_core::memory::MemoryBroker;
-//! use burnin_edge::{App, MemoryConnector};
+//! use burnin_service::{App, MemoryConnector};
 //! use burnin_local::{FileMes, OutDirReporter};
 //! use burnin_store::SqliteStore;
 //!
@@ -68,7 +68,7 @@
 //! .api_token(Some("s3cret".into()))
 //! .build();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! burnin_edge::serve(listener, app, async {
+//! burnin_service::serve(listener, app, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await?;
