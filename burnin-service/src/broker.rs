@@ -20,11 +20,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use burnin_amqp::AmqpConfig;
 use burnin_amqp::edge::AmqpCommandPublisher;
+use burnin_core::edge::ReplyRouter;
 use burnin_core::memory::{MemoryBroker, MemoryPublisher};
 use burnin_core::{CommandPublisher, ReplyStream, ScanCommand, TransportError};
 use tokio::sync::watch;
 
-use crate::service::App;
+use crate::metrics::Metrics;
 
 /// One broker connection's publishing half, as the service uses it.
 #[async_trait]
@@ -134,7 +135,8 @@ impl Connector for MemoryConnector {
 
 /// The service's current broker connection, if any; operations publish
 /// through it.
-#[derive(Debug)]
+/// Clones share the connection.
+#[derive(Debug, Clone)]
 pub struct BrokerLink {
     tx: watch::Sender<Option<Arc<dyn Link>>>,
 }
@@ -205,8 +207,10 @@ impl CommandPublisher for BrokerLink {
 /// being active); then closes the connection, so replies handed over but
 /// not acked go back to the queue for whichever edge is active.
 pub(crate) async fn supervise(
-    app: Arc<App>,
     connector: Arc<dyn Connector>,
+    link_cell: BrokerLink,
+    router: ReplyRouter,
+    metrics: Arc<Metrics>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut attempt: u32 = 0;
@@ -219,22 +223,22 @@ pub(crate) async fn supervise(
             Ok((link, mut stream)) => {
                 attempt = 0;
                 tracing::info!(broker = %connector.describe(), "connected to the broker; consuming replies");
-                app.broker().set(Some(link.clone()));
-                let metrics = app.metrics().clone();
+                link_cell.set(Some(link.clone()));
+                let on_reject_metrics = metrics.clone();
                 let on_reject = move |reason: &burnin_core::RejectReason| {
-                    metrics.reply("rejected");
+                    on_reject_metrics.reply("rejected");
                     tracing::warn!("reply moved to the rejected queue: {reason}");
                 };
-                let metrics = app.metrics().clone();
+                let on_error_metrics = metrics.clone();
                 let on_error = move |e: &TransportError| {
-                    metrics.transport_error();
+                    on_error_metrics.transport_error();
                     tracing::warn!("broker: {e}");
                 };
                 let stopped = tokio::select! {
                     () = stop.cancelled() => true,
-                    () = app.router().pump(stream.as_mut(), &on_reject, &on_error) => false,
+                    () = router.pump(stream.as_mut(), &on_reject, &on_error) => false,
                 };
-                app.broker().set(None);
+                link_cell.set(None);
                 link.close().await;
                 if stopped {
                     return;

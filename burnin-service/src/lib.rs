@@ -78,15 +78,13 @@
 //! For RabbitMQ, pass an [`AmqpConnector`] built from a checked
 //! [`burnin_amqp::AmqpConfig`] instead.
 
-pub mod api;
 pub mod bounds;
 pub mod broker;
 pub mod guard;
+pub mod http;
 pub mod listener;
 pub mod live;
 pub mod metrics;
-pub mod openapi;
-mod page;
 pub mod report;
 pub mod service;
 pub mod store;
@@ -94,9 +92,9 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use api::router;
 pub use bounds::{Bounds, Waits};
 pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
+pub use http::api::router;
 pub use metrics::Metrics;
 pub use service::{App, AppBuilder, Role};
 pub use store::Store;

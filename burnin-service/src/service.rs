@@ -446,7 +446,13 @@ impl App {
         self.resume().await?;
         self.spawn_in(
             &term,
-            broker::supervise(self.clone(), self.connector.clone(), term.token.clone()),
+            broker::supervise(
+                self.connector.clone(),
+                self.broker.clone(),
+                self.router.clone(),
+                self.metrics.clone(),
+                term.token.clone(),
+            ),
         );
         if let Some(keep) = self.keep {
             self.spawn_in(
@@ -592,10 +598,6 @@ impl App {
     /// Whether the API needs a token.
     pub fn has_token(&self) -> bool {
         self.api_token.is_some()
-    }
-
-    pub(crate) fn router(&self) -> &ReplyRouter {
-        &self.router
     }
 
     pub(crate) fn stop_token(&self) -> CancellationToken {

@@ -234,7 +234,9 @@ fn no_crate_has_modules_that_import_each_other() {
 #[test]
 fn the_checker_sees_a_circle_and_its_paths() {
     assert_eq!(
-        referenced("use crate::{a::X, b, c::{d, e}};\nlet x = crate::f::g(); $crate::h; my_crate::i"),
+        referenced(
+            "use crate::{a::X, b, c::{d, e}};\nlet x = crate::f::g(); $crate::h; my_crate::i"
+        ),
         ["a", "b", "c", "f"].map(String::from).into()
     );
     let g: Graph = [

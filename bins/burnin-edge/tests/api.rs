@@ -14,8 +14,8 @@ use axum::http::{Request, StatusCode, header};
 use burnin_core::agent::{Agent, serve as agent_serve};
 use burnin_core::memory::{MemoryBroker, StaticProbe};
 use burnin_core::{Hardware, InterfaceReport, Mac, SerialNumber, Target};
-use burnin_service::{App, MemoryConnector, router};
 use burnin_local::{FileMes, OutDirReporter, SystemClock};
+use burnin_service::{App, MemoryConnector, router};
 use burnin_store::SqliteStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -277,7 +277,7 @@ async fn twenty_thousand_serials_are_taken_and_a_body_over_the_limit_is_413() {
     let h = Harness::start(&[], true).await;
     let big = format!(
         r#"{{"operationId": 1, "operatorId": "{}"}}"#,
-        "x".repeat(burnin_service::api::MAX_BODY)
+        "x".repeat(burnin_service::http::api::MAX_BODY)
     );
     let (status, doc) = h
         .call("POST", "/scans", Some(TOKEN), Some(big.into_bytes()))

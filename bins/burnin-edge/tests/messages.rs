@@ -246,7 +246,8 @@ fn help(binary_name: &str, args: &[&str]) -> String {
 fn help_texts_list_the_post_fields_and_rust_log_and_say_higher_where_they_mean_it() {
     let serve = help("burnin-edge", &["serve"]);
     // Every field of POST /scans, as the API document names them.
-    let doc: serde_json::Value = serde_json::from_str(&burnin_service::openapi::document()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&burnin_service::http::openapi::document()).unwrap();
     let fields = doc["components"]["schemas"]["ScanRequestDoc"]["properties"]
         .as_object()
         .unwrap();

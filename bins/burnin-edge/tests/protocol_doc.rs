@@ -37,7 +37,7 @@ fn table_routes() -> BTreeSet<String> {
 }
 
 fn document() -> Value {
-    serde_json::from_str(&burnin_service::openapi::document()).unwrap()
+    serde_json::from_str(&burnin_service::http::openapi::document()).unwrap()
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn block(tag: &str) -> String {
 fn schema_errors(name: &str, example: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let doc = dir.path().join("openapi.json");
-    std::fs::write(&doc, burnin_service::openapi::document()).unwrap();
+    std::fs::write(&doc, burnin_service::http::openapi::document()).unwrap();
     let ex = dir.path().join("example.json");
     std::fs::write(&ex, example).unwrap();
     let script = r##"

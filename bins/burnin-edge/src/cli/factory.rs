@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_core::{FactoryReporter, MesSource, Target};
-use burnin_service::Bounds;
 use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
 use burnin_local::{FileMes, OutDirReporter};
+use burnin_service::Bounds;
 
 /// Where MES records come from and where payloads go.
 #[derive(Debug, Clone, clap::Args)]

@@ -8,11 +8,11 @@ use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
 use burnin_core::{
     OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
 };
+use burnin_local::SystemClock;
 use burnin_service::Bounds;
 use burnin_service::bounds::{
     BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Waits,
 };
-use burnin_local::SystemClock;
 use burnin_store::SqliteStore;
 
 use crate::cli::broker_args::BrokerArgs;

@@ -72,17 +72,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/scans", get(list).post(create))
         .route("/scans/{operation_id}", get(show))
         .route("/metrics", get(metrics))
-        .route("/events", get(crate::live::all_events))
+        .route("/events", get(super::events::all_events))
         .route(
             "/scans/{operation_id}/events",
-            get(crate::live::operation_events),
+            get(super::events::operation_events),
         )
-        .route("/devices/{sn}", get(crate::live::find_device))
+        .route("/devices/{sn}", get(super::events::find_device))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(crate::openapi::serve_document))
-        .merge(crate::page::routes())
+        .route("/openapi.json", get(super::openapi::serve_document))
+        .merge(super::page::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
@@ -268,7 +268,7 @@ async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response 
         None => app.store.find(&raw).await,
     };
     match found {
-        Ok(Some(v)) => axum::Json(crate::live::operation_json(
+        Ok(Some(v)) => axum::Json(super::events::operation_json(
             view_json(&v),
             &v,
             &app.live.board(),
@@ -313,7 +313,7 @@ async fn list(
             let board = app.live.board();
             let docs = views
                 .iter()
-                .map(|v| crate::live::operation_json(view_json(v), v, &board))
+                .map(|v| super::events::operation_json(view_json(v), v, &board))
                 .collect();
             drop(board);
             axum::Json(Value::Array(docs)).into_response()

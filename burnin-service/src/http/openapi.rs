@@ -2,7 +2,7 @@
 //! utoipa from the Rust types below and the path declarations in this
 //! module (one per route of [`crate::router`]).
 //!
-//! The schemas mirror the JSON the handlers write (`crate::api`,
+//! The schemas mirror the JSON the handlers write (`super::api`,
 //! [`crate::live`]); the test suite keeps them honest: it validates the
 //! document with openapi-spec-validator and runs schemathesis against a
 //! live `serve` from it, failing on any response the document does not
