@@ -637,11 +637,9 @@ impl Board {
     }
 }
 
-/// One reason a device has the result it has; see [`reasons`]. The edge's
-/// table and the live view word them differently (terse vs. sentences),
-/// so the decision of *which* reasons apply lives here once.
-///
-/// Deliberately exhaustive: a new reason must be worded by every front end.
+/// One reason a device has the result it has; see [`reasons`]. Which
+/// reasons apply and how they are worded (`Display`) live here once, so
+/// every front end says the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// Expected but silent until the window closed.
@@ -740,32 +738,37 @@ pub fn reasons(d: &DeviceResult) -> Vec<Reason> {
     out
 }
 
-/// [`reasons`] in sentences, as the live view shows them.
-pub fn details(d: &DeviceResult) -> Vec<String> {
-    reasons(d)
-        .into_iter()
-        .map(|r| match r {
-            Reason::NoReply => "no reply before the deadline".to_owned(),
-            Reason::UnknownToMes => "serial number unknown to MES".to_owned(),
-            Reason::MesFailed(why) => format!("MES lookup failed: {why}"),
-            Reason::Other(s) | Reason::Hardware(s) => s,
+/// Each reason in words: the one wording `scan`'s table, `scan --json`,
+/// the API, the events and the page all show.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoReply => f.write_str("no reply before the window closed"),
+            Reason::UnknownToMes => f.write_str("serial number unknown to MES"),
+            Reason::MesFailed(why) => write!(f, "MES lookup failed: {why}"),
+            Reason::Other(s) | Reason::Hardware(s) => f.write_str(s),
             Reason::Mismatch {
                 interface,
                 mac,
                 why,
             } => {
-                let why = match why {
-                    MismatchWhy::NoLink => "has no link (requireLink)".to_owned(),
-                    MismatchWhy::InvalidAddress => "is not a valid card address".to_owned(),
-                    MismatchWhy::Duplicates(first) => format!("duplicates {first}"),
-                    MismatchWhy::NotInMes => "is not in MES".to_owned(),
-                };
-                format!("{interface} {mac} {why}")
+                write!(f, "{interface} {mac} ")?;
+                match why {
+                    MismatchWhy::NoLink => f.write_str("has no link (requireLink)"),
+                    MismatchWhy::InvalidAddress => f.write_str("is not a valid card address"),
+                    MismatchWhy::Duplicates(first) => write!(f, "duplicates {first}"),
+                    MismatchWhy::NotInMes => f.write_str("is not in MES"),
+                }
             }
-            Reason::MissingCard(mac) => format!("card {mac} recorded in MES is missing"),
-            Reason::NoCards => "no network cards reported and none in MES".to_owned(),
-        })
-        .collect()
+            Reason::MissingCard(mac) => write!(f, "card {mac} recorded in MES is missing"),
+            Reason::NoCards => f.write_str("no network cards reported and none in MES"),
+        }
+    }
+}
+
+/// [`reasons`] in words (see [`Reason`]'s `Display`).
+pub fn details(d: &DeviceResult) -> Vec<String> {
+    reasons(d).iter().map(ToString::to_string).collect()
 }
 
 #[cfg(test)]

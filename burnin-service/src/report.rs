@@ -2,10 +2,12 @@
 //!
 //! * A device: `{"sn", "result": "0"|"1", "macinfo": [{"interface",
 //!   "macaddr", "scanstatus"}], "findings"?: [{"kind", "interface"?,
-//!   "message"}]}` ([`device_json`]): `macinfo` as in the log payload;
-//!   `findings` (SPEC §10.1: MAC overridden by software, a card with no
-//!   driver, a MAC another device reported, requireLink) only when there
-//!   are some, so a device without any is shown exactly as before.
+//!   "message"}], "details"?: ["…"]}` ([`device_json`]): `macinfo` as in
+//!   the log payload; `findings` (SPEC §10.1: MAC overridden by software, a
+//!   card with no driver, a MAC another device reported, requireLink) and
+//!   `details` (why the device has its result, in the words the table, the
+//!   API and the page use: [`burnin_core::live::details`]) only when there
+//!   are some.
 //! * An operation's report: `{"operationId", "state", "devices": [...],
 //!   "replies": {"accepted", "duplicate", "conflict", "rejected", "redelivered"},
 //!   "error"?}` ([`report_json`]).
@@ -29,15 +31,21 @@ use burnin_core::edge::OperationReport;
 use serde_json::{Value, json};
 
 /// One device as `scan --json` and the API show it: `{"sn", "result",
-/// "macinfo", "findings"?}`.
+/// "macinfo", "findings"?, "details"?}`.
 pub fn device_json(d: &DeviceResult) -> Value {
     let mut doc = json!({
         "sn": d.sn,
         "result": d.result.as_str(),
         "macinfo": d.macinfo,
     });
-    if let (false, Some(map)) = (d.findings.is_empty(), doc.as_object_mut()) {
-        map.insert("findings".into(), json!(d.findings));
+    if let Some(map) = doc.as_object_mut() {
+        if !d.findings.is_empty() {
+            map.insert("findings".into(), json!(d.findings));
+        }
+        let details = burnin_core::live::details(d);
+        if !details.is_empty() {
+            map.insert("details".into(), json!(details));
+        }
     }
     doc
 }

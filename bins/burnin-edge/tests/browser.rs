@@ -138,7 +138,10 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
         "the missing card is named: {two}"
     );
     let three = row_text(&b, "LIVE-3");
-    assert!(three.contains("no reply before the deadline"), "{three}");
+    assert!(
+        three.contains("no reply before the window closed"),
+        "{three}"
+    );
     let deliveries = b.js(
         "return document.getElementById('deliveries').innerText",
         vec![],

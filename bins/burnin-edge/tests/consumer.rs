@@ -157,7 +157,7 @@ fn a_scan_through_serve_prints_the_table_json_and_exit_codes_of_a_local_scan() {
     assert_eq!(lines[0], "SERIAL  RESULT  DETAILS", "{}", run.stdout);
     for want in [
         "VIA-1   PASS",
-        "BAD-1   FAIL    enp1s0 02:00:00:42:00:01 not in MES; missing card 02:00:00:42:00:02",
+        "BAD-1   FAIL    enp1s0 02:00:00:42:00:01 is not in MES; card 02:00:00:42:00:02 recorded in MES is missing",
         "GONE-1  FAIL    no reply before the window closed",
     ] {
         assert!(lines.contains(&want), "{want:?} not in\n{}", run.stdout);

@@ -25,9 +25,9 @@ fn demo_writes_the_factory_documents_and_a_table() {
         String::from_utf8_lossy(&out.stderr)
     );
     for line in [
-        "DEMO00003  FAIL    enp4s0f1 02:b1:00:00:03:01 not in MES; missing card 02:ee:00:00:00:01",
-        "DEMO00005  FAIL    missing card 02:b1:00:00:05:09",
-        "DEMO00007  FAIL    serial unknown to MES",
+        "DEMO00003  FAIL    enp4s0f1 02:b1:00:00:03:01 is not in MES; card 02:ee:00:00:00:01 recorded in MES is missing",
+        "DEMO00005  FAIL    card 02:b1:00:00:05:09 recorded in MES is missing",
+        "DEMO00007  FAIL    serial number unknown to MES",
         "DEMO00012  FAIL    no reply before the window closed",
         "DEMO00001  PASS",
         "operation 1001: 12 devices, 8 passed, 4 failed",

@@ -174,9 +174,9 @@ fn failing_devices_give_exact_documents_and_exit_1() {
         json!({"snArray": ["OK-1"], "operationId": "op-fail"})
     );
     for line in [
-        "WRONG-2    FAIL    enp2s0 02:00:00:00:02:02 not in MES; missing card 02:00:00:00:02:99",
-        "MISSING-3  FAIL    missing card 02:00:00:00:03:02",
-        "UNKNOWN-4  FAIL    serial unknown to MES",
+        "WRONG-2    FAIL    enp2s0 02:00:00:00:02:02 is not in MES; card 02:00:00:00:02:99 recorded in MES is missing",
+        "MISSING-3  FAIL    card 02:00:00:00:03:02 recorded in MES is missing",
+        "UNKNOWN-4  FAIL    serial number unknown to MES",
         "SILENT-5   FAIL    no reply before the window closed",
     ] {
         assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
@@ -595,7 +595,7 @@ fn hardware_truth_reaches_the_table_and_the_json() {
             .to_owned()
     };
     assert!(
-        line("HW-1").contains("missing card 02:00:00:00:08:03")
+        line("HW-1").contains("card 02:00:00:00:08:03 recorded in MES is missing")
             && line("HW-1").contains("enp1s0: MAC overridden by software (current 52:54:00:00:08:99)")
             && line("HW-1").contains(
                 "network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card 02:00:00:00:08:03"

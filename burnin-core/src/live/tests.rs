@@ -111,7 +111,7 @@ fn devices_go_from_waiting_to_replied_to_passed_or_failed() {
     assert_eq!(by("A").state, Passed);
     assert_eq!(by("A").result, Some("1"));
     assert_eq!(by("B").state, Failed);
-    assert_eq!(by("B").details, vec!["no reply before the deadline"]);
+    assert_eq!(by("B").details, vec!["no reply before the window closed"]);
     assert_eq!(by("X").state, Failed);
     assert!(!by("X").expected);
     assert_eq!(

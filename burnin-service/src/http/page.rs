@@ -14,7 +14,7 @@
 //! * for the selected operation, a table of devices — serial, state
 //!   (`waiting`, `replied`, `passed`, `failed` in words next to an icon,
 //!   never by colour alone), host name, and details (which MAC is not in
-//!   MES, which card is missing, no reply before the deadline) — updated in
+//!   MES, which card is missing, no reply before the window closed) — updated in
 //!   place, batched once per animation frame, so 1,000 devices stay fluid;
 //! * the state of the log, Pair/directBurn and notification deliveries;
 //! * a search for a serial across operations.

@@ -5,7 +5,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burnin_core::edge::{Observer, OperationReport};
-use burnin_core::live::{MismatchWhy, Reason, reasons};
 use burnin_core::operation::Counters;
 use burnin_core::{
     DeviceResult, Finding, MesAnswer, MesError, Operation, OperationState, PayloadKind,
@@ -194,39 +193,11 @@ impl Observer for Progress {
     }
 }
 
-/// Why a device failed, in a few words for the table: burnin-core's
-/// [`reasons`](burnin_core::live::reasons), worded tersely.
+/// Why a device has its result, for the table: burnin-core's
+/// [`details`](burnin_core::live::details) (the one wording the API and
+/// the page show too), joined with `; `.
 pub(crate) fn details(d: &DeviceResult) -> String {
-    reasons(d)
-        .into_iter()
-        .filter_map(|r| {
-            Some(match r {
-                Reason::NoReply => "no reply before the window closed".to_owned(),
-                Reason::UnknownToMes => "serial unknown to MES".to_owned(),
-                Reason::MesFailed(why) => format!("MES lookup failed: {why}"),
-                Reason::Mismatch {
-                    interface,
-                    mac,
-                    why,
-                } => {
-                    let why = match why {
-                        MismatchWhy::NoLink => "has no link (requireLink)".to_owned(),
-                        MismatchWhy::InvalidAddress => "is not a valid card address".to_owned(),
-                        MismatchWhy::Duplicates(first) => format!("duplicates {first}"),
-                        MismatchWhy::NotInMes => "not in MES".to_owned(),
-                    };
-                    format!("{interface} {mac} {why}")
-                }
-                Reason::MissingCard(mac) => format!("missing card {mac}"),
-                Reason::NoCards => "no network cards reported and none in MES".to_owned(),
-                Reason::Hardware(message) => message,
-                // A finding this version has no words for: the table
-                // leaves it out (the JSON output carries the finding).
-                Reason::Other(_) => return None,
-            })
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    burnin_core::live::details(d).join("; ")
 }
 
 /// The result table.
@@ -392,13 +363,13 @@ mod tests {
         let d = DeviceResult::compare_report(&r, &mes, Rules::require_link(true));
         assert_eq!(
             details(&d),
-            "eth1 02:00:00:00:00:02 has no link (requireLink); missing card 02:00:00:00:00:03; \
+            "eth1 02:00:00:00:00:02 has no link (requireLink); card 02:00:00:00:00:03 recorded in MES is missing; \
              eth0: MAC overridden by software (current 52:54:00:00:00:99); \
              network card at 0000:03:00.0 (8086:1533) has no driver; likely the missing card 02:00:00:00:00:03"
         );
         // A device MES does not know still shows its findings.
         let d = DeviceResult::compare_report(&r, &MesAnswer::Unknown, Rules::require_link(true));
-        assert!(details(&d).starts_with("serial unknown to MES; eth0: MAC overridden"));
+        assert!(details(&d).starts_with("serial number unknown to MES; eth0: MAC overridden"));
         assert!(details(&d).contains("eth1: no link (no carrier)"));
         // `scan --json` carries the findings; without any, the old shape.
         let doc = burnin_service::report::device_json(&d);
