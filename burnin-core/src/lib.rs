@@ -90,7 +90,7 @@ pub use ports::{
     MesSource, OutgoingReply, ProbeError, ReplySink, ReplyStream, ReportError, TransportError,
 };
 pub use store::{
-    DeliveryRecord, NoStore, OperationStore, OperationView, RunSummary, StoreError,
-    StoredOperation, StoredReply,
+    Candidacy, DeliveryRecord, Election, NoStore, OperationReads, OperationStore, OperationView,
+    RunSummary, StateStore, StoreError, StoredOperation, StoredReply,
 };
 pub use time::{Timestamp, TimestampError, human_duration};

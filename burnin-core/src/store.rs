@@ -40,6 +40,7 @@
 //! sent again. Payloads are rebuilt from the stored results, so a resent
 //! body is byte-identical to the first attempt.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -519,6 +520,152 @@ pub trait OperationStore: Send + Sync {
         error: Option<&str>,
         finished: Timestamp,
     ) -> Result<(), StoreError>;
+}
+
+/// The read side of an operation store, and what a long-running edge
+/// needs of it beyond [`OperationStore`]: the API's reads, resuming at
+/// start, `--keep` pruning, a barrier at shutdown, and — for a store that
+/// several edges share — the [`Election`] of the active one.
+///
+/// Every read answers with [`OperationView`] (the latest run of an id);
+/// errors are [`StoreError::Io`] naming the file or database. A store
+/// whose calls block runs them off the async threads itself.
+#[async_trait]
+pub trait OperationReads: Send + Sync {
+    /// The file or the database URL (password hidden), for logs.
+    fn describe(&self) -> String;
+
+    /// The latest run of operation `id`, if any.
+    async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError>;
+
+    /// Finds an operation by an id written as text: the number id if the
+    /// text is a number the store holds, else the string id.
+    async fn find(&self, raw: &str) -> Result<Option<OperationView>, StoreError>;
+
+    /// The `limit` most recently begun operations, newest first.
+    async fn list(&self, limit: usize) -> Result<Vec<OperationView>, StoreError>;
+
+    /// How many operations (latest run of each id) are in each state.
+    async fn count_by_state(&self) -> Result<Vec<(OperationState, u64)>, StoreError>;
+
+    /// Every unfinished operation, oldest first, with what it recorded.
+    async fn unfinished(&self) -> Result<Vec<StoredOperation>, StoreError>;
+
+    /// The ids of the unfinished operations. The default reads
+    /// [`unfinished`](Self::unfinished); a store that can answer without
+    /// reading replies should.
+    async fn unfinished_ids(&self) -> Result<Vec<OperationId>, StoreError> {
+        Ok(self
+            .unfinished()
+            .await?
+            .into_iter()
+            .map(|o| o.params.operation_id)
+            .collect())
+    }
+
+    /// Deletes finished operations older than `finished_before`; how many.
+    async fn prune(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
+
+    /// Waits until every write handed over before this call is committed
+    /// (or has failed). The default returns at once (every write already
+    /// waits for its commit).
+    async fn barrier(&self) {}
+
+    /// The election of the active edge, for a store several edges share;
+    /// `None` (the default) for a store only one edge uses, which is then
+    /// active from the start.
+    fn election(&self) -> Option<&dyn Election> {
+        None
+    }
+}
+
+/// A whole operation store: writes ([`OperationStore`]) and reads
+/// ([`OperationReads`]). Implemented for every type that has both.
+pub trait StateStore: OperationStore + OperationReads {}
+
+impl<T: OperationStore + OperationReads + ?Sized> StateStore for T {}
+
+/// Choosing the one active edge among those sharing a store.
+#[async_trait]
+pub trait Election: Send + Sync {
+    /// Starts campaigning as `identity` (how this edge names itself to
+    /// clients of a standby). Returns once the first attempt was made.
+    async fn campaign(&self, identity: &str) -> Result<Arc<dyn Candidacy>, StoreError>;
+
+    /// How long a standby whose candidacy ended waits before campaigning
+    /// again.
+    fn retry_interval(&self) -> Duration;
+}
+
+/// One edge's candidacy in an [`Election`].
+#[async_trait]
+pub trait Candidacy: Send + Sync {
+    /// Completes once this edge is active (at once if it is).
+    async fn active(&self);
+
+    /// Completes once this edge, having been active, lost the office (the
+    /// session that held it ended).
+    async fn lost(&self);
+
+    /// Who is active, as it named itself, and since when (Unix ms); `None`
+    /// if nobody has been.
+    async fn active_identity(&self) -> Result<Option<(String, i64)>, StoreError>;
+}
+
+/// A shared store is still one store: calls go to the shared value.
+#[async_trait]
+impl<T: OperationStore + ?Sized> OperationStore for Arc<T> {
+    async fn begin(
+        &self,
+        params: &OperationParams,
+        started: Timestamp,
+        deadline: Timestamp,
+    ) -> Result<u64, StoreError> {
+        (**self).begin(params, started, deadline).await
+    }
+    async fn reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        (**self).reply(operation, sn, body, received).await
+    }
+    async fn late_reply(
+        &self,
+        operation: &OperationId,
+        sn: &SerialNumber,
+        body: &[u8],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        (**self).late_reply(operation, sn, body, received).await
+    }
+    async fn results(
+        &self,
+        operation: &OperationId,
+        results: &[DeviceResult],
+        errors: &[String],
+    ) -> Result<(), StoreError> {
+        (**self).results(operation, results, errors).await
+    }
+    async fn delivery(
+        &self,
+        operation: &OperationId,
+        kind: PayloadKind,
+        outcome: Result<(), &ReportError>,
+    ) -> Result<(), StoreError> {
+        (**self).delivery(operation, kind, outcome).await
+    }
+    async fn finish(
+        &self,
+        operation: &OperationId,
+        state: OperationState,
+        error: Option<&str>,
+        finished: Timestamp,
+    ) -> Result<(), StoreError> {
+        (**self).finish(operation, state, error, finished).await
+    }
 }
 
 /// A store that keeps nothing: for one-shot runs that need no resume.

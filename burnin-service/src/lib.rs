@@ -60,7 +60,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let broker = MemoryBroker::new();
 //! let app = App::builder(
-//!     SqliteStore::in_memory()?,
+//!     std::sync::Arc::new(SqliteStore::in_memory()?),
 //!     MemoryConnector::new(broker.clone(), "hwinfo_queue"),
 //!     Box::new(FileMes::load("mes.json".as_ref())?),
 //!     Box::new(OutDirReporter::new("out")?),
@@ -87,7 +87,6 @@ pub mod live;
 pub mod metrics;
 pub mod report;
 pub mod service;
-pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,7 +96,10 @@ pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
 pub use http::api::router;
 pub use metrics::Metrics;
 pub use service::{App, AppBuilder, Role};
-pub use store::Store;
+/// The operation store a service runs on: any [`burnin_core::StateStore`]
+/// (SQLite, `burnin_store::SqliteStore`; PostgreSQL, several edges and one
+/// active, `burnin_store_pg::PgStore`), shared by the service's tasks.
+pub type Store = Arc<dyn burnin_core::StateStore>;
 
 /// Runs the service on `listener` until `shutdown` completes: resumes what
 /// the store holds ([`App::start`]), serves the API, then stops accepting,

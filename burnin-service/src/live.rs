@@ -167,7 +167,7 @@ impl Observer for LiveObserver {
 
 /// Deletes finished operations older than `keep` now and every 10 minutes
 /// until `stop` (`serve --keep`).
-pub(crate) async fn retention(store: crate::store::Store, keep: Duration, stop: CancellationToken) {
+pub(crate) async fn retention(store: crate::Store, keep: Duration, stop: CancellationToken) {
     loop {
         let cutoff = std::time::SystemTime::now()
             .checked_sub(keep)

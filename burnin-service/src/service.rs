@@ -18,10 +18,11 @@
 //!   the rest of the window), past-deadline ones are reported, undelivered
 //!   payloads are sent again with the same `Idempotency-Key`. Then the
 //!   broker task ([`crate::broker`]) connects and pumps replies.
-//! * **Active or standby** ([`Role`]): on SQLite the edge is always active.
-//!   On a PostgreSQL store several edges may run; exactly one is active —
-//!   the one holding the store's advisory lock
-//!   ([`burnin_store_pg::Leadership`]; why a lock in the database and not,
+//! * **Active or standby** ([`Role`]): on a store only one edge uses
+//!   (SQLite) the edge is always active. On a store that offers an
+//!   [`Election`](burnin_core::Election) (PostgreSQL) several edges may
+//!   run; exactly one is active — on PostgreSQL the one holding the
+//!   store's advisory lock ([`burnin_store_pg::Leadership`]; why a lock in the database and not,
 //!   say, RabbitMQ's single active consumer is explained there: the lock
 //!   lives with the data it guards, and a single consumer alone would not
 //!   stop a second edge from beginning, resuming and reporting operations).
@@ -53,21 +54,21 @@ use std::time::{Duration, Instant};
 use burnin_core::edge::OperationReport;
 use burnin_core::edge::{self, EdgePorts, Observer, ReplyRouter};
 use burnin_core::{
-    FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId, OperationParams,
-    PayloadKind, ReplyOutcome, ReportError, SerialNumber, StoreError, Target, TransportError,
+    Candidacy, FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId,
+    OperationParams, PayloadKind, ReplyOutcome, ReportError, SerialNumber, StoreError, Target,
+    TransportError,
 };
 use burnin_local::SystemClock;
-use burnin_store_pg::{Leadership, PgStore};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::Store;
 use crate::bounds::{
     BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Bounds, Waits,
 };
 use crate::broker::{self, BrokerLink, Connector};
 use crate::metrics::{Metrics, ServeObserver, TimedMes, TimedReporter};
-use crate::store::Store;
 
 /// How often an active edge on a shared store looks for unfinished
 /// operations nobody runs (see the [module docs](self)).
@@ -132,7 +133,7 @@ pub struct App {
     advertise: String,
     term: Mutex<Option<Term>>,
     running: Arc<Mutex<HashSet<OperationId>>>,
-    leadership: Mutex<Option<Leadership>>,
+    candidacy: Mutex<Option<Arc<dyn Candidacy>>>,
     active_seen: Mutex<Option<(Instant, Option<String>)>>,
     site: Arc<crate::guard::Site>,
 }
@@ -280,7 +281,7 @@ impl AppBuilder {
         let bounds = self.bounds;
         // On its own store an edge is active from the start; on a shared
         // one it is a standby until it holds the lock.
-        let role = watch::Sender::new(if self.store.is_shared() {
+        let role = watch::Sender::new(if self.store.election().is_some() {
             Role::Standby
         } else {
             Role::Active
@@ -365,7 +366,7 @@ impl AppBuilder {
             site,
             term: Mutex::new(None),
             running: Arc::new(Mutex::new(HashSet::new())),
-            leadership: Mutex::new(None),
+            candidacy: Mutex::new(None),
             active_seen: Mutex::new(None),
         })
     }
@@ -375,13 +376,13 @@ impl App {
     /// A builder for an app over `store`, the broker `connector`, MES and
     /// the factory reporter.
     pub fn builder(
-        store: impl Into<Store>,
+        store: Store,
         connector: impl Connector,
         mes: Box<dyn MesSource>,
         reporter: Box<dyn FactoryReporter>,
     ) -> AppBuilder {
         AppBuilder {
-            store: store.into(),
+            store,
             advertise: None,
             connector: Arc::new(connector),
             mes,
@@ -423,16 +424,16 @@ impl App {
     /// [module docs](self)). Call once; the error names what could not be
     /// read or reached.
     pub async fn start(self: &Arc<Self>) -> Result<(), String> {
-        match &self.store {
-            Store::Postgres(pg) => {
-                let leadership = Leadership::for_store(pg, self.advertise.clone())
+        match self.store.election() {
+            Some(election) => {
+                let candidacy = election
+                    .campaign(&self.advertise)
                     .await
                     .map_err(|e| e.to_string())?;
-                self.tasks
-                    .spawn(campaign(self.clone(), pg.clone(), leadership));
+                self.tasks.spawn(campaign(self.clone(), candidacy));
                 Ok(())
             }
-            _ => self.take_office().await,
+            None => self.take_office().await,
         }
     }
 
@@ -460,7 +461,7 @@ impl App {
                 crate::live::retention(self.store.clone(), keep, term.token.clone()),
             );
         }
-        if self.store.is_shared() {
+        if self.store.election().is_some() {
             self.spawn_in(&term, sweep(self.clone(), term.token.clone()));
         }
         // Shown (and POST taken) once what the store held runs again.
@@ -532,21 +533,20 @@ impl App {
         {
             return seen;
         }
-        let leadership = self
-            .leadership
+        let candidacy = self
+            .candidacy
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
-        let seen = match tokio::time::timeout(Duration::from_secs(2), leadership.active_identity())
-            .await
-        {
-            Ok(Ok(found)) => found.map(|(identity, _)| identity),
-            Ok(Err(e)) => {
-                tracing::warn!("cannot read which edge is active: {e}");
-                None
-            }
-            Err(_) => None,
-        };
+        let seen =
+            match tokio::time::timeout(Duration::from_secs(2), candidacy.active_identity()).await {
+                Ok(Ok(found)) => found.map(|(identity, _)| identity),
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot read which edge is active: {e}");
+                    None
+                }
+                Err(_) => None,
+            };
         *self
             .active_seen
             .lock()
@@ -717,14 +717,12 @@ impl Drop for Running {
 
 /// On a shared store: waits for the lock, acts while holding it, stops
 /// acting when its session is lost, and campaigns again; until shutdown.
-async fn campaign(app: Arc<App>, pg: PgStore, mut leadership: Leadership) {
+async fn campaign(app: Arc<App>, mut candidacy: Arc<dyn Candidacy>) {
     loop {
-        *app.leadership
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(leadership.clone());
+        *app.candidacy.lock().unwrap_or_else(PoisonError::into_inner) = Some(candidacy.clone());
         tokio::select! {
             () = app.stop.cancelled() => return,
-            () = leadership.active() => {}
+            () = candidacy.active() => {}
         }
         let took = Instant::now();
         match app.take_office().await {
@@ -736,7 +734,7 @@ async fn campaign(app: Arc<App>, pg: PgStore, mut leadership: Leadership) {
                 );
                 tokio::select! {
                     () = app.stop.cancelled() => return,
-                    () = leadership.lost() => {}
+                    () = candidacy.lost() => {}
                 }
                 tracing::error!(
                     "this edge lost the active edge's lock (its PostgreSQL session ended); \
@@ -749,16 +747,17 @@ async fn campaign(app: Arc<App>, pg: PgStore, mut leadership: Leadership) {
             ),
         }
         app.leave_office().await;
-        drop(leadership);
-        *app.leadership
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        leadership = loop {
+        drop(candidacy);
+        *app.candidacy.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let Some(election) = app.store.election() else {
+            return;
+        };
+        candidacy = loop {
             tokio::select! {
                 () = app.stop.cancelled() => return,
-                () = tokio::time::sleep(Leadership::POLL) => {}
+                () = tokio::time::sleep(election.retry_interval()) => {}
             }
-            match Leadership::for_store(&pg, app.advertise.clone()).await {
+            match election.campaign(&app.advertise).await {
                 Ok(l) => break l,
                 Err(e) => tracing::warn!("standby cannot reach PostgreSQL yet: {e}"),
             }

@@ -328,3 +328,16 @@ async fn campaign(
         }
     }
 }
+
+#[async_trait::async_trait]
+impl burnin_core::Candidacy for Leadership {
+    async fn active(&self) {
+        Leadership::active(self).await;
+    }
+    async fn lost(&self) {
+        Leadership::lost(self).await;
+    }
+    async fn active_identity(&self) -> Result<Option<(String, i64)>, burnin_core::StoreError> {
+        Ok(Leadership::active_identity(self).await?)
+    }
+}

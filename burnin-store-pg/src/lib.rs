@@ -88,7 +88,8 @@ use burnin_core::store::{
     params_from_json, params_to_json, to_millis,
 };
 use burnin_core::{
-    DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
+    Candidacy, DeviceResult, Election, OperationId, OperationParams, OperationReads, OperationState,
+    OperationStore, PayloadKind,
     ReportError, SerialNumber, StoreError, Timestamp,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -1111,6 +1112,52 @@ async fn apply(
                 .await?;
             Ok(if n == 0 { Err(running(key)) } else { Ok(()) })
         }
+    }
+}
+
+#[async_trait]
+impl OperationReads for PgStore {
+    fn describe(&self) -> String {
+        self.url().to_owned()
+    }
+    async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError> {
+        Ok(PgStore::get(self, id).await?)
+    }
+    async fn find(&self, raw: &str) -> Result<Option<OperationView>, StoreError> {
+        Ok(PgStore::find(self, raw).await?)
+    }
+    async fn list(&self, limit: usize) -> Result<Vec<OperationView>, StoreError> {
+        Ok(PgStore::list(self, limit).await?)
+    }
+    async fn count_by_state(&self) -> Result<Vec<(OperationState, u64)>, StoreError> {
+        Ok(PgStore::count_by_state(self).await?)
+    }
+    async fn unfinished(&self) -> Result<Vec<StoredOperation>, StoreError> {
+        Ok(PgStore::unfinished(self).await?)
+    }
+    async fn unfinished_ids(&self) -> Result<Vec<OperationId>, StoreError> {
+        Ok(PgStore::unfinished_ids(self).await?)
+    }
+    async fn prune(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
+        Ok(PgStore::prune(self, finished_before).await?)
+    }
+    async fn barrier(&self) {
+        PgStore::barrier(self).await;
+    }
+    /// Several edges share a PostgreSQL store; one is active
+    /// ([`Leadership`]).
+    fn election(&self) -> Option<&dyn Election> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Election for PgStore {
+    async fn campaign(&self, identity: &str) -> Result<Arc<dyn Candidacy>, StoreError> {
+        Ok(Arc::new(Leadership::for_store(self, identity).await?))
+    }
+    fn retry_interval(&self) -> Duration {
+        Leadership::POLL
     }
 }
 

@@ -120,7 +120,8 @@ use burnin_core::store::{
     operation_key, params_from_json, params_to_json, to_millis,
 };
 use burnin_core::{
-    DeviceResult, OperationId, OperationParams, OperationState, OperationStore, PayloadKind,
+    DeviceResult, OperationId, OperationParams, OperationReads, OperationState, OperationStore,
+    PayloadKind,
     ReportError, SerialNumber, StoreError, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
@@ -980,6 +981,53 @@ fn running(conn: &Connection, path: &str, id: &OperationId) -> Result<i64, Store
             "state database {path}: no running operation {id} to record into"
         ))
     })
+}
+
+/// Runs a blocking read on tokio's blocking pool (the reads take the
+/// connection's lock, which the writer thread holds while it commits).
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(StoreError::from),
+        Err(e) => Err(StoreError::Io(format!(
+            "the state database task failed: {e}"
+        ))),
+    }
+}
+
+#[async_trait]
+impl OperationReads for SqliteStore {
+    fn describe(&self) -> String {
+        self.path().to_owned()
+    }
+    async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError> {
+        let (s, id) = (self.clone(), id.clone());
+        off_thread(move || s.get(&id)).await
+    }
+    async fn find(&self, raw: &str) -> Result<Option<OperationView>, StoreError> {
+        let (s, raw) = (self.clone(), raw.to_owned());
+        off_thread(move || s.find(&raw)).await
+    }
+    async fn list(&self, limit: usize) -> Result<Vec<OperationView>, StoreError> {
+        let s = self.clone();
+        off_thread(move || s.list(limit)).await
+    }
+    async fn count_by_state(&self) -> Result<Vec<(OperationState, u64)>, StoreError> {
+        let s = self.clone();
+        off_thread(move || s.count_by_state()).await
+    }
+    async fn unfinished(&self) -> Result<Vec<StoredOperation>, StoreError> {
+        let s = self.clone();
+        off_thread(move || s.unfinished()).await
+    }
+    async fn prune(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
+        let s = self.clone();
+        off_thread(move || s.prune(finished_before)).await
+    }
+    async fn barrier(&self) {
+        SqliteStore::barrier(self).await;
+    }
 }
 
 #[async_trait]

@@ -68,7 +68,7 @@ impl Harness {
             )
         }));
         let mut builder = App::builder(
-            SqliteStore::in_memory().unwrap(),
+            std::sync::Arc::new(SqliteStore::in_memory().unwrap()),
             MemoryConnector::new(broker.clone(), "hwinfo_queue"),
             Box::new(records),
             Box::new(OutDirReporter::new(out.path()).unwrap()),
@@ -600,7 +600,7 @@ impl burnin_core::MesSource for SilentMes {
 async fn serve_fails_an_operation_whose_command_is_never_confirmed_naming_the_wait() {
     let out = tempfile::tempdir().unwrap();
     let app = App::builder(
-        SqliteStore::in_memory().unwrap(),
+        std::sync::Arc::new(SqliteStore::in_memory().unwrap()),
         NeverConfirms,
         Box::new(FileMes::from_records([])),
         Box::new(OutDirReporter::new(out.path()).unwrap()),
@@ -649,7 +649,7 @@ async fn serve_fails_an_operation_whose_mes_never_answers_naming_mes() {
     let broker = MemoryBroker::new();
     let out = tempfile::tempdir().unwrap();
     let app = App::builder(
-        SqliteStore::in_memory().unwrap(),
+        std::sync::Arc::new(SqliteStore::in_memory().unwrap()),
         MemoryConnector::new(broker.clone(), "hwinfo_queue"),
         Box::new(SilentMes),
         Box::new(OutDirReporter::new(out.path()).unwrap()),

@@ -162,9 +162,9 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
     };
     rt.block_on(async move {
         let store: Store = match (sqlite, &args.store) {
-            (Some(s), _) => s.into(),
+            (Some(s), _) => std::sync::Arc::new(s),
             (None, Some(url)) => match PgStore::connect(url).await {
-                Ok(s) => s.into(),
+                Ok(s) => std::sync::Arc::new(s),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return exit::USAGE;
@@ -260,11 +260,11 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
     })
 }
 
-/// The bounds of an operation's waits on `store`: PostgreSQL retries a
-/// write through an outage for 30 s itself, so its bound is a second more
-/// (its own error, which names the database, wins).
+/// The bounds of an operation's waits on `store`: a shared store
+/// (PostgreSQL) retries a write through an outage for 30 s itself, so its
+/// bound is a second more (its own error, which names the database, wins).
 fn store_bounds(mut bounds: burnin_service::Bounds, store: &Store) -> burnin_service::Bounds {
-    if store.is_shared() {
+    if store.election().is_some() {
         bounds.store = bounds.store.max(std::time::Duration::from_secs(31));
     }
     bounds
