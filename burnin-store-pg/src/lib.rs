@@ -88,9 +88,8 @@ use burnin_core::store::{
     params_from_json, params_to_json, to_millis,
 };
 use burnin_core::{
-    Candidacy, DeviceResult, Election, OperationId, OperationParams, OperationReads, OperationState,
-    OperationStore, PayloadKind,
-    ReportError, SerialNumber, StoreError, Timestamp,
+    Candidacy, DeviceResult, Election, OperationId, OperationParams, OperationReads,
+    OperationState, OperationStore, PayloadKind, ReportError, SerialNumber, StoreError, Timestamp,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, GenericClient, NoTls};
