@@ -9,9 +9,10 @@
 //! * [`init_logging`]: tracing to stderr, as text or one JSON object per
 //!   line ([`LogFormat`], `--log-format`); levels from `RUST_LOG`.
 //!
-//! The URL and CA-file rules of `--amqp-url`/`--amqp-ca-file` are not here
-//! but in `burnin_amqp::AmqpConfig::validate`, next to the code that uses
-//! them.
+//! * [`BrokerArgs`]: the broker flags (`--amqp-url`, `--amqp-ca-file`,
+//!   `--exchange`, `--connection-name`) and [`host_name`]. The URL and
+//!   CA-file rules are `burnin_amqp::AmqpConfig::validate`'s, next to the
+//!   code that uses them.
 //!
 //! ## Logging levels
 //!
@@ -44,6 +45,10 @@
 //!     std::process::ExitCode::SUCCESS
 //! }
 //! ```
+
+mod broker;
+
+pub use broker::{BrokerArgs, host_name};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{DeviceResult, OperationId, SerialNumber, Verdict};
 
@@ -48,23 +48,45 @@ impl PayloadKind {
     }
 }
 
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for PayloadKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// Where passing devices are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Where passing devices are sent. Named `pair` or `directBurn` (its
+/// [`PayloadKind`]'s name) in requests, the store and the API; serialises
+/// itself so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Target {
     /// The Pair API.
     #[default]
+    #[serde(rename = "pair")]
     Pair,
     /// The directBurn API.
+    #[serde(rename = "directBurn")]
     DirectBurn,
 }
 
 impl Target {
+    /// `pair` or `directBurn`.
+    pub fn as_str(self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The target named `name` ([`as_str`](Self::as_str)), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Target::Pair, Target::DirectBurn]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+
     /// The payload kind this target is delivered as.
     pub fn kind(self) -> PayloadKind {
         match self {

@@ -60,7 +60,7 @@ struct ScanRequest {
     operation_id: OperationId,
     operator_id: Option<String>,
     scan_mode: Option<i64>,
-    target: Option<TargetField>,
+    target: Option<Target>,
     expected: Option<Vec<SerialNumber>>,
     window_secs: Option<u64>,
     require_link: Option<bool>,
@@ -75,14 +75,6 @@ struct ScanRequest {
 pub const MAX_SETTLE: Duration = Duration::from_secs(60);
 /// Largest `mesOutageWaitSecs` a request may ask for.
 pub const MAX_MES_OUTAGE_WAIT: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-enum TargetField {
-    #[serde(rename = "pair")]
-    Pair,
-    #[serde(rename = "directBurn")]
-    DirectBurn,
-}
 
 /// Parses and validates a start-scan body; replies will go to `reply_queue`.
 pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, RequestError> {
@@ -150,10 +142,7 @@ pub fn parse_scan_request_from(
             format!("give 1 to {MAX_OPERATOR} characters without control characters"),
         ));
     }
-    let target = match req.target {
-        None | Some(TargetField::Pair) => Target::Pair,
-        Some(TargetField::DirectBurn) => Target::DirectBurn,
-    };
+    let target = req.target.unwrap_or_default();
     if target == Target::DirectBurn && req.operator_id.is_none() {
         return Err(field(
             "operatorId",

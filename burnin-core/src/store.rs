@@ -236,10 +236,7 @@ impl ParamsDoc {
             operation_id: p.operation_id.clone(),
             operator_id: p.operator_id.clone(),
             scan_mode: p.scan_mode,
-            target: match p.target {
-                Target::Pair => "pair".into(),
-                Target::DirectBurn => "directBurn".into(),
-            },
+            target: p.target.as_str().into(),
             expected: p.expected.clone(),
             window_ms: u64::try_from(p.window.as_millis()).unwrap_or(u64::MAX),
             reply_to: p.reply_to.clone(),
@@ -255,11 +252,8 @@ impl ParamsDoc {
         let mut p = OperationParams::new(self.operation_id);
         p.operator_id = self.operator_id;
         p.scan_mode = self.scan_mode;
-        p.target = match self.target.as_str() {
-            "pair" => Target::Pair,
-            "directBurn" => Target::DirectBurn,
-            other => return Err(format!("unknown target {other:?}")),
-        };
+        p.target = Target::from_name(&self.target)
+            .ok_or_else(|| format!("unknown target {:?}", self.target))?;
         p.expected = self.expected;
         p.window = Duration::from_millis(self.window_ms);
         p.reply_to = self.reply_to;

@@ -121,8 +121,7 @@ use burnin_core::store::{
 };
 use burnin_core::{
     DeviceResult, OperationId, OperationParams, OperationReads, OperationState, OperationStore,
-    PayloadKind,
-    ReportError, SerialNumber, StoreError, Timestamp,
+    PayloadKind, ReportError, SerialNumber, StoreError, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;

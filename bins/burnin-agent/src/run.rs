@@ -8,10 +8,9 @@
 //! The runtime is tokio's current-thread one: the agent does one thing at
 //! a time, and one thread (plus lapin's I/O thread) keeps its memory small.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use burnin_amqp::{AmqpConfig, AmqpError, DEFAULT_EXCHANGE, DEFAULT_REPLY_QUEUE};
+use burnin_amqp::{AmqpError, DEFAULT_REPLY_QUEUE};
 use burnin_cli::LogFormat;
 use burnin_core::agent::{Agent, CommandOutcome, serve};
 use burnin_core::{HardwareProbe, TransportError};
@@ -24,37 +23,16 @@ use crate::exit;
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The broker: amqp://USER:PASSWORD@HOST:PORT/VHOST, or amqps://… for
-    /// TLS. For a cluster give every node (repeat the flag, or a comma list
-    /// in the variable; percent-encode a comma in a password as %2C): they
-    /// are tried in random order and failed over. The password is never
-    /// logged.
-    #[arg(
-        long,
-        env = "BURNIN_AMQP_URL",
-        value_name = "URL",
-        hide_env_values = true,
-        required = true,
-        value_delimiter = ','
-    )]
-    amqp_url: Vec<String>,
+    #[command(flatten)]
+    broker: burnin_cli::BrokerArgs,
 
     #[command(flatten)]
     device: DeviceArgs,
-
-    /// The fanout exchange scan commands arrive on.
-    #[arg(long, env = "BURNIN_EXCHANGE", value_name = "NAME", default_value = DEFAULT_EXCHANGE)]
-    exchange: String,
 
     /// The only queue this agent replies to; a command naming another
     /// replyTo is logged and not answered.
     #[arg(long, env = "BURNIN_REPLY_QUEUE", value_name = "NAME", default_value = DEFAULT_REPLY_QUEUE)]
     reply_queue: String,
-
-    /// PEM file with the CA that signed the broker's certificate (amqps://
-    /// with a private CA); added to the system's trusted roots.
-    #[arg(long, env = "BURNIN_AMQP_CA_FILE", value_name = "FILE")]
-    amqp_ca_file: Option<PathBuf>,
 
     /// Log line format (logs go to stderr).
     #[arg(long, env = "BURNIN_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -78,14 +56,14 @@ pub(crate) fn run(args: RunArgs) -> u8 {
 }
 
 async fn serve_until_signal(args: RunArgs) -> u8 {
-    let mut config = AmqpConfig::cluster(args.amqp_url);
-    config.exchange = args.exchange;
-    config.reply_queue = args.reply_queue;
-    config.ca_file = args.amqp_ca_file;
-    if let Err(e) = config.validate() {
-        tracing::error!("{e}");
-        return exit::USAGE;
-    }
+    // Checked before probing; named after the serial once it is known.
+    let mut config = match args.broker.config("burnin-agent", &args.reply_queue) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::USAGE;
+        }
+    };
     let probe = args.device.probe();
     // Fail early, where an operator sees it, rather than on every command.
     match probe.probe().await {
@@ -98,7 +76,9 @@ async fn serve_until_signal(args: RunArgs) -> u8 {
             );
             // `rabbitmqctl list_connections name` then shows which device
             // is on which node (SPEC §10.3).
-            config.connection_name = Some(format!("burnin-agent {}", hw.sn));
+            if args.broker.connection_name.is_none() {
+                config.connection_name = Some(format!("burnin-agent {}", hw.sn));
+            }
         }
         Err(e) => {
             tracing::error!("cannot probe this device: {e}");

@@ -1,46 +1,22 @@
-//! The broker flags shared by `scan` and `serve`.
+//! The broker flags of `scan`, `serve` and `check`: the ones both binaries
+//! take ([`burnin_cli::BrokerArgs`]) and the edge's own (the reply queue it
+//! consumes, its type, the prefetch).
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use burnin_amqp::{AmqpConfig, QueueType};
+use burnin_amqp::{AmqpConfig, DEFAULT_REPLY_QUEUE, QueueType};
 
 /// How to reach RabbitMQ and what to declare there.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Broker")]
 pub(crate) struct BrokerArgs {
-    /// RabbitMQ URL, `amqp://USER:PASSWORD@HOST:5672/VHOST` or `amqps://…`.
-    /// For a cluster give every node (repeat the flag, or a comma list in
-    /// the variable; percent-encode a comma in a password as %2C): they are
-    /// tried in random order and failed over.
-    #[arg(
-        long,
-        env = "BURNIN_AMQP_URL",
-        value_name = "URL",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
-    amqp_url: Vec<String>,
-
-    /// PEM file with the CA that signed the broker's certificate (for `amqps://`).
-    #[arg(long, env = "BURNIN_AMQP_CA_FILE", value_name = "FILE")]
-    amqp_ca_file: Option<PathBuf>,
-
-    /// The fanout exchange scan commands are published to.
-    #[arg(
-        long,
-        env = "BURNIN_EXCHANGE",
-        value_name = "NAME",
-        default_value = "devicescan"
-    )]
-    exchange: String,
+    #[command(flatten)]
+    common: burnin_cli::BrokerArgs,
 
     /// The durable queue agents reply to (rejected replies go to NAME.rejected).
     #[arg(
         long,
         env = "BURNIN_REPLY_QUEUE",
         value_name = "NAME",
-        default_value = "hwinfo_queue"
+        default_value = DEFAULT_REPLY_QUEUE
     )]
     reply_queue: String,
 
@@ -66,41 +42,20 @@ impl BrokerArgs {
         &self.reply_queue
     }
 
-    /// The adapter configuration, checked by [`AmqpConfig::validate`]
-    /// (URL, names, CA file: the rules both binaries share); the error
-    /// names the flag.
+    /// The adapter configuration, named `connection_name` unless
+    /// `--connection-name` says otherwise, checked by
+    /// [`AmqpConfig::validate`]; the error names the flag. `--amqp-url` is
+    /// not required by clap: `scan --edge-url` needs no broker.
     pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
-        // Not required by clap: `scan --edge-url` needs no broker.
-        if self.amqp_url.iter().all(|u| u.trim().is_empty()) {
-            return Err(
-                "--amqp-url URL is required (or BURNIN_AMQP_URL): the broker, \
-                 amqp://USER:PASSWORD@HOST:5672/VHOST"
-                    .into(),
-            );
-        }
-        let mut c = AmqpConfig::cluster(self.amqp_url.iter().cloned());
-        c.exchange = self.exchange.clone();
-        c.reply_queue = self.reply_queue.clone();
+        let mut c = self.common.config(connection_name, &self.reply_queue)?;
         c.reply_queue_type = match self.reply_queue_type {
             ReplyQueueType::Classic => QueueType::Classic,
             ReplyQueueType::Quorum => QueueType::Quorum,
         };
         c.prefetch = self.prefetch;
-        c.ca_file = self.amqp_ca_file.clone();
-        c.connect_timeout = Duration::from_secs(5);
-        c.connection_name = Some(connection_name.to_owned());
-        c.validate().map_err(|e| e.to_string())?;
+        // An edge is started by hand or by systemd: say soon that the
+        // broker cannot be reached.
+        c.connect_timeout = std::time::Duration::from_secs(5);
         Ok(c)
     }
-}
-
-/// This machine's host name, for connection names (`burnin-edge HOST`,
-/// SPEC §10.3) and the edge's identity.
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into())
 }

@@ -122,10 +122,10 @@ impl Line {
 }
 
 pub(crate) fn run(args: CheckArgs) -> u8 {
-    let amqp = match args.broker.config(&format!(
-        "burnin-edge {} (check)",
-        crate::cli::broker_args::host_name()
-    )) {
+    let amqp = match args
+        .broker
+        .config(&format!("burnin-edge {} (check)", burnin_cli::host_name()))
+    {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };

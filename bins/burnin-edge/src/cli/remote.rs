@@ -58,7 +58,7 @@ pub(crate) struct ScanRequest<'a> {
     operator_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scan_mode: Option<i64>,
-    target: &'static str,
+    target: Target,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     expected: &'a [SerialNumber],
     window_secs: u64,
@@ -86,10 +86,7 @@ impl<'a> ScanRequest<'a> {
             operation_id: &params.operation_id,
             operator_id: params.operator_id.as_deref(),
             scan_mode: params.scan_mode,
-            target: match params.target {
-                Target::Pair => "pair",
-                Target::DirectBurn => "directBurn",
-            },
+            target: params.target,
             expected: &params.expected,
             window_secs: params.window.as_secs(),
             require_link: params.require_link.then_some(true),

@@ -199,7 +199,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
     }
     let amqp = match args.broker.config(&format!(
         "burnin-edge {} (scan {})",
-        crate::cli::broker_args::host_name(),
+        burnin_cli::host_name(),
         params.operation_id
     )) {
         Ok(c) => c,

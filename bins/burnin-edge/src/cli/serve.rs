@@ -139,10 +139,10 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
     if let Err(e) = args.rules.apply(&mut defaults) {
         return usage(&e);
     }
-    let amqp = match args.broker.config(&format!(
-        "burnin-edge {}",
-        crate::cli::broker_args::host_name()
-    )) {
+    let amqp = match args
+        .broker
+        .config(&format!("burnin-edge {}", burnin_cli::host_name()))
+    {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
@@ -192,7 +192,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
                 .map_or(args.listen.port(), |a| a.port());
             let ip = args.listen.ip();
             if ip.is_unspecified() {
-                format!("http://{}:{port}", crate::cli::broker_args::host_name())
+                format!("http://{}:{port}", burnin_cli::host_name())
             } else {
                 format!("http://{}", std::net::SocketAddr::new(ip, port))
             }
