@@ -116,12 +116,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Crate features
-//!
-//! * `testing` — `testing::TestVhost`, a throw-away vhost on the local
-//!   broker for integration tests (used by other crates' dev-dependencies),
-//!   and `testing_cluster::ClusterVhost`, one on the project's 3-node test
-//!   cluster (`scripts/cluster`) whose nodes a test may stop.
+//! Throw-away vhosts and the 3-node test cluster for integration tests are
+//! in `burnin-testkit` (`vhost`, `cluster`).
 
 pub mod agent;
 mod check;
@@ -129,10 +125,6 @@ mod config;
 pub mod edge;
 mod error;
 mod link;
-#[cfg(feature = "testing")]
-pub mod testing;
-#[cfg(feature = "testing")]
-pub mod testing_cluster;
 
 pub use agent::{AmqpCommandSource, AmqpReplySink};
 pub use check::{EdgeCheck, check_edge};

@@ -1,17 +1,17 @@
 //! burnin-amqp against the real RabbitMQ on 127.0.0.1:5672, one vhost per
-//! test (see `burnin_amqp::testing`).
+//! test (see `burnin_testkit::vhost`).
 
 mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_amqp::{AmqpError, QueueType};
 use burnin_core::edge::{NoObserver, Observer};
 use burnin_core::{
     CommandPublisher, DeviceReport, OperationId, OperationParams, ReplyStream, TransportError,
 };
+use burnin_testkit::vhost::TestVhost;
 use common::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};

@@ -9,11 +9,11 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use burnin_amqp::testing_cluster::ClusterVhost;
 use burnin_amqp::{AmqpConfig, QueueType};
 use burnin_core::edge::{EdgePorts, NoObserver, run_operation};
 use burnin_core::{DeviceReport, OperationId, OperationParams, PayloadKind, ReplyStream, Verdict};
 use burnin_local::SystemClock;
+use burnin_testkit::cluster::ClusterVhost;
 use common::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;

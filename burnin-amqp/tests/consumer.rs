@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_amqp::{AmqpConfig, AmqpError, QueueType, SINGLE_ACTIVE_CONSUMER};
 use burnin_core::{DeviceReport, ReplyStream, TransportError};
+use burnin_testkit::vhost::TestVhost;
 use common::*;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};

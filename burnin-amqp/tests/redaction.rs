@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_core::OperationId;
+use burnin_testkit::vhost::TestVhost;
 use common::*;
 
 #[derive(Clone, Default)]

@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_core::agent::{Agent, CommandOutcome};
 use burnin_core::memory::StaticProbe;
 use burnin_core::{DeviceReport, OperationId};
 use burnin_local::SystemClock;
+use burnin_testkit::vhost::TestVhost;
 use common::*;
 use tokio::sync::mpsc;
 

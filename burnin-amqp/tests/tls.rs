@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_core::{DeviceReport, OperationId, ReplyStream};
+use burnin_testkit::vhost::TestVhost;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::net::{TcpListener, TcpStream};

@@ -75,8 +75,6 @@
 
 pub mod leader;
 mod schema;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::sync::Arc;

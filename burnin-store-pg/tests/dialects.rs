@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use burnin_store::SqliteStore;
 use burnin_store_pg::PgStore;
-use burnin_store_pg::testing::TestDb;
+use burnin_testkit::pg::TestDb;
 
 /// Columns only the PostgreSQL store has: `deliveries.token` makes a
 /// delivery written twice through a retried connection count once, and

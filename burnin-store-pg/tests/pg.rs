@@ -13,8 +13,8 @@ use burnin_core::{
     OperationId, OperationParams, OperationState, OperationStore, PayloadKind, ReportError,
     SerialNumber, StoreError, Target, Timestamp,
 };
-use burnin_store_pg::testing::{PgProxy as Proxy, TestDb};
 use burnin_store_pg::{Error, Leadership, PgStore, Role};
+use burnin_testkit::pg::{PgProxy as Proxy, TestDb};
 
 fn sn(s: &str) -> SerialNumber {
     SerialNumber::new(s).unwrap()

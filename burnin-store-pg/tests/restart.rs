@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use burnin_core::{
     OperationId, OperationParams, OperationState, OperationStore, SerialNumber, Timestamp,
 };
-use burnin_store_pg::testing::PrivatePg;
 use burnin_store_pg::{Leadership, PgStore, Role, explain};
+use burnin_testkit::pg::PrivatePg;
 
 fn sn(s: &str) -> SerialNumber {
     SerialNumber::new(s).unwrap()

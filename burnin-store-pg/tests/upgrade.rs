@@ -11,8 +11,8 @@ use burnin_core::{
     MesAnswer, Operation, OperationId, OperationState, OperationStore, PayloadKind, StoreError,
     Timestamp,
 };
-use burnin_store_pg::testing::TestDb;
 use burnin_store_pg::{PgStore, SCHEMA_VERSION};
+use burnin_testkit::pg::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_of_the_previous_release_migrates_in_place_and_keeps_everything() {

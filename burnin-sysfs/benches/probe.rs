@@ -12,8 +12,8 @@
 
 use std::hint::black_box;
 
-use burnin_sysfs::fixture::{Fixture, PciIds};
 use burnin_sysfs::{Hostname, SysfsProbe};
+use burnin_testkit::fixture::{Fixture, PciIds};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn big_tree(root: &std::path::Path) -> Fixture {

@@ -48,7 +48,7 @@
 //!   this kernel's netlink facts are never mixed in. A fixture carries a
 //!   permanent address in `class/net/<if>/burnin_permaddr`
 //!   ([`FIXTURE_PERMADDR_FILE`], one MAC as in `address`; see
-//!   `fixture::Fixture::permaddr`), else a bond member's `perm_hwaddr`. A
+//!   `burnin_testkit::fixture::Fixture::permaddr`), else a bond member's `perm_hwaddr`. A
 //!   `burnin_permaddr` that does not hold a MAC is a [`Warning`] and the
 //!   interface is left out, like a bad `address`.
 //!
@@ -110,10 +110,8 @@
 //! # Ok::<(), burnin_sysfs::SysfsError>(())
 //! ```
 //!
-//! ## Crate features
-//!
-//! * `fixture` — `fixture::Fixture`, a builder that lays out sysfs-like
-//!   trees the way the kernel does, for tests, harnesses and benchmarks.
+//! `burnin_testkit::fixture::Fixture` lays out sysfs-like trees the way
+//! the kernel does, for tests, harnesses and benchmarks.
 
 use std::fmt;
 use std::io;
@@ -130,9 +128,6 @@ use burnin_core::{
 pub mod netlink;
 mod read;
 mod serial;
-
-#[cfg(feature = "fixture")]
-pub mod fixture;
 
 /// The probe's file-content parsing without the file system, for the fuzz
 /// targets (`fuzz/`, `burnin-fuzz-replay`): each function takes a file's raw

@@ -6,11 +6,11 @@ use burnin_core::{
     AddrAssignType, DeviceReport, DeviceResult, FindingKind, HardwareProbe, InterfaceReport,
     LinkState, MesAnswer, OperationId, PciDevice, ProbeError, Rules, Timestamp,
 };
-use burnin_sysfs::fixture::{Fixture, PciIds, USB_CONTROLLER_SLOT};
 use burnin_sysfs::{
     FIXTURE_PERMADDR_FILE, Hostname, MAX_FILE_BYTES, PLACEHOLDER_SERIALS, PermanentSource, Problem,
     Rejected, Scan, Subject, SysfsError, SysfsProbe,
 };
+use burnin_testkit::fixture::{Fixture, PciIds, USB_CONTROLLER_SLOT};
 
 fn probe(fx: &Fixture) -> SysfsProbe {
     SysfsProbe::new(fx.root()).with_hostname(Hostname::Fixed("dut-1".into()))

@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
-use burnin_sysfs::fixture::Fixture;
+use crate::fixture::Fixture;
+use crate::vhost::TestVhost;
 
 /// A simulated device: a serial number and the MACs of its PCI NICs.
 #[derive(Debug, Clone)]

@@ -2,13 +2,13 @@
 //!
 //! The end-to-end harness the product's process-level tests (and the load
 //! harness) share. Everything is real: a RabbitMQ vhost of its own
-//! ([`burnin_amqp::testing::TestVhost`]), an HTTP server on 127.0.0.1 that
+//! ([`burnin_testkit::vhost::TestVhost`]), an HTTP server on 127.0.0.1 that
 //! stands in for MES and the factory APIs ([`FactoryStandIn`]), and real
 //! `burnin-agent run` processes on fixture sysfs trees ([`AgentFleet`]).
 //!
 //! ```no_run
 //! use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
-//! let Some(vhost) = burnin_amqp::testing::TestVhost::new("example") else { return };
+//! let Some(vhost) = burnin_testkit::vhost::TestVhost::new("example") else { return };
 //! let factory = FactoryStandIn::start();
 //! let dev = Device::new("SN1", &["02:00:00:00:00:01"]);
 //! factory.set_mes("SN1", &["02:00:00:00:00:01"]);
@@ -19,8 +19,12 @@
 #![allow(clippy::print_stderr)]
 
 mod agents;
+pub mod cluster;
 mod factory;
+pub mod fixture;
 mod node;
+pub mod pg;
+pub mod vhost;
 
 pub use agents::{AgentFleet, Device, binary, wait_for_agents};
 pub use factory::{FactoryStandIn, Recorded};

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{Device, FactoryStandIn, binary, wait_for_agents};
 
 const AGENT_PW: &str = "agentPW-s3cr3t-1";

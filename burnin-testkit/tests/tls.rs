@@ -45,9 +45,9 @@ fn make_pki(dir: &Path, ca_name: &str) -> NodeTls {
 }
 
 fn node_available() -> bool {
-    if let Some(why) = burnin_amqp::testing::broker_unavailable() {
+    if let Some(why) = burnin_testkit::vhost::broker_unavailable() {
         // Panics unless BURNIN_SKIP_BROKER_TESTS=1.
-        burnin_amqp::testing::skip_or_fail("tls", &why);
+        burnin_testkit::vhost::skip_or_fail("tls", &why);
         return false;
     }
     true

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use burnin_core::Timestamp;
-use burnin_sysfs::fixture::{Fixture, PciIds};
+use burnin_testkit::fixture::{Fixture, PciIds};
 use serde_json::{Value, json};
 
 fn agent(args: &[&str], envs: &[(&str, &Path)]) -> Output {

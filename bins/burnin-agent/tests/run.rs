@@ -5,11 +5,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use burnin_amqp::AmqpConfig;
-use burnin_amqp::testing::TestVhost;
 use burnin_core::{
     CommandPublisher, DeviceReport, OperationId, ReplyStream, ScanCommand, Timestamp,
 };
-use burnin_sysfs::fixture::Fixture;
+use burnin_testkit::fixture::Fixture;
+use burnin_testkit::vhost::TestVhost;
 
 fn spawn_agent(url: &str, root: &std::path::Path, extra: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_burnin-agent"));

@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::json;
 use support::{Browser, Serve};

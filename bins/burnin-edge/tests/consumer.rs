@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::{Value, json};
 use support::{Run, Serve, devices, factory_args, free_port, http, scan_without_panic as scan};

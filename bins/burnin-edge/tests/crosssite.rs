@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{FactoryStandIn, binary};
 use serde_json::{Value, json};
 use support::{Browser, Serve, request};

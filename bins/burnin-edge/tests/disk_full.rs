@@ -8,8 +8,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
 use burnin_testkit::FactoryStandIn;
+use burnin_testkit::vhost::TestVhost;
 use serde_json::json;
 use support::Serve;
 

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::{Value, json};
 use support::Serve;

@@ -8,8 +8,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use burnin_amqp::testing::TestVhost;
 use burnin_testkit::binary;
+use burnin_testkit::vhost::TestVhost;
 use support::free_port;
 
 fn nonce() -> u64 {

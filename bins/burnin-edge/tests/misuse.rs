@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary, wait_for_agents};
 use serde_json::{Value, json};
 use support::{Run, Serve, factory_args, scan_without_panic as scan};

@@ -9,8 +9,8 @@ mod support;
 
 use std::process::Command;
 
-use burnin_amqp::testing::TestVhost;
 use burnin_testkit::FactoryStandIn;
+use burnin_testkit::vhost::TestVhost;
 use support::{Serve, http};
 
 fn require(tool: &str, check: &[&str]) {

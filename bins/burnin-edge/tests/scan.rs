@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn, binary};
 use serde_json::{Value, json};
 use support::{FileFactory, Run, factory_args, scan_without_panic as scan};
@@ -500,7 +500,7 @@ fn bad_arguments_exit_2_naming_the_flag() {
 /// and writes the seed's log format.
 #[test]
 fn hardware_truth_reaches_the_table_and_the_json() {
-    use burnin_sysfs::fixture::{Fixture, PciIds};
+    use burnin_testkit::fixture::{Fixture, PciIds};
     use std::process::{Child, Stdio};
 
     let Some(vhost) = TestVhost::new("scan-hwtruth") else {

@@ -16,8 +16,8 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burnin_amqp::testing::TestVhost;
-use burnin_store_pg::testing::{PgProxy, PrivatePg, TestDb};
+use burnin_testkit::pg::{PgProxy, PrivatePg, TestDb};
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::{Value, json};
 use support::{Serve, assert_log_has_each_once_passing, devices, free_port, sns};

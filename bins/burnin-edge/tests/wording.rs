@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use serde_json::Value;
 use support::{Serve, factory_args, scan_without_panic as scan};

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-use burnin_amqp::testing::TestVhost;
+use burnin_testkit::vhost::TestVhost;
 
 /// Raises this process's open-file soft limit to its hard limit (each
 /// simulated agent holds a socket); returns the new soft limit.
@@ -25,7 +25,7 @@ pub(crate) fn raise_nofile() -> u64 {
 
 /// A fresh vhost on the local broker, or an error saying how to get one.
 pub(crate) fn vhost(label: &str) -> anyhow::Result<TestVhost> {
-    if let Some(why) = burnin_amqp::testing::broker_unavailable() {
+    if let Some(why) = burnin_testkit::vhost::broker_unavailable() {
         bail!(
             "the load harness needs the local RabbitMQ broker: {why}. \
              Run scripts/setup (it installs and starts RabbitMQ on 127.0.0.1:5672), then try again."

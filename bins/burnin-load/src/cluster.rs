@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use burnin_amqp::testing_cluster::{ClusterVhost, NODES, node_name};
+use burnin_testkit::cluster::{ClusterVhost, NODES, node_name};
 
 use crate::agents::{self, Sim};
 use crate::check;

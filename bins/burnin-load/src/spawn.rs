@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use burnin_amqp::testing::TestVhost;
 use burnin_testkit::FactoryStandIn;
+use burnin_testkit::vhost::TestVhost;
 
 use crate::agents::{self, Sim};
 use crate::analysis::{Timing, analyse, secs};

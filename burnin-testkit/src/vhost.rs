@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # fn main() {
-//! let Some(vhost) = burnin_amqp::testing::TestVhost::new("fanout") else { return };
+//! let Some(vhost) = burnin_testkit::vhost::TestVhost::new("fanout") else { return };
 //! let config = burnin_amqp::AmqpConfig::new(vhost.url());
 //! // … the vhost (and every user made with add_user) is deleted on drop.
 //! # }

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # fn main() {
-//! use burnin_amqp::testing_cluster::ClusterVhost;
+//! use burnin_testkit::cluster::ClusterVhost;
 //! let Some(cluster) = ClusterVhost::new("failover") else { return };
 //! let config = burnin_amqp::AmqpConfig::cluster(cluster.urls());
 //! cluster.stop_node(2);
@@ -20,7 +20,7 @@
 //! lock, and the workspace's `.config/nextest.toml` puts every test binary
 //! named `cluster*` into a test group that runs one test at a time.
 //!
-//! Like [`TestVhost`](crate::testing::TestVhost): when the cluster cannot
+//! Like [`TestVhost`](crate::vhost::TestVhost): when the cluster cannot
 //! be used the test fails with the reason and the fix, unless
 //! `BURNIN_SKIP_BROKER_TESTS=1` is set, in which case it prints
 //! `SKIP <test>: no broker (…)` and returns early.
@@ -63,7 +63,7 @@ fn find_script() -> Option<PathBuf> {
 /// The same rule as every broker-backed test: fail with the fix, unless
 /// `BURNIN_SKIP_BROKER_TESTS=1` is set (then print `SKIP <test>: ...`).
 fn unusable(why: String) -> Option<ClusterVhost> {
-    crate::testing::skip_or_fail(
+    crate::vhost::skip_or_fail(
         "cluster",
         &format!("the project's RabbitMQ cluster (scripts/cluster up) cannot be used: {why}"),
     );

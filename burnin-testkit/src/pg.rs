@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use burnin_store_pg::testing::{PgProxy, TestDb};
+//! use burnin_testkit::pg::{PgProxy, TestDb};
 //! let Some(db) = TestDb::new("example") else { return };
 //! let proxy = PgProxy::start().await;
 //! let store = burnin_store_pg::PgStore::connect(&db.url_via(proxy.port())).await.unwrap();
@@ -246,7 +246,7 @@ const PG_CTL_WAIT: Duration = Duration::from_secs(30);
 ///
 /// ```no_run
 /// # async fn demo() {
-/// use burnin_store_pg::testing::PrivatePg;
+/// use burnin_testkit::pg::PrivatePg;
 /// let Some(pg) = PrivatePg::new("example") else { return };
 /// let store = burnin_store_pg::PgStore::connect(&pg.url()).await.unwrap();
 /// let down = pg.restart(); // a real `pg_ctl restart -m fast`

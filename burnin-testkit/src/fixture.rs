@@ -39,7 +39,7 @@
 //! The kernel gives a permanent address over rtnetlink only, never in
 //! sysfs, and a probe of any root but `/sys` does not ask this kernel (the
 //! tree is not its). A fixture interface carries one in the file
-//! `class/net/<if>/burnin_permaddr` ([`crate::FIXTURE_PERMADDR_FILE`]): one
+//! `class/net/<if>/burnin_permaddr` ([`burnin_sysfs::FIXTURE_PERMADDR_FILE`]): one
 //! MAC, as in `address`. [`Fixture::permaddr`] writes it and
 //! [`Fixture::set_address`] writes the old address there before changing
 //! the current one. A bond member's `bonding_slave/perm_hwaddr` is read as
@@ -325,13 +325,13 @@ impl Fixture {
     }
 
     /// Gives interface `ifname` the permanent address `mac`: writes
-    /// [`FIXTURE_PERMADDR_FILE`](crate::FIXTURE_PERMADDR_FILE) in its
+    /// [`FIXTURE_PERMADDR_FILE`](burnin_sysfs::FIXTURE_PERMADDR_FILE) in its
     /// directory, the fixture's stand-in for the kernel's
-    /// `IFLA_PERM_ADDRESS` (read with [`PermanentSource::Files`](crate::PermanentSource),
+    /// `IFLA_PERM_ADDRESS` (read with [`PermanentSource::Files`](burnin_sysfs::PermanentSource),
     /// the default for any root but `/sys`).
     pub fn permaddr(self, ifname: &str, mac: &str) -> Self {
         self.write(
-            &format!("class/net/{ifname}/{}", crate::FIXTURE_PERMADDR_FILE),
+            &format!("class/net/{ifname}/{}", burnin_sysfs::FIXTURE_PERMADDR_FILE),
             format!("{mac}\n"),
         )
     }
@@ -345,7 +345,7 @@ impl Fixture {
         let dir = self.root.join("class/net").join(ifname);
         let old = fs::read_to_string(dir.join("address"))
             .unwrap_or_else(|e| panic!("interface {ifname} must exist first: {e}"));
-        let fx = if dir.join(crate::FIXTURE_PERMADDR_FILE).exists() {
+        let fx = if dir.join(burnin_sysfs::FIXTURE_PERMADDR_FILE).exists() {
             self
         } else {
             self.permaddr(ifname, old.trim())
