@@ -9,7 +9,7 @@
 //! The service's broker task ([`App::start`](crate::App::start)) connects,
 //! retrying at most ~4 s apart while the broker is unreachable (the API
 //! is up meanwhile and `/healthz` says 503), then pumps the reply queue
-//! into the service's [`ReplyRouter`](burnin_core::edge::ReplyRouter). If
+//! into the service's [`ReplyRouter`]. If
 //! the reply consumer ends for good the task connects afresh.
 //! Operations publish through a [`BrokerLink`], which waits (up to the
 //! operation's window) for a connection while there is none.

@@ -1,36 +1,29 @@
-//! # burnin-edge as a library: the edge service
+//! # burnin-service: the edge service as a library
 //!
-//! `burnin-edge serve` is this library plus flags. The library holds the
-//! long-running service — the [`App`] state and its operation runner, the
-//! HTTP API ([`router`]), the metrics, and the broker supervision — so it
-//! can be tested in one process without a socket or a broker, and other
-//! factory tools can embed it. The `burnin-edge` binary (`src/main.rs`
-//! and `src/cli/`) parses flags, builds the adapters and calls [`serve`];
-//! `scan` and `demo` are binary-only (they run one operation with
-//! `burnin_core::edge::run_operation`).
-//!
-//! **Why a library target of burnin-edge and not a crate of its own**: the
-//! service and the binary ship together (one package, one version, one
-//! `.deb`), and the service's dependencies (axum, prometheus-client,
-//! burnin-store) are the binary's anyway; a second crate would add a
-//! manifest and a name to keep in step for nothing. Nothing here depends
-//! on the binary: the modules form a tree without cycles —
-//! [`api`] → [`service`] → [`broker`], [`metrics`]; [`report`] is shared
-//! by the API and `scan --json`.
+//! `burnin-edge serve` is this crate plus flags; other factory tools embed
+//! it. It holds the long-running service — the [`App`] and its operation
+//! runner, the HTTP API and page ([`router`]), the metrics, the broker
+//! supervision and leadership on a shared store — so it can be tested in
+//! one process without a socket or a broker. It depends on no command-line
+//! crate (clap, clap_complete, indicatif): `bins/burnin-edge` parses flags,
+//! builds the adapters and calls [`serve`].
 //!
 //! ## Design overview
 //!
+//! The modules form a tree (a workspace test, `module_cycles`, keeps it
+//! one): [`http`] → [`service`] → [`broker`], [`live`], [`bounds`],
+//! [`metrics`]; [`report`], [`guard`] and [`listener`] are leaves.
+//!
 //! | module | what it is |
 //! | --- | --- |
-//! | [`service`] | [`App`]: the store, the reply router, the broker link, the factory adapters, metrics and observers; runs each operation in a task; resumes unfinished operations at start; active or standby ([`Role`]) on a shared store |
-//! | [`store`] | [`Store`]: SQLite (`--state-db`, default) or PostgreSQL (`--store postgres://…`, several edges, one active) |
-//! | [`api`] | [`router`]: `POST /scans`, `GET /scans/{id}`, `GET /scans`, `/healthz`, `/metrics` (axum) |
+//! | [`service`] | [`App`]: the store, the reply router, the broker link, the factory adapters, metrics and observers; runs each operation in a task; resumes unfinished operations at start; active or standby ([`Role`]) on a store that offers an election |
+//! | [`Store`] | the operation store: any [`burnin_core::StateStore`] — SQLite (`burnin_store::SqliteStore`, one edge) or PostgreSQL (`burnin_store_pg::PgStore`, several edges, one active) |
+//! | [`http`] | [`router`]: `POST /scans`, `GET /scans/{id}`, `GET /scans`, the live routes, `/healthz`, `/metrics`, `/openapi.json`, the page (axum) |
 //! | [`metrics`] | [`Metrics`]: the Prometheus registry, the MES/reporter decorators, the observer that counts replies and devices |
 //! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
-//! | [`report`] | the JSON shapes of a device and of an operation's report |
-//! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`), Server-Sent Events with `Last-Event-ID` replay, finding a serial, `--keep` retention |
-//! | `page` | the page at `/` (embedded HTML, CSS and JavaScript) |
-//! | [`openapi`] | `GET /openapi.json` (OpenAPI 3.1, utoipa) |
+//! | [`bounds`] | [`Bounds`]: every wait of an operation bounded, the store's health |
+//! | [`report`] | the JSON shapes of a device and of an operation's report (`scan --json` and the API) |
+//! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`, `undecided`) for the event streams and the page, `--keep` retention |
 //! | [`guard`] | no requests from other web sites: `POST` only as JSON, no foreign `Origin`, without a token no foreign `Host` (DNS rebinding) |
 //! | [`listener`] | the accept loop [`serve`] uses: header read timeout, connection cap, graceful shutdown |
 //!

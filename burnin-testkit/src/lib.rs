@@ -1,8 +1,11 @@
 //! # burnin-testkit
 //!
-//! The end-to-end harness the product's process-level tests (and the load
-//! harness) share. Everything is real: a RabbitMQ vhost of its own
-//! ([`burnin_testkit::vhost::TestVhost`]), an HTTP server on 127.0.0.1 that
+//! The scaffolding every crate's tests (and the load harness) share, kept
+//! out of the production crates. Everything is real: a RabbitMQ vhost of
+//! its own ([`vhost::TestVhost`]) or on the 3-node test cluster
+//! ([`cluster::ClusterVhost`]), PostgreSQL databases and servers
+//! ([`pg`]), sysfs-like fixture trees ([`fixture::Fixture`]), an HTTP
+//! server on 127.0.0.1 that
 //! stands in for MES and the factory APIs ([`FactoryStandIn`]), and real
 //! `burnin-agent run` processes on fixture sysfs trees ([`AgentFleet`]).
 //!

@@ -19,7 +19,7 @@
 //! (`{"lastEventId": M}`) and must read `GET /scans/{id}` again; the store is
 //! the source of truth, so nothing is lost, only replayed differently. A
 //! comment line is sent every 15 s so proxies keep the stream open. At most
-//! [`Limits::streams_per_operation`] streams per operation (and as many for
+//! [`Limits::streams_per_operation`](crate::live::Limits::streams_per_operation) streams per operation (and as many for
 //! `/events`) are served at once; beyond, 503 with a JSON error.
 //!
 //! **Snapshots.** `GET /scans/{id}` and `GET /scans` carry
