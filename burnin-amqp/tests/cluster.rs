@@ -111,7 +111,7 @@ async fn a_node_stopped_mid_window_loses_no_device_and_reports_each_once() {
     let Some(cluster) = ClusterVhost::new("failover") else {
         return;
     };
-    // Issue 15: 60 agents over the three nodes, the busiest node stopped.
+    // 60 agents over the three nodes, the busiest node stopped.
     const AGENTS: usize = 60;
     let mut edge_config = cluster_config(&cluster, "burnin-edge cluster-test".into());
     edge_config.reannounce = Some(Duration::from_secs(1));

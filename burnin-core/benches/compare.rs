@@ -1,5 +1,5 @@
 //! Compare 10,000 devices with 4 NICs each against MES and build all four
-//! factory payloads (issue goal: ≤ 10 ms on a 2-core machine).
+//! factory payloads (goal: ≤ 10 ms on a 2-core machine).
 
 use std::hint::black_box;
 

@@ -15,11 +15,9 @@
 //! | [`mac`] | [`Mac::parse`] | display re-parses to the same address, in canonical form; serde round trip; error input ≤ 64 chars |
 //! | [`reply`] | [`DeviceReport::from_slice`] | `to_json` parses back to an equal report and re-serializes identically |
 //! | [`command`] | [`ScanCommand::from_slice`] | the same round trip |
+//! | [`serve_request`] | [`burnin_core::request::parse_scan_request`] (the `POST /scans` body of `serve`) | an accepted request has a window in range, unique expected serials, an operator for directBurn |
 //! | [`mes_body`] | `burnin_http::parse_mes_record` (the real 200-body parser of [`burnin_http::HttpMesSource`]) and [`FileMes::from_json`] | accepted records are the asked serial with exactly the body's MACs; `FileMes` round trips through `to_json` |
 //! | [`sysfs_files`] | the file-content parsing of [`burnin_sysfs::SysfsProbe`] (`burnin_sysfs::fuzz`) | 4 KiB bound, trimmed text, addresses are what `Mac::parse` reads, serials are never placeholders, error texts ≤ 64 chars |
-//!
-//! The body of `POST /scans` (the `serve` API) has no target yet: that API
-//! does not exist yet (issue 8).
 //!
 //! Not for production use: these functions panic by design.
 

@@ -60,7 +60,7 @@
 //!
 //! | synchronous | in flight | replies/s | replies per commit |
 //! | --- | --- | --- | --- |
-//! | FULL | 1 (one at a time, as before group commit) | 690 (1,260 on an idle machine) | 1 |
+//! | FULL | 1 (one at a time, no group commit) | 690 (1,260 on an idle machine) | 1 |
 //! | FULL | 16 | 6,100 | ~11 |
 //! | FULL | 256 (the edge's default prefetch) | **29,800** | ~170 |
 //! | FULL | 1,024 | 44,700 | ~550 |

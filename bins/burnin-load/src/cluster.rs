@@ -1,4 +1,4 @@
-//! The cluster run (issue 15): 3,000 devices spread over the three nodes
+//! The cluster run: 3,000 devices spread over the three nodes
 //! of the project's cluster (`scripts/cluster`), the durable `scan` given
 //! every node and a quorum reply queue, MES at 20 ms; optionally the node
 //! holding the most agents is stopped mid-window. The fault run's checker

@@ -131,7 +131,7 @@ pub(crate) fn goals(rows: &[Row], fp: Option<&Footprint>) -> String {
         if let Some(v) = r.serve.as_ref().and_then(|t| t.notify_s) {
             let _ = writeln!(
                 s,
-                "  1,000 @ 20 ms ≤ 0.5 s through serve (issue 14): {v:.3} s — {}",
+                "  1,000 @ 20 ms ≤ 0.5 s through serve: {v:.3} s — {}",
                 mark(v <= 0.5)
             );
         }
@@ -145,7 +145,7 @@ pub(crate) fn goals(rows: &[Row], fp: Option<&Footprint>) -> String {
         {
             let _ = writeln!(
                 s,
-                "  {} @ 20 ms durable within 1.15× of in memory (issue 14): {d:.3} s / {m:.3} s = {:.2}× — {}",
+                "  {} @ 20 ms durable within 1.15× of in memory: {d:.3} s / {m:.3} s = {:.2}× — {}",
                 if n == 1000 { "1,000" } else { "10,000" },
                 d / m,
                 mark(d / m <= 1.15)
@@ -155,7 +155,7 @@ pub(crate) fn goals(rows: &[Row], fp: Option<&Footprint>) -> String {
     if let Some(d) = find(10_000, 20).and_then(|r| r.durable.notify_s) {
         let _ = writeln!(
             s,
-            "  10,000 @ 20 ms ≤ 3.5 s durable (issue 14): {d:.3} s — {}",
+            "  10,000 @ 20 ms ≤ 3.5 s durable: {d:.3} s — {}",
             mark(d <= 3.5)
         );
     }
