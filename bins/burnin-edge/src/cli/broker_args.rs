@@ -52,6 +52,13 @@ pub(crate) struct BrokerArgs {
     #[arg(long, env = "BURNIN_PREFETCH", value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(1..))]
     prefetch: u16,
+
+    /// The name this edge's broker connection shows in the management UI
+    /// and `rabbitmqctl list_connections name`, instead of the default
+    /// `burnin-edge HOST` (`… (scan OP)`, `… (check)`): to tell edges apart
+    /// on one vhost, or to find this one connection from a script.
+    #[arg(long, env = "BURNIN_AMQP_CONNECTION_NAME", value_name = "NAME")]
+    connection_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,8 +75,9 @@ impl BrokerArgs {
 
     /// The adapter configuration, checked by [`AmqpConfig::validate`]
     /// (URL, names, CA file: the rules both binaries share); the error
-    /// names the flag.
-    pub(crate) fn config(&self, connection_name: &str) -> Result<AmqpConfig, String> {
+    /// names the flag. The connection is named `default_name` unless
+    /// `--connection-name` was given.
+    pub(crate) fn config(&self, default_name: &str) -> Result<AmqpConfig, String> {
         // Not required by clap: `scan --edge-url` needs no broker.
         if self.amqp_url.iter().all(|u| u.trim().is_empty()) {
             return Err(
@@ -88,7 +96,13 @@ impl BrokerArgs {
         c.prefetch = self.prefetch;
         c.ca_file = self.amqp_ca_file.clone();
         c.connect_timeout = Duration::from_secs(5);
-        c.connection_name = Some(connection_name.to_owned());
+        c.connection_name = Some(match &self.connection_name {
+            Some(name) if name.trim().is_empty() => {
+                return Err("--connection-name NAME must not be empty".into());
+            }
+            Some(name) => name.clone(),
+            None => default_name.to_owned(),
+        });
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
