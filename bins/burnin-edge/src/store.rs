@@ -73,6 +73,24 @@ impl Store {
         }
     }
 
+    /// How `/metrics` names it (`burnin_store_info`): its kind (`sqlite`,
+    /// `postgres`) and the SQLite file, or PostgreSQL's `HOST:PORT/DATABASE`
+    /// as the URL gives it (no user, no password, no parameters), so the
+    /// edges sharing one database carry the same label when they are given
+    /// the same host and port.
+    pub fn metric_labels(&self) -> (&'static str, String) {
+        match self {
+            Store::Sqlite(s) => ("sqlite", s.path().to_owned()),
+            Store::Postgres(s) => {
+                let url = s.url();
+                let rest = url.split_once("://").map_or(url, |(_, r)| r);
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+                let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+                ("postgres", rest.to_owned())
+            }
+        }
+    }
+
     /// Whether several edges may share it (then one is active at a time).
     pub fn is_shared(&self) -> bool {
         matches!(self, Store::Postgres(_))
