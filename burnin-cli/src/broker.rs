@@ -62,12 +62,13 @@ impl BrokerArgs {
         c.exchange.clone_from(&self.exchange);
         reply_queue.clone_into(&mut c.reply_queue);
         c.ca_file.clone_from(&self.amqp_ca_file);
-        c.connection_name = Some(
-            self.connection_name
-                .clone()
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| default_name.to_owned()),
-        );
+        c.connection_name = Some(match &self.connection_name {
+            Some(name) if name.trim().is_empty() => {
+                return Err("--connection-name NAME must not be empty".into());
+            }
+            Some(name) => name.clone(),
+            None => default_name.to_owned(),
+        });
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }

@@ -529,6 +529,9 @@ pub trait OperationReads: Send + Sync {
     /// The file or the database URL (password hidden), for logs.
     fn describe(&self) -> String;
 
+    /// What kind of store it is, for `/metrics` (`sqlite`, `postgres`).
+    fn kind(&self) -> &'static str;
+
     /// The latest run of operation `id`, if any.
     async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError>;
 

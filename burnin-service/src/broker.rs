@@ -23,6 +23,7 @@ use burnin_amqp::edge::AmqpCommandPublisher;
 use burnin_core::edge::ReplyRouter;
 use burnin_core::memory::{MemoryBroker, MemoryPublisher};
 use burnin_core::{CommandPublisher, ReplyStream, ScanCommand, TransportError};
+use futures::FutureExt as _;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -162,6 +163,17 @@ impl BrokerLink {
                 .await
                 .unwrap_or(false),
             None => false,
+        }
+    }
+
+    /// Whether the broker connection is up, answered without waiting (for
+    /// `/metrics`, read at each scrape): none, or one whose check would
+    /// have to wait, counts as down.
+    pub(crate) fn up_now(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let rx = self.tx.subscribe();
+        move || {
+            let current = rx.borrow().clone();
+            current.is_some_and(|link| link.is_connected().now_or_never().unwrap_or(false))
         }
     }
 

@@ -10,6 +10,14 @@
 //! | `burnin_operations_started_total` | counter | `how` = api, resumed |
 //! | `burnin_store_errors_total`, `burnin_transport_errors_total` | counter | — |
 //! | `burnin_mes_concurrency_limit`, `burnin_mes_in_flight` | gauge, read at each scrape | — (with `--mes-url` only: the adaptive limit on MES lookups in flight, and the lookups in flight now; see burnin-http) |
+//! | `burnin_edge_active` | gauge, read at each scrape | — (1 while this edge runs operations, 0 while it is a standby) |
+//! | `burnin_broker_connected` | gauge, read at each scrape | — (1 while the broker connection is up; a standby makes none: 0) |
+//! | `burnin_store_failing` | gauge, read at each scrape | — (1 from a failed write to the store until a write succeeds: what `/healthz` reports as 503) |
+//! | `burnin_store_info` | gauge, always 1 | `kind` = sqlite, postgres; `store` = the file, or `HOST:PORT/DATABASE` (edges sharing a database carry the same) |
+//!
+//! `packaging/prometheus/burnin.rules.yml` alerts on these; its test
+//! (`bins/burnin-edge/tests/alert_rules.rs`) fails if a rule names a metric
+//! this list does not export.
 //!
 //! Requests are counted and timed by decorators around the MES source and
 //! the reporter, so every lookup and every delivery is seen exactly once
@@ -99,7 +107,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The service's metrics, every label of the table above at 0.
+    /// The service's metrics, every label of the table above at 0 (of
+    /// the histogram, those seen so far).
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let operations = Family::<StateLabel, Gauge>::default();
@@ -161,6 +170,20 @@ impl Metrics {
         }
         for result in ["pass", "fail"] {
             let _ = devices.get_or_create(&ResultLabel { result });
+        }
+        // And every request outcome: Prometheus's increase() counts a
+        // series from its first sample, so a failure counter that first
+        // appeared at 1 would never show an increase.
+        for status in ["ok", "unknown", "unavailable", "bad_answer"] {
+            let _ = requests.get_or_create(&RequestLabels {
+                endpoint: "mes",
+                status,
+            });
+        }
+        for endpoint in ["log", "pair", "directBurn", "notify"] {
+            for status in ["ok", "refused", "unavailable"] {
+                let _ = requests.get_or_create(&RequestLabels { endpoint, status });
+            }
         }
         Metrics {
             registry,

@@ -293,6 +293,38 @@ impl AppBuilder {
             "1 while this edge is the active one (runs operations), 0 while it is a standby",
             move || i64::from(*watched.borrow() == Role::Active),
         );
+        let broker = BrokerLink::new();
+        let up = broker.up_now();
+        metrics.gauge_fn(
+            "burnin_broker_connected",
+            "1 while this edge's broker connection is up, 0 while it is down (a standby makes none)",
+            move || i64::from(up()),
+        );
+        let store_health = crate::bounds::StoreHealth::default();
+        let failing = store_health.clone();
+        metrics.gauge_fn(
+            "burnin_store_failing",
+            "1 from a failed write to the operation store (a full disk, PostgreSQL unreachable) until a write succeeds",
+            move || i64::from(failing.failing().is_some()),
+        );
+        let (kind, name) = store_labels(self.store.as_ref());
+        // A gauge at 1 named `…_info`, Prometheus's convention for labels
+        // worth joining on.
+        let store_info = prometheus_client::metrics::family::Family::<
+            Vec<(String, String)>,
+            prometheus_client::metrics::gauge::Gauge,
+        >::default();
+        store_info
+            .get_or_create(&vec![
+                ("kind".to_owned(), kind.to_owned()),
+                ("store".to_owned(), name),
+            ])
+            .set(1);
+        metrics.registry_mut().register(
+            "burnin_store_info",
+            "The operation store this edge uses (always 1); edges sharing one carry the same labels",
+            store_info,
+        );
         let metrics = Arc::new(metrics);
         // Event ids start at the start time in microseconds, so they keep
         // growing across restarts (see burnin_core::live).
@@ -313,7 +345,6 @@ impl AppBuilder {
             self.allowed_origins,
             self.api_token.is_some(),
         ));
-        let store_health = crate::bounds::StoreHealth::default();
         let router = ReplyRouter::new();
         router.on_late(Arc::new(LateRecorder {
             store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone())
@@ -327,7 +358,7 @@ impl AppBuilder {
             store: self.store,
             bounds,
             router,
-            broker: BrokerLink::new(),
+            broker,
             connector: self.connector,
             // Timed outside, bounded inside: a lookup that runs out of
             // time is counted as unavailable.
@@ -911,4 +942,19 @@ impl Observer for Observers {
     fn finished(&self, report: &OperationReport) {
         self.0.iter().for_each(|o| o.finished(report));
     }
+}
+
+/// How `/metrics` names a store (`burnin_store_info`): its kind and the
+/// SQLite file, or PostgreSQL's `HOST:PORT/DATABASE` as the URL gives it
+/// (no user, no password, no parameters), so the edges sharing one database
+/// carry the same label when they are given the same host and port.
+fn store_labels(store: &dyn burnin_core::StateStore) -> (&'static str, String) {
+    let shown = store.describe();
+    let Some((_, rest)) = shown.split_once("://") else {
+        // A file: its path as it is.
+        return (store.kind(), shown);
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+    (store.kind(), rest.to_owned())
 }

@@ -1117,6 +1117,9 @@ impl OperationReads for PgStore {
     fn describe(&self) -> String {
         self.url().to_owned()
     }
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
     async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError> {
         Ok(PgStore::get(self, id).await?)
     }

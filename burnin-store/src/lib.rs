@@ -1000,6 +1000,9 @@ impl OperationReads for SqliteStore {
     fn describe(&self) -> String {
         self.path().to_owned()
     }
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
     async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError> {
         let (s, id) = (self.clone(), id.clone());
         off_thread(move || s.get(&id)).await

@@ -89,6 +89,8 @@ fn healthz_reports_a_store_that_cannot_commit_and_recovers_with_it() {
         error.starts_with("the operation store cannot record:") && error.contains("full"),
         "{error}"
     );
+    // What the alert rule BurninStoreFailing reads.
+    assert_eq!(serve.metric("burnin_store_failing"), Some(1.0));
 
     // Room again: the next commit clears it.
     std::fs::remove_file(filler).unwrap();
@@ -96,5 +98,6 @@ fn healthz_reports_a_store_that_cannot_commit_and_recovers_with_it() {
     assert_eq!(status, 202, "{doc}");
     let (status, health) = serve.get("/healthz");
     assert_eq!(status, 200, "{health}");
+    assert_eq!(serve.metric("burnin_store_failing"), Some(0.0));
     drop(serve);
 }

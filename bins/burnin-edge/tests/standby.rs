@@ -109,6 +109,24 @@ fn a_standby_answers_reads_refuses_post_naming_the_active_and_takes_over_on_sigt
     assert_eq!(health, json!({"broker": "up", "role": "active"}));
     assert_eq!(a.active_gauge(), 1.0);
     assert_eq!(b.active_gauge(), 0.0);
+    // What the alert rules read: both name the same store (so two active
+    // ones would be seen), and only the active one connects to the broker.
+    let store = |edge: &Serve| {
+        let (_, text) = support::http(&edge.addr, "GET", "/metrics", None, None);
+        text.lines()
+            .find(|l| l.starts_with("burnin_store_info{"))
+            .unwrap_or_else(|| panic!("no burnin_store_info:\n{text}"))
+            .to_owned()
+    };
+    let db_at = db.url();
+    let db_at = db_at.rsplit_once('@').unwrap().1;
+    assert_eq!(
+        store(&a),
+        format!(r#"burnin_store_info{{kind="postgres",store="{db_at}"}} 1"#)
+    );
+    assert_eq!(store(&b), store(&a));
+    assert_eq!(a.metric("burnin_broker_connected"), Some(1.0));
+    assert_eq!(b.metric("burnin_broker_connected"), Some(0.0));
 
     // POST to the standby: 503 naming the active edge, as documented;
     // nothing is recorded.

@@ -79,15 +79,11 @@ fn eval(expr: &str) -> anyhow::Result<String> {
 }
 
 /// Closes, broker-side, every connection of `vhost` whose client-provided
-/// name is in `names` or starts with `prefix`: what `rabbitmqctl
-/// close_connection` does, for many connections in one call (one
-/// `rabbitmqctl` start per connection would take a second each).
-/// Returns the names of the connections closed.
-pub(crate) fn close_connections(
-    vhost: &str,
-    names: &[String],
-    prefix: &str,
-) -> anyhow::Result<Vec<String>> {
+/// name is one of `names` (exactly): what `rabbitmqctl close_connection`
+/// does, for many connections in one call (one `rabbitmqctl` start per
+/// connection would take a second each). Returns the names of the
+/// connections closed.
+pub(crate) fn close_connections(vhost: &str, names: &[String]) -> anyhow::Result<Vec<String>> {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let list = names
         .iter()
@@ -95,16 +91,14 @@ pub(crate) fn close_connections(
         .collect::<Vec<_>>()
         .join(",");
     let expr = format!(
-        r#"V = <<"{vhost}">>, Names = [{list}], Prefix = <<"{prefix}">>, PL = byte_size(Prefix),
-Match = fun(N) -> lists:member(N, Names) orelse (PL > 0 andalso byte_size(N) >= PL andalso binary:part(N, 0, PL) =:= Prefix) end,
+        r#"V = <<"{vhost}">>, Names = [{list}],
 Name = fun(I) -> case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I, [])) of
     {{_, longstr, N}} -> N; _ -> <<>> end end,
 Ps = [{{proplists:get_value(pid, I), Name(I)}} || I <- rabbit_networking:connection_info_all([pid, vhost, client_properties]),
-  proplists:get_value(vhost, I) =:= V, Match(Name(I))],
+  proplists:get_value(vhost, I) =:= V, lists:member(Name(I), Names)],
 [rabbit_networking:close_connection(P, "burnin-load fault injection") || {{P, _}} <- Ps],
 iolist_to_binary(lists:join(<<"|">>, [N || {{_, N}} <- Ps]))."#,
         vhost = esc(vhost),
-        prefix = esc(prefix),
     );
     let out = eval(&expr)?;
     let joined: String = out.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -55,28 +55,26 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
         .div_ceil(agents::per_connection(devices.len(), connections));
     let victims: Vec<String> = (0..conns).filter(|c| c % 10 == 3).map(name).collect();
     say!("burnin: {}", fleet.label);
+    // The edge is told its connection's name, and that exact name is
+    // closed: its default name may change without this run noticing.
+    let edge_name = format!("burnin-load fault edge {}", v.name());
+    let mut broker_of_edge = spawn::Broker::local(&v);
+    broker_of_edge
+        .edge_args
+        .extend(["--connection-name".to_owned(), edge_name.clone()]);
     let vname = v.name().to_owned();
     let wanted = victims.len();
+    let mut targets = victims;
+    targets.push(edge_name.clone());
     let closer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        tokio::task::spawn_blocking(move || {
-            broker::close_connections(&vname, &victims, "burnin-edge scan")
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r)
+        tokio::task::spawn_blocking(move || broker::close_connections(&vname, &targets))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
     });
     let op = 7_000_001u64;
-    let run = spawn::scan(
-        env,
-        &spawn::Broker::local(&v),
-        &f,
-        &devices,
-        op,
-        "30s",
-        Store::Disk,
-    )
-    .await?;
+    let run = spawn::scan(env, &broker_of_edge, &f, &devices, op, "30s", Store::Disk).await?;
     let closed_names = closer.await??;
     let closed = closed_names.len();
     fleet.stop().await;
@@ -98,6 +96,11 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
     );
     let record = record(op, &devices, &run);
     let mut findings = check::check(&record);
+    if !closed_names.contains(&edge_name) {
+        findings.problems.push(format!(
+            "the edge's connection {edge_name:?} was not closed (not open at 1.5 s?)"
+        ));
+    }
     if closed != wanted + 1 {
         findings.problems.push(format!(
             "closed {closed} connections, meant to close {}",

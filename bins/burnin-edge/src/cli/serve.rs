@@ -92,9 +92,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "BURNIN_KEEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
     keep: Option<std::time::Duration>,
 
-    /// HTTP connections served at once; beyond, new ones get 503 and are
-    /// closed, so slow or broken clients cannot use up the edge's file
-    /// descriptors.
+    /// HTTP connections served at once, so slow or broken clients cannot
+    /// use up the edge's file descriptors. At the cap a new connection
+    /// closes the oldest one not answered yet (its request still coming),
+    /// so a flood cannot lock out /healthz or the API; when every
+    /// connection has been answered, new ones get 503 and are closed.
     #[arg(
         long,
         env = "BURNIN_MAX_CONNECTIONS",

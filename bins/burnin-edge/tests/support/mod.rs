@@ -347,6 +347,16 @@ impl Serve {
             .unwrap()
     }
 
+    /// The value of the `/metrics` sample named exactly `series` (name and
+    /// labels as the edge prints them), if there is one.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (status, text) = http(&self.addr, "GET", "/metrics", self.token.as_deref(), None);
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    }
+
     /// Kills it (SIGKILL) and reaps it.
     pub fn sigkill(&mut self) {
         let _ = self.child.kill();
