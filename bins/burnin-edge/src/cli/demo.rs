@@ -16,8 +16,9 @@ use burnin_core::{
 };
 use burnin_local::{FileMes, OutDirReporter, SystemClock};
 
-use crate::cli::output::{Progress, json, table};
+use crate::cli::output::Progress;
 use crate::exit;
+use burnin_service::report::{json, table};
 
 /// Flags of `burnin-edge demo`.
 #[derive(Debug, clap::Args)]

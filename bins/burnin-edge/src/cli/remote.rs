@@ -37,9 +37,9 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::output::{json, table_with};
 use crate::cli::scan::exit_code;
 use crate::exit;
+use burnin_service::report::{json, table_with};
 
 /// How long following an operation may take beyond its window: the
 /// serve's reporting (MES lookups, factory deliveries with retries).
@@ -581,7 +581,7 @@ pub(crate) fn run(url: &str, token: Option<String>, params: &OperationParams, as
                         table_with(&report, |d| words
                             .next()
                             .flatten()
-                            .unwrap_or_else(|| crate::cli::output::details(d)))
+                            .unwrap_or_else(|| burnin_service::report::details(d)))
                     );
                 }
                 exit_code(&report)

@@ -17,9 +17,10 @@ use burnin_store::SqliteStore;
 
 use crate::cli::broker_args::BrokerArgs;
 use crate::cli::factory::FactoryArgs;
-use crate::cli::output::{Progress, json, table};
+use crate::cli::output::Progress;
 use crate::exit;
 use burnin_http::HttpMesSource;
+use burnin_service::report::{json, table};
 
 /// Flags of `burnin-edge scan`.
 #[derive(Debug, clap::Args)]
@@ -449,7 +450,7 @@ fn stalled_report(
 }
 
 fn print_report(report: &OperationReport, as_json: bool, mes: Option<&HttpMesSource>) {
-    let hint = crate::cli::output::mes_hint(report, |sn| {
+    let hint = burnin_service::report::mes_hint(report, |sn| {
         mes.and_then(|m| m.url_for(sn).ok())
             .map(|u| burnin_http::redact_url(u.as_str()))
     });
@@ -457,7 +458,7 @@ fn print_report(report: &OperationReport, as_json: bool, mes: Option<&HttpMesSou
         let limit = mes.map(HttpMesSource::concurrency_limit);
         println!(
             "{}",
-            crate::cli::output::json_with_hint(report, limit, hint)
+            burnin_service::report::json_with_hint(report, limit, hint)
         );
     } else {
         print!("{}", table(report));
