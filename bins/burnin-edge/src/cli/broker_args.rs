@@ -7,7 +7,7 @@ use burnin_amqp::{AmqpConfig, DEFAULT_REPLY_QUEUE, QueueType};
 /// How to reach RabbitMQ and what to declare there.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Broker")]
-pub(crate) struct BrokerArgs {
+pub(crate) struct EdgeBrokerArgs {
     #[command(flatten)]
     common: burnin_cli::BrokerArgs,
 
@@ -36,7 +36,7 @@ enum ReplyQueueType {
     Quorum,
 }
 
-impl BrokerArgs {
+impl EdgeBrokerArgs {
     /// The reply queue's name.
     pub(crate) fn reply_queue(&self) -> &str {
         &self.reply_queue

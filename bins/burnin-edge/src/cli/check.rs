@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use burnin_core::{MesAnswer, MesError, MesSource, PayloadKind, SerialNumber};
 use serde_json::json;
 
-use crate::cli::broker_args::BrokerArgs;
+use crate::cli::broker_args::EdgeBrokerArgs;
 use crate::cli::factory::{FactoryArgs, Probes};
 use crate::exit;
 
@@ -71,7 +71,7 @@ pub(crate) struct CheckArgs {
     json: bool,
 
     #[command(flatten)]
-    broker: BrokerArgs,
+    broker: EdgeBrokerArgs,
 
     #[command(flatten)]
     factory: FactoryArgs,

@@ -15,7 +15,7 @@ use burnin_service::bounds::{
 };
 use burnin_store::SqliteStore;
 
-use crate::cli::broker_args::BrokerArgs;
+use crate::cli::broker_args::EdgeBrokerArgs;
 use crate::cli::factory::FactoryArgs;
 use crate::cli::output::Progress;
 use crate::exit;
@@ -106,7 +106,7 @@ pub(crate) struct ScanArgs {
     api_token: Option<String>,
 
     #[command(flatten)]
-    broker: BrokerArgs,
+    broker: EdgeBrokerArgs,
 
     #[command(flatten)]
     factory: FactoryArgs,

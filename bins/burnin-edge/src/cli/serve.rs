@@ -8,7 +8,7 @@ use burnin_service::{AmqpConnector, App, Store};
 use burnin_store::SqliteStore;
 use burnin_store_pg::PgStore;
 
-use crate::cli::broker_args::BrokerArgs;
+use crate::cli::broker_args::EdgeBrokerArgs;
 use crate::cli::factory::FactoryArgs;
 use crate::exit;
 
@@ -123,7 +123,7 @@ pub(crate) struct ServeArgs {
     max_streams: u32,
 
     #[command(flatten)]
-    broker: BrokerArgs,
+    broker: EdgeBrokerArgs,
 
     #[command(flatten)]
     factory: FactoryArgs,
