@@ -295,3 +295,162 @@ fn a_python_client_generated_from_the_document_runs_a_scan() {
     );
     eprintln!("{stdout}");
 }
+
+/// Checks answers a live serve gave against the document: argv is the
+/// document and a JSON list of `[method, path template, status, body]`.
+/// Each body must be valid for the schema documented for that operation and
+/// status, every object schema closed (`additionalProperties: false`), so a
+/// field the document does not name fails too.
+const CHECK_ANSWERS: &str = r##"
+import json, sys
+import jsonschema
+doc = json.load(open(sys.argv[1]))
+answers = json.load(open(sys.argv[2]))
+def close(node):
+    if isinstance(node, dict):
+        if "properties" in node:
+            node.setdefault("additionalProperties", False)
+        for v in node.values():
+            close(v)
+    elif isinstance(node, list):
+        for v in node:
+            close(v)
+schemas = doc["components"]["schemas"]
+close(schemas)
+failures = []
+for method, path, status, body in answers:
+    response = doc["paths"][path][method.lower()]["responses"].get(str(status))
+    if response is None:
+        failures.append(f"{method} {path} {status}: status not documented")
+        continue
+    schema = dict(response["content"]["application/json"]["schema"])
+    close(schema)
+    schema["components"] = {"schemas": schemas}
+    for e in jsonschema.Draft202012Validator(schema).iter_errors(body):
+        where = "/".join(map(str, e.absolute_path)) or "(top)"
+        failures.append(f"{method} {path} {status} at {where}: {e.message}")
+print("\n".join(failures))
+sys.exit(1 if failures else 0)
+"##;
+
+#[test]
+fn every_answer_of_a_real_scan_is_what_the_document_says_field_for_field() {
+    require(
+        "jsonschema (with openapi-spec-validator)",
+        &["python3", "-c", "import jsonschema"],
+    );
+    let Some(vhost) = TestVhost::new("openapi-answers") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    let fleet_devices = devices(&factory, "AN", 2, 0x0d);
+    // AN-2's MES record names another MAC: it fails, with a `"0"` line for
+    // each address; AN-GONE is expected and never answers.
+    factory.set_mes("AN-2", &["02:00:00:0d:ff:01"]);
+    factory.set_mes("AN-GONE", &["02:00:00:0d:ff:02"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = "answers-token";
+    let serve = Serve::start(
+        &vhost.url(),
+        &factory,
+        &dir.path().join("s.db"),
+        Some(token),
+        &[],
+    );
+    let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
+
+    let mut answers: Vec<serde_json::Value> = Vec::new();
+    let mut ask =
+        |method: &str, template: &str, path: &str, token: Option<&str>, body: Option<&str>| {
+            let (status, text) = http(&serve.addr, method, path, token, body.map(str::as_bytes));
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: {status} is not JSON ({e}): {text}"));
+            answers.push(serde_json::json!([method, template, status, json]));
+            (status, json)
+        };
+    let scan = r#"{"operationId": 7, "expected": ["AN-1", "AN-2", "AN-GONE"], "windowSecs": 3, "requireLink": true}"#;
+    let (status, started) = ask("POST", "/scans", "/scans", Some(token), Some(scan));
+    assert_eq!(status, 202, "{started}");
+    let (status, _) = ask("POST", "/scans", "/scans", Some(token), Some(scan));
+    assert_eq!(status, 409);
+    let (status, collecting) = ask("GET", "/scans/{operationId}", "/scans/7", Some(token), None);
+    assert_eq!(
+        (status, &collecting["state"]),
+        (200, &serde_json::json!("collecting"))
+    );
+    let done = serve.wait_finished("7", std::time::Duration::from_secs(30));
+    assert_eq!(done["state"], "done", "{done}");
+    let (status, done) = ask("GET", "/scans/{operationId}", "/scans/7", Some(token), None);
+    assert_eq!(status, 200);
+    let states: Vec<&str> = done["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["passed", "failed", "failed"], "{done}");
+    assert!(
+        done["replyCounts"].is_object() && done["collected"].is_string(),
+        "{done}"
+    );
+    assert_eq!(
+        ask("GET", "/scans", "/scans?limit=5", Some(token), None).0,
+        200
+    );
+    assert_eq!(
+        ask("GET", "/devices/{sn}", "/devices/AN-2", Some(token), None).0,
+        200
+    );
+    assert_eq!(ask("GET", "/healthz", "/healthz", None, None).0, 200);
+    for (method, template, path, token, body, want) in [
+        (
+            "POST",
+            "/scans",
+            "/scans",
+            Some(token),
+            Some(r#"{"operationId": 8, "windowSecs": 0}"#),
+            400,
+        ),
+        ("GET", "/scans", "/scans?limit=many", Some(token), None, 400),
+        (
+            "GET",
+            "/scans/{operationId}",
+            "/scans/%22no-such%22",
+            Some(token),
+            None,
+            404,
+        ),
+        ("GET", "/scans/{operationId}", "/scans/7", None, None, 401),
+        (
+            "GET",
+            "/devices/{sn}",
+            "/devices/AN-1",
+            Some("wrong"),
+            None,
+            401,
+        ),
+    ] {
+        assert_eq!(
+            ask(method, template, path, token, body).0,
+            want,
+            "{method} {path}"
+        );
+    }
+
+    let doc = dir.path().join("openapi.json");
+    std::fs::write(&doc, burnin_service::http::openapi::document()).unwrap();
+    let file = dir.path().join("answers.json");
+    std::fs::write(&file, serde_json::to_string(&answers).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", CHECK_ANSWERS])
+        .arg(&doc)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "answers the document does not describe:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

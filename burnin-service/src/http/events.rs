@@ -260,7 +260,7 @@ pub(crate) async fn find_device(
             });
         }
     }
-    hits.sort_by(|a, b| b.started.cmp(&a.started));
+    hits.sort_by_key(|h| std::cmp::Reverse(h.started));
     Ok(Json(hits))
 }
 
