@@ -644,6 +644,34 @@ mod tests {
 
     use super::*;
 
+    /// Every field the document gives `POST /scans` is one the server's
+    /// parser takes, with that JSON type (it refuses unknown fields).
+    #[test]
+    fn a_scan_request_with_every_field_is_what_the_server_parses() {
+        let request = ScanRequest {
+            clock_tolerance_secs: Some(90),
+            expected: Some(vec!["Q186I15901".into()]),
+            mes_outage_wait_secs: Some(60),
+            operation_id: CoreOperationId::Number(42),
+            operator_id: Some("op-17".into()),
+            rescan: Some(true),
+            require_clock: Some(true),
+            require_link: Some(true),
+            scan_mode: Some(1),
+            settle_ms: Some(250),
+            target: Some(Target::DirectBurn),
+            window_secs: Some(20),
+        };
+        let body = serde_json::to_vec(&request).unwrap();
+        let p = burnin_core::request::parse_scan_request(&body, "hwinfo_queue")
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(p.operation_id, CoreOperationId::Number(42));
+        assert_eq!(p.target, burnin_core::Target::DirectBurn);
+        assert!(p.require_link && p.require_clock && p.rescan);
+        assert_eq!(p.window, std::time::Duration::from_secs(20));
+        assert_eq!(p.settle, std::time::Duration::from_millis(250));
+    }
+
     /// The event stream writes [`LiveDevice`] with the core's own
     /// serializer; a snapshot's [`Device`] must read the same.
     #[test]

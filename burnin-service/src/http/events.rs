@@ -42,7 +42,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use burnin_core::live::Since;
 use burnin_core::{OperationId, SerialNumber};
 use futures::Stream;
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +130,18 @@ fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// The data of the `hello` and `reset` events.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Marker {
+    /// The last event the stream's client knows of.
+    last_event_id: u64,
+}
+
+fn marker(last_event_id: u64) -> String {
+    serde_json::to_string(&Marker { last_event_id }).unwrap_or_default()
+}
+
 struct Cursor {
     live: Arc<Live>,
     op: Option<OperationId>,
@@ -150,11 +162,7 @@ fn event_stream(
     let rx = live.changed.subscribe();
     let now = live.board().last_id();
     let mut queue = std::collections::VecDeque::new();
-    queue.push_back(
-        SseEvent::default()
-            .event("hello")
-            .data(json!({"lastEventId": now}).to_string()),
-    );
+    queue.push_back(SseEvent::default().event("hello").data(marker(now)));
     let cursor = Cursor {
         live,
         op,
@@ -180,7 +188,7 @@ fn event_stream(
                         SseEvent::default()
                             .event("reset")
                             .id(last.to_string())
-                            .data(json!({"lastEventId": last}).to_string()),
+                            .data(marker(last)),
                     );
                 }
                 Since::Events(events) => {
