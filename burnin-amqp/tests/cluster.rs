@@ -2,7 +2,7 @@
 //! started by the test if needed): failover between nodes, connection
 //! names, quorum reply queues, and a node lost mid-window (SPEC §10.3).
 //! These tests stop cluster nodes, so they run one at a time (see
-//! `burnin_amqp::testing_cluster`).
+//! `burnin_testkit::cluster`).
 
 mod common;
 

@@ -248,7 +248,7 @@ fn help_texts_list_the_post_fields_and_rust_log_and_say_higher_where_they_mean_i
     // Every field of POST /scans, as the API document names them.
     let doc: serde_json::Value =
         serde_json::from_str(&burnin_service::http::openapi::document()).unwrap();
-    let fields = doc["components"]["schemas"]["ScanRequestDoc"]["properties"]
+    let fields = doc["components"]["schemas"]["ScanRequest"]["properties"]
         .as_object()
         .unwrap();
     assert!(fields.len() >= 7, "{fields:?}");

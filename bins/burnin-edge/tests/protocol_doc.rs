@@ -123,7 +123,7 @@ for e in sorted(validator.iter_errors(example), key=str):
 #[test]
 fn the_operation_example_is_what_the_api_answers() {
     let example = block("operation");
-    let errors = schema_errors("OperationDoc", &example);
+    let errors = schema_errors("Operation", &example);
     assert!(
         errors.is_empty(),
         "docs/protocol.md's GET /scans/{{id}} example does not match the API's operation:\n{errors}"
@@ -132,7 +132,7 @@ fn the_operation_example_is_what_the_api_answers() {
     let mut doc: Value = serde_json::from_str(&example).unwrap();
     doc.as_object_mut().unwrap().remove("lastEventId");
     doc["devices"][0]["colour"] = "green".into();
-    let errors = schema_errors("OperationDoc", &doc.to_string());
+    let errors = schema_errors("Operation", &doc.to_string());
     assert!(
         errors.contains("'lastEventId' is a required property"),
         "{errors}"

@@ -9,17 +9,11 @@
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //!
 //! `POST /scans` takes `requireLink` (SPEC §10.1; default off, or on with
-//! `serve --require-link`). An operation is shown as `{"operationId",
-//! "state", "devices": [{"sn", "result", "macinfo", "findings"?}],
-//! "error"?}` ([`crate::report::device_json`]) plus `started`, `deadline`,
-//! `finished`, `replies` (accepted so far), `expected`, `target`,
-//! `requireLink` and
-//! `deliveries` (`[{"kind", "ok", "error"?, "at"}]`). `devices` stays empty
-//! until collection has ended and every MES answer is in; `state` is the
-//! one last recorded (`collecting` until the results are recorded).
+//! `serve --require-link`). Every body is a type of [`super::body`]
+//! (an operation is [`Operation`]); every error is an [`ApiError`].
 //!
-//! **Ids in the path.** The segment is percent-decoded. `/scans/42` finds
-//! the operation whose id is the JSON number `42` if there is one, else the
+//! **Ids in the path** ([`OperationPath`]). The segment is
+//! percent-decoded. `/scans/42` finds the operation whose id is the JSON number `42` if there is one, else the
 //! one whose id is the string `"42"`; a segment written as a JSON string
 //! (`/scans/%2242%22`, i.e. `"42"` with its quotes) is always the string id;
 //! any other segment is a string id.
@@ -29,29 +23,32 @@
 //! edge's own or let in with `--allow-origin` (403) and, without a token, a
 //! `Host` that does not name the edge (421).
 //!
-//! **Token.** With `--api-token`, every route but `/healthz` needs
-//! `Authorization: Bearer TOKEN`, compared in constant time (`subtle`; only
-//! the length can be told apart); otherwise 401. Errors are
+//! **Token.** With `--api-token`, every route but `/healthz`,
+//! `/openapi.json` and the page needs `Authorization: Bearer TOKEN`
+//! (the document's `bearerAuth` scheme), compared in constant time
+//! (`subtle`; only the length can be told apart); otherwise 401. Errors are
 //! `{"error": "<what is wrong and what to do>"}`.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use burnin_core::OperationView;
-use burnin_core::{OperationId, StoreError, Target};
+use axum::{Json, Router};
+use burnin_core::{OperationId, OperationView, StoreError};
 use burnin_local::SystemClock;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::report::device_json;
+use super::body::{
+    Error, Health, Operation, Role as RoleBody, ScanRequest, ScanStarted, Unavailable,
+};
+use super::error::ApiError;
 use crate::service::{App, Role};
 
 /// The largest request body accepted (2 MiB, for 20,000 serials).
@@ -66,11 +63,14 @@ const MAX_LIMIT: usize = 1000;
 /// `tower::ServiceExt::oneshot`.
 ///
 /// **Adding a route**: add it to `guarded` below (token-checked) or next to
-/// `/healthz` (open); handlers take `State<Arc<App>>`.
+/// `/healthz` (open); handlers take `State<Arc<App>>`, return a body of
+/// [`super::body`] or an [`ApiError`], and carry a `#[utoipa::path]`
+/// (with `security(("bearerAuth" = []))` when guarded) listed in
+/// [`super::openapi`].
 pub fn router(app: Arc<App>) -> Router {
     let guarded = Router::new()
-        .route("/scans", get(list).post(create))
-        .route("/scans/{operation_id}", get(show))
+        .route("/scans", get(list_scans).post(create_scan))
+        .route("/scans/{operation_id}", get(get_scan))
         .route("/metrics", get(metrics))
         .route("/events", get(super::events::all_events))
         .route(
@@ -92,10 +92,6 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
-}
-
 async fn authorize(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -109,71 +105,105 @@ async fn authorize(
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong API token; send Authorization: Bearer <the --api-token value>",
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+            return ApiError::unauthorized().into_response();
         }
     }
     next.run(request).await
 }
 
-async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+/// The operation an `{operationId}` path segment names (see the module
+/// docs): a segment written as a JSON string is that string id; any other
+/// names the number id if one is known, else the string id. 404 if none
+/// is known.
+#[derive(Debug)]
+pub struct OperationPath(pub OperationView);
+
+impl FromRequestParts<Arc<App>> for OperationPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("path operationId: {}", e.body_text())))?;
+        let quoted = serde_json::from_str::<String>(&raw)
+            .ok()
+            .and_then(|s| OperationId::text(s).ok());
+        let found = match quoted {
+            Some(id) => app.store.get(&id).await,
+            None => app.store.find(&raw).await,
+        };
+        match found {
+            Ok(Some(view)) => Ok(OperationPath(view)),
+            Ok(None) => Err(ApiError::unknown_operation(&raw)),
+            Err(e) => Err(ApiError::store(&e)),
+        }
+    }
+}
+
+/// Starts a scan: records the operation and publishes its command.
+#[utoipa::path(post, path = "/scans", operation_id = "createScan", tag = "scans",
+    request_body = ScanRequest,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 202, description = "started", body = ScanStarted),
+        (status = 400, description = "a field is wrong (the message names it)", body = Error),
+        (status = 409, description = "an operation with this id is running, or already ran and `rescan` is not set", body = Error),
+        (status = 413, description = "body over 2 MiB", body = Error),
+        (status = 415, description = "not `Content-Type: application/json`", body = Error),
+        (status = 500, description = "the store failed", body = Error),
+        (status = 503, description = "the broker connection is down (`Retry-After: 5`), shutting down, or this edge is a standby: `active` names the active edge to send it to (`Retry-After: 2`)",
+            body = Unavailable,
+            headers(("Retry-After" = u32, description = "seconds to wait before trying again"))),
+    ))]
+pub(crate) async fn create_scan(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ScanStarted>), ApiError> {
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the request body is larger than {MAX_BODY} bytes"),
-            );
+            ));
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        Err(e) => return Err(ApiError::bad_request(format!("bad request body: {e}"))),
     };
-    let params = match burnin_core::request::parse_scan_request_from(&body, &app.defaults) {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let params = burnin_core::request::parse_scan_request_from(&body, &app.defaults)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(why) = app.target_unavailable(params.target) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("field target: this server cannot deliver it: {why}"),
-        );
+        return Err(ApiError::bad_request(format!(
+            "field target: this server cannot deliver it: {why}"
+        )));
     }
     if app.is_stopping() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; try again");
+        return Err(ApiError::unavailable(
+            "shutting down; try again",
+            None,
+            None,
+        ));
     }
     if app.role() != Role::Active {
-        return standby(&app).await;
+        return Err(standby(&app).await);
     }
     // The same signal as /healthz: an operation started now could not
     // publish its command, so it is refused while the client can retry.
     if !app.broker().up_within(BROKER_WAIT).await {
-        let mut r = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
-                "error": "the broker connection is down (GET /healthz says so too); burnin-edge \
-                          keeps reconnecting: try again in a few seconds, and check the broker \
-                          if it stays down",
-                "role": "active",
-                "active": app.advertised(),
-            })),
+        return Err(ApiError::unavailable(
+            "the broker connection is down (GET /healthz says so too); burnin-edge \
+             keeps reconnecting: try again in a few seconds, and check the broker \
+             if it stays down",
+            Some(RoleBody::Active),
+            Some(Some(app.advertised().to_owned())),
         )
-            .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        return r;
+        .retry_after(5));
     }
     match burnin_core::edge::start(params, &SystemClock, app.recording_store()).await {
         Ok(op) => {
-            let doc = json!({
-                "operationId": op.id(),
-                "deadline": op.deadline(),
-            });
+            let started = ScanStarted {
+                deadline: op.deadline(),
+                operation_id: op.id().clone(),
+            };
             let id = op.id().clone();
             tracing::info!(operation = %id, deadline = %op.deadline(), expected = op.expected_count(), "operation started");
             if !app.spawn_operation(op) && app.role() != Role::Active {
@@ -183,188 +213,128 @@ async fn create(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
                 tracing::warn!(operation = %id, "recorded, but this edge stopped being active; the active edge runs it");
             }
             app.metrics().started("api");
-            (StatusCode::ACCEPTED, axum::Json(doc)).into_response()
+            Ok((StatusCode::ACCEPTED, Json(started)))
         }
-        Err(StoreError::Running(id)) => error(
+        Err(StoreError::Running(id)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("operation {id} is already running; wait for it to finish (GET /scans/{id})"),
-        ),
-        Err(e @ StoreError::Held { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+        )),
+        Err(e @ StoreError::Held { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(e) => {
             tracing::error!("could not record a new operation: {e}");
-            error(
+            Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the operation could not be recorded: {e}"),
-            )
+            ))
         }
     }
 }
 
-fn view_json(v: &OperationView) -> Value {
-    let devices: Vec<Value> = v
-        .results
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(device_json)
-        .collect();
-    let deliveries: Vec<Value> = v
-        .deliveries
-        .iter()
-        .map(|d| {
-            let mut doc = json!({"kind": d.kind.as_str(), "ok": d.error.is_none(), "at": d.at});
-            if let (Some(e), Some(map)) = (&d.error, doc.as_object_mut()) {
-                map.insert("error".into(), e.clone().into());
-            }
-            doc
-        })
-        .collect();
-    let mut doc = json!({
-        "operationId": v.params.operation_id,
-        "state": v.state.as_str(),
-        "devices": devices,
-        "started": v.started,
-        "deadline": v.deadline,
-        "replies": v.replies,
-        "expected": v.params.expected,
-        "target": match v.params.target { Target::Pair => "pair", Target::DirectBurn => "directBurn" },
-        "requireLink": v.params.require_link,
-        "run": v.params.run,
-        "runs": v.runs.iter().map(|r| {
-            let mut doc = json!({"run": r.run, "state": r.state.as_str(), "started": r.started});
-            if let (Some(f), Some(map)) = (r.finished, doc.as_object_mut()) {
-                map.insert("finished".into(), json!(f));
-            }
-            doc
-        }).collect::<Vec<_>>(),
-        "deliveries": deliveries,
-    });
-    if let Some(map) = doc.as_object_mut() {
-        if let Some(f) = v.finished {
-            map.insert("finished".into(), json!(f));
-        }
-        if let Some(e) = &v.error {
-            map.insert("error".into(), e.clone().into());
-        }
-        if v.late_replies > 0 {
-            map.insert("lateReplies".into(), v.late_replies.into());
-        }
-    }
-    doc
-}
-
-/// A store read's error as the API answers it (500, logged).
-fn store_failed(e: &StoreError) -> Response {
-    tracing::error!("{e}");
-    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-async fn show(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response {
-    let quoted = serde_json::from_str::<String>(&raw)
-        .ok()
-        .and_then(|s| OperationId::text(s).ok());
-    let found = match quoted {
-        Some(id) => app.store.get(&id).await,
-        None => app.store.find(&raw).await,
-    };
-    match found {
-        Ok(Some(v)) => axum::Json(super::events::operation_json(
-            view_json(&v),
-            &v,
-            &app.live.board(),
-        ))
-        .into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no operation {raw:?} is known; start it with POST /scans"),
-        ),
-        Err(e) => store_failed(&e),
-    }
+/// One operation with its devices' live states.
+#[utoipa::path(get, path = "/scans/{operationId}", operation_id = "getScan", tag = "scans",
+    params(("operationId" = String, Path, description = "a number, a string, or a JSON string in quotes (`\"42\"`: the string id)")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "the operation", body = Operation),
+        (status = 400, description = "the path is not UTF-8 once percent-decoded", body = Error),
+        (status = 404, description = "no operation with this id is known", body = Error),
+        (status = 500, description = "the store failed", body = Error),
+    ))]
+pub(crate) async fn get_scan(
+    State(app): State<Arc<App>>,
+    OperationPath(view): OperationPath,
+) -> Json<Operation> {
+    Json(Operation::new(&view, &app.live.board()))
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     limit: Option<String>,
 }
 
-async fn list(
+/// The most recent operations, newest first.
+#[utoipa::path(get, path = "/scans", operation_id = "listScans", tag = "scans",
+    params(("limit" = Option<u32>, Query, minimum = 0, maximum = 1000, description = "how many, 0 to 1000 (default 20)")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "operations, newest first", body = Vec<Operation>),
+        (status = 400, description = "bad limit", body = Error),
+        (status = 500, description = "the store failed", body = Error),
+    ))]
+pub(crate) async fn list_scans(
     State(app): State<Arc<App>>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Operation>>, ApiError> {
     // A malformed query (e.g. `limit` twice) is a JSON 400 like every error.
     let Ok(Query(q)) = q else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("query: give at most one limit, a number from 0 to {MAX_LIMIT}"),
-        );
+        return Err(ApiError::bad_request(format!(
+            "query: give at most one limit, a number from 0 to {MAX_LIMIT}"
+        )));
     };
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 20,
         Some(Ok(n)) if n <= MAX_LIMIT => n,
         Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("query limit: give a number from 0 to {MAX_LIMIT}"),
-            );
+            return Err(ApiError::bad_request(format!(
+                "query limit: give a number from 0 to {MAX_LIMIT}"
+            )));
         }
     };
-    match app.store.list(limit).await {
-        Ok(views) => {
-            let board = app.live.board();
-            let docs = views
-                .iter()
-                .map(|v| super::events::operation_json(view_json(v), v, &board))
-                .collect();
-            drop(board);
-            axum::Json(Value::Array(docs)).into_response()
-        }
-        Err(e) => store_failed(&e),
-    }
+    let views = app
+        .store
+        .list(limit)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let board = app.live.board();
+    Ok(Json(
+        views.iter().map(|v| Operation::new(v, &board)).collect(),
+    ))
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> Response {
+/// The edge's role, and on the active edge whether it can work (the
+/// broker connection is up and the store records). Never needs the token.
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "service",
+    security(()),
+    responses(
+        (status = 200, description = "active with the broker up, or standby", body = Health),
+        (status = 503, description = "active, and the broker is down or the store cannot record", body = Unavailable),
+    ))]
+pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Result<Json<Health>, ApiError> {
     if app.role() == Role::Standby {
         // A standby consumes nothing: it is healthy while it waits.
-        let active = app.active_edge().await;
-        return (
-            StatusCode::OK,
-            axum::Json(json!({"role": "standby", "active": active})),
-        )
-            .into_response();
+        return Ok(Json(Health {
+            active: Some(app.active_edge().await),
+            broker: None,
+            role: RoleBody::Standby,
+        }));
     }
     if let Some(why) = app.store_health.failing() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
-                "error": format!(
-                    "the operation store cannot record: {why}; operations cannot be kept \
-                     until it can (check the disk of the state database)"
-                ),
-                "role": "active",
-            })),
-        )
-            .into_response();
+        return Err(ApiError::unavailable(
+            format!(
+                "the operation store cannot record: {why}; operations cannot be kept \
+                 until it can (check the disk of the state database)"
+            ),
+            Some(RoleBody::Active),
+            None,
+        ));
     }
     if app.broker().is_up().await {
-        (
-            StatusCode::OK,
-            axum::Json(json!({"broker": "up", "role": "active"})),
-        )
-            .into_response()
+        Ok(Json(Health {
+            active: None,
+            broker: Some("up"),
+            role: RoleBody::Active,
+        }))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
-                "error": "the broker connection is down; burnin-edge keeps reconnecting",
-                "role": "active",
-            })),
-        )
-            .into_response()
+        Err(ApiError::unavailable(
+            "the broker connection is down; burnin-edge keeps reconnecting",
+            Some(RoleBody::Active),
+            None,
+        ))
     }
 }
 
 /// 503 for `POST /scans` on a standby, naming the active edge.
-async fn standby(app: &App) -> Response {
+async fn standby(app: &App) -> ApiError {
     let active = app.active_edge().await;
     let message = match &active {
         Some(a) => format!(
@@ -375,27 +345,27 @@ async fn standby(app: &App) -> Response {
                  try again in a few seconds"
             .to_owned(),
     };
-    let mut r = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({"error": message, "role": "standby", "active": active})),
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
-    r
+    ApiError::unavailable(message, Some(RoleBody::Standby), Some(active)).retry_after(2)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let counts = match app.store.count_by_state().await {
-        Ok(c) => c,
-        Err(e) => return store_failed(&e),
-    };
-    (
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "the store failed", body = Error),
+    ))]
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    let counts = app
+        .store
+        .count_by_state()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         app.metrics().render(&counts),
-    )
-        .into_response()
+    ))
 }

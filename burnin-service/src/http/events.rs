@@ -1,6 +1,7 @@
-//! The live routes over HTTP: device states in `GET /scans/{id}`,
-//! Server-Sent Events, and finding a serial across operations (SPEC §10.2),
-//! read from the [`Live`] board.
+//! The live routes over HTTP: Server-Sent Events and finding a serial
+//! across operations (SPEC §10.2), read from the [`Live`] board. A
+//! snapshot (`GET /scans/{id}`) takes its device states from the board
+//! too ([`super::body::Operation::new`]).
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -19,7 +20,7 @@
 //! (`{"lastEventId": M}`) and must read `GET /scans/{id}` again; the store is
 //! the source of truth, so nothing is lost, only replayed differently. A
 //! comment line is sent every 15 s so proxies keep the stream open. At most
-//! [`Limits::streams_per_operation`](crate::live::Limits::streams_per_operation) streams per operation (and as many for
+//! [`crate::live::Limits::streams_per_operation`] streams per operation (and as many for
 //! `/events`) are served at once; beyond, 503 with a JSON error.
 //!
 //! **Snapshots.** `GET /scans/{id}` and `GET /scans` carry
@@ -34,105 +35,22 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use burnin_core::live::{Board, LiveDevice, Since};
-use burnin_core::{OperationId, OperationView, SerialNumber};
+use burnin_core::live::Since;
+use burnin_core::{OperationId, SerialNumber};
 use futures::Stream;
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::api::OperationPath;
+use super::body::{Device, DeviceSighting, Error, stored_devices};
+use super::error::ApiError;
 use crate::live::{Live, StreamPermit};
 use crate::service::App;
-
-/// An operation as the API shows it: the store's view with live device
-/// states (from the board while it is there, else from the store's
-/// results) and `lastEventId`.
-pub(crate) fn operation_json(mut doc: Value, view: &OperationView, board: &Board) -> Value {
-    let live = board.operation(&view.params.operation_id);
-    let devices: Vec<LiveDevice> = match live {
-        Some(l) => l.devices.clone(),
-        None => stored_devices(view),
-    };
-    if let Some(map) = doc.as_object_mut() {
-        map.insert("devices".into(), json!(devices));
-        map.insert("lastEventId".into(), json!(board.last_id()));
-        if let Some(l) = live {
-            // State, error and finish time change together on the board;
-            // the store's copy may lag, so never mix the two (a "failed"
-            // state without its error). The store only lags: it never knows more.
-            map.insert("state".into(), json!(l.state));
-            map.insert("replies".into(), json!(l.replies));
-            if let Some(e) = &l.error {
-                map.insert("error".into(), json!(e));
-            }
-            if let Some(f) = l.finished {
-                map.insert("finished".into(), json!(f));
-            }
-            // What `scan --edge-url` prints as a local scan would.
-            if let Some(c) = l.collected {
-                map.insert("collected".into(), json!(c));
-            }
-            if let Some(c) = l.counters {
-                map.insert(
-                    "replyCounts".into(),
-                    json!({
-                        "accepted": c.accepted,
-                        "duplicate": c.duplicates,
-                        "conflict": c.conflicts,
-                        "rejected": c.rejected,
-                        "redelivered": c.redelivered,
-                    }),
-                );
-            }
-        }
-    }
-    doc
-}
-
-fn stored_devices(view: &OperationView) -> Vec<LiveDevice> {
-    let expected = &view.params.expected;
-    match &view.results {
-        Some(results) => results
-            .iter()
-            .map(|r| LiveDevice::from_result(r, expected.contains(&r.sn), None))
-            .collect(),
-        None => {
-            let mut seen = std::collections::HashSet::new();
-            expected
-                .iter()
-                .filter(|sn| seen.insert(*sn))
-                .map(waiting)
-                .collect()
-        }
-    }
-}
-
-fn waiting(sn: &SerialNumber) -> LiveDevice {
-    LiveDevice {
-        sn: sn.clone(),
-        state: burnin_core::live::DeviceState::Waiting,
-        expected: true,
-        hostname: None,
-        result: None,
-        macinfo: Vec::new(),
-        details: Vec::new(),
-        findings: Vec::new(),
-    }
-}
-
-fn too_many(what: &str, limit: usize) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({"error": format!(
-            "too many live streams for {what} (at most {limit}); close another page or try again later"
-        )})),
-    )
-        .into_response()
-}
 
 /// The `Last-Event-ID` header: `Err(())` if it is not a whole number.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ()> {
@@ -145,61 +63,83 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     }
 }
 
-/// `GET /events`.
-pub(crate) async fn all_events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    events(app, None, &headers)
+/// Server-Sent Events of every operation.
+#[utoipa::path(get, path = "/events", operation_id = "streamEvents", tag = "live",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "replay the events after this id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "`text/event-stream`: `hello` (`{\"lastEventId\"}`), then `device`, `operation` and `delivery` events (`data` is JSON, `id` the event id), `reset` when replay is not possible", content_type = "text/event-stream", body = String),
+        (status = 400, description = "bad Last-Event-ID", body = Error),
+        (status = 503, description = "too many streams", body = Error),
+    ))]
+pub(crate) async fn all_events(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    events(&app, None, &headers)
 }
 
-/// `GET /scans/{id}/events`; the id is read as in `GET /scans/{id}`.
+/// Server-Sent Events of one operation (see `GET /events`); the id is
+/// read as in `GET /scans/{operationId}`.
+#[utoipa::path(get, path = "/scans/{operationId}/events", operation_id = "streamScanEvents", tag = "live",
+    params(
+        ("operationId" = String, Path, description = "as in GET /scans/{operationId}"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "replay the events after this id"),
+    ),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "`text/event-stream` of this operation's events (see `GET /events`)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "bad Last-Event-ID, or a path that is not UTF-8", body = Error),
+        (status = 404, description = "no operation with this id is known", body = Error),
+        (status = 500, description = "the store failed", body = Error),
+        (status = 503, description = "too many streams for this operation", body = Error),
+    ))]
 pub(crate) async fn operation_events(
     State(app): State<Arc<App>>,
-    Path(raw): Path<String>,
+    OperationPath(view): OperationPath,
     headers: HeaderMap,
-) -> Response {
-    // The id as `GET /scans/{id}` reads it: a quoted segment is a string
-    // id; a number names the number id if one is known, else the string.
-    let quoted = serde_json::from_str::<String>(&raw)
-        .ok()
-        .and_then(|s| OperationId::text(s).ok());
-    let found = match quoted {
-        Some(id) => app.store.get(&id).await,
-        None => app.store.find(&raw).await,
-    };
-    match found {
-        Ok(Some(view)) => events(app, Some(view.params.operation_id), &headers),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": format!("no operation {raw:?} is known; start it with POST /scans")})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-    }
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    events(&app, Some(view.params.operation_id), &headers)
 }
 
-fn events(app: Arc<App>, op: Option<OperationId>, headers: &HeaderMap) -> Response {
-    let Ok(after) = last_event_id(headers) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "header Last-Event-ID: give the id of the last event received (a whole number), or leave it out"})),
+fn events(
+    app: &App,
+    op: Option<OperationId>,
+    headers: &HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>> + use<>>, ApiError> {
+    let after = last_event_id(headers).map_err(|()| {
+        ApiError::bad_request(
+            "header Last-Event-ID: give the id of the last event received (a whole number), or leave it out",
         )
-            .into_response();
-    };
+    })?;
     let live = app.live.clone();
     let Some(permit) = live.open_stream(op.clone()) else {
         let what = op.map_or_else(
             || "all operations".to_owned(),
             |id| format!("operation {id}"),
         );
-        return too_many(&what, live.limits.streams_per_operation);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many live streams for {what} (at most {}); close another page or try again later",
+                live.limits.streams_per_operation
+            ),
+        ));
     };
     let stream = event_stream(live, op, after, app.stop_token(), permit);
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The data of the `hello` and `reset` events.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Marker {
+    /// The last event the stream's client knows of.
+    last_event_id: u64,
+}
+
+fn marker(last_event_id: u64) -> String {
+    serde_json::to_string(&Marker { last_event_id }).unwrap_or_default()
 }
 
 struct Cursor {
@@ -222,11 +162,7 @@ fn event_stream(
     let rx = live.changed.subscribe();
     let now = live.board().last_id();
     let mut queue = std::collections::VecDeque::new();
-    queue.push_back(
-        SseEvent::default()
-            .event("hello")
-            .data(json!({"lastEventId": now}).to_string()),
-    );
+    queue.push_back(SseEvent::default().event("hello").data(marker(now)));
     let cursor = Cursor {
         live,
         op,
@@ -252,7 +188,7 @@ fn event_stream(
                         SseEvent::default()
                             .event("reset")
                             .id(last.to_string())
-                            .data(json!({"lastEventId": last}).to_string()),
+                            .data(marker(last)),
                     );
                 }
                 Since::Events(events) => {
@@ -282,48 +218,58 @@ fn event_stream(
     })
 }
 
-/// `GET /devices/{sn}`: the serial in the operations on the board and the
-/// last 100 in the store, newest first.
-pub(crate) async fn find_device(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Response {
-    let sn: SerialNumber = match raw.parse() {
-        Ok(sn) => sn,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": format!("path sn: {e}")})),
-            )
-                .into_response();
-        }
-    };
-    let views = match app.store.list(SEARCH_DEPTH).await {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": e.to_string()})),
-            )
-                .into_response();
-        }
-    };
+/// A serial in every operation kept, newest first: the operations on the
+/// board and the last [`SEARCH_DEPTH`] in the store.
+#[utoipa::path(get, path = "/devices/{sn}", operation_id = "findDevice", tag = "live",
+    params(("sn" = String, Path, description = "the serial number")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "where it was seen, newest first", body = Vec<DeviceSighting>),
+        (status = 400, description = "not a valid serial number", body = Error),
+        (status = 500, description = "the store failed", body = Error),
+    ))]
+pub(crate) async fn find_device(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<DeviceSighting>>, ApiError> {
+    let sn: SerialNumber = raw
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("path sn: {e}")))?;
+    let views = app
+        .store
+        .list(SEARCH_DEPTH)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
     let board = app.live.board();
-    let mut hits: Vec<Value> = Vec::new();
+    let mut hits = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for l in board.operations() {
         if let Some(d) = l.devices.iter().find(|d| d.sn == sn) {
             seen.insert(l.operation_id.clone());
-            hits.push(json!({"operationId": l.operation_id, "state": l.state, "started": l.started, "device": d}));
+            hits.push(DeviceSighting {
+                device: Device::from(d),
+                operation_id: l.operation_id.clone(),
+                started: l.started,
+                state: l.state.into(),
+            });
         }
     }
+    drop(board);
     for v in &views {
         if seen.contains(&v.params.operation_id) {
             continue;
         }
-        if let Some(d) = stored_devices(v).into_iter().find(|d| d.sn == sn) {
-            hits.push(json!({"operationId": v.params.operation_id, "state": v.state, "started": v.started, "device": d}));
+        if let Some(d) = stored_devices(v).iter().find(|d| d.sn == sn) {
+            hits.push(DeviceSighting {
+                device: Device::from(d),
+                operation_id: v.params.operation_id.clone(),
+                started: v.started,
+                state: v.state.into(),
+            });
         }
     }
-    hits.sort_by(|a, b| b["started"].as_str().cmp(&a["started"].as_str()));
-    axum::Json(Value::Array(hits)).into_response()
+    hits.sort_by_key(|h| std::cmp::Reverse(h.started));
+    Ok(Json(hits))
 }
 
 /// How many stored operations `GET /devices/{sn}` searches.

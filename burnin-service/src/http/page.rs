@@ -43,19 +43,34 @@ fn asset(body: &'static str, content_type: &'static str) -> impl IntoResponse {
     )
 }
 
+/// The live page (no token needed; it asks for one).
+#[utoipa::path(get, path = "/", operation_id = "getPage", tag = "page",
+    security(()),
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+pub(crate) async fn index() -> impl IntoResponse {
+    asset(INDEX, "text/html; charset=utf-8")
+}
+
+/// The page's script.
+#[utoipa::path(get, path = "/assets/app.js", operation_id = "getPageScript", tag = "page",
+    security(()),
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub(crate) async fn script() -> impl IntoResponse {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// The page's stylesheet.
+#[utoipa::path(get, path = "/assets/app.css", operation_id = "getPageStyle", tag = "page",
+    security(()),
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
+pub(crate) async fn style() -> impl IntoResponse {
+    asset(STYLE, "text/css; charset=utf-8")
+}
+
 /// `/`, `/assets/app.js`, `/assets/app.css` (no token needed).
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route(
-            "/",
-            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
-        )
+        .route("/", get(index))
+        .route("/assets/app.js", get(script))
+        .route("/assets/app.css", get(style))
 }
