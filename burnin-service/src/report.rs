@@ -296,14 +296,18 @@ mod table_tests {
         let d = DeviceResult::compare_report(&r, &MesAnswer::Unknown, Rules::require_link(true));
         assert!(details(&d).starts_with("serial number unknown to MES; eth0: MAC overridden"));
         assert!(details(&d).contains("eth1: no link (no carrier)"));
-        // `scan --json` carries the findings; without any, the old shape.
+        // `scan --json` carries the findings and the details in the same
+        // words as the table; a device without findings has no
+        // `findings`, one with nothing to say no `details` either.
         let doc = device_json(&d);
         assert_eq!(doc["findings"][0]["kind"], "macOverridden");
+        assert_eq!(doc["details"][0], "serial number unknown to MES");
         let plain = DeviceResult::compare(r.sn.clone(), &r.interfaces[..1], &mes);
         let doc = device_json(&plain);
         assert_eq!(
             doc.as_object().unwrap().keys().collect::<Vec<_>>(),
-            ["macinfo", "result", "sn"]
+            ["details", "macinfo", "result", "sn"]
         );
+        assert_eq!(doc["details"].as_array().unwrap().len(), 2, "{doc}");
     }
 }

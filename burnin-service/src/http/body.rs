@@ -511,13 +511,9 @@ pub struct Operation {
     pub reply_counts: Option<ReplyCounts>,
     /// Whether an interface without carrier fails its MAC (SPEC §10.1).
     pub require_link: bool,
-    /// Which run of the id this is (the latest). Always sent, though the
-    /// schema leaves it optional.
-    #[schema(required = false)]
+    /// Which run of the id this is (the latest).
     pub run: u64,
-    /// Every run of the id, oldest first. Always sent, though the schema
-    /// leaves it optional.
-    #[schema(required = false)]
+    /// Every run of the id, oldest first.
     pub runs: Vec<Run>,
     /// When collection started.
     #[schema(value_type = String, format = DateTime)]
