@@ -106,10 +106,11 @@ fn graph(src: &Path) -> Graph {
             let mut files = Vec::new();
             rust_files(&p, &mut files);
             modules.entry(name).or_default().extend(files);
-        } else if let Some(stem) = name.strip_suffix(".rs") {
-            if stem != "lib" && stem != "main" {
-                modules.entry(stem.to_owned()).or_default().push(p);
-            }
+        } else if let Some(stem) = name.strip_suffix(".rs")
+            && stem != "lib"
+            && stem != "main"
+        {
+            modules.entry(stem.to_owned()).or_default().push(p);
         }
     }
     let names: BTreeSet<String> = modules.keys().cloned().collect();
