@@ -191,7 +191,7 @@ pub fn json(report: &OperationReport, mes_limit: Option<usize>) -> String {
     json_with_hint(report, mes_limit, None)
 }
 
-/// [`json`], plus `"hint"` ([`mes_hint`]) when there is one.
+/// [`json()`], plus `"hint"` ([`mes_hint`]) when there is one.
 pub fn json_with_hint(
     report: &OperationReport,
     mes_limit: Option<usize>,

@@ -1,7 +1,7 @@
 //! `burnin-agent run`: serve scan commands from RabbitMQ until SIGINT or
 //! SIGTERM (SPEC §4, §7).
 //!
-//! Wiring only: flags → [`AmqpConfig`], the sysfs probe, the system clock,
+//! Wiring only: flags → [`burnin_amqp::AmqpConfig`], the sysfs probe, the system clock,
 //! then [`burnin_core::agent::serve`]. On a signal the reply in flight is
 //! finished and the connection closed before exiting 0.
 //!
