@@ -6,21 +6,27 @@
 //!
 //! After the probe of the base latency at the start (below: two round
 //! trips at 4 in flight), the limit is `--mes-concurrency` and starts like
-//! TCP's slow start: every answer whose latency is at its floor grows the
-//! limit by one, so each answer makes room for two requests and the limit
-//! **doubles every round trip** — 64, 128, 256 against a MES that stays at
-//! its base latency — up to `max` (`--mes-concurrency-max`). An answer is
-//! at the floor when its latency implies a queue below `β` (see the rule
-//! below: the window rule would not call it congested). It grows only a
-//! limit in use (at least half of it in flight when the answer came).
-//! Slow start ends for good at the
-//! first overload answer (a timeout, a failed connection, a 5xx or a 429),
-//! at the first window whose latency shows a queue above `β`, or when the
-//! limit first comes down; from then on the rule below grows the limit in
-//! careful steps. Like TCP's, slow start overshoots by up to one round
-//! trip of growth past the knee: the answers that show the queue come a
-//! round trip after the requests that made it. The rule then brings the
-//! limit down to the knee within a few windows.
+//! TCP's slow start: every answer grows the limit by one, so each answer
+//! makes room for two requests and the limit **doubles every round trip**
+//! — 64, 128, 256 against a MES that stays at its base latency — up to
+//! `max` (`--mes-concurrency-max`). It grows only a limit in use (at least
+//! half of it in flight when the answer came). Slow start ends for good
+//!
+//! * when latency leaves its floor: as in HyStart (Linux's slow-start exit
+//!   on rising delay), once the first [`SLOW_START_SAMPLES`] answers of a
+//!   round trip (`rtt_min` long) were all slower than `rtt_min` by more
+//!   than an eighth of it, within 4–16 ms. A queue at the MES delays every
+//!   answer; a busy CPU on either side delays some, and the round's
+//!   fastest answer is not fooled by those;
+//! * at the first overload answer (a timeout, a failed connection, a 5xx
+//!   or a 429), at the first window of the rule below whose latency shows
+//!   a queue above `β`, or when the limit first comes down.
+//!
+//! From then on the rule below grows the limit in careful steps. Like
+//! TCP's, slow start overshoots by up to a round trip of growth past the
+//! knee: the answers that show the queue come a round trip after the
+//! requests that made it. The rule then brings the limit down to the knee
+//! within a few windows.
 //!
 //! ## The rule (TCP Vegas, per round trip, plus AIMD on overload)
 //!
@@ -157,6 +163,18 @@ pub(crate) const PROBE_ROUNDS: usize = 2;
 /// minimum never ages into the latency of a queue; BBR waits 10 s.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Slow start ends when this many answers of one round trip were all slow
+/// (HyStart looks at the first 8 of a round).
+pub(crate) const SLOW_START_SAMPLES: usize = 8;
+
+/// How much slower than the floor all of a round's answers must be to end
+/// slow start: an eighth of the floor, within 4–16 ms (HyStart's delay
+/// threshold in Linux). Absolute bounds, as a busy CPU delays answers by
+/// milliseconds whatever the floor.
+fn slow_start_delay(rtt_min: f64) -> f64 {
+    (rtt_min / 8.0).clamp(0.004, 0.016)
+}
+
 /// Latencies kept per window; more are not needed for its low quantile.
 const MAX_WINDOW_SAMPLES: usize = 4096;
 
@@ -205,10 +223,12 @@ pub(crate) struct Controller {
     rtt_min_before: Option<f64>,
     period_start: Option<Instant>,
     hold_until: Option<Instant>,
-    /// Until latency first leaves its floor (a congested window), MES
-    /// refuses or fails a request, or the limit first comes down: each
-    /// answer at the floor grows the limit by one.
+    /// Until latency first leaves its floor (a round of slow answers or a
+    /// congested window), MES refuses or fails a request, or the limit
+    /// first comes down: each answer grows the limit by one.
     slow_start: bool,
+    /// Slow start's current round trip.
+    round: Option<Round>,
     /// When the limit last changed: latencies of requests started before
     /// say nothing about the new limit.
     changed: Option<Instant>,
@@ -220,6 +240,15 @@ pub(crate) struct Controller {
     rtt_min_seen: Option<Instant>,
     /// Whether probes happen (off only in tests that show what they fix).
     probing_enabled: bool,
+}
+
+/// One round trip of slow start: when it began, its fastest answer
+/// (seconds) and how many answers it had.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    start: Instant,
+    fastest: f64,
+    answers: usize,
 }
 
 /// A probe of the base latency: in flight capped low until enough
@@ -247,6 +276,7 @@ impl Controller {
             period_start: None,
             hold_until: None,
             slow_start: true,
+            round: None,
             changed: None,
             congested: false,
             probe: Some(Probe {
@@ -352,7 +382,7 @@ impl Controller {
             return;
         }
         if let Sample::Answered = sample {
-            self.slow_start_step(rtt.as_secs_f64(), in_flight);
+            self.slow_start_step(now, rtt.as_secs_f64(), in_flight);
         }
         let start = *self.window_start.get_or_insert(now);
         self.max_in_flight = self.max_in_flight.max(in_flight);
@@ -381,22 +411,43 @@ impl Controller {
         }
     }
 
-    /// During slow start, an answer at the latency floor grows the limit by
-    /// one if the limit is in use (at least half of it in flight): each
-    /// request answered at the floor makes room for two, so the limit
-    /// doubles every round trip. At the floor means its latency implies a
-    /// queue below `β` at this limit: the window rule would not call it
-    /// congested. (A `Retry-After` comes with an overload answer, which
-    /// ended slow start.)
-    fn slow_start_step(&mut self, rtt: f64, in_flight: usize) {
-        if !self.slow_start || (in_flight as f64) * 2.0 < self.limit {
+    /// During slow start, every answer grows the limit by one if the limit
+    /// is in use (at least half of it in flight): each answer makes room
+    /// for two requests, so the limit doubles every round trip. It ends
+    /// once [`SLOW_START_SAMPLES`] answers of one round trip (`rtt_min`)
+    /// were all slower than the floor by more than [`slow_start_delay`]:
+    /// as HyStart's delay test, the round's fastest answer tells a queue
+    /// from answers delayed one by one (a busy CPU on either side). (A
+    /// `Retry-After` comes with an overload answer, which ended slow
+    /// start.)
+    fn slow_start_step(&mut self, now: Instant, rtt: f64, in_flight: usize) {
+        if !self.slow_start {
             return;
         }
         let Some(rtt_min) = self.rtt_min() else {
             return;
         };
-        let queue = self.limit * (1.0 - rtt_min / rtt);
-        if queue < 2.0 * alpha(self.limit) {
+        let round = self.round.get_or_insert(Round {
+            start: now,
+            fastest: rtt,
+            answers: 0,
+        });
+        if now.saturating_duration_since(round.start).as_secs_f64() >= rtt_min {
+            *round = Round {
+                start: now,
+                fastest: rtt,
+                answers: 0,
+            };
+        }
+        round.fastest = round.fastest.min(rtt);
+        round.answers += 1;
+        if round.answers >= SLOW_START_SAMPLES
+            && round.fastest > rtt_min + slow_start_delay(rtt_min)
+        {
+            self.slow_start = false;
+            return;
+        }
+        if (in_flight as f64) * 2.0 >= self.limit {
             self.limit = (self.limit + 1.0).min(self.max);
         }
     }
@@ -779,24 +830,47 @@ mod tests {
         assert_eq!(after(5), 256);
     }
 
-    /// An answer at the floor grows the limit only while it is in use:
-    /// lookups that trickle in do not grow it, as [`an_idle_limit_does_not_grow`]
-    /// for the window rule; and slow start ends for good at the first
-    /// refusal.
+    /// Slow start grows the limit only while it is in use (lookups that
+    /// trickle in do not grow it, as [`an_idle_limit_does_not_grow`] for
+    /// the window rule). One slow answer does not end it (a stall of a
+    /// busy CPU); a round trip whose first [`SLOW_START_SAMPLES`] answers
+    /// are all slower than the floor by more than [`slow_start_delay`]
+    /// does, for good.
     #[test]
-    fn slow_start_grows_only_a_used_limit_and_ends_at_a_refusal() {
+    fn slow_start_grows_a_used_limit_and_ends_on_a_round_of_slow_answers() {
         let t0 = Instant::now();
         let at = |ms: u32| t0 + ms * MS;
         let mut c = Controller::new(64, 256).without_probes();
         c.on_sample(at(20), 20 * MS, 31, Sample::Answered);
         assert_eq!(c.limit(), 64, "less than half in use");
         c.on_sample(at(21), 20 * MS, 32, Sample::Answered);
-        assert_eq!(c.limit(), 65, "half in use, at the floor");
+        assert_eq!(c.limit(), 65, "half in use");
         c.on_sample(at(22), 30 * MS, 65, Sample::Answered);
-        assert_eq!(c.limit(), 65, "a queue of 21 > β = 8 is not the floor");
-        c.on_sample(at(23), 20 * MS, 65, Sample::Overload { retry_after: None });
-        c.on_sample(at(24), 20 * MS, 65, Sample::Answered);
-        assert_eq!(c.limit(), 65, "no slow start after a refusal");
+        assert_eq!(c.limit(), 66, "one slow answer is no queue");
+        // The next round trip: every answer 5 ms over the 20 ms floor.
+        let slow = 25 * MS;
+        assert!(slow.as_secs_f64() > 0.020 + slow_start_delay(0.020));
+        for i in 1..SLOW_START_SAMPLES as u32 {
+            c.on_sample(at(40 + i), slow, 70, Sample::Answered);
+        }
+        assert_eq!(c.limit(), 73, "still growing after 7 slow answers");
+        c.on_sample(at(48), slow, 73, Sample::Answered);
+        assert_eq!(c.limit(), 73, "8 slow answers in a round ended slow start");
+        c.on_sample(at(49), 20 * MS, 73, Sample::Answered);
+        assert_eq!(c.limit(), 73, "for good");
+    }
+
+    /// The first overload answer ends slow start for good.
+    #[test]
+    fn slow_start_ends_at_a_refusal() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(64, 256).without_probes();
+        c.on_sample(t0, 20 * MS, 64, Sample::Answered);
+        assert_eq!(c.limit(), 65);
+        let refused = Sample::Overload { retry_after: None };
+        c.on_sample(t0 + MS, 20 * MS, 65, refused);
+        c.on_sample(t0 + 2 * MS, 20 * MS, 65, Sample::Answered);
+        assert_eq!(c.limit(), 65);
     }
 
     #[test]
