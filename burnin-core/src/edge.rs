@@ -2,7 +2,10 @@
 //!
 //! [`start`] records a new operation in the [`OperationStore`] (refusing an
 //! id that is still running); [`run`] then drives it over the ports: it
-//! publishes the command, records each reply **before** acknowledging it
+//! publishes the command (and takes replies while the broker has yet to
+//! confirm it: a command fanned out to many agents' queues is confirmed
+//! once it reached them all, and the first agents answer long before),
+//! records each reply **before** acknowledging it
 //! (rejected replies go to the rejected queue with their reason), starts
 //! each MES lookup as soon as its reply is accepted (the MES source bounds
 //! concurrency), stops collecting when every expected serial has replied or
@@ -194,6 +197,9 @@ struct Looked {
     failing_since: Option<Timestamp>,
 }
 
+/// The command being published (until the broker confirmed it).
+type Publishing<'a> = Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send + 'a>>;
+
 /// A reply being recorded, then acked.
 type Record<'a> = Pin<Box<dyn Future<Output = Recorded> + Send + 'a>>;
 
@@ -204,6 +210,7 @@ struct Recorded {
 }
 
 enum Event {
+    Published(Result<(), TransportError>),
     Reply(Option<Result<Delivery, TransportError>>),
     Mes(Looked),
     Recorded(Recorded),
@@ -305,19 +312,15 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
 
     observer.running(&op);
     op.handle_timeout(clock.now());
+    // Published while replies are taken (see the module docs).
+    let mut publishing: Option<Publishing<'_>> = None;
     if op.state() == OperationState::Collecting {
         let now = clock.now();
         let window = op.deadline().saturating_since(now);
-        let published = publisher.publish(&op.command(now), window).await;
-        observer.published(&op, &published);
-        if let Err(e) = published {
-            let error = format!("could not publish the scan command: {e}");
-            if op.counters().accepted == 0 {
-                op.handle_abort(error);
-            } else {
-                op.handle_error(error);
-            }
-        }
+        let command = op.command(now);
+        publishing = Some(Box::pin(async move {
+            publisher.publish(&command, window).await
+        }));
     }
 
     let mut lookups: FuturesUnordered<Lookup<'_>> =
@@ -348,7 +351,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 }
             }
         }
-        if !collecting && lookups.is_empty() && records.is_empty() {
+        if !collecting && lookups.is_empty() && records.is_empty() && publishing.is_none() {
             break;
         }
         let take_replies = collecting && records.len() < MAX_PENDING_RECORDS;
@@ -375,8 +378,16 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 }
             }
             .fuse();
-            futures::pin_mut!(next_lookup, next_record, next_reply);
+            let next_published = async {
+                match &mut publishing {
+                    Some(p) => Event::Published(p.await),
+                    None => futures::future::pending().await,
+                }
+            }
+            .fuse();
+            futures::pin_mut!(next_published, next_lookup, next_record, next_reply);
             futures::select_biased! {
+                e = next_published => e,
                 e = next_lookup => e,
                 e = next_record => e,
                 e = next_reply => e,
@@ -384,6 +395,18 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
             }
         };
         match event {
+            Event::Published(published) => {
+                publishing = None;
+                observer.published(&op, &published);
+                if let Err(e) = published {
+                    let error = format!("could not publish the scan command: {e}");
+                    if op.counters().accepted == 0 {
+                        op.handle_abort(error);
+                    } else {
+                        op.handle_error(error);
+                    }
+                }
+            }
             Event::Mes(Looked {
                 sn,
                 answer: Err(e),

@@ -1001,3 +1001,133 @@ fn a_reply_the_store_refuses_is_not_acked_and_fails_the_operation() {
     assert!(log.contains(&"ack C".to_owned()), "{log:?}");
     assert!(!log.iter().any(|l| l == "ack B"), "B was acked: {log:?}");
 }
+
+/// Confirms the command only after it was polled `polls` times, as a
+/// broker confirms a command fanned out to many agents' queues once it
+/// reached them all, and notes when it did.
+struct SlowConfirm {
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    polls: usize,
+}
+
+#[async_trait]
+impl burnin_core::CommandPublisher for SlowConfirm {
+    async fn publish(
+        &self,
+        _command: &burnin_core::ScanCommand,
+        _window: Duration,
+    ) -> Result<(), burnin_core::TransportError> {
+        for _ in 0..self.polls {
+            // Pending once, woken at once.
+            let mut yielded = false;
+            futures::future::poll_fn(|cx| {
+                if yielded {
+                    std::task::Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
+        self.events.lock().unwrap().push("confirmed".into());
+        Ok(())
+    }
+}
+
+#[test]
+fn replies_are_taken_and_looked_up_before_the_command_is_confirmed() {
+    let op = OperationId::Number(42);
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let publisher = SlowConfirm {
+        events: events.clone(),
+        polls: 20,
+    };
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(|_| Ok(()));
+    let mut mes = MockMes::new();
+    let looked = events.clone();
+    mes.expect_lookup().times(1).returning(move |sn| {
+        looked.lock().unwrap().push(format!("lookup {sn}"));
+        Ok(MesAnswer::Record(vec![mac(1)]))
+    });
+    let broker = MemoryBroker::new();
+    let (_, mut stream) = broker.edge("hwinfo_queue");
+    broker
+        .send_to_queue("hwinfo_queue", reply(&op, "A", &[1]))
+        .unwrap();
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&["A"]),
+        EdgePorts {
+            publisher: &publisher,
+            replies: &mut stream,
+            mes: &mes,
+            reporter: &reporter,
+            store: &burnin_core::NoStore,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    assert!(report.all_passed(), "{report:?}");
+    assert_eq!(*events.lock().unwrap(), ["lookup A", "confirmed"]);
+}
+
+#[test]
+fn a_command_that_could_not_be_published_aborts_an_operation_without_replies() {
+    struct Down;
+    #[async_trait]
+    impl burnin_core::CommandPublisher for Down {
+        async fn publish(
+            &self,
+            _command: &burnin_core::ScanCommand,
+            _window: Duration,
+        ) -> Result<(), burnin_core::TransportError> {
+            Err(burnin_core::TransportError::Unavailable(
+                "the broker is down".into(),
+            ))
+        }
+    }
+    let mut reporter = MockReporter::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Notify)
+        .times(1)
+        .returning(|p| {
+            assert!(
+                p.body_str()
+                    .contains("could not publish the scan command: the broker is down"),
+                "{}",
+                p.body_str()
+            );
+            Ok(())
+        });
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind != PayloadKind::Notify)
+        .never();
+    let broker = MemoryBroker::new();
+    let (_, mut stream) = broker.edge("hwinfo_queue");
+    let clock = ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let report = block_on(run_operation(
+        params(&["A"]),
+        EdgePorts {
+            publisher: &Down,
+            replies: &mut stream,
+            mes: &MockMes::new(),
+            reporter: &reporter,
+            store: &burnin_core::NoStore,
+            clock: &clock,
+            observer: &NoObserver,
+        },
+    ));
+    assert_eq!(report.state, OperationState::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not publish")),
+        "{report:?}"
+    );
+}

@@ -145,25 +145,29 @@
 //! A fixed bound leaves a strong MES idle and can still hurt a weak one, so
 //! the MES limit adapts, in the style of TCP Vegas / Netflix's
 //! concurrency-limits: it starts at [`HttpConfig::mes_concurrency`]
-//! (`--mes-concurrency`, default 64), **grows** while the latency stays
-//! near the lowest seen, **shrinks** when the latency rises (in proportion
-//! to the queue it implies) and multiplicatively (×0.9, once per round
-//! trip) on overload — a timeout, a connection failure, a 5xx or a 429 —
-//! and never goes above [`HttpConfig::mes_concurrency_max`]
-//! (`--mes-concurrency-max`, default 256) nor below 1. A 429 or 503 with
-//! `Retry-After` also holds the limit from growing until that time (the
-//! request itself waits that long before its retry). Decisions are taken
-//! once per window of one round trip, at least 100 ms. The lowest latency
-//! is only the MES's own if some answers did not queue, so the limiter
-//! **probes** it, as BBR does: at the start, and whenever no answer was
-//! that fast for 5 s, it lets at most 4 requests run for two round trips
-//! (the limit itself stays; `burnin_mes_in_flight` dips). The exact rule, with
-//! its constants, is documented in the source (`src/limit.rs`); the
-//! controller is pure (time is passed in) and unit-tested on a simulated
-//! MES, and `tests/http.rs` runs it against real stand-ins on 127.0.0.1
-//! whose latency is flat at 20 ms up to K requests in flight and rises in
+//! (`--mes-concurrency`, default 64) and, like TCP's slow start,
+//! **doubles** every round trip while the latency stays at its floor,
+//! until the latency first rises or MES refuses; from then on it **grows**
+//! in steps while the latency stays near the lowest seen, **shrinks** when
+//! the latency rises (in proportion to the queue it implies) and
+//! multiplicatively (×0.9, once per round trip) on overload — a timeout, a
+//! connection failure, a 5xx or a 429 — and never goes above
+//! [`HttpConfig::mes_concurrency_max`] (`--mes-concurrency-max`, default
+//! 256) nor below 1. A 429 or 503 with `Retry-After` also holds the limit
+//! from growing until that time (the request itself waits that long before
+//! its retry). After slow start, decisions are taken once per window of
+//! one round trip, at least 100 ms. The lowest latency is only the MES's
+//! own if some answers did not queue, so the limiter **probes** it, as BBR
+//! does: at the start, and whenever no answer was that fast for 5 s, it
+//! lets at most 4 requests run for two round trips (the limit itself
+//! stays; `burnin_mes_in_flight` dips). The exact rule, with its
+//! constants, is documented in the source (`src/limit.rs`); the controller
+//! is pure (time is passed in) and unit-tested on a simulated MES, and
+//! `tests/http.rs` runs it against real stand-ins on 127.0.0.1 whose
+//! latency is flat at 20 ms up to K requests in flight and rises in
 //! proportion beyond (the limit settles within 25 % of K, from below and
-//! from above), or that answer 429 beyond K.
+//! from above), or that answer 429 beyond K, or that has no knee (the
+//! limit reaches 256 within 5 round trips).
 //!
 //! Against a MES whose latency rises in proportion beyond a knee at K, the
 //! limit settles about 6–12 % above K, or 1.5–3 requests above a knee

@@ -2,6 +2,32 @@
 //! limit from what the requests tell it (pure, time passed in), and a
 //! [`Limiter`] that enforces it on a tokio semaphore.
 //!
+//! ## Slow start (as TCP's)
+//!
+//! After the probe of the base latency at the start (below: two round
+//! trips at 4 in flight), the limit is `--mes-concurrency` and starts like
+//! TCP's slow start: every answer grows the limit by one, so each answer
+//! makes room for two requests and the limit **doubles every round trip**
+//! — 64, 128, 256 against a MES that stays at its base latency — up to
+//! `max` (`--mes-concurrency-max`). It grows only a limit in use (at least
+//! half of it in flight when the answer came). Slow start ends for good
+//!
+//! * when latency leaves its floor: as in HyStart (Linux's slow-start exit
+//!   on rising delay), once the first [`SLOW_START_SAMPLES`] answers of a
+//!   round trip (`rtt_min` long) were all slower than `rtt_min` by more
+//!   than an eighth of it, within 4–16 ms. A queue at the MES delays every
+//!   answer; a busy CPU on either side delays some, and the round's
+//!   fastest answer is not fooled by those;
+//! * at the first overload answer (a timeout, a failed connection, a 5xx
+//!   or a 429), at the first window of the rule below whose latency shows
+//!   a queue above `β`, or when the limit first comes down.
+//!
+//! From then on the rule below grows the limit in careful steps. Like
+//! TCP's, slow start overshoots by up to a round trip of growth past the
+//! knee: the answers that show the queue come a round trip after the
+//! requests that made it. The rule then brings the limit down to the knee
+//! within a few windows.
+//!
 //! ## The rule (TCP Vegas, per round trip, plus AIMD on overload)
 //!
 //! Samples are gathered in windows of one round trip (`rtt_min`, the
@@ -27,10 +53,8 @@
 //!     `limit − queue + α` — what the server served at `rtt_min`, plus a
 //!     little — but by at most a quarter ([`LATENCY_FLOOR`]) in one step;
 //!   * `queue < α` (latency near its minimum) and the window used at least
-//!     half of the limit: it grows by `max(α, l)`, or by `β` while `queue < l` until
-//!     the limit first had to come down (a slow start that finds the knee
-//!     fast, then careful steps that do not overshoot it); not while held by
-//!     `Retry-After`;
+//!     half of the limit: after slow start it grows by `max(α, l)` (steps
+//!     that do not overshoot the knee); not while held by `Retry-After`;
 //!   * in between it stays.
 //!
 //! Only requests started after the limit last changed count, for latency
@@ -64,9 +88,9 @@
 //!
 //! * **Started above the knee** (the default 64 against a `K` of 24),
 //!   every answer waits behind the others from the very first, the lowest
-//!   latency seen is that of a queue, and the limit comes down only to
-//!   where latency stopped falling: 36 in the stand-in test, ~70 in the
-//!   simulation, not `K`.
+//!   latency seen is that of a queue: slow start reads it as the floor and
+//!   doubles the limit, and the rule brings it down only to where latency
+//!   stopped falling, not to `K`.
 //! * **Settled at the knee**, every answer waits behind the little queue
 //!   of `α … β` that tells the knee. Once `rtt_min` has forgotten the
 //!   older, faster answers ([`MIN_RTT_PERIOD`]), it is that queue's
@@ -81,8 +105,9 @@
 //! round trips, as the first answers on new connections may be slower —
 //! and the cap is the limit again. A probe is made
 //!
-//! * **at the start**, before the first window: the first requests are a
-//!   burst of `--mes-concurrency`, so their latencies cannot be trusted;
+//! * **at the start**, before slow start and the first window: slow start
+//!   needs the floor, and a first burst of `--mes-concurrency` requests
+//!   would not show it;
 //! * whenever no answer came at or below `rtt_min` for [`PROBE_INTERVAL`]
 //!   (5 s; half of [`MIN_RTT_PERIOD`], so each period of `rtt_min` holds a
 //!   probe). `rtt_min` being the lowest of many answers, that is about
@@ -138,6 +163,18 @@ pub(crate) const PROBE_ROUNDS: usize = 2;
 /// minimum never ages into the latency of a queue; BBR waits 10 s.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Slow start ends when this many answers of one round trip were all slow
+/// (HyStart looks at the first 8 of a round).
+pub(crate) const SLOW_START_SAMPLES: usize = 8;
+
+/// How much slower than the floor all of a round's answers must be to end
+/// slow start: an eighth of the floor, within 4–16 ms (HyStart's delay
+/// threshold in Linux). Absolute bounds, as a busy CPU delays answers by
+/// milliseconds whatever the floor.
+fn slow_start_delay(rtt_min: f64) -> f64 {
+    (rtt_min / 8.0).clamp(0.004, 0.016)
+}
+
 /// Latencies kept per window; more are not needed for its low quantile.
 const MAX_WINDOW_SAMPLES: usize = 4096;
 
@@ -151,6 +188,12 @@ fn low_quantile(rtts: &mut [f64]) -> Option<f64> {
     let i = rtts.len() / 10;
     rtts.select_nth_unstable_by(i, f64::total_cmp);
     Some(rtts[i])
+}
+
+/// `α` at `limit`: the queue the limit may keep at the MES and still read
+/// its latency as the floor (`β = 2α` is what counts as congested).
+fn alpha(limit: f64) -> f64 {
+    (limit / 16.0).max(1.5)
 }
 
 /// What one request told the limiter.
@@ -180,8 +223,12 @@ pub(crate) struct Controller {
     rtt_min_before: Option<f64>,
     period_start: Option<Instant>,
     hold_until: Option<Instant>,
-    /// Until the first decrease, flat latency grows the limit by `β`.
+    /// Until latency first leaves its floor (a round of slow answers or a
+    /// congested window), MES refuses or fails a request, or the limit
+    /// first comes down: each answer grows the limit by one.
     slow_start: bool,
+    /// Slow start's current round trip.
+    round: Option<Round>,
     /// When the limit last changed: latencies of requests started before
     /// say nothing about the new limit.
     changed: Option<Instant>,
@@ -193,6 +240,15 @@ pub(crate) struct Controller {
     rtt_min_seen: Option<Instant>,
     /// Whether probes happen (off only in tests that show what they fix).
     probing_enabled: bool,
+}
+
+/// One round trip of slow start: when it began, its fastest answer
+/// (seconds) and how many answers it had.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    start: Instant,
+    fastest: f64,
+    answers: usize,
 }
 
 /// A probe of the base latency: in flight capped low until enough
@@ -220,6 +276,7 @@ impl Controller {
             period_start: None,
             hold_until: None,
             slow_start: true,
+            round: None,
             changed: None,
             congested: false,
             probe: Some(Probe {
@@ -293,6 +350,9 @@ impl Controller {
         }
         if let Sample::Answered = sample {
             self.note_rtt(now, rtt.as_secs_f64());
+        } else {
+            // Refused or failed: the MES has a limit, look for it carefully.
+            self.slow_start = false;
         }
         if self.probing_enabled
             && self.probe.is_none()
@@ -321,6 +381,9 @@ impl Controller {
             }
             return;
         }
+        if let Sample::Answered = sample {
+            self.slow_start_step(now, rtt.as_secs_f64(), in_flight);
+        }
         let start = *self.window_start.get_or_insert(now);
         self.max_in_flight = self.max_in_flight.max(in_flight);
         match sample {
@@ -345,6 +408,47 @@ impl Controller {
             if self.limit < before {
                 self.slow_start = false;
             }
+        }
+    }
+
+    /// During slow start, every answer grows the limit by one if the limit
+    /// is in use (at least half of it in flight): each answer makes room
+    /// for two requests, so the limit doubles every round trip. It ends
+    /// once [`SLOW_START_SAMPLES`] answers of one round trip (`rtt_min`)
+    /// were all slower than the floor by more than [`slow_start_delay`]:
+    /// as HyStart's delay test, the round's fastest answer tells a queue
+    /// from answers delayed one by one (a busy CPU on either side). (A
+    /// `Retry-After` comes with an overload answer, which ended slow
+    /// start.)
+    fn slow_start_step(&mut self, now: Instant, rtt: f64, in_flight: usize) {
+        if !self.slow_start {
+            return;
+        }
+        let Some(rtt_min) = self.rtt_min() else {
+            return;
+        };
+        let round = self.round.get_or_insert(Round {
+            start: now,
+            fastest: rtt,
+            answers: 0,
+        });
+        if now.saturating_duration_since(round.start).as_secs_f64() >= rtt_min {
+            *round = Round {
+                start: now,
+                fastest: rtt,
+                answers: 0,
+            };
+        }
+        round.fastest = round.fastest.min(rtt);
+        round.answers += 1;
+        if round.answers >= SLOW_START_SAMPLES
+            && round.fastest > rtt_min + slow_start_delay(rtt_min)
+        {
+            self.slow_start = false;
+            return;
+        }
+        if (in_flight as f64) * 2.0 >= self.limit {
+            self.limit = (self.limit + 1.0).min(self.max);
         }
     }
 
@@ -393,7 +497,7 @@ impl Controller {
         let rtt_min = self.rtt_min().unwrap_or(rtt);
         let queue = self.limit * (1.0 - rtt_min / rtt);
         let l = self.limit.log10().max(1.0);
-        let alpha = (self.limit / 16.0).max(1.5);
+        let alpha = alpha(self.limit);
         let beta = 2.0 * alpha;
         let held = self.hold_until.is_some_and(|h| now < h);
         trace!(
@@ -405,12 +509,17 @@ impl Controller {
             "MES concurrency window"
         );
         let was_congested = std::mem::replace(&mut self.congested, queue > beta);
+        if queue > beta {
+            // Latency left its floor: slow start is over.
+            self.slow_start = false;
+        }
         if queue > beta && was_congested {
             self.limit = (self.limit - queue + alpha).max(self.limit * LATENCY_FLOOR);
         } else if queue > beta {
             // One congested window may be a stall; wait for the next.
-        } else if queue < alpha && busy && !held {
-            self.limit += if queue < l { beta } else { alpha.max(l) };
+        } else if queue < alpha && busy && !held && !self.slow_start {
+            // (During slow start each answer at the floor grew it already.)
+            self.limit += alpha.max(l);
         }
         self.limit = self.limit.clamp(1.0, self.max);
     }
@@ -568,10 +677,12 @@ mod tests {
         simulate_with(c, duration, latency, answer).limits
     }
 
-    /// The limit and the cap (what may be in flight) every 20 ms.
+    /// The limit and the cap (what may be in flight) every 20 ms, and the
+    /// cap at the end.
     struct Trace {
         limits: Vec<usize>,
         caps: Vec<usize>,
+        end_cap: usize,
     }
 
     /// [`simulate`] with a given controller. Requests that start together
@@ -580,7 +691,7 @@ mod tests {
     /// many are in flight once the burst has arrived (a MES shares its
     /// capacity among all it serves). A burst of 64 thus all see 64: the
     /// first answers of a limit started above the knee are queued, as in
-    /// the stand-in test.
+    /// the stand-in test. Answers due after `duration` are not taken.
     fn simulate_with(
         mut c: Controller,
         duration: Duration,
@@ -594,9 +705,10 @@ mod tests {
         let mut trace = Trace {
             limits: Vec::new(),
             caps: Vec::new(),
+            end_cap: 0,
         };
         let mut next_trace = t0;
-        while now < t0 + duration {
+        loop {
             let all = c.cap().max(running.len());
             while running.len() < c.cap() {
                 let sample = answer(running.len() + 1);
@@ -607,6 +719,9 @@ mod tests {
                 running.push((now + took, took, sample));
             }
             running.sort_by_key(|r| r.0);
+            if running[0].0 > t0 + duration {
+                break;
+            }
             let (end, took, sample) = running.remove(0);
             now = end;
             c.on_sample(now, took, running.len() + 1, sample);
@@ -616,6 +731,7 @@ mod tests {
                 next_trace += 20 * MS;
             }
         }
+        trace.end_cap = c.cap();
         trace
     }
 
@@ -691,6 +807,70 @@ mod tests {
         );
         assert_eq!(*trace.last().unwrap(), 1, "{trace:?}");
         assert!(trace.iter().all(|&l| l >= 1));
+    }
+
+    /// Against a MES with no knee (flat 20 ms), slow start doubles the
+    /// limit every round trip: two round trips of the probe at the start,
+    /// then 64, 128 and 256 in flight.
+    #[test]
+    fn slow_start_reaches_256_within_5_round_trips_without_a_knee() {
+        let rtt = 20 * MS;
+        let after = |rounds: u32| {
+            let t = simulate_with(
+                Controller::new(64, 256),
+                rounds * rtt,
+                |_| rtt,
+                |_| Sample::Answered,
+            );
+            println!("{rounds} round trips, cap every 20 ms: {}", runs(&t.caps));
+            t.end_cap
+        };
+        assert_eq!(after(2), 64, "the probe at the start took two round trips");
+        assert_eq!(after(3), 128, "doubled in one round trip");
+        assert_eq!(after(5), 256);
+    }
+
+    /// Slow start grows the limit only while it is in use (lookups that
+    /// trickle in do not grow it, as [`an_idle_limit_does_not_grow`] for
+    /// the window rule). One slow answer does not end it (a stall of a
+    /// busy CPU); a round trip whose first [`SLOW_START_SAMPLES`] answers
+    /// are all slower than the floor by more than [`slow_start_delay`]
+    /// does, for good.
+    #[test]
+    fn slow_start_grows_a_used_limit_and_ends_on_a_round_of_slow_answers() {
+        let t0 = Instant::now();
+        let at = |ms: u32| t0 + ms * MS;
+        let mut c = Controller::new(64, 256).without_probes();
+        c.on_sample(at(20), 20 * MS, 31, Sample::Answered);
+        assert_eq!(c.limit(), 64, "less than half in use");
+        c.on_sample(at(21), 20 * MS, 32, Sample::Answered);
+        assert_eq!(c.limit(), 65, "half in use");
+        c.on_sample(at(22), 30 * MS, 65, Sample::Answered);
+        assert_eq!(c.limit(), 66, "one slow answer is no queue");
+        // The next round trip: every answer 5 ms over the 20 ms floor.
+        let slow = 25 * MS;
+        assert!(slow.as_secs_f64() > 0.020 + slow_start_delay(0.020));
+        for i in 1..SLOW_START_SAMPLES as u32 {
+            c.on_sample(at(40 + i), slow, 70, Sample::Answered);
+        }
+        assert_eq!(c.limit(), 73, "still growing after 7 slow answers");
+        c.on_sample(at(48), slow, 73, Sample::Answered);
+        assert_eq!(c.limit(), 73, "8 slow answers in a round ended slow start");
+        c.on_sample(at(49), 20 * MS, 73, Sample::Answered);
+        assert_eq!(c.limit(), 73, "for good");
+    }
+
+    /// The first overload answer ends slow start for good.
+    #[test]
+    fn slow_start_ends_at_a_refusal() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(64, 256).without_probes();
+        c.on_sample(t0, 20 * MS, 64, Sample::Answered);
+        assert_eq!(c.limit(), 65);
+        let refused = Sample::Overload { retry_after: None };
+        c.on_sample(t0 + MS, 20 * MS, 65, refused);
+        c.on_sample(t0 + 2 * MS, 20 * MS, 65, Sample::Answered);
+        assert_eq!(c.limit(), 65);
     }
 
     #[test]

@@ -761,6 +761,84 @@ async fn the_limit_settles_below_a_mes_that_answers_429_beyond_k() {
     );
 }
 
+// Against a MES with no knee, the limit starts like TCP's slow start:
+// after the probe of the base latency (two round trips at 4 in flight) it
+// doubles every round trip, 64 → 128 → 256. The MES answers in a flat
+// 200 ms: 256 in flight is then 1,280 lookups/s, the load of the knee
+// tests above, which client and stand-in serve with CPU to spare (at
+// 20 ms it would be 12,800/s, and a starved CPU raises latency, which the
+// limiter rightly reads as a queue). A round trip is what a lookup took
+// here once the limit was 256: the 256 workers then no longer wait for a
+// slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_reaches_256_within_5_round_trips_against_a_mes_with_no_knee() {
+    let _one_at_a_time = LIMIT_TESTS.lock().await;
+    let server = SlowMes::start(Duration::from_millis(200)).await;
+    let m = Arc::new(mes(HttpConfig::builder(
+        server.template(),
+        "http://127.0.0.1:9/l",
+        "http://127.0.0.1:9/n",
+    )
+    .mes_concurrency(64)
+    .mes_concurrency_max(256)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // (started, took) of every lookup.
+    let lookups = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t0 = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..256 {
+        let (m, stop, lookups) = (m.clone(), stop.clone(), lookups.clone());
+        workers.spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let start = Instant::now();
+                let r = m.lookup(&sn(&format!("W{w}-{i}"))).await;
+                assert!(matches!(r, Ok(MesAnswer::Record(_))), "{r:?}");
+                lookups.lock().unwrap().push((start, start.elapsed()));
+                i += 1;
+            }
+        });
+    }
+    let mut trace = Vec::new();
+    let reached = loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let limit = m.concurrency_limit();
+        if trace.last().is_none_or(|&(_, l)| l != limit) {
+            trace.push((t0.elapsed().as_millis(), limit));
+        }
+        if limit >= 256 || t0.elapsed() > Duration::from_secs(10) {
+            break t0.elapsed();
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+    println!("limit (ms since the first lookup, limit): {trace:?}; 256 after {reached:?}");
+    assert!(
+        trace.last().is_some_and(|&(_, l)| l >= 256),
+        "never reached 256: {trace:?}"
+    );
+    let mut took: Vec<Duration> = lookups
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(start, _)| *start > t0 + reached + Duration::from_millis(1))
+        .map(|&(_, took)| took)
+        .collect();
+    took.sort();
+    let rtt = took[took.len() / 2];
+    println!(
+        "a round trip at 256 in flight: {rtt:?} (median of {})",
+        took.len()
+    );
+    assert!(
+        reached <= rtt * 5,
+        "256 after {reached:?}, more than 5 round trips of {rtt:?}: {trace:?}"
+    );
+}
+
 // ------------------------------------------------------------- secrets
 
 #[tokio::test]

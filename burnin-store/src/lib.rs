@@ -50,7 +50,14 @@
 //! stays unacked in the broker). `burnin_core::edge::run` keeps many
 //! `reply` calls in flight for this (see *Concurrent replies* in
 //! `burnin_core::store`). [`SqliteStore::write_stats`] counts calls and
-//! transactions.
+//! transactions, and with `RUST_LOG=burnin_store=debug` each transaction
+//! logs a debug event `state database committed` once it is committed,
+//! with `calls`, `replies` (how many were replies), `first_received_ms`
+//! (when the earliest of those replies was received, Unix milliseconds),
+//! `waited_ms` (how long its oldest call waited for the writer) and
+//! `took_ms` (running and committing it): the line's own time is the
+//! commit's. The load harness reads them to show when an operation's first
+//! reply was received and when it was committed.
 //!
 //! `cargo bench -p burnin-store --bench commit_rate` measures it on a file
 //! on the project's disk (it prints the file system and refuses tmpfs);
@@ -112,7 +119,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use burnin_core::store::{
@@ -359,6 +366,10 @@ type Work = Box<dyn FnOnce(&Connection, &str) -> Result<(), StoreError> + Send>;
 struct Job {
     work: Work,
     done: oneshot::Sender<Result<(), StoreError>>,
+    /// When it was queued.
+    queued: Instant,
+    /// When the reply it records was received, for a reply.
+    received: Option<Timestamp>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -864,6 +875,15 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection, &str) -> Result<(), StoreError> + Send + 'static,
     {
+        self.write_reply(None, work).await
+    }
+
+    /// [`write`](Self::write) for a call that records a reply `received`
+    /// then (for the writer's debug event).
+    async fn write_reply<F>(&self, received: Option<Timestamp>, work: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection, &str) -> Result<(), StoreError> + Send + 'static,
+    {
         let stopped = || {
             StoreError::Io(format!(
                 "state database {}: its writer thread stopped; restart burnin-edge",
@@ -878,6 +898,8 @@ impl SqliteStore {
             .send(Job {
                 work: Box::new(work),
                 done,
+                queued: Instant::now(),
+                received,
             })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -902,7 +924,29 @@ fn write_loop(inner: &Inner, queue: &mpsc::Receiver<Job>) {
         }
         inner.calls.fetch_add(batch.len() as u64, Ordering::Relaxed);
         inner.transactions.fetch_add(1, Ordering::Relaxed);
-        commit_batch(&mut conn, &inner.path, &mut batch);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let began = Instant::now();
+            let calls = batch.len();
+            let waited = batch
+                .iter()
+                .map(|j| began.saturating_duration_since(j.queued))
+                .max()
+                .unwrap_or_default();
+            let received = batch.iter().filter_map(|j| j.received);
+            let replies = received.clone().count();
+            let first_received_ms = received.min().map(to_millis);
+            commit_batch(&mut conn, &inner.path, &mut batch);
+            tracing::debug!(
+                calls,
+                replies,
+                first_received_ms,
+                waited_ms = waited.as_secs_f64() * 1e3,
+                took_ms = began.elapsed().as_secs_f64() * 1e3,
+                "state database committed"
+            );
+        } else {
+            commit_batch(&mut conn, &inner.path, &mut batch);
+        }
     }
 }
 
@@ -929,7 +973,7 @@ fn commit_batch(conn: &mut Connection, path: &str, batch: &mut Vec<Job>) {
     };
     let mut answers = Vec::with_capacity(count);
     let mut aborted = None;
-    for Job { work, done } in batch.drain(..) {
+    for Job { work, done, .. } in batch.drain(..) {
         if aborted.is_some() {
             answers.push((done, Ok(())));
             continue;
@@ -1107,7 +1151,7 @@ impl OperationStore for SqliteStore {
         received: Timestamp,
     ) -> Result<(), StoreError> {
         let (id, sn, body) = (operation.clone(), sn.clone(), body.to_vec());
-        self.write(move |conn, path| {
+        self.write_reply(Some(received), move |conn, path| {
             let run = running(conn, path, &id)?;
             conn.prepare_cached(
                 "INSERT INTO replies (run, sn, body, received_ms) VALUES (?1, ?2, ?3, ?4)",

@@ -44,6 +44,7 @@ mod broker;
 mod check;
 mod cli;
 mod cluster;
+mod edgelog;
 mod fault;
 mod record;
 mod sample;

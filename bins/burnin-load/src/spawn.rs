@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use burnin_testkit::FactoryStandIn;
@@ -15,6 +15,7 @@ use crate::agents::{self, Sim};
 use crate::analysis::{Timing, analyse, secs};
 use crate::broker;
 use crate::check::Replies;
+use crate::edgelog::{self, EDGE_LOG};
 use crate::sample::{cpu_ticks, proc_field, tick_span};
 
 /// Paths and settings every run needs.
@@ -112,10 +113,12 @@ fn write_expect_file(env: &Env, devices: &[Sim]) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The breakdown line: agent marks and CPU seconds.
+/// The breakdown line: agent marks, the edge's marks (from its log), the
+/// stand-in's phases and CPU seconds.
 fn breakdown(
     t0: Instant,
     phases: &str,
+    edge: &edgelog::EdgeMarks,
     edge_cpu: String,
     broker: String,
     harness: String,
@@ -133,6 +136,10 @@ fn breakdown(
     }
     if let Some((a, b)) = marks.replied {
         let _ = write!(line, ", replies confirmed {:.3}–{:.3}s", since(a), since(b));
+    }
+    let edge = edge.shown();
+    if !edge.is_empty() {
+        let _ = write!(line, "; {edge}");
     }
     format!(
         "{line}; {phases}; CPU s: edge {edge_cpu}, broker {broker}, harness (agents + stand-in) {harness}"
@@ -172,8 +179,9 @@ pub(crate) async fn scan(
             .arg(fresh_db(env, &format!("scan-{op}.sqlite3"))?);
     }
     let t0 = Instant::now();
+    let wall0 = SystemTime::now();
     let child = cmd
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", EDGE_LOG)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -194,21 +202,22 @@ pub(crate) async fn scan(
     let edge_cpu = sampler.await.ok().flatten();
     let cpu1 = (cpu_ticks("self"), broker.cpu_ticks());
     let requests = factory.take_requests();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut t = analyse(t0, &requests, devices.len());
     t.total_s = secs(total);
     t.phases = breakdown(
         t0,
         &t.phases,
+        &edgelog::read(&stderr, wall0),
         edge_cpu.map_or("?".into(), |c| format!("{:.2}", c as f64 / 100.0)),
         tick_span(cpu0.1, cpu1.1),
         tick_span(cpu0.0, cpu1.0),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         t.problem = Some(format!(
             "burnin-edge scan exited with {}: {}",
             out.status,
-            stderr.trim()
+            edgelog::without_debug(&stderr).trim()
         ));
     }
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -271,7 +280,7 @@ pub(crate) async fn serve(
         .arg("--state-db")
         .arg(&db)
         .args(&env.edge_flags)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", EDGE_LOG)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log)?))
@@ -298,7 +307,7 @@ pub(crate) async fn serve(
         if up.elapsed() > Duration::from_secs(30) {
             bail!(
                 "burnin-edge serve did not answer /healthz with 200 within 30 s: {}",
-                std::fs::read_to_string(&log).unwrap_or_default().trim()
+                edgelog::without_debug(&std::fs::read_to_string(&log).unwrap_or_default()).trim()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -318,6 +327,7 @@ pub(crate) async fn serve(
         "windowSecs": window_secs,
     });
     let t0 = Instant::now();
+    let wall0 = SystemTime::now();
     let started = http
         .post(format!("{}/scans", serve.base))
         .bearer_auth(&serve.token)
@@ -360,11 +370,13 @@ pub(crate) async fn serve(
         cpu_ticks(&serve_pid),
     );
     let requests = factory.take_requests();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     let mut t = analyse(t0, &requests, devices.len());
     t.total_s = secs(total);
     t.phases = breakdown(
         t0,
         &t.phases,
+        &edgelog::read(&stderr, wall0),
         tick_span(cpu0.2, cpu1.2),
         tick_span(cpu0.1, cpu1.1),
         tick_span(cpu0.0, cpu1.0),
@@ -379,7 +391,7 @@ pub(crate) async fn serve(
     Ok(Run {
         timing: t,
         replies: None,
-        stderr: std::fs::read_to_string(&log).unwrap_or_default(),
+        stderr,
         requests,
     })
 }
