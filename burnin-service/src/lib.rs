@@ -11,8 +11,8 @@
 //! ## Design overview
 //!
 //! The modules form a tree (a workspace test, `module_cycles`, keeps it
-//! one): [`http`] → [`service`] → [`broker`], [`live`], [`bounds`],
-//! [`metrics`]; [`report`], [`guard`] and [`listener`] are leaves.
+//! one): [`http`] → [`service`] → [`stack`], [`broker`], [`live`],
+//! [`bounds`], [`metrics`]; [`report`], [`guard`] and [`listener`] are leaves.
 //!
 //! | module | what it is |
 //! | --- | --- |
@@ -22,6 +22,7 @@
 //! | [`metrics`] | [`Metrics`]: the Prometheus registry, the MES/reporter decorators, the observer that counts replies and devices |
 //! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
 //! | [`bounds`] | [`Bounds`]: every wait of an operation bounded, the store's health |
+//! | [`stack`] | [`PortStack`]: the one place an operation's ports are composed and bounded, for `serve`, `scan` and `demo` |
 //! | [`report`] | the JSON shapes of a device and of an operation's report (`scan --json` and the API) |
 //! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`, `undecided`) for the event streams and the page, `--keep` retention |
 //! | [`guard`] | no requests from other web sites: `POST` only as JSON, no foreign `Origin`, without a token no foreign `Host` (DNS rebinding) |
@@ -80,6 +81,7 @@ pub mod live;
 pub mod metrics;
 pub mod report;
 pub mod service;
+pub mod stack;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +91,7 @@ pub use broker::{AmqpConnector, BrokerLink, Connector, Link, MemoryConnector};
 pub use http::api::router;
 pub use metrics::Metrics;
 pub use service::{App, AppBuilder, Role};
+pub use stack::PortStack;
 /// The operation store a service runs on: any [`burnin_core::StateStore`]
 /// (SQLite, `burnin_store::SqliteStore`; PostgreSQL, several edges and one
 /// active, `burnin_store_pg::PgStore`), shared by the service's tasks.

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use burnin_core::edge::OperationReport;
-use burnin_core::edge::{self, EdgePorts, Observer, ReplyRouter};
+use burnin_core::edge::{self, Observer, ReplyRouter};
 use burnin_core::{
     Candidacy, FactoryReporter, MesAnswer, MesError, MesSource, Operation, OperationId,
     OperationParams, PayloadKind, ReplyOutcome, ReportError, SerialNumber, StoreError, Target,
@@ -64,11 +64,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Store;
-use crate::bounds::{
-    BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Bounds, Waits,
-};
+use crate::bounds::{BoundedStore, Bounds, Waits};
 use crate::broker::{self, BrokerLink, Connector};
-use crate::metrics::{Metrics, ServeObserver, TimedMes, TimedReporter};
+use crate::metrics::{Metrics, ServeObserver};
+use crate::stack::PortStack;
 
 /// How often an active edge on a shared store looks for unfinished
 /// operations nobody runs (see the [module docs](self)).
@@ -104,16 +103,13 @@ struct Term {
 /// Everything the API and the operations share; see the [module docs](self).
 pub struct App {
     pub(crate) store: Store,
-    bounded_store: BoundedStore<Store>,
+    /// The operations' ports: MES, reporter and store, bounded and timed.
+    ports: PortStack<Store>,
     /// Whether the store's latest write failed (`/healthz`).
     pub(crate) store_health: crate::bounds::StoreHealth,
-    bounds: Bounds,
-    waits: Waits,
     router: ReplyRouter,
     broker: BrokerLink,
     connector: Arc<dyn Connector>,
-    mes: TimedMes,
-    reporter: TimedReporter,
     metrics: Arc<Metrics>,
     observer: Observers,
     pub(crate) api_token: Option<String>,
@@ -346,35 +342,20 @@ impl AppBuilder {
             self.api_token.is_some(),
         ));
         let router = ReplyRouter::new();
+        let ports = PortStack::new(bounds, waits, self.mes, self.reporter, self.store.clone())
+            .with_metrics(&metrics)
+            .with_store_health(store_health.clone());
         router.on_late(Arc::new(LateRecorder {
-            store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone())
-                .with_health(store_health.clone()),
+            store: ports.store().clone(),
             metrics: metrics.clone(),
         }));
         Arc::new(App {
-            bounded_store: BoundedStore::new(self.store.clone(), bounds.store, waits.clone())
-                .with_health(store_health.clone()),
+            ports,
             store_health,
             store: self.store,
-            bounds,
             router,
             broker,
             connector: self.connector,
-            // Timed outside, bounded inside: a lookup that runs out of
-            // time is counted as unavailable.
-            mes: TimedMes {
-                inner: Box::new(BoundedMes::new(self.mes, bounds.mes, waits.clone())),
-                metrics: metrics.clone(),
-            },
-            reporter: TimedReporter {
-                inner: Box::new(BoundedReporter::new(
-                    self.reporter,
-                    bounds.delivery,
-                    waits.clone(),
-                )),
-                metrics: metrics.clone(),
-            },
-            waits,
             observer: Observers(observers),
             metrics,
             api_token: self.api_token,
@@ -598,7 +579,7 @@ impl App {
     /// The store with every write bounded and its outcome kept for
     /// `/healthz` (what operations and `POST /scans` record through).
     pub(crate) fn recording_store(&self) -> &BoundedStore<Store> {
-        &self.bounded_store
+        self.ports.store()
     }
 
     /// The service's metrics.
@@ -618,12 +599,12 @@ impl App {
 
     /// The bound of each wait of an operation.
     pub fn bounds(&self) -> Bounds {
-        self.bounds
+        self.ports.bounds()
     }
 
     /// The waits in progress, across operations (what a stalled one waits for).
     pub fn waits(&self) -> &Waits {
-        &self.waits
+        self.ports.waits()
     }
 
     /// Whether the API needs a token.
@@ -654,26 +635,12 @@ impl App {
         };
         // Registered before the command is published (inside `run`), so no
         // reply can arrive before its route exists.
-        let mut replies = BoundedReplies::new(
-            self.router.register(op.id().clone()),
-            self.bounds.broker,
-            self.waits.clone(),
-        );
+        let replies = self.router.register(op.id().clone());
         let app = self.clone();
         let token = term.token.clone();
         self.spawn_in(&term, async move {
             let _running = running;
             let id = op.id().clone();
-            let publisher = BoundedPublisher::new(&app.broker, app.waits.clone());
-            let ports = EdgePorts {
-                publisher: &publisher,
-                replies: &mut replies,
-                mes: &app.mes,
-                reporter: &app.reporter,
-                store: &app.bounded_store,
-                clock: &SystemClock,
-                observer: &app.observer,
-            };
             tokio::select! {
                 () = token.cancelled() => {
                     if app.stop.is_cancelled() {
@@ -684,7 +651,7 @@ impl App {
                         app.live.forget(&id);
                     }
                 }
-                _report = edge::run(op, ports) => {}
+                _report = app.ports.run(op, &app.broker, replies, &SystemClock, &app.observer) => {}
             }
         });
         true

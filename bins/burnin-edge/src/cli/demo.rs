@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_core::agent::{Agent, serve};
-use burnin_core::edge::{EdgePorts, run_operation};
 use burnin_core::memory::{MemoryBroker, StaticProbe};
 use burnin_core::{
     Hardware, InterfaceReport, Mac, OperationId, OperationParams, PciDevice, SerialNumber,
@@ -18,7 +17,9 @@ use burnin_local::{FileMes, OutDirReporter, SystemClock};
 
 use crate::cli::output::Progress;
 use crate::exit;
+use burnin_service::bounds::Waits;
 use burnin_service::report::{json, table};
+use burnin_service::{Bounds, PortStack};
 
 /// Flags of `burnin-edge demo`.
 #[derive(Debug, clap::Args)]
@@ -153,7 +154,7 @@ async fn demo(args: DemoArgs) -> u8 {
     };
 
     let broker = MemoryBroker::new();
-    let (publisher, mut replies) = broker.edge("hwinfo_queue");
+    let (publisher, replies) = broker.edge("hwinfo_queue");
     let mut agents = Vec::new();
     for d in &devices {
         if d.silent {
@@ -195,19 +196,26 @@ async fn demo(args: DemoArgs) -> u8 {
         humantime::format_duration(args.window)
     );
     let progress = Progress::new(params.expected.len());
-    let report = run_operation(
-        params,
-        EdgePorts {
-            publisher: &publisher,
-            replies: &mut replies,
-            mes: &mes,
-            reporter: &reporter,
-            store: &burnin_core::NoStore,
-            clock: &SystemClock,
-            observer: &progress,
-        },
-    )
-    .await;
+    // The ports as scan and serve compose them; nothing is kept.
+    let ports = PortStack::new(
+        Bounds::default(),
+        Waits::new(),
+        Box::new(mes),
+        Box::new(reporter),
+        burnin_core::NoStore,
+    );
+    let report = match ports.start(params, &SystemClock).await {
+        Ok(op) => {
+            ports
+                .run(op, &publisher, replies, &SystemClock, &progress)
+                .await
+        }
+        // NoStore records nothing, so it refuses nothing; said all the same.
+        Err(e) => {
+            eprintln!("error: the demo could not start its operation: {e}");
+            return exit::INTERNAL;
+        }
+    };
     for a in agents {
         a.abort();
     }

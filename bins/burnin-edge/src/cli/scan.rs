@@ -4,15 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burnin_amqp::AmqpError;
-use burnin_core::edge::{EdgePorts, OperationReport, report_abort};
+use burnin_core::edge::{OperationReport, report_abort};
 use burnin_core::{
     OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
 };
 use burnin_local::SystemClock;
-use burnin_service::Bounds;
-use burnin_service::bounds::{
-    BoundedMes, BoundedPublisher, BoundedReplies, BoundedReporter, BoundedStore, Waits,
-};
+use burnin_service::bounds::Waits;
+use burnin_service::{Bounds, PortStack};
 use burnin_store::SqliteStore;
 
 use crate::cli::broker_args::EdgeBrokerArgs;
@@ -230,9 +228,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         };
         let bounds = factory.bounds;
         let waits = Waits::new();
-        let mes = BoundedMes::new(factory.mes, bounds.mes, waits.clone());
-        let reporter = BoundedReporter::new(factory.reporter, bounds.delivery, waits.clone());
-        let store = BoundedStore::new(store, bounds.store, waits.clone());
+        let ports = PortStack::new(bounds, waits.clone(), factory.mes, factory.reporter, store);
         // The connection attempt has its own timeout; declaring the queues
         // and starting the consumer get the broker bound on top.
         let connect_budget = amqp.connect_timeout.saturating_add(bounds.broker);
@@ -272,8 +268,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
             Ok((publisher, replies)) => {
                 // Recorded only once the broker is usable, so a scan that
                 // could not start leaves nothing unfinished in --state-db.
-                let op = match burnin_core::edge::start(params.clone(), &SystemClock, &store).await
-                {
+                let op = match ports.start(params.clone(), &SystemClock).await {
                     Ok(op) => op,
                     Err(e @ StoreError::Held { .. }) => {
                         close(&publisher, bounds).await;
@@ -295,28 +290,16 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                         let error = format!("the operation could not be recorded: {e}");
                         eprintln!("error: {error}");
                         let report =
-                            report_abort(params, error, &reporter, &SystemClock, &progress).await;
+                            report_abort(params, error, ports.reporter(), &SystemClock, &progress)
+                                .await;
                         print_report(&report, args.json, factory.mes_http.as_ref());
                         return exit_code(&report);
                     }
                 };
-                let mut replies = BoundedReplies::new(replies, bounds.broker, waits.clone());
-                let bounded_publisher = BoundedPublisher::new(&publisher, waits.clone());
                 let started = op.started();
                 let id = op.id().clone();
                 let expected = op.expected_count();
-                let run = burnin_core::edge::run(
-                    op,
-                    EdgePorts {
-                        publisher: &bounded_publisher,
-                        replies: &mut replies,
-                        mes: &mes,
-                        reporter: &reporter,
-                        store: &store,
-                        clock: &SystemClock,
-                        observer: &progress,
-                    },
-                );
+                let run = ports.run(op, &publisher, replies, &SystemClock, &progress);
                 // The last resort: every wait above has a bound of its own,
                 // so this only fires if something unforeseen hangs.
                 let report = match tokio::time::timeout(limit, run).await {
@@ -347,7 +330,8 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                 let error = format!("the broker could not be used: {e}");
                 eprintln!("error: {error}");
                 eprintln!("sending the notification with this error");
-                let report = report_abort(params, error, &reporter, &SystemClock, &progress).await;
+                let report =
+                    report_abort(params, error, ports.reporter(), &SystemClock, &progress).await;
                 // No device was asked: no table, only what became of the
                 // notification (the --json document stays, for scripts).
                 if args.json {
