@@ -1,4 +1,4 @@
-//! Test support (cargo feature `testing`): a throw-away vhost on the
+//! Test support: a throw-away vhost on the
 //! project's own 3-node RabbitMQ cluster (`scripts/cluster`), for the fault
 //! tests of SPEC §10.3.
 //!

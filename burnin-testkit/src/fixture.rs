@@ -1,5 +1,4 @@
-//! Test support: sysfs-like trees laid out the way the kernel does
-//! (feature `fixture`).
+//! Test support: sysfs-like trees laid out the way the kernel does.
 //!
 //! [`Fixture`] writes real directories, files and **relative** symbolic
 //! links under a root of your choice (usually a temporary directory), so the
@@ -23,7 +22,8 @@
 //! ```
 //!
 //! ```
-//! use burnin_sysfs::{fixture::Fixture, SysfsProbe};
+//! use burnin_sysfs::SysfsProbe;
+//! use burnin_testkit::fixture::Fixture;
 //! let dir = tempfile::tempdir().unwrap();
 //! let fx = Fixture::new(dir.path())
 //!     .serial("SN1")
@@ -46,7 +46,8 @@
 //! on a real kernel.
 //!
 //! ```
-//! use burnin_sysfs::{fixture::Fixture, SysfsProbe};
+//! use burnin_sysfs::SysfsProbe;
+//! use burnin_testkit::fixture::Fixture;
 //! let dir = tempfile::tempdir().unwrap();
 //! let fx = Fixture::new(dir.path())
 //!     .serial("SN1")

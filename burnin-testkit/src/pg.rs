@@ -1,4 +1,4 @@
-//! Test support (cargo feature `testing`): a throw-away database on the
+//! Test support: a throw-away database on the
 //! local PostgreSQL, a TCP proxy in front of it that a test can cut, and a
 //! private PostgreSQL server that a test can really stop and restart.
 //!

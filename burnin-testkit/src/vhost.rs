@@ -1,4 +1,4 @@
-//! Test support (cargo feature `testing`): a throw-away vhost on the local
+//! Test support: a throw-away vhost on the local
 //! RabbitMQ, so tests never share queues and can run in parallel.
 //!
 //! ```no_run
