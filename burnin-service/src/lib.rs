@@ -5,14 +5,18 @@
 //! runner, the HTTP API and page ([`router`]), the metrics, the broker
 //! supervision and leadership on a shared store — so it can be tested in
 //! one process without a socket or a broker. It depends on no command-line
-//! crate (clap, clap_complete, indicatif): `bins/burnin-edge` parses flags,
-//! builds the adapters and calls [`serve`].
+//! crate (clap, clap_complete, indicatif): `bins/burnin-edge` turns flags
+//! into configuration and makes one call per subcommand ([`serve`],
+//! [`oneshot::OneShot::run`], [`client::EdgeClient::scan`], [`check::run`],
+//! [`demo::prepare`]).
 //!
 //! ## Design overview
 //!
 //! The modules form a tree (a workspace test, `module_cycles`, keeps it
 //! one): [`http`] → [`service`] → [`stack`], [`broker`], [`live`],
-//! [`bounds`], [`metrics`]; [`report`], [`guard`] and [`listener`] are leaves.
+//! [`bounds`], [`metrics`]; [`oneshot`] and [`demo`] → [`stack`];
+//! [`oneshot`] and [`check`] → [`factory`]; [`report`], [`guard`],
+//! [`listener`] and [`client`] are leaves.
 //!
 //! | module | what it is |
 //! | --- | --- |
@@ -23,6 +27,11 @@
 //! | [`broker`] | [`Connector`] (RabbitMQ or in memory), [`BrokerLink`], and the task that keeps one connection up and routes replies |
 //! | [`bounds`] | [`Bounds`]: every wait of an operation bounded, the store's health |
 //! | [`stack`] | [`PortStack`]: the one place an operation's ports are composed and bounded, for `serve`, `scan` and `demo` |
+//! | [`factory`] | [`factory::FactoryConfig`]: MES and the factory endpoints over HTTP, or a MES file and an output folder; builds the adapters |
+//! | [`oneshot`] | one operation through the broker, start to finish (`burnin-edge scan`) |
+//! | [`client`] | a client of a running serve's API: one operation through it (`scan --edge-url`) |
+//! | [`check`] | the pre-shift check of the broker, MES, the factory endpoints, the state database and the clock (`burnin-edge check`) |
+//! | [`demo`] | a whole operation in one process with simulated devices (`burnin-edge demo`) |
 //! | [`report`] | the JSON shapes of a device and of an operation's report (`scan --json` and the API) |
 //! | [`live`] | device states live (`waiting`, `replied`, `passed`, `failed`, `undecided`) for the event streams and the page, `--keep` retention |
 //! | [`guard`] | no requests from other web sites: `POST` only as JSON, no foreign `Origin`, without a token no foreign `Host` (DNS rebinding) |
@@ -74,11 +83,16 @@
 
 pub mod bounds;
 pub mod broker;
+pub mod check;
+pub mod client;
+pub mod demo;
+pub mod factory;
 pub mod guard;
 pub mod http;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod oneshot;
 pub mod report;
 pub mod service;
 pub mod stack;
@@ -96,6 +110,29 @@ pub use stack::PortStack;
 /// (SQLite, `burnin_store::SqliteStore`; PostgreSQL, several edges and one
 /// active, `burnin_store_pg::PgStore`), shared by the service's tasks.
 pub type Store = Arc<dyn burnin_core::StateStore>;
+
+/// Completes on SIGINT or SIGTERM (systemd stops services with SIGTERM):
+/// the `shutdown` future `burnin-edge serve` gives [`serve`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
 
 /// Runs the service on `listener` until `shutdown` completes: resumes what
 /// the store holds ([`App::start`]), serves the API, then stops accepting,

@@ -101,37 +101,61 @@ struct Term {
 }
 
 /// Everything the API and the operations share; see the [module docs](self).
+/// Its parts by concern: the store, the broker side, the operation runner,
+/// leadership, and what the HTTP layer reads.
 pub struct App {
     pub(crate) store: Store,
     /// The operations' ports: MES, reporter and store, bounded and timed.
     ports: PortStack<Store>,
     /// Whether the store's latest write failed (`/healthz`).
     pub(crate) store_health: crate::bounds::StoreHealth,
-    router: ReplyRouter,
-    broker: BrokerLink,
-    connector: Arc<dyn Connector>,
     metrics: Arc<Metrics>,
+    broker: BrokerSide,
+    pub(crate) runner: Runner,
+    leadership: Leadership,
+    pub(crate) http: HttpShared,
+}
+
+/// The broker side: one connection's link, the router that hands each
+/// reply to its operation, and how to connect.
+struct BrokerSide {
+    link: BrokerLink,
+    router: ReplyRouter,
+    connector: Arc<dyn Connector>,
+    reply_queue: String,
+}
+
+/// The operation runner: what runs, with which defaults, until when.
+pub(crate) struct Runner {
     observer: Observers,
-    pub(crate) api_token: Option<String>,
-    pub(crate) reply_queue: String,
     /// The rules and timings of operations whose `POST /scans` body does
     /// not set them (`serve --settle`, `--clock-tolerance`,
     /// `--require-clock`, `--mes-outage-wait`).
     pub(crate) defaults: OperationParams,
-    pair_unavailable: Option<String>,
-    direct_burn_unavailable: Option<String>,
+    unavailable: Unavailable,
     tasks: TaskTracker,
     stop: CancellationToken,
-    pub(crate) live: Arc<crate::live::Live>,
-    http: crate::listener::HttpLimits,
+    running: Arc<Mutex<HashSet<OperationId>>>,
+    /// `--keep`: how long finished operations are kept.
     keep: Option<std::time::Duration>,
+}
+
+/// Active or standby, and what being active holds (see [`Role`]).
+struct Leadership {
     role: watch::Sender<Role>,
     advertise: String,
     term: Mutex<Option<Term>>,
-    running: Arc<Mutex<HashSet<OperationId>>>,
     candidacy: Mutex<Option<Arc<dyn Candidacy>>>,
     active_seen: Mutex<Option<(Instant, Option<String>)>>,
-    site: Arc<crate::guard::Site>,
+}
+
+/// What the HTTP layer reads: the token, the site checks, the server's
+/// limits and the live view (see [`crate::http`]'s sub-states).
+pub(crate) struct HttpShared {
+    pub(crate) api_token: Option<String>,
+    pub(crate) site: Arc<crate::guard::Site>,
+    limits: crate::listener::HttpLimits,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 impl std::fmt::Debug for App {
@@ -139,9 +163,9 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("store", &self.store.describe())
             .field("role", &self.role())
-            .field("broker", &self.connector.describe())
-            .field("token", &self.api_token.is_some())
-            .field("reply_queue", &self.reply_queue)
+            .field("broker", &self.broker.connector.describe())
+            .field("token", &self.http.api_token.is_some())
+            .field("reply_queue", &self.broker.reply_queue)
             .finish_non_exhaustive()
     }
 }
@@ -157,16 +181,28 @@ pub struct AppBuilder {
     metrics: Metrics,
     observers: Vec<Arc<dyn Observer>>,
     bounds: Bounds,
-    api_token: Option<String>,
     reply_queue: String,
-    require_link: bool,
+    /// requireLink and the settle, clock and outage defaults.
     defaults: OperationParams,
-    pair_unavailable: Option<String>,
-    direct_burn_unavailable: Option<String>,
-    live: crate::live::Limits,
-    http: crate::listener::HttpLimits,
+    unavailable: Unavailable,
     keep: Option<std::time::Duration>,
+    http: HttpOptions,
+}
+
+/// What the builder keeps for the HTTP layer.
+#[derive(Default)]
+struct HttpOptions {
+    api_token: Option<String>,
     allowed_origins: Vec<String>,
+    limits: crate::listener::HttpLimits,
+    live: crate::live::Limits,
+}
+
+/// Why operations for a target are refused, per target.
+#[derive(Debug, Default)]
+struct Unavailable {
+    pair: Option<String>,
+    direct_burn: Option<String>,
 }
 
 impl AppBuilder {
@@ -174,19 +210,19 @@ impl AppBuilder {
     /// (`serve --allow-origin`; each checked with
     /// [`crate::guard::parse_origin`] first). See [`crate::guard`].
     pub fn allow_origins(mut self, origins: Vec<String>) -> Self {
-        self.allowed_origins = origins;
+        self.http.allowed_origins = origins;
         self
     }
 
     /// Limits of the live event streams ([`crate::live`]).
     pub fn live_limits(mut self, limits: crate::live::Limits) -> Self {
-        self.live = limits;
+        self.http.live = limits;
         self
     }
 
     /// Limits of the HTTP server ([`crate::listener`]).
     pub fn http_limits(mut self, limits: crate::listener::HttpLimits) -> Self {
-        self.http = limits;
+        self.http.limits = limits;
         self
     }
 
@@ -209,7 +245,7 @@ impl AppBuilder {
     /// Require `Authorization: Bearer TOKEN` on every route but `/healthz`
     /// (`None` or an empty token: no token needed).
     pub fn api_token(mut self, token: Option<String>) -> Self {
-        self.api_token = token.filter(|t| !t.is_empty());
+        self.http.api_token = token.filter(|t| !t.is_empty());
         self
     }
 
@@ -223,7 +259,7 @@ impl AppBuilder {
     /// requireLink (SPEC §10.1) for operations whose `POST /scans` body does
     /// not say (`serve --require-link`); off by default.
     pub fn require_link(mut self, require_link: bool) -> Self {
-        self.require_link = require_link;
+        self.defaults.require_link = require_link;
         self
     }
 
@@ -243,8 +279,8 @@ impl AppBuilder {
     /// configured). Every target is available by default.
     pub fn target_unavailable(mut self, target: Target, why: impl Into<String>) -> Self {
         match target {
-            Target::Pair => self.pair_unavailable = Some(why.into()),
-            Target::DirectBurn => self.direct_burn_unavailable = Some(why.into()),
+            Target::Pair => self.unavailable.pair = Some(why.into()),
+            Target::DirectBurn => self.unavailable.direct_burn = Some(why.into()),
         }
         self
     }
@@ -263,6 +299,24 @@ impl AppBuilder {
         self
     }
 
+    /// Also export the adaptive MES limit of `mes` (a clone of the HTTP MES
+    /// source the app looks up with, sharing its limit) as the gauges
+    /// `burnin_mes_concurrency_limit` and `burnin_mes_in_flight`.
+    pub fn mes_limit_gauges(mut self, mes: burnin_http::HttpMesSource) -> Self {
+        let limit = mes.clone();
+        self.metrics.gauge_fn(
+            "burnin_mes_concurrency_limit",
+            "The adaptive limit on MES lookups in flight",
+            move || i64::try_from(limit.concurrency_limit()).unwrap_or(i64::MAX),
+        );
+        self.metrics.gauge_fn(
+            "burnin_mes_in_flight",
+            "MES lookups in flight now",
+            move || i64::try_from(mes.in_flight()).unwrap_or(i64::MAX),
+        );
+        self
+    }
+
     /// Bound each wait of an operation by these (default: [`Bounds::default`];
     /// for HTTP adapters [`Bounds::for_http`] with their request budget). A
     /// wait that runs out fails the operation with a message naming it.
@@ -274,7 +328,13 @@ impl AppBuilder {
     /// The app, not yet started (see [`App::start`]).
     pub fn build(self) -> Arc<App> {
         let waits = Waits::new();
-        let bounds = self.bounds;
+        let mut bounds = self.bounds;
+        // A shared store (PostgreSQL) retries a write through an outage for
+        // 30 s itself, so its bound is a second more (its own error, which
+        // names the database, wins).
+        if self.store.election().is_some() {
+            bounds.store = bounds.store.max(std::time::Duration::from_secs(31));
+        }
         // On its own store an edge is active from the start; on a shared
         // one it is a standby until it holds the lock.
         let role = watch::Sender::new(if self.store.election().is_some() {
@@ -327,7 +387,7 @@ impl AppBuilder {
         let first_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let live = crate::live::Live::new(first_id, self.live);
+        let live = crate::live::Live::new(first_id, self.http.live);
         let mut observers: Vec<Arc<dyn Observer>> = vec![
             Arc::new(ServeObserver {
                 metrics: metrics.clone(),
@@ -338,8 +398,8 @@ impl AppBuilder {
         let advertise = self.advertise.unwrap_or_else(|| "burnin-edge".into());
         let site = Arc::new(crate::guard::Site::new(
             &advertise,
-            self.allowed_origins,
-            self.api_token.is_some(),
+            self.http.allowed_origins,
+            self.http.api_token.is_some(),
         ));
         let router = ReplyRouter::new();
         let ports = PortStack::new(bounds, waits, self.mes, self.reporter, self.store.clone())
@@ -353,33 +413,39 @@ impl AppBuilder {
             ports,
             store_health,
             store: self.store,
-            router,
-            broker,
-            connector: self.connector,
-            observer: Observers(observers),
             metrics,
-            api_token: self.api_token,
-            reply_queue: self.reply_queue.clone(),
-            defaults: {
-                let mut d = self.defaults;
-                d.reply_to.clone_from(&self.reply_queue);
-                d.require_link = self.require_link;
-                d
+            broker: BrokerSide {
+                link: broker,
+                router,
+                connector: self.connector,
+                reply_queue: self.reply_queue.clone(),
             },
-            pair_unavailable: self.pair_unavailable,
-            direct_burn_unavailable: self.direct_burn_unavailable,
-            tasks: TaskTracker::new(),
-            stop: CancellationToken::new(),
-            live,
-            http: self.http,
-            keep: self.keep,
-            role,
-            advertise,
-            site,
-            term: Mutex::new(None),
-            running: Arc::new(Mutex::new(HashSet::new())),
-            candidacy: Mutex::new(None),
-            active_seen: Mutex::new(None),
+            runner: Runner {
+                observer: Observers(observers),
+                defaults: {
+                    let mut d = self.defaults;
+                    d.reply_to.clone_from(&self.reply_queue);
+                    d
+                },
+                unavailable: self.unavailable,
+                tasks: TaskTracker::new(),
+                stop: CancellationToken::new(),
+                running: Arc::new(Mutex::new(HashSet::new())),
+                keep: self.keep,
+            },
+            leadership: Leadership {
+                role,
+                advertise,
+                term: Mutex::new(None),
+                candidacy: Mutex::new(None),
+                active_seen: Mutex::new(None),
+            },
+            http: HttpShared {
+                api_token: self.http.api_token,
+                site,
+                limits: self.http.limits,
+                live,
+            },
         })
     }
 }
@@ -402,32 +468,27 @@ impl App {
             metrics: Metrics::new(),
             observers: Vec::new(),
             bounds: Bounds::default(),
-            api_token: None,
             reply_queue: burnin_amqp::DEFAULT_REPLY_QUEUE.into(),
-            require_link: false,
             defaults: OperationParams::new(OperationId::Number(0)),
-            pair_unavailable: None,
-            direct_burn_unavailable: None,
-            live: crate::live::Limits::default(),
-            http: crate::listener::HttpLimits::default(),
+            unavailable: Unavailable::default(),
             keep: None,
-            allowed_origins: Vec::new(),
+            http: HttpOptions::default(),
         }
     }
 
     /// The live state of operations (device states, events).
     pub fn live(&self) -> &Arc<crate::live::Live> {
-        &self.live
+        &self.http.live
     }
 
     /// The checks against requests of other web sites ([`crate::guard`]).
     pub fn site(&self) -> &Arc<crate::guard::Site> {
-        &self.site
+        &self.http.site
     }
 
     /// The HTTP server's limits.
     pub fn http_limits(&self) -> crate::listener::HttpLimits {
-        self.http
+        self.http.limits
     }
 
     /// On its own store: resumes every unfinished operation, then starts
@@ -439,10 +500,10 @@ impl App {
         match self.store.election() {
             Some(election) => {
                 let candidacy = election
-                    .campaign(&self.advertise)
+                    .campaign(&self.leadership.advertise)
                     .await
                     .map_err(|e| e.to_string())?;
-                self.tasks.spawn(campaign(self.clone(), candidacy));
+                self.runner.tasks.spawn(campaign(self.clone(), candidacy));
                 Ok(())
             }
             None => self.take_office().await,
@@ -452,22 +513,26 @@ impl App {
     /// Becomes active: resumes what the store holds, then consumes.
     async fn take_office(self: &Arc<Self>) -> Result<(), String> {
         let term = Term {
-            token: self.stop.child_token(),
+            token: self.runner.stop.child_token(),
             tasks: TaskTracker::new(),
         };
-        *self.term.lock().unwrap_or_else(PoisonError::into_inner) = Some(term.clone());
+        *self
+            .leadership
+            .term
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(term.clone());
         self.resume().await?;
         self.spawn_in(
             &term,
             broker::supervise(
-                self.connector.clone(),
-                self.broker.clone(),
-                self.router.clone(),
+                self.broker.connector.clone(),
+                self.broker.link.clone(),
+                self.broker.router.clone(),
                 self.metrics.clone(),
                 term.token.clone(),
             ),
         );
-        if let Some(keep) = self.keep {
+        if let Some(keep) = self.runner.keep {
             self.spawn_in(
                 &term,
                 crate::live::retention(self.store.clone(), keep, term.token.clone()),
@@ -477,15 +542,16 @@ impl App {
             self.spawn_in(&term, sweep(self.clone(), term.token.clone()));
         }
         // Shown (and POST taken) once what the store held runs again.
-        self.role.send_replace(Role::Active);
+        self.leadership.role.send_replace(Role::Active);
         Ok(())
     }
 
     /// Stops acting: cancels the term's operations and broker task, waits
     /// for them, and for the store writes they handed over.
     async fn leave_office(&self) {
-        self.role.send_replace(Role::Standby);
+        self.leadership.role.send_replace(Role::Standby);
         let term = self
+            .leadership
             .term
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -500,33 +566,33 @@ impl App {
 
     /// Runs `task` until it ends or `term` does.
     fn spawn_in(&self, term: &Term, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(term.tasks.track_future(task));
+        self.runner.tasks.spawn(term.tasks.track_future(task));
     }
 
     /// Stops operations and the broker task, waits for them, and for the
     /// store's writes in progress.
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.runner.stop.cancel();
+        self.runner.tasks.close();
+        self.runner.tasks.wait().await;
         // Writes already handed to the database finish before we return.
         self.store.barrier().await;
     }
 
     /// This edge's role now.
     pub fn role(&self) -> Role {
-        *self.role.borrow()
+        *self.leadership.role.borrow()
     }
 
     /// Completes once the edge is active (at once if it is).
     pub async fn active(&self) {
-        let mut rx = self.role.subscribe();
+        let mut rx = self.leadership.role.subscribe();
         let _ = rx.wait_for(|r| *r == Role::Active).await;
     }
 
     /// What this edge advertises itself as (`--advertise-url`).
     pub fn advertised(&self) -> &str {
-        &self.advertise
+        &self.leadership.advertise
     }
 
     /// The active edge as it advertised itself: this one when active, else
@@ -534,9 +600,10 @@ impl App {
     /// nobody is recorded or the store cannot tell.
     pub async fn active_edge(&self) -> Option<String> {
         if self.role() == Role::Active {
-            return Some(self.advertise.clone());
+            return Some(self.leadership.advertise.clone());
         }
         if let Some((at, seen)) = self
+            .leadership
             .active_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -546,6 +613,7 @@ impl App {
             return seen;
         }
         let candidacy = self
+            .leadership
             .candidacy
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -560,6 +628,7 @@ impl App {
                 Err(_) => None,
             };
         *self
+            .leadership
             .active_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), seen.clone()));
@@ -568,7 +637,7 @@ impl App {
 
     /// Whether [`shutdown`](Self::shutdown) has begun.
     pub fn is_stopping(&self) -> bool {
-        self.stop.is_cancelled()
+        self.runner.stop.is_cancelled()
     }
 
     /// The operation store.
@@ -589,12 +658,12 @@ impl App {
 
     /// The broker link (publishing, `/healthz`).
     pub fn broker(&self) -> &BrokerLink {
-        &self.broker
+        &self.broker.link
     }
 
     /// The broker, for logs (password redacted).
     pub fn broker_description(&self) -> String {
-        self.connector.describe()
+        self.broker.connector.describe()
     }
 
     /// The bound of each wait of an operation.
@@ -609,11 +678,11 @@ impl App {
 
     /// Whether the API needs a token.
     pub fn has_token(&self) -> bool {
-        self.api_token.is_some()
+        self.http.api_token.is_some()
     }
 
     pub(crate) fn stop_token(&self) -> CancellationToken {
-        self.stop.clone()
+        self.runner.stop.clone()
     }
 
     /// Runs `op` in a task of its own until it ends, the service stops or
@@ -621,6 +690,7 @@ impl App {
     /// edge is not active, or if `op` runs here already.
     pub fn spawn_operation(self: &Arc<Self>, op: Operation) -> bool {
         let Some(term) = self
+            .leadership
             .term
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -630,12 +700,12 @@ impl App {
             tracing::warn!(operation = %op.id(), "not started here: this edge is not active; the active edge runs it");
             return false;
         };
-        let Some(running) = Running::claim(&self.running, op.id()) else {
+        let Some(running) = Running::claim(&self.runner.running, op.id()) else {
             return false;
         };
         // Registered before the command is published (inside `run`), so no
         // reply can arrive before its route exists.
-        let replies = self.router.register(op.id().clone());
+        let replies = self.broker.router.register(op.id().clone());
         let app = self.clone();
         let token = term.token.clone();
         self.spawn_in(&term, async move {
@@ -643,15 +713,15 @@ impl App {
             let id = op.id().clone();
             tokio::select! {
                 () = token.cancelled() => {
-                    if app.stop.is_cancelled() {
+                    if app.runner.stop.is_cancelled() {
                         tracing::info!(operation = %id, "stopped by shutdown; it resumes on the next start");
                     } else {
                         tracing::warn!(operation = %id, "stopped: this edge is no longer active; the active edge resumes it");
                         // The store is the truth now; another edge runs it.
-                        app.live.forget(&id);
+                        app.http.live.forget(&id);
                     }
                 }
-                _report = app.ports.run(op, &app.broker, replies, &SystemClock, &app.observer) => {}
+                _report = app.ports.run(op, &app.broker.link, replies, &SystemClock, &app.runner.observer) => {}
             }
         });
         true
@@ -660,8 +730,8 @@ impl App {
     /// Why operations for `target` are refused, if they are.
     pub fn target_unavailable(&self, target: Target) -> Option<&str> {
         match target {
-            Target::Pair => self.pair_unavailable.as_deref(),
-            Target::DirectBurn => self.direct_burn_unavailable.as_deref(),
+            Target::Pair => self.runner.unavailable.pair.as_deref(),
+            Target::DirectBurn => self.runner.unavailable.direct_burn.as_deref(),
         }
     }
 
@@ -717,21 +787,24 @@ impl Drop for Running {
 /// acting when its session is lost, and campaigns again; until shutdown.
 async fn campaign(app: Arc<App>, mut candidacy: Arc<dyn Candidacy>) {
     loop {
-        *app.candidacy.lock().unwrap_or_else(PoisonError::into_inner) = Some(candidacy.clone());
+        *app.leadership
+            .candidacy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(candidacy.clone());
         tokio::select! {
-            () = app.stop.cancelled() => return,
+            () = app.runner.stop.cancelled() => return,
             () = candidacy.active() => {}
         }
         let took = Instant::now();
         match app.take_office().await {
             Ok(()) => {
                 tracing::info!(
-                    advertise = %app.advertise,
+                    advertise = %app.leadership.advertise,
                     resumed_in = ?took.elapsed(),
                     "this edge is active: it resumed the unfinished operations and consumes replies"
                 );
                 tokio::select! {
-                    () = app.stop.cancelled() => return,
+                    () = app.runner.stop.cancelled() => return,
                     () = candidacy.lost() => {}
                 }
                 tracing::error!(
@@ -746,16 +819,19 @@ async fn campaign(app: Arc<App>, mut candidacy: Arc<dyn Candidacy>) {
         }
         app.leave_office().await;
         drop(candidacy);
-        *app.candidacy.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *app.leadership
+            .candidacy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let Some(election) = app.store.election() else {
             return;
         };
         candidacy = loop {
             tokio::select! {
-                () = app.stop.cancelled() => return,
+                () = app.runner.stop.cancelled() => return,
                 () = tokio::time::sleep(election.retry_interval()) => {}
             }
-            match election.campaign(&app.advertise).await {
+            match election.campaign(&app.leadership.advertise).await {
                 Ok(l) => break l,
                 Err(e) => tracing::warn!("standby cannot reach PostgreSQL yet: {e}"),
             }
@@ -774,6 +850,7 @@ async fn sweep(app: Arc<App>, token: CancellationToken) {
         // What runs here, read *before* the store: an operation that ended
         // after this read had its final write committed (or failed) first.
         let here = app
+            .runner
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1416,5 +1416,7 @@ fn user_name(uid: u32) -> String {
     }
 }
 
+pub mod writable;
+
 #[cfg(test)]
 mod tests;

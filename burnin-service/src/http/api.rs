@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -63,11 +63,12 @@ const MAX_LIMIT: usize = 1000;
 /// `tower::ServiceExt::oneshot`.
 ///
 /// **Adding a route**: add it to `guarded` below (token-checked) or next to
-/// `/healthz` (open); handlers take `State<Arc<App>>`, return a body of
+/// `/healthz` (open); handlers take the sub-state they use ([`super::HttpState`]), return a body of
 /// [`super::body`] or an [`ApiError`], and carry a `#[utoipa::path]`
 /// (with `security(("bearerAuth" = []))` when guarded) listed in
 /// [`super::openapi`].
 pub fn router(app: Arc<App>) -> Router {
+    let state = super::HttpState::new(app);
     let guarded = Router::new()
         .route("/scans", get(list_scans).post(create_scan))
         .route("/scans/{operation_id}", get(get_scan))
@@ -78,7 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(super::events::operation_events),
         )
         .route("/devices/{sn}", get(super::events::find_device))
-        .layer(middleware::from_fn_with_state(app.clone(), authorize));
+        .layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(super::openapi::serve_document))
@@ -86,19 +87,19 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
-            app.site().clone(),
+            state.clone(),
             crate::guard::check,
         ))
-        .with_state(app)
+        .with_state(state)
 }
 
 async fn authorize(
-    State(app): State<Arc<App>>,
+    State(token): State<super::ApiToken>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &app.api_token {
+    if let Some(token) = &token.0 {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -118,19 +119,24 @@ async fn authorize(
 #[derive(Debug)]
 pub struct OperationPath(pub OperationView);
 
-impl FromRequestParts<Arc<App>> for OperationPath {
+impl<S> FromRequestParts<S> for OperationPath
+where
+    S: Send + Sync,
+    crate::Store: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, app)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let store = crate::Store::from_ref(state);
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("path operationId: {}", e.body_text())))?;
         let quoted = serde_json::from_str::<String>(&raw)
             .ok()
             .and_then(|s| OperationId::text(s).ok());
         let found = match quoted {
-            Some(id) => app.store.get(&id).await,
-            None => app.store.find(&raw).await,
+            Some(id) => store.get(&id).await,
+            None => store.find(&raw).await,
         };
         match found {
             Ok(Some(view)) => Ok(OperationPath(view)),
@@ -169,7 +175,7 @@ pub(crate) async fn create_scan(
         }
         Err(e) => return Err(ApiError::bad_request(format!("bad request body: {e}"))),
     };
-    let params = burnin_core::request::parse_scan_request_from(&body, &app.defaults)
+    let params = burnin_core::request::parse_scan_request_from(&body, &app.runner.defaults)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(why) = app.target_unavailable(params.target) {
         return Err(ApiError::bad_request(format!(
@@ -244,7 +250,7 @@ pub(crate) async fn get_scan(
     State(app): State<Arc<App>>,
     OperationPath(view): OperationPath,
 ) -> Json<Operation> {
-    Json(Operation::new(&view, &app.live.board()))
+    Json(Operation::new(&view, &app.http.live.board()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,7 +291,7 @@ pub(crate) async fn list_scans(
         .list(limit)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let board = app.live.board();
+    let board = app.http.live.board();
     Ok(Json(
         views.iter().map(|v| Operation::new(v, &board)).collect(),
     ))

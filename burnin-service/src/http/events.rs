@@ -112,7 +112,7 @@ fn events(
             "header Last-Event-ID: give the id of the last event received (a whole number), or leave it out",
         )
     })?;
-    let live = app.live.clone();
+    let live = app.http.live.clone();
     let Some(permit) = live.open_stream(op.clone()) else {
         let what = op.map_or_else(
             || "all operations".to_owned(),
@@ -229,18 +229,18 @@ fn event_stream(
         (status = 500, description = "the store failed", body = Error),
     ))]
 pub(crate) async fn find_device(
-    State(app): State<Arc<App>>,
+    State(store): State<crate::Store>,
+    State(live): State<Arc<crate::live::Live>>,
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<DeviceSighting>>, ApiError> {
     let sn: SerialNumber = raw
         .parse()
         .map_err(|e| ApiError::bad_request(format!("path sn: {e}")))?;
-    let views = app
-        .store
+    let views = store
         .list(SEARCH_DEPTH)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let board = app.live.board();
+    let board = live.board();
     let mut hits = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for l in board.operations() {

@@ -1,13 +1,11 @@
 //! The FACTORY flags (SPEC §7): HTTP endpoints, or a MES file and an output
-//! folder. Shared by `scan` and `serve`.
+//! folder. Shared by `scan`, `serve` and `check`; they become a
+//! [`FactoryConfig`], which builds the adapters.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use burnin_core::{FactoryReporter, MesSource, Target};
-use burnin_http::{HttpConfig, HttpMesSource, HttpReporter};
-use burnin_local::{FileMes, OutDirReporter};
-use burnin_service::Bounds;
+use burnin_service::factory::FactoryConfig;
 
 /// Where MES records come from and where payloads go.
 #[derive(Debug, Clone, clap::Args)]
@@ -118,171 +116,24 @@ pub(crate) struct FactoryArgs {
     out_dir: Option<PathBuf>,
 }
 
-/// The factory adapters, built and checked.
-pub(crate) struct Factory {
-    pub(crate) mes: Box<dyn MesSource>,
-    /// The HTTP MES source again (a clone sharing its limit), to read the
-    /// adaptive concurrency limit; `None` with `--mes-file`.
-    pub(crate) mes_http: Option<HttpMesSource>,
-    pub(crate) reporter: Box<dyn FactoryReporter>,
-    /// Where payloads go, for the user (redacted URLs or the folder).
-    pub(crate) describe: String,
-    /// How long each lookup and delivery may take (the HTTP retry budget).
-    pub(crate) bounds: Bounds,
-}
-
 impl FactoryArgs {
-    /// Builds the adapters for `target`; the error names the flag and the fix.
-    pub(crate) fn build(&self, target: Target) -> Result<Factory, String> {
-        let factory = self.build_any()?;
-        self.check_target(target)?;
-        Ok(factory)
-    }
-
-    /// Whether payloads for `target` have somewhere to go; the error names
-    /// the missing flag.
-    pub(crate) fn check_target(&self, target: Target) -> Result<(), String> {
-        if self.out_dir.is_some() {
-            return Ok(());
-        }
-        match target {
-            Target::Pair if self.pair_url.is_none() => {
-                Err("--target pair needs --pair-url URL (or use --target direct-burn)".into())
-            }
-            Target::DirectBurn if self.direct_burn_url.is_none() => {
-                Err("--target direct-burn needs --direct-burn-url URL".into())
-            }
-            _ => Ok(()),
+    /// The configuration these flags give.
+    pub(crate) fn config(&self) -> FactoryConfig {
+        FactoryConfig {
+            mes_url: self.mes_url.clone(),
+            log_url: self.log_url.clone(),
+            notify_url: self.notify_url.clone(),
+            pair_url: self.pair_url.clone(),
+            direct_burn_url: self.direct_burn_url.clone(),
+            factory_token: self.factory_token.clone(),
+            mes_token: self.mes_token.clone(),
+            http_ca_file: self.http_ca_file.clone(),
+            http_timeout: self.http_timeout,
+            http_retries: self.http_retries,
+            mes_concurrency: self.mes_concurrency,
+            mes_concurrency_max: self.mes_concurrency_max,
+            mes_file: self.mes_file.clone(),
+            out_dir: self.out_dir.clone(),
         }
     }
-
-    /// Builds the adapters without choosing a target (`serve`: each
-    /// operation names its own; see [`check_target`](Self::check_target)).
-    pub(crate) fn build_any(&self) -> Result<Factory, String> {
-        match (&self.mes_file, &self.out_dir) {
-            (Some(file), Some(dir)) => {
-                let mes = FileMes::load(file).map_err(|e| e.to_string())?;
-                let reporter = OutDirReporter::new(dir).map_err(|e| e.to_string())?;
-                return Ok(Factory {
-                    describe: format!("MES file {}, payloads to {}", file.display(), dir.display()),
-                    mes: Box::new(mes),
-                    mes_http: None,
-                    reporter: Box::new(reporter),
-                    bounds: Bounds::default(),
-                });
-            }
-            (Some(_), None) => {
-                return Err(
-                    "--mes-file needs --out-dir DIR (where the payloads are written)".into(),
-                );
-            }
-            (None, Some(_)) => {
-                return Err(
-                    "--out-dir needs --mes-file FILE (the MES records to compare with)".into(),
-                );
-            }
-            (None, None) => {}
-        }
-        let (config, mes_url, log_url) = self.http_config(self.http_retries + 1)?;
-        let mes = HttpMesSource::new(&config).map_err(|e| e.to_string())?;
-        let reporter = HttpReporter::new(&config).map_err(|e| e.to_string())?;
-        Ok(Factory {
-            describe: format!(
-                "MES {}, log {}",
-                burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
-                burnin_http::redact_url(log_url)
-            ),
-            mes: Box::new(mes.clone()),
-            mes_http: Some(mes),
-            reporter: Box::new(reporter),
-            bounds: Bounds::for_http(config.request_budget()),
-        })
-    }
-
-    /// What `check` probes: the adapters, over HTTP with one attempt per
-    /// request (a check should answer in seconds), or the files.
-    pub(crate) fn probes(&self) -> Result<Probes, String> {
-        match (&self.mes_file, &self.out_dir) {
-            (Some(file), Some(dir)) => Ok(Probes::Files {
-                mes: FileMes::load(file).map_err(|e| e.to_string()),
-                mes_file: file.clone(),
-                out_dir: dir.clone(),
-            }),
-            (None, None) => {
-                let (config, mes_url, _) = self.http_config(1)?;
-                Ok(Probes::Http {
-                    mes: HttpMesSource::new(&config).map_err(|e| e.to_string())?,
-                    reporter: HttpReporter::new(&config).map_err(|e| e.to_string())?,
-                    mes_url: burnin_http::redact_url(mes_url).replace("%7Bsn%7D", "{sn}"),
-                })
-            }
-            // The same messages as for scan and serve.
-            _ => Err(self
-                .build_any()
-                .err()
-                .unwrap_or_else(|| "give --mes-file and --out-dir together".into())),
-        }
-    }
-
-    /// The HTTP configuration with `attempts` per request, and the MES
-    /// and log URLs as given; the error names the missing flag.
-    fn http_config(&self, attempts: u32) -> Result<(HttpConfig, &str, &str), String> {
-        let (Some(mes_url), Some(log_url), Some(notify_url)) =
-            (&self.mes_url, &self.log_url, &self.notify_url)
-        else {
-            let missing: Vec<&str> = [
-                ("--mes-url", self.mes_url.is_none()),
-                ("--log-url", self.log_url.is_none()),
-                ("--notify-url", self.notify_url.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(f, m)| m.then_some(f))
-            .collect();
-            return Err(format!(
-                "no factory configured: missing {}; give --mes-url, --log-url and --notify-url \
-                 (and --pair-url or --direct-burn-url), or --mes-file and --out-dir",
-                missing.join(", ")
-            ));
-        };
-        let mut b = HttpConfig::builder(mes_url, log_url, notify_url)
-            .timeout(self.http_timeout)
-            .attempts(attempts)
-            .mes_concurrency(self.mes_concurrency as usize)
-            .mes_concurrency_max(self.mes_concurrency_max as usize);
-        if let Some(u) = &self.pair_url {
-            b = b.pair_url(u);
-        }
-        if let Some(u) = &self.direct_burn_url {
-            b = b.direct_burn_url(u);
-        }
-        if let Some(t) = &self.factory_token {
-            b = b.token(t);
-        }
-        if let Some(t) = &self.mes_token {
-            b = b.mes_token(t);
-        }
-        if let Some(f) = &self.http_ca_file {
-            b = b.ca_file(f);
-        }
-        let config = b.build().map_err(|e| e.to_string())?;
-        Ok((config, mes_url, log_url))
-    }
-}
-
-/// What `burnin-edge check` probes (see [`FactoryArgs::probes`]).
-pub(crate) enum Probes {
-    /// MES and the factory APIs over HTTP.
-    Http {
-        mes: HttpMesSource,
-        reporter: HttpReporter,
-        /// `--mes-url`, redacted.
-        mes_url: String,
-    },
-    /// `--mes-file` and `--out-dir`.
-    Files {
-        /// The file loaded, or why it could not be.
-        mes: Result<FileMes, String>,
-        mes_file: PathBuf,
-        out_dir: PathBuf,
-    },
 }

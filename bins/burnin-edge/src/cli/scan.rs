@@ -1,16 +1,16 @@
-//! `burnin-edge scan`: run one operation through the broker and exit.
+//! `burnin-edge scan`: flags → one operation through the broker
+//! ([`burnin_service::oneshot`]) or through a serve
+//! ([`burnin_service::client`]) → the table or `--json`, and the exit code.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use burnin_amqp::AmqpError;
-use burnin_core::edge::{OperationReport, report_abort};
+use burnin_core::edge::OperationReport;
 use burnin_core::{
-    OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, StoreError, Target,
+    OperationId, OperationParams, OperationState, PayloadKind, SerialNumber, Target,
 };
 use burnin_local::SystemClock;
-use burnin_service::bounds::Waits;
-use burnin_service::{Bounds, PortStack};
+use burnin_service::oneshot::{GRACE, OneShot, ScanEnd};
 use burnin_store::SqliteStore;
 
 use crate::cli::broker_args::EdgeBrokerArgs;
@@ -222,123 +222,72 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
     };
     let code = rt.block_on(async move {
         // reqwest's client must be built inside the runtime.
-        let factory = match args.factory.build(params.target) {
+        let factory = match args.factory.config().build(params.target) {
             Ok(f) => f,
             Err(e) => return usage(&e),
         };
-        let bounds = factory.bounds;
-        let waits = Waits::new();
-        let ports = PortStack::new(bounds, waits.clone(), factory.mes, factory.reporter, store);
-        // The connection attempt has its own timeout; declaring the queues
-        // and starting the consumer get the broker bound on top.
-        let connect_budget = amqp.connect_timeout.saturating_add(bounds.broker);
-        // A MES outage is waited out before reporting (SPEC §11.3).
-        let limit = params
-            .window
-            .saturating_add(params.mes_outage_wait)
-            .saturating_add(bounds.reporting())
-            .saturating_add(GRACE);
+        let mes_http = factory.mes_http.clone();
+        let job = OneShot {
+            params: params.clone(),
+            amqp,
+            factory,
+            store,
+            store_shown: args.state_db.as_ref().map_or_else(
+                || ":memory:".to_owned(),
+                |p| p.display().to_string(),
+            ),
+        };
+        let (connect, limit) = job.budgets();
         tracing::info!(
-            broker = %amqp.redacted_url(),
-            factory = %factory.describe,
+            broker = %job.amqp.redacted_url(),
+            factory = %job.factory.describe,
             "starting scan; it ends within {} at the latest (connecting {}, window {}, MES outage wait {}, reporting budget {}, grace {})",
-            humantime::format_duration(connect_budget.saturating_add(limit)),
-            humantime::format_duration(connect_budget),
+            humantime::format_duration(connect.saturating_add(limit)),
+            humantime::format_duration(connect),
             humantime::format_duration(params.window),
             humantime::format_duration(params.mes_outage_wait),
-            humantime::format_duration(bounds.reporting()),
+            humantime::format_duration(job.factory.bounds.reporting()),
             humantime::format_duration(GRACE),
         );
         let progress = Progress::new(params.expected.len());
-        let shown = amqp.redacted_url();
-        let connected = match tokio::time::timeout(connect_budget, burnin_amqp::edge::connect(amqp)).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e @ AmqpError::QueueInUse { .. })) => {
-                return queue_in_use(&e, &params, args.json, &progress);
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "connecting to the broker at {shown} did not finish within {}: it accepted the \
-                 connection but did not complete the AMQP handshake and the declarations; check \
-                 that this is RabbitMQ's port and that the broker is not blocked (rabbitmqctl status)",
-                humantime::format_duration(connect_budget)
-            )),
-        };
-        let report = match connected {
-            Ok((publisher, replies)) => {
-                // Recorded only once the broker is usable, so a scan that
-                // could not start leaves nothing unfinished in --state-db.
-                let op = match ports.start(params.clone(), &SystemClock).await {
-                    Ok(op) => op,
-                    Err(e @ StoreError::Held { .. }) => {
-                        close(&publisher, bounds).await;
-                        return usage(&format!(
-                            "{e} (--state-db {})",
-                            store_path(&args.state_db)
-                        ));
-                    }
-                    Err(StoreError::Running(id)) => {
-                        close(&publisher, bounds).await;
-                        return usage(&format!(
-                            "operation {id} is unfinished in --state-db {path}; let `burnin-edge serve \
-                             --state-db {path}` resume it, or use another --operation-id",
-                            path = store_path(&args.state_db),
-                        ));
-                    }
-                    Err(e) => {
-                        close(&publisher, bounds).await;
-                        let error = format!("the operation could not be recorded: {e}");
-                        eprintln!("error: {error}");
-                        let report =
-                            report_abort(params, error, ports.reporter(), &SystemClock, &progress)
-                                .await;
-                        print_report(&report, args.json, factory.mes_http.as_ref());
-                        return exit_code(&report);
-                    }
-                };
-                let started = op.started();
-                let id = op.id().clone();
-                let expected = op.expected_count();
-                let run = ports.run(op, &publisher, replies, &SystemClock, &progress);
-                // The last resort: every wait above has a bound of its own,
-                // so this only fires if something unforeseen hangs.
-                let report = match tokio::time::timeout(limit, run).await {
-                    Ok(report) => report,
-                    Err(_) => {
-                        let waiting = waits.oldest().map_or_else(
-                            || "no call in progress could be named".to_owned(),
-                            |(what, since)| {
-                                format!(
-                                    "still waiting for {what} after {}",
-                                    humantime::format_duration(Duration::from_secs(since.as_secs()))
-                                )
-                            },
-                        );
-                        let error = format!(
-                            "the operation stalled: {waiting}; gave up at its bound of {} \
-                             (window + reporting budget + grace)",
-                            humantime::format_duration(limit)
-                        );
-                        eprintln!("error: {error}");
-                        stalled_report(id, error, expected, started, &progress)
-                    }
-                };
-                close(&publisher, bounds).await;
+        let report = match job.run(&progress).await {
+            ScanEnd::Ran(report) => report,
+            ScanEnd::NotRecorded(report) => {
+                eprintln!("error: {}", report.error.as_deref().unwrap_or_default());
                 report
             }
-            Err(e) => {
-                let error = format!("the broker could not be used: {e}");
+            ScanEnd::Refused(why) => return usage(&why),
+            ScanEnd::Stalled {
+                operation_id,
+                error,
+                expected,
+                started,
+            } => {
                 eprintln!("error: {error}");
-                eprintln!("sending the notification with this error");
-                let report =
-                    report_abort(params, error, ports.reporter(), &SystemClock, &progress).await;
+                failed_report(operation_id, error, expected, started, &progress)
+            }
+            ScanEnd::QueueInUse(error) => {
+                // Nothing is sent to the factory: see ScanEnd::QueueInUse.
+                eprintln!("error: {error}");
+                if args.json {
+                    let now = burnin_core::Clock::now(&SystemClock);
+                    let report =
+                        failed_report(params.operation_id, error, params.expected.len(), now, &progress);
+                    println!("{}", json(&report, None));
+                } else {
+                    println!(
+                        "operation {}: not started; nothing was sent to the factory",
+                        params.operation_id
+                    );
+                }
+                return exit::INTERNAL;
+            }
+            ScanEnd::BrokerFailed(report) => {
+                eprintln!("error: {}", report.error.as_deref().unwrap_or_default());
                 // No device was asked: no table, only what became of the
                 // notification (the --json document stays, for scripts).
                 if args.json {
-                    let limit = factory
-                        .mes_http
-                        .as_ref()
-                        .map(HttpMesSource::concurrency_limit);
+                    let limit = mes_http.as_ref().map(HttpMesSource::concurrency_limit);
                     println!("{}", json(&report, limit));
                 } else {
                     println!("{}", notification_outcome(&report, &progress));
@@ -346,7 +295,7 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
                 return exit_code(&report);
             }
         };
-        print_report(&report, args.json, factory.mes_http.as_ref());
+        print_report(&report, args.json, mes_http.as_ref());
         exit_code(&report)
     });
     // A store write that ran out of its bound may still sit in the
@@ -355,64 +304,9 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
     code
 }
 
-/// Another edge consumes the reply queue (SPEC §11.3): exit 3 naming it.
-/// Nothing is sent to the factory: the operation never started here, and
-/// the edge holding the queue may be running one of the same id, whose
-/// notification (same `Idempotency-Key`) must not be preempted.
-fn queue_in_use(e: &AmqpError, params: &OperationParams, as_json: bool, progress: &Progress) -> u8 {
-    let AmqpError::QueueInUse { queue, detail } = e else {
-        return exit::INTERNAL;
-    };
-    let error = format!(
-        "another edge consumes {queue} on this vhost ({detail}); use its API \
-         (`burnin-edge scan --edge-url URL`, the URL of its `serve`) or another vhost"
-    );
-    eprintln!("error: {error}");
-    if as_json {
-        let now = burnin_core::Clock::now(&SystemClock);
-        let report = OperationReport {
-            operation_id: params.operation_id.clone(),
-            state: OperationState::Failed,
-            devices: Vec::new(),
-            error: Some(error),
-            counters: progress.counters(),
-            expected: params.expected.len(),
-            started: now,
-            collected: now,
-            finished: now,
-        };
-        println!("{}", json(&report, None));
-    } else {
-        println!(
-            "operation {}: not started; nothing was sent to the factory",
-            params.operation_id
-        );
-    }
-    exit::INTERNAL
-}
-
-/// After the reporting budget, what is left for closing and the store.
-const GRACE: Duration = Duration::from_secs(5);
-
-/// Closes the broker connection, giving up after the broker bound.
-async fn close(publisher: &burnin_amqp::AmqpCommandPublisher, bounds: Bounds) {
-    if tokio::time::timeout(bounds.broker, publisher.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the broker did not acknowledge closing the connection; leaving it");
-    }
-}
-
-fn store_path(state_db: &Option<PathBuf>) -> String {
-    state_db
-        .as_ref()
-        .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string())
-}
-
-/// What a stalled operation has: no results (they were never computed),
-/// the reply counters seen so far, and the error.
-fn stalled_report(
+/// A failed operation without results (they were never computed): the
+/// reply counters seen so far, and the error.
+fn failed_report(
     operation_id: OperationId,
     error: String,
     expected: usize,

@@ -175,7 +175,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             (None, None) => return usage("give --state-db FILE or --store URL"),
         };
         // reqwest's client must be built inside the runtime.
-        let factory = match args.factory.build_any() {
+        let factory = match args.factory.config().build_any() {
             Ok(f) => f,
             Err(e) => return usage(&e),
         };
@@ -199,7 +199,6 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
                 format!("http://{}", std::net::SocketAddr::new(ip, port))
             }
         });
-        let bounds = store_bounds(factory.bounds, &store);
         let mut builder = App::builder(
             store,
             AmqpConnector::new(amqp),
@@ -211,7 +210,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         .allow_origins(args.allow_origin)
         .require_link(args.require_link)
         .operation_defaults(&defaults)
-        .bounds(bounds)
+        .bounds(factory.bounds)
         .keep(args.keep)
         .http_limits(burnin_service::listener::HttpLimits {
             max_connections: args.max_connections as usize,
@@ -223,22 +222,10 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
         })
         .reply_queue(args.broker.reply_queue());
         if let Some(mes) = factory.mes_http {
-            let mut metrics = burnin_service::Metrics::new();
-            let limit = mes.clone();
-            metrics.gauge_fn(
-                "burnin_mes_concurrency_limit",
-                "The adaptive limit on MES lookups in flight",
-                move || i64::try_from(limit.concurrency_limit()).unwrap_or(i64::MAX),
-            );
-            metrics.gauge_fn(
-                "burnin_mes_in_flight",
-                "MES lookups in flight now",
-                move || i64::try_from(mes.in_flight()).unwrap_or(i64::MAX),
-            );
-            builder = builder.metrics(metrics);
+            builder = builder.mes_limit_gauges(mes);
         }
         for target in [Target::Pair, Target::DirectBurn] {
-            if let Err(why) = args.factory.check_target(target) {
+            if let Err(why) = args.factory.config().check_target(target) {
                 builder = builder.target_unavailable(target, why);
             }
         }
@@ -252,7 +239,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             token = app.has_token(),
             "burnin-edge serve starting"
         );
-        match burnin_service::serve(listener, app, shutdown_signal()).await {
+        match burnin_service::serve(listener, app, burnin_service::shutdown_signal()).await {
             Ok(()) => exit::PASSED,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -260,38 +247,6 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             }
         }
     })
-}
-
-/// The bounds of an operation's waits on `store`: a shared store
-/// (PostgreSQL) retries a write through an outage for 30 s itself, so its
-/// bound is a second more (its own error, which names the database, wins).
-fn store_bounds(mut bounds: burnin_service::Bounds, store: &Store) -> burnin_service::Bounds {
-    if store.election().is_some() {
-        bounds.store = bounds.store.max(std::time::Duration::from_secs(31));
-    }
-    bounds
-}
-
-/// SIGINT or SIGTERM (systemd stops services with SIGTERM).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 fn usage(message: &str) -> u8 {
