@@ -500,7 +500,8 @@ impl SseParser {
 
 /// The serve's final snapshot as the report a local scan would have made,
 /// with, per device, the serve's own words where this version has no
-/// finding that reads the same (see [`restore_finding`]).
+/// finding that reads the same: the API shows a device's reasons in words,
+/// and the finding whose words are exactly the serve's is taken back.
 ///
 /// # Errors
 ///
