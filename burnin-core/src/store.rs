@@ -532,6 +532,13 @@ pub trait OperationReads: Send + Sync {
     /// What kind of store it is, for `/metrics` (`sqlite`, `postgres`).
     fn kind(&self) -> &'static str;
 
+    /// The store as a `/metrics` label: the same for every edge that
+    /// shares it, and never a secret. By default [`describe`](Self::describe);
+    /// a database server's store gives its `HOST:PORT/DATABASE`.
+    fn label(&self) -> String {
+        self.describe()
+    }
+
     /// The latest run of operation `id`, if any.
     async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError>;
 

@@ -363,7 +363,7 @@ impl AppBuilder {
             "1 from a failed write to the operation store (a full disk, PostgreSQL unreachable) until a write succeeds",
             move || i64::from(failing.failing().is_some()),
         );
-        let (kind, name) = store_labels(self.store.as_ref());
+        let (kind, name) = (self.store.kind(), self.store.label());
         // A gauge at 1 named `…_info`, Prometheus's convention for labels
         // worth joining on.
         let store_info = prometheus_client::metrics::family::Family::<
@@ -986,19 +986,4 @@ impl Observer for Observers {
     fn finished(&self, report: &OperationReport) {
         self.0.iter().for_each(|o| o.finished(report));
     }
-}
-
-/// How `/metrics` names a store (`burnin_store_info`): its kind and the
-/// SQLite file, or PostgreSQL's `HOST:PORT/DATABASE` as the URL gives it
-/// (no user, no password, no parameters), so the edges sharing one database
-/// carry the same label when they are given the same host and port.
-fn store_labels(store: &dyn burnin_core::StateStore) -> (&'static str, String) {
-    let shown = store.describe();
-    let Some((_, rest)) = shown.split_once("://") else {
-        // A file: its path as it is.
-        return (store.kind(), shown);
-    };
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
-    (store.kind(), rest.to_owned())
 }

@@ -1120,6 +1120,26 @@ impl OperationReads for PgStore {
     fn kind(&self) -> &'static str {
         "postgres"
     }
+    /// `HOST:PORT/DATABASE` as the URL gives them (no user, password or
+    /// parameters), so edges given the same host and port share a label.
+    fn label(&self) -> String {
+        use tokio_postgres::config::Host;
+        let config = &self.inner.config;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let host = match h {
+                    Host::Tcp(name) => name.clone(),
+                    Host::Unix(path) => path.display().to_string(),
+                };
+                let port = config.get_ports().get(i).or(config.get_ports().first());
+                port.map_or(host.clone(), |p| format!("{host}:{p}"))
+            })
+            .collect();
+        format!("{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
+    }
     async fn get(&self, id: &OperationId) -> Result<Option<OperationView>, StoreError> {
         Ok(PgStore::get(self, id).await?)
     }

@@ -121,11 +121,7 @@ fn graph(src: &Path) -> Graph {
             for f in files {
                 let text = fs::read_to_string(&f).unwrap_or_default();
                 // Comments (docs' links included) are not imports.
-                let code: String = text
-                    .lines()
-                    .map(|l| l.split("//").next().unwrap_or(""))
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let code = without_comments(&text);
                 uses.extend(
                     referenced(&code)
                         .into_iter()
@@ -135,6 +131,47 @@ fn graph(src: &Path) -> Graph {
             (name, uses)
         })
         .collect()
+}
+
+/// `text` with its `//` comments removed, line by line: a `//` inside a
+/// string literal (`"amqp://h/"`) is not a comment, so the code after it
+/// is kept. Escaped quotes are skipped; a char literal `'"'` is too.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let bytes = line.as_bytes();
+        let mut in_string = false;
+        let mut i = 0;
+        let mut end = bytes.len();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if in_string => i += 1,
+                b'"' if !(i > 0 && bytes[i - 1] == b'\'' && bytes.get(i + 1) == Some(&b'\'')) => {
+                    in_string = !in_string;
+                }
+                b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out.push_str(&line[..end]);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn a_url_in_a_string_does_not_hide_the_code_after_it() {
+    let code = without_comments(
+        "let u = \"amqp://h/\"; crate::broker::x(); // crate::live\nlet q = '\"'; crate::stack::y(); // crate::http",
+    );
+    assert!(code.contains("crate::broker::x()"), "{code}");
+    assert!(code.contains("crate::stack::y()"), "{code}");
+    assert!(!code.contains("crate::live"), "{code}");
+    assert!(!code.contains("crate::http"), "{code}");
 }
 
 /// Every set of two or more modules that reach each other (Tarjan's

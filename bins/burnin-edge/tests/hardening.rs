@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burnin_testkit::vhost::TestVhost;
-use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
+use burnin_testkit::{AgentFleet, FactoryStandIn};
 use serde_json::json;
 use support::{Serve, http};
 
@@ -61,14 +61,7 @@ fn a_half_open_flood_is_cut_within_the_header_timeout_and_a_scan_completes_meanw
         return;
     };
     let factory = FactoryStandIn::start();
-    let devices: Vec<Device> = (1..=5)
-        .map(|i| {
-            let mac = format!("02:00:00:0c:00:{i:02x}");
-            let sn = format!("FL-{i}");
-            factory.set_mes(&sn, &[&mac]);
-            Device::new(&sn, &[&mac])
-        })
-        .collect();
+    let devices = support::devices(&factory, "FL", 5, 0x0c);
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(
@@ -271,14 +264,7 @@ fn health_page_and_api_answer_within_a_second_while_a_flood_holds_more_connectio
         return;
     };
     let factory = FactoryStandIn::start();
-    let devices: Vec<Device> = (1..=3)
-        .map(|i| {
-            let mac = format!("02:00:00:0d:00:{i:02x}");
-            let sn = format!("FH-{i}");
-            factory.set_mes(&sn, &[&mac]);
-            Device::new(&sn, &[&mac])
-        })
-        .collect();
+    let devices = support::devices(&factory, "FH", 3, 0x0d);
     let _fleet = AgentFleet::start(&vhost, &devices, &[]);
     let dir = tempfile::tempdir().unwrap();
     // The default header timeout (5 s): the flood opens again what it cuts.

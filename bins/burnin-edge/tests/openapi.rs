@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use burnin_testkit::vhost::TestVhost;
-use burnin_testkit::{AgentFleet, FactoryStandIn};
+use burnin_testkit::{AgentFleet, Device, FactoryStandIn};
 use support::{Serve, devices, http};
 
 fn require(tool: &str, check: &[&str]) {
@@ -243,6 +243,44 @@ fn generate_python_client(doc: &Path, dir: &Path) {
     );
 }
 
+/// A serve with a token on a vhost of its own, and two devices known to
+/// MES answering it.
+struct Scene {
+    // Dropped in this order: the agents, the serve, then its folder and
+    // the stand-in; the vhost last.
+    _fleet: AgentFleet,
+    serve: Serve,
+    dir: tempfile::TempDir,
+    factory: FactoryStandIn,
+    devices: Vec<Device>,
+    _vhost: TestVhost,
+}
+
+impl Scene {
+    fn start(name: &str, prefix: &str, base: u8, token: &str) -> Option<Scene> {
+        let vhost = TestVhost::new(name)?;
+        let factory = FactoryStandIn::start();
+        let devices = devices(&factory, prefix, 2, base);
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Serve::start(
+            &vhost.url(),
+            &factory,
+            &dir.path().join("s.db"),
+            Some(token),
+            &[],
+        );
+        let fleet = AgentFleet::start(&vhost, &devices, &[]);
+        Some(Scene {
+            _fleet: fleet,
+            serve,
+            dir,
+            factory,
+            devices,
+            _vhost: vhost,
+        })
+    }
+}
+
 #[test]
 fn a_python_client_generated_from_the_document_runs_a_scan() {
     require(
@@ -253,22 +291,12 @@ fn a_python_client_generated_from_the_document_runs_a_scan() {
         "the generated client's dependencies (httpx, attrs, python-dateutil)",
         &["python3", "-c", "import httpx, attrs, dateutil"],
     );
-    let Some(vhost) = TestVhost::new("openapi-client") else {
+    let token = "py-client-token";
+    let Some(scene) = Scene::start("openapi-client", "PY", 0x0c, token) else {
         return;
     };
-    let factory = FactoryStandIn::start();
-    let present = devices(&factory, "PY", 2, 0x0c);
+    let (factory, dir, serve, present) = (&scene.factory, &scene.dir, &scene.serve, &scene.devices);
     factory.set_mes("PY-GONE", &["02:00:00:0c:ff:01"]);
-    let dir = tempfile::tempdir().unwrap();
-    let token = "py-client-token";
-    let serve = Serve::start(
-        &vhost.url(),
-        &factory,
-        &dir.path().join("s.db"),
-        Some(token),
-        &[],
-    );
-    let _fleet = AgentFleet::start(&vhost, &present, &[]);
 
     let (status, body) = http(&serve.addr, "GET", "/openapi.json", None, None);
     assert_eq!(status, 200, "{body}");
@@ -339,25 +367,15 @@ fn every_answer_of_a_real_scan_is_what_the_document_says_field_for_field() {
         "jsonschema (with openapi-spec-validator)",
         &["python3", "-c", "import jsonschema"],
     );
-    let Some(vhost) = TestVhost::new("openapi-answers") else {
+    let token = "answers-token";
+    let Some(scene) = Scene::start("openapi-answers", "AN", 0x0d, token) else {
         return;
     };
-    let factory = FactoryStandIn::start();
-    let fleet_devices = devices(&factory, "AN", 2, 0x0d);
+    let (factory, dir, serve) = (&scene.factory, &scene.dir, &scene.serve);
     // AN-2's MES record names another MAC: it fails, with a `"0"` line for
     // each address; AN-GONE is expected and never answers.
     factory.set_mes("AN-2", &["02:00:00:0d:ff:01"]);
     factory.set_mes("AN-GONE", &["02:00:00:0d:ff:02"]);
-    let dir = tempfile::tempdir().unwrap();
-    let token = "answers-token";
-    let serve = Serve::start(
-        &vhost.url(),
-        &factory,
-        &dir.path().join("s.db"),
-        Some(token),
-        &[],
-    );
-    let _fleet = AgentFleet::start(&vhost, &fleet_devices, &[]);
 
     let mut answers: Vec<serde_json::Value> = Vec::new();
     let mut ask =
