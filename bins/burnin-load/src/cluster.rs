@@ -41,7 +41,7 @@ pub(crate) struct Plan {
 }
 
 /// Which nodes run (`scripts/cluster status`).
-fn running_nodes(script: &Path) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn running_nodes(script: &Path) -> anyhow::Result<Vec<usize>> {
     let out = Command::new("bash")
         .arg(script)
         .arg("status")
