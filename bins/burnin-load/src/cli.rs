@@ -113,6 +113,10 @@ pub(crate) enum Cmd {
         /// before it counts as stuck.
         #[arg(long, value_name = "DURATION", default_value = "30s")]
         bound: humantime::Duration,
+        /// Passed to both edges as `--http-retries N` (default: the
+        /// edge's own default).
+        #[arg(long, value_name = "N")]
+        http_retries: Option<u32>,
         /// Print the schedule of faults and stop.
         #[arg(long)]
         plan_only: bool,

@@ -224,6 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             window,
             spread,
             bound,
+            http_retries,
             plan_only,
             cluster_script,
         }) => {
@@ -236,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 window: (*window).into(),
                 spread: (*spread).into(),
                 bound: (*bound).into(),
+                http_retries: *http_retries,
                 script: in_repo(cluster_script),
                 plan_only: *plan_only,
             };

@@ -47,6 +47,8 @@ pub(crate) struct Campaign {
     pub(crate) spread: Duration,
     /// How long past its window an operation may take.
     pub(crate) bound: Duration,
+    /// `--http-retries` for the edges, if not their default.
+    pub(crate) http_retries: Option<u32>,
     pub(crate) script: PathBuf,
     /// Only print the schedule.
     pub(crate) plan_only: bool,
@@ -65,14 +67,16 @@ impl Campaign {
 
     fn replay(&self) -> String {
         format!(
-            "burnin-load chaos --operations {} --seed {} --devices {} --real-agents {} --window {}s --spread {}ms --bound {}s",
+            "burnin-load chaos --operations {} --seed {} --devices {} --real-agents {} --window {}s --spread {}ms --bound {}s{}",
             self.operations,
             self.seed,
             self.devices,
             self.real_agents,
             self.window.as_secs(),
             self.spread.as_millis(),
-            self.bound.as_secs()
+            self.bound.as_secs(),
+            self.http_retries
+                .map_or(String::new(), |n| format!(" --http-retries {n}"))
         )
     }
 }
@@ -87,7 +91,7 @@ fn mes_passes(i: u32) -> bool {
 pub(crate) async fn run(env: &Env, c: &Campaign) -> anyhow::Result<bool> {
     let schedule = plan::plan(c.seed, c.operations, c.span());
     say!(
-        "chaos: seed {}, {} operations, {} devices ({} real burnin-agent processes), window {} s, replies spread over {:.1} s, faults within {:.1} s of each POST, bound {} s",
+        "chaos: seed {}, {} operations, {} devices ({} real burnin-agent processes), window {} s, replies spread over {:.1} s, faults within {:.1} s of each POST, bound {} s, edges with {}",
         c.seed,
         c.operations,
         c.devices,
@@ -95,7 +99,11 @@ pub(crate) async fn run(env: &Env, c: &Campaign) -> anyhow::Result<bool> {
         c.window.as_secs(),
         c.spread.as_secs_f64(),
         c.span().as_secs_f64(),
-        c.bound.as_secs()
+        c.bound.as_secs(),
+        c.http_retries
+            .map_or("their default --http-retries".into(), |n| format!(
+                "--http-retries {n}"
+            ))
     );
     say!("replay: {}", c.replay());
     say!("schedule (offsets from each POST /scans):");
@@ -109,6 +117,7 @@ pub(crate) async fn run(env: &Env, c: &Campaign) -> anyhow::Result<bool> {
     if c.plan_only {
         return Ok(true);
     }
+    let setup = Instant::now();
     if c.real_agents > c.devices {
         bail!(
             "--real-agents {} is more than --devices {}",
@@ -125,25 +134,30 @@ pub(crate) async fn run(env: &Env, c: &Campaign) -> anyhow::Result<bool> {
     let before = crate::cluster::running_nodes(&c.script)?;
     if before.len() < NODES {
         say!(
-            "the cluster runs nodes {before:?} of 1..={NODES}: starting it with `{} up` (about a minute); it is left running",
+            "the cluster runs nodes {before:?} of 1..={NODES}: starting it with `{} up` (about a minute); nodes started here are stopped again at the end",
             c.script.display()
         );
     }
-    let cluster = ClusterVhost::with_script("chaos", &c.script).map_err(|e| {
-        anyhow!(
-            "the project's RabbitMQ cluster cannot be used: {e}. Start it with `scripts/cluster up` (README, Scaling out) and try again"
-        )
-    })?;
-    let pg = Arc::new(PrivatePg::try_new("chaos").map_err(anyhow::Error::msg)?);
-    say!(
-        "cluster vhost {} on {}; PostgreSQL: a private server on 127.0.0.1:{}",
-        cluster.name(),
-        cluster.urls().join(" "),
-        pg.port()
-    );
-    let result = on_cluster(env, c, &cluster, pg, &schedule).await;
-    // Dropping the vhost starts any stopped node again and deletes it.
-    drop(cluster);
+    let result = async {
+        let cluster = ClusterVhost::with_script("chaos", &c.script).map_err(|e| {
+            anyhow!(
+                "the project's RabbitMQ cluster cannot be used: {e}. Start it with `scripts/cluster up` (README, Scaling out) and try again"
+            )
+        })?;
+        let pg = Arc::new(PrivatePg::try_new("chaos").map_err(anyhow::Error::msg)?);
+        say!(
+            "cluster vhost {} on {}; PostgreSQL: a private server on 127.0.0.1:{}",
+            cluster.name(),
+            cluster.urls().join(" "),
+            pg.port()
+        );
+        let result = on_cluster(env, c, &cluster, pg, &schedule, setup).await;
+        // Dropping the vhost starts any stopped node again and deletes it.
+        drop(cluster);
+        result
+    }
+    .await;
+    crate::cluster::stop_started(&c.script, &before);
     result
 }
 
@@ -153,6 +167,7 @@ async fn on_cluster(
     cluster: &ClusterVhost,
     pg: Arc<PrivatePg>,
     schedule: &[Vec<plan::Planned>],
+    setup: Instant,
 ) -> anyhow::Result<bool> {
     let n = c.devices as usize;
     let devices: Vec<Sim> = (0..c.devices).map(|i| Sim::new("CHAOS", i)).collect();
@@ -210,6 +225,9 @@ async fn on_cluster(
             .into_iter()
             .chain([pg.url()]),
     );
+    if let Some(n) = c.http_retries {
+        args.extend(["--http-retries".to_owned(), n.to_string()]);
+    }
     let edges = Edges::new(EdgeSetup {
         args,
         token,
@@ -232,6 +250,10 @@ async fn on_cluster(
         edges.health(1).await
     );
 
+    say!(
+        "setup took {:.1} s (cluster, PostgreSQL, agents, edges)",
+        setup.elapsed().as_secs_f64()
+    );
     let t0 = Instant::now();
     let world = World {
         env,
