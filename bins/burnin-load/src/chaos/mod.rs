@@ -67,7 +67,8 @@ impl Campaign {
 
     fn replay(&self) -> String {
         format!(
-            "burnin-load chaos --operations {} --seed {} --devices {} --real-agents {} --window {}s --spread {}ms --bound {}s{}",
+            "burnin-load --connections {} chaos --operations {} --seed {} --devices {} --real-agents {} --window {}s --spread {}ms --bound {}s{}",
+            self.connections,
             self.operations,
             self.seed,
             self.devices,

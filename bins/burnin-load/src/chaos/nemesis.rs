@@ -390,14 +390,29 @@ impl World<'_> {
             .into_iter()
             .map(|i| self.agent_conns[i].clone())
             .collect();
-        let Some(node) = running.iter().position(|up| *up).map(|m| node_name(m + 1)) else {
+        // Any running node closes connections on every node; one stopped
+        // meanwhile (a node stop of the same operation) is skipped.
+        let nodes: Vec<String> = running
+            .iter()
+            .enumerate()
+            .filter(|(_, up)| **up)
+            .map(|(m, _)| node_name(m + 1))
+            .collect();
+        if nodes.is_empty() {
             out.what = "no broker node answers".into();
             return;
-        };
+        }
         let vhost = self.vhost.clone();
         let wanted = names.clone();
         let closed = tokio::task::spawn_blocking(move || {
-            broker::close_connections(Some(&node), &vhost, &wanted)
+            let mut last = None;
+            for node in &nodes {
+                match broker::close_connections(Some(node), &vhost, &wanted) {
+                    Ok(closed) => return Ok(closed),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| anyhow::anyhow!("no broker node answers")))
         })
         .await;
         // Injected when rabbitmqctl returns: the broker has closed them.
@@ -414,7 +429,8 @@ impl World<'_> {
             Ok(Ok(_)) => {
                 out.what = format!("none of the {k} agent connections meant was open to close")
             }
-            Ok(Err(e)) => out.what = format!("{e:#}"),
+            // rabbitmqctl's first line says why; its diagnostics follow.
+            Ok(Err(e)) => out.what = format!("{e:#}").lines().next().unwrap_or("").to_owned(),
             Err(e) => out.what = format!("the closing task failed: {e}"),
         }
     }
