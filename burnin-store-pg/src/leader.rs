@@ -16,13 +16,15 @@
 //! The lock is held on a **dedicated** session, separate from the store's
 //! connections (those reconnect freely; a lock must never move silently).
 //! The active edge pings that session every second, each ping bounded by
-//! [`PING_TIMEOUT`](Leadership::PING_TIMEOUT); if the session is lost
-//! (PostgreSQL restarted, the network cut) or the ping does not come back
-//! in time, it is no longer active — [`Leadership::lost`] completes, and
-//! the error it logs says why (on a restart, PostgreSQL's own FATAL 57P01,
-//! which reaches the idle session before any ping) — and `serve` stops
-//! acting on operations (it stops consuming and publishing, then campaigns
-//! again as a standby with a new `Leadership`).
+//! [`PING_TIMEOUT`](Leadership::PING_TIMEOUT), and watches it end: if the
+//! session ends (on a restart, PostgreSQL's own FATAL 57P01 reaches the
+//! idle session at once, before the server goes down — noticed then, not
+//! at the next ping, so the active edge has stopped before a standby can
+//! take the lock from the restarted server), is lost (the network cut) or
+//! the ping does not come back in time, it is no longer active —
+//! [`Leadership::lost`] completes, and the error it logs says why — and
+//! `serve` stops acting on operations (it stops consuming and publishing,
+//! then campaigns again as a standby with a new `Leadership`).
 //!
 //! **Who lets go first.** A killed edge's socket is closed by its kernel,
 //! so PostgreSQL ends the session and frees the lock at once. A *silent*
@@ -268,8 +270,34 @@ async fn campaign(
 ) {
     let (mut client, mut ended) = session;
     loop {
-        tokio::time::sleep(Leadership::POLL).await;
+        // The active edge notices its session's end as it happens, not at
+        // the next ping: on a restart PostgreSQL ends it (FATAL 57P01)
+        // before it goes down, and frees the lock; a standby may take the
+        // lock as soon as PostgreSQL is back (often within the POLL), and
+        // an active edge that had not noticed yet would keep committing
+        // and acking replies, through its store's reconnected sessions,
+        // that the new active edge — which already read the operation —
+        // never sees.
+        let ended_now = if active {
+            tokio::select! {
+                () = tokio::time::sleep(Leadership::POLL) => None,
+                why = &mut ended => Some(why.unwrap_or_else(|_| "the connection ended".to_owned())),
+            }
+        } else {
+            tokio::time::sleep(Leadership::POLL).await;
+            None
+        };
         if tx.is_closed() {
+            return;
+        }
+        if let Some(why) = ended_now {
+            tracing::error!(
+                url = %shown,
+                "lost the PostgreSQL session holding the active edge's lock ({why}); \
+                 this edge must stop acting until it holds the lock again, and campaigns \
+                 for it as a standby, retrying until PostgreSQL answers"
+            );
+            let _ = tx.send(Role::Lost);
             return;
         }
         if active {

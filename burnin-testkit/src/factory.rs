@@ -32,6 +32,11 @@ pub struct Recorded {
     /// [`set_latency`]: FactoryStandIn::set_latency
     /// [`set_mes_latency`]: FactoryStandIn::set_mes_latency
     pub delay: Duration,
+    /// The status it was answered with: an injected one
+    /// ([`script`](FactoryStandIn::script), [`down`](FactoryStandIn::down),
+    /// [`mes_failing`](FactoryStandIn::mes_failing)), else 200, or 404
+    /// for a serial MES does not know (decided when it arrived).
+    pub status: u16,
 }
 
 impl Recorded {
@@ -58,6 +63,8 @@ struct Inner {
     scripted: HashMap<String, VecDeque<u16>>,
     /// Paths that always answer 503.
     down: Vec<String>,
+    /// Every MES lookup answers this (status, `Retry-After` seconds).
+    mes_failing: Option<(u16, Option<u32>)>,
     latency: Duration,
     mes_latency: Duration,
     echo: bool,
@@ -212,6 +219,21 @@ impl FactoryStandIn {
         self.lock().down.retain(|p| p != path);
     }
 
+    /// Until [`mes_normal`](Self::mes_normal), every MES lookup (`GET
+    /// /mes/…`, `GET /device_info/…`) answers `status` — with
+    /// `Retry-After: <secs>` when `retry_after` is given — instead of the
+    /// record: MES overloaded (`429`) or failing (`5xx`) as a whole, for
+    /// every serial at once. Scripted statuses of a path come first.
+    pub fn mes_failing(&self, status: u16, retry_after: Option<u32>) {
+        self.lock().mes_failing = Some((status, retry_after));
+    }
+
+    /// MES lookups are answered normally again (see
+    /// [`mes_failing`](Self::mes_failing)).
+    pub fn mes_normal(&self) {
+        self.lock().mes_failing = None;
+    }
+
     /// Every request waits this long before being answered.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -249,14 +271,19 @@ impl FactoryStandIn {
     }
 }
 
-/// Records the request and decides on an injected answer, if any.
+/// An injected answer: its status and `Retry-After` seconds.
+type Forced = Option<(StatusCode, Option<u32>)>;
+
+/// Records the request and decides on an injected answer, if any. `mes`
+/// is the serial of an MES lookup.
 fn record(
     state: &Arc<Mutex<Inner>>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> (Duration, Option<StatusCode>) {
+    mes: Option<&str>,
+) -> (Duration, Forced) {
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
     let at = Instant::now();
     let path = uri.path().to_owned();
@@ -283,6 +310,20 @@ fn record(
             }
         }
     }
+    let scripted = inner
+        .scripted
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .map(|s| (s, None));
+    let forced = scripted
+        .or_else(|| inner.down.contains(&path).then_some((503, None)))
+        .or_else(|| mes.and(inner.mes_failing))
+        .and_then(|(s, after)| Some((StatusCode::from_u16(s).ok()?, after)));
+    let status = match (forced, mes) {
+        (Some((s, _)), _) => s.as_u16(),
+        (None, Some(sn)) if !inner.mes.contains_key(sn) => 404,
+        (None, _) => 200,
+    };
     inner.requests.push(Recorded {
         method: method.to_string(),
         path: path.clone(),
@@ -298,10 +339,22 @@ fn record(
         body: body.to_vec(),
         at,
         delay,
+        status,
     });
-    let scripted = inner.scripted.get_mut(&path).and_then(VecDeque::pop_front);
-    let forced = scripted.or_else(|| inner.down.contains(&path).then_some(503));
-    (delay, forced.and_then(|s| StatusCode::from_u16(s).ok()))
+    (delay, forced)
+}
+
+/// The injected answer, with `Retry-After` when it has one.
+fn injected((status, retry_after): (StatusCode, Option<u32>)) -> Response {
+    match retry_after {
+        Some(secs) => (
+            status,
+            [("retry-after", secs.to_string())],
+            "injected failure",
+        )
+            .into_response(),
+        None => (status, "injected failure").into_response(),
+    }
 }
 
 async fn mes(
@@ -311,12 +364,12 @@ async fn mes(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (latency, forced) = record(&state, &method, &uri, &headers, b"");
+    let (latency, forced) = record(&state, &method, &uri, &headers, b"", Some(&sn));
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Some(status) = forced {
-        return (status, "injected failure").into_response();
+    if let Some(forced) = forced {
+        return injected(forced);
     }
     let macs = state
         .lock()
@@ -341,12 +394,12 @@ async fn endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (latency, forced) = record(&state, &method, &uri, &headers, &body);
+    let (latency, forced) = record(&state, &method, &uri, &headers, &body, None);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     match forced {
-        Some(status) => (status, "injected failure").into_response(),
+        Some(forced) => injected(forced),
         None => (StatusCode::OK, [("content-type", "application/json")], "{}").into_response(),
     }
 }

@@ -287,6 +287,18 @@ impl PrivatePg {
         }
     }
 
+    /// Like [`new`](Self::new), with an error (why, and the fix) where
+    /// `new` would fail the test: for tools such as the load harness,
+    /// which must not panic. `BURNIN_SKIP_PG_TESTS` is not read.
+    pub fn try_new(label: &str) -> Result<PrivatePg, String> {
+        Self::create(label).map_err(|why| {
+            format!(
+                "a private PostgreSQL server cannot be started: {why}. Install the PostgreSQL \
+                 server (`bash scripts/setup` does: Debian package postgresql)"
+            )
+        })
+    }
+
     fn create(label: &str) -> Result<PrivatePg, String> {
         let bin = server_bin_dir()?;
         let run_as = if current_uid()? == 0 {
@@ -553,6 +565,16 @@ impl PrivatePg {
     /// If pg_ctl fails (the message has its output and the server log).
     pub fn restart(&self) -> Duration {
         self.timed(&["restart", "-m", "fast"], "restarting")
+    }
+
+    /// Like [`restart`](Self::restart), with an error (pg_ctl's output and
+    /// the server log) where `restart` panics.
+    pub fn try_restart(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        let wait = PG_CTL_WAIT.as_secs().to_string();
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", &wait])
+            .map_err(|e| format!("restarting the private PostgreSQL: {e}"))?;
+        Ok(t.elapsed())
     }
 }
 

@@ -62,9 +62,14 @@ pub(crate) fn check_socket_limit(n: u64) -> anyhow::Result<()> {
     }
 }
 
-/// Runs `rabbitmqctl eval EXPR` and returns its output.
-fn eval(expr: &str) -> anyhow::Result<String> {
-    let out = Command::new("rabbitmqctl")
+/// Runs `rabbitmqctl eval EXPR` (on `node`, else the local broker) and
+/// returns its output.
+fn eval(node: Option<&str>, expr: &str) -> anyhow::Result<String> {
+    let mut cmd = Command::new("rabbitmqctl");
+    if let Some(node) = node {
+        cmd.args(["-n", node]);
+    }
+    let out = cmd
         .args(["eval", expr])
         .output()
         .context("running rabbitmqctl eval")?;
@@ -81,9 +86,14 @@ fn eval(expr: &str) -> anyhow::Result<String> {
 /// Closes, broker-side, every connection of `vhost` whose client-provided
 /// name is one of `names` (exactly): what `rabbitmqctl close_connection`
 /// does, for many connections in one call (one `rabbitmqctl` start per
-/// connection would take a second each). Returns the names of the
-/// connections closed.
-pub(crate) fn close_connections(vhost: &str, names: &[String]) -> anyhow::Result<Vec<String>> {
+/// connection would take a second each). `node` is the node to ask (a
+/// cluster node: it closes connections on every node of its cluster),
+/// else the local broker. Returns the names of the connections closed.
+pub(crate) fn close_connections(
+    node: Option<&str>,
+    vhost: &str,
+    names: &[String],
+) -> anyhow::Result<Vec<String>> {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let list = names
         .iter()
@@ -100,7 +110,7 @@ Ps = [{{proplists:get_value(pid, I), Name(I)}} || I <- rabbit_networking:connect
 iolist_to_binary(lists:join(<<"|">>, [N || {{_, N}} <- Ps]))."#,
         vhost = esc(vhost),
     );
-    let out = eval(&expr)?;
+    let out = eval(node, &expr)?;
     let joined: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
     let inner = joined
         .strip_prefix("<<\"")
@@ -115,7 +125,7 @@ iolist_to_binary(lists:join(<<"|">>, [N || {{_, N}} <- Ps]))."#,
 
 /// The broker's OS process id (`rabbitmqctl eval 'os:getpid().'`).
 pub(crate) fn pid() -> Option<String> {
-    let out = eval("os:getpid().").ok()?;
+    let out = eval(None, "os:getpid().").ok()?;
     let pid = out.trim().trim_matches('"').to_owned();
     pid.chars().all(|c| c.is_ascii_digit()).then_some(pid)
 }

@@ -78,4 +78,51 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "scripts/cluster")]
         cluster_script: PathBuf,
     },
+    /// A fault campaign: N operations in a row through the API of two
+    /// `serve` edges (active and standby on one private PostgreSQL) on the
+    /// 3-node cluster of `scripts/cluster` (quorum reply queue), 1–3 faults
+    /// per operation drawn from the seed at random times (broker node
+    /// stopped, active edge SIGKILLed, edge SIGTERMed, PostgreSQL
+    /// restarted, agent connections closed, MES 5xx/429/stalls, a factory
+    /// endpoint down); then a checker over the recorded history. Exit 1 on
+    /// any device lost, doubled or reported otherwise than MES says, or an
+    /// operation stuck.
+    Chaos {
+        /// Operations, one after the other.
+        #[arg(long, default_value_t = 50)]
+        operations: usize,
+        /// The seed the faults are drawn from (default: a random one,
+        /// printed, so a failing run can be replayed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Devices per operation.
+        #[arg(long, default_value_t = 300)]
+        devices: u32,
+        /// How many of the devices are real `burnin-agent run` processes
+        /// (the rest run burnin-amqp's agent adapter in this process).
+        #[arg(long, default_value_t = 6)]
+        real_agents: u32,
+        /// Each operation's window (`windowSecs`).
+        #[arg(long, value_name = "DURATION", default_value = "15s")]
+        window: humantime::Duration,
+        /// The simulated agents' replies are spread over this long after
+        /// each command; faults are drawn within the same span.
+        #[arg(long, value_name = "DURATION", default_value = "6s")]
+        spread: humantime::Duration,
+        /// How long past its window an operation may take to be done
+        /// before it counts as stuck.
+        #[arg(long, value_name = "DURATION", default_value = "30s")]
+        bound: humantime::Duration,
+        /// Passed to both edges as `--http-retries N` (default: the
+        /// edge's own default).
+        #[arg(long, value_name = "N")]
+        http_retries: Option<u32>,
+        /// Print the schedule of faults and stop.
+        #[arg(long)]
+        plan_only: bool,
+        /// The cluster script (relative paths are tried from the working
+        /// directory, then from the repository this binary was built in).
+        #[arg(long, value_name = "FILE", default_value = "scripts/cluster")]
+        cluster_script: PathBuf,
+    },
 }

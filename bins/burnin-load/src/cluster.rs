@@ -41,7 +41,7 @@ pub(crate) struct Plan {
 }
 
 /// Which nodes run (`scripts/cluster status`).
-fn running_nodes(script: &Path) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn running_nodes(script: &Path) -> anyhow::Result<Vec<usize>> {
     let out = Command::new("bash")
         .arg(script)
         .arg("status")
@@ -91,14 +91,20 @@ pub(crate) async fn run(env: &Env, plan: &Plan) -> anyhow::Result<bool> {
             "the project's RabbitMQ cluster cannot be used: {e}. Start it with `scripts/cluster up` (README, Scaling out) and try again"
         )),
     };
+    stop_started(&plan.script, &before);
+    result
+}
+
+/// Stops the nodes that were not running `before` (their data kept), so
+/// the cluster is left as it was found.
+pub(crate) fn stop_started(script: &Path, before: &[usize]) {
     for n in (1..=NODES).filter(|n| !before.contains(n)) {
         say!("stopping {} again (it was not running)", node_name(n));
         let _ = Command::new("bash")
-            .arg(&plan.script)
+            .arg(script)
             .args(["stop-node", &n.to_string()])
             .output();
     }
-    result
 }
 
 /// Each node's OS process id.

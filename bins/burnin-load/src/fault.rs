@@ -68,7 +68,7 @@ pub(crate) async fn run(env: &Env, n: u32, connections: usize) -> anyhow::Result
     targets.push(edge_name.clone());
     let closer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        tokio::task::spawn_blocking(move || broker::close_connections(&vname, &targets))
+        tokio::task::spawn_blocking(move || broker::close_connections(None, &vname, &targets))
             .await
             .map_err(anyhow::Error::from)
             .and_then(|r| r)

@@ -10,6 +10,7 @@
 //! target/release/burnin-load fault      # 1,000 devices, connections closed mid-window
 //! target/release/burnin-load cluster    # 3,000 devices on the 3 nodes of scripts/cluster
 //! target/release/burnin-load cluster --stop-node   # …the busiest node stopped mid-window
+//! target/release/burnin-load chaos --operations 50 --seed 7   # random faults, checked
 //! ```
 //!
 //! Each device count gets a vhost, a factory stand-in (burnin-testkit's,
@@ -31,7 +32,8 @@
 //!
 //! Modules: [`cli`] (flags), [`scenarios`] (the table run), [`fault`] and
 //! [`check`] (the fault run and its falsifiable checker), [`cluster`] (the
-//! run on the project's 3-node cluster, same checker), [`spawn`] (the
+//! run on the project's 3-node cluster, same checker), [`chaos`] (the
+//! seeded fault campaign and its checker), [`spawn`] (the
 //! programs under test), [`agents`] (simulated devices), [`analysis`]
 //! (figures from what the stand-in saw), [`table`] (table and goals),
 //! [`sample`] (machine, load, CPU), [`broker`] (vhosts, limits, closes),
@@ -41,6 +43,7 @@
 mod agents;
 mod analysis;
 mod broker;
+mod chaos;
 mod check;
 mod cli;
 mod cluster;
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let kind = match cli.command {
         Some(Cmd::Fault { .. }) => "fault",
+        Some(Cmd::Chaos { .. }) => "chaos",
         Some(Cmd::Cluster {
             stop_node: true, ..
         }) => "cluster-stop-node",
@@ -211,6 +215,33 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 concurrency,
             };
             cluster::run(&env, &plan).await
+        }
+        Some(Cmd::Chaos {
+            operations,
+            seed,
+            devices,
+            real_agents,
+            window,
+            spread,
+            bound,
+            http_retries,
+            plan_only,
+            cluster_script,
+        }) => {
+            let campaign = chaos::Campaign {
+                operations: *operations,
+                seed: seed.unwrap_or_else(|| fastrand::u64(..)),
+                devices: *devices,
+                real_agents: *real_agents,
+                connections: cli.connections,
+                window: (*window).into(),
+                spread: (*spread).into(),
+                bound: (*bound).into(),
+                http_retries: *http_retries,
+                script: in_repo(cluster_script),
+                plan_only: *plan_only,
+            };
+            chaos::run(&env, &campaign).await
         }
         Some(Cmd::Fault { devices }) => {
             local_broker(conns)?;

@@ -111,7 +111,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             _ => Some(broker::vhost(&format!("load-seed-{n}"))?),
         };
         let pfactory = factory_for(&devices, 0)?;
-        let (mut seeds, mut seed_fleet): (Option<spawn::SeedAgents>, Option<Fleet>) = (None, None);
+        let (mut seeds, mut seed_fleet): (Option<spawn::Processes>, Option<Fleet>) = (None, None);
         if let Some(pv) = &pv {
             match g.seeds {
                 Seeds::Real => {

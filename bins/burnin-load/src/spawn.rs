@@ -230,26 +230,146 @@ pub(crate) async fn scan(
 }
 
 /// A running `burnin-edge serve`, stopped (SIGTERM, then SIGKILL) on drop.
-struct Serve {
+pub(crate) struct Serve {
     child: std::process::Child,
-    base: String,
-    token: String,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base: String,
+    /// Its `--api-token`.
+    pub(crate) token: String,
+    /// Where its stderr goes.
+    pub(crate) log: PathBuf,
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
+        if self.sigterm(Duration::from_secs(10)).is_none() {
+            self.sigkill();
+        }
+    }
+}
+
+/// A free port of 127.0.0.1 (free when asked).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Serve {
+    /// Starts `burnin-edge serve --listen 127.0.0.1:<port> --api-token
+    /// <token>` against `factory` (MES, log, notify and pair URLs) with
+    /// `args` (broker, store, …) and the harness's edge flags, its stderr
+    /// to `log` (`RUST_LOG` as `rust_log`). Returns at once; see
+    /// [`Serve::wait_healthy`].
+    pub(crate) fn launch(
+        env: &Env,
+        factory: &FactoryStandIn,
+        port: u16,
+        token: &str,
+        args: &[String],
+        log: PathBuf,
+        rust_log: &str,
+    ) -> anyhow::Result<Serve> {
+        let child = std::process::Command::new(&env.edge)
+            .arg("serve")
+            .args(args)
+            .args(factory_args(factory))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--api-token", token])
+            .args(&env.edge_flags)
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .with_context(|| format!("cannot write {}", log.display()))?,
+            ))
+            .spawn()
+            .with_context(|| format!("starting {} serve", env.edge.display()))?;
+        Ok(Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            token: token.to_owned(),
+            log,
+        })
+    }
+
+    /// Its OS process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged so far, debug lines left out.
+    pub(crate) fn stderr(&self) -> String {
+        edgelog::without_debug(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// Waits until `/healthz` answers `ok(status)` (at most `limit`).
+    pub(crate) async fn wait_healthy(
+        &self,
+        http: &reqwest::Client,
+        limit: Duration,
+        ok: impl Fn(reqwest::StatusCode) -> bool,
+    ) -> anyhow::Result<()> {
+        let up = Instant::now();
+        loop {
+            let answered = http
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| ok(r.status()));
+            if answered {
+                return Ok(());
+            }
+            if up.elapsed() > limit {
+                bail!(
+                    "burnin-edge serve ({}) did not answer /healthz as wanted within {limit:?}: {}",
+                    self.base,
+                    self.stderr().trim()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL, reaped.
+    pub(crate) fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (unless it has exited).
+    pub(crate) fn term(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
         if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then waits for it to exit (at most `limit`, blocking);
+    /// its exit status, `None` if it still runs.
+    pub(crate) fn sigterm(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.term();
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -265,53 +385,23 @@ pub(crate) async fn serve(
     op: u64,
     window_secs: u64,
 ) -> anyhow::Result<Run> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let db = fresh_db(env, &format!("serve-{op}.sqlite3"))?;
     let log = env.tmp.path().join(format!("serve-{op}.log"));
     let token = format!("load-{op}-{:08x}", std::process::id());
-    let child = std::process::Command::new(&env.edge)
-        .arg("serve")
-        .args(["--amqp-url", &vhost.url()])
-        .args(factory_args(factory))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--api-token", &token])
-        .arg("--state-db")
-        .arg(&db)
-        .args(&env.edge_flags)
-        .env("RUST_LOG", EDGE_LOG)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log)?))
-        .spawn()
-        .with_context(|| format!("starting {} serve", env.edge.display()))?;
-    let serve = Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-    };
+    let mut args = vec![
+        "--amqp-url".to_owned(),
+        vhost.url(),
+        "--state-db".to_owned(),
+    ];
+    args.push(db.display().to_string());
+    let serve = Serve::launch(env, factory, port, &token, &args, log.clone(), EDGE_LOG)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let up = Instant::now();
-    loop {
-        let ok = http
-            .get(format!("{}/healthz", serve.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            break;
-        }
-        if up.elapsed() > Duration::from_secs(30) {
-            bail!(
-                "burnin-edge serve did not answer /healthz with 200 within 30 s: {}",
-                edgelog::without_debug(&std::fs::read_to_string(&log).unwrap_or_default()).trim()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serve
+        .wait_healthy(&http, Duration::from_secs(30), |s| s.is_success())
+        .await?;
     factory.clear_requests();
     agents::take_marks();
     let serve_pid = serve.child.id().to_string();
@@ -440,12 +530,12 @@ pub(crate) async fn baseline(
     Ok(t)
 }
 
-/// Real seed_agent.py processes, killed on drop.
-pub(crate) struct SeedAgents {
+/// Child processes (seed_agent.py, burnin-agent run), killed on drop.
+pub(crate) struct Processes {
     pub(crate) children: Vec<std::process::Child>,
 }
 
-impl Drop for SeedAgents {
+impl Drop for Processes {
     fn drop(&mut self) {
         for c in &mut self.children {
             let _ = c.kill();
@@ -462,9 +552,9 @@ pub(crate) async fn start_seed_agents(
     env: &Env,
     vhost: &TestVhost,
     devices: &[Sim],
-) -> anyhow::Result<SeedAgents> {
+) -> anyhow::Result<Processes> {
     use std::io::BufRead as _;
-    let mut agents = SeedAgents {
+    let mut agents = Processes {
         children: Vec::new(),
     };
     let mut stdouts = Vec::new();
@@ -496,6 +586,43 @@ pub(crate) async fn start_seed_agents(
     .await?;
     if !waited {
         bail!("a seed_agent.py did not get ready (is the broker up and pika installed?)");
+    }
+    Ok(agents)
+}
+
+/// One real `burnin-agent run` per device, on a sysfs tree of its own
+/// under `dir`, given every URL in `urls` (the nodes of one cluster) and
+/// the connection name `name(device)`; returns at once (the caller waits
+/// for them to consume, e.g. by counting the broker's consumers).
+pub(crate) fn start_real_agents(
+    env: &Env,
+    urls: &[String],
+    devices: &[Sim],
+    dir: &Path,
+    name: impl Fn(&Sim) -> String,
+) -> anyhow::Result<Processes> {
+    let mut agents = Processes {
+        children: Vec::new(),
+    };
+    for d in devices {
+        let root = dir.join(format!("agent-{}", d.sn));
+        d.write_tree(&root)?;
+        let mut cmd = std::process::Command::new(&env.agent);
+        cmd.arg("run");
+        for url in urls {
+            cmd.args(["--amqp-url", url]);
+        }
+        let child = cmd
+            .arg("--sysfs-root")
+            .arg(&root)
+            .args(["--connection-name", &name(d)])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} run", env.agent.display()))?;
+        agents.children.push(child);
     }
     Ok(agents)
 }
