@@ -732,6 +732,7 @@ fn interface(
     let shown_pci = root.join("bus/pci/devices").join(name_of(&pci_dir));
     let pci = pci_device(tree, &pci_dir, &shown_pci).map_err(|(path, fault)| fail(&path, fault))?;
     Ok(Some(InterfaceReport {
+        lldp: None,
         interface: name.to_owned(),
         macaddr,
         permaddr,
@@ -770,6 +771,7 @@ fn pci_device(tree: &Tree, dir: &Path, shown: &Path) -> Result<PciDevice, Failur
         Err(fault) => return Err((shown.join("driver"), fault)),
     };
     Ok(PciDevice {
+        pcie_link: None,
         slot: name_of(dir),
         vendor,
         device,
