@@ -127,7 +127,11 @@ fn malformed_frames_are_refused_with_the_reason() {
     }
     for cut in 0..good.len() {
         let between = boundaries[3..].contains(&cut);
-        assert_eq!(parse(&good[..cut]).is_ok(), between, "prefix of {cut} bytes");
+        assert_eq!(
+            parse(&good[..cut]).is_ok(),
+            between,
+            "prefix of {cut} bytes"
+        );
     }
     // Without End it is fine (802.1AB-2016).
     let no_end = Builder::new(4, &CHASSIS, 5, b"swp7", 120).build_without_end();
