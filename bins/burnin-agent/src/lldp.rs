@@ -13,7 +13,7 @@
 //! it is this network namespace's, whatever the sysfs root.
 //!
 //! Frames are read on the agent's runtime (tokio `AsyncFd`, one small task
-//! per interface) into one 2 KiB buffer per interface; a frame is handled
+//! per interface) into one 2 KiB buffer per thread; a frame is handled
 //! in microseconds under a mutex that a report takes only to copy the
 //! neighbours out. Malformed and oversized frames are counted by the table
 //! and logged at debug level.
@@ -54,6 +54,10 @@ pub(crate) enum LldpSource {
 /// Receive buffer per interface: a frame longer than this is oversized
 /// (an LLDPDU is at most 1500 bytes plus an 18-byte header).
 const BUFFER: usize = 2048;
+
+thread_local! {
+    static FRAME: std::cell::RefCell<[u8; BUFFER]> = const { std::cell::RefCell::new([0; BUFFER]) };
+}
 
 /// The neighbours heard so far, shared by the listening tasks and reports.
 #[derive(Debug, Clone, Default)]
@@ -178,7 +182,6 @@ async fn read_frames(ifname: String, fd: OwnedFd, table: Arc<Mutex<NeighbourTabl
             return;
         }
     };
-    let mut buf = vec![0u8; BUFFER];
     loop {
         let mut ready = match fd.readable().await {
             Ok(r) => r,
@@ -187,26 +190,29 @@ async fn read_frames(ifname: String, fd: OwnedFd, table: Arc<Mutex<NeighbourTabl
                 return;
             }
         };
+        // Read and handled at once, in the one buffer of this thread (the
+        // agent's runtime has one), so listening costs no buffer per
+        // interface.
         let read = ready.try_io(|fd| {
-            rustix::net::recv(fd.get_ref().as_fd(), &mut buf[..], RecvFlags::TRUNC)
-                .map_err(io::Error::from)
+            FRAME.with_borrow_mut(|buf| {
+                let (_, len) =
+                    rustix::net::recv(fd.get_ref().as_fd(), &mut buf[..], RecvFlags::TRUNC)?;
+                let now = Instant::now();
+                let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(if len > buf.len() {
+                    Err(t.handle_oversized(len))
+                } else {
+                    t.handle_frame(&ifname, &buf[..len], now)
+                })
+            })
         });
-        let (_, len) = match read {
-            Ok(Ok(n)) => n,
+        let outcome = match read {
+            Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
                 tracing::warn!(interface = %ifname, "stopped listening for LLDP on {ifname}: {e}");
                 return;
             }
             Err(_would_block) => continue,
-        };
-        let now = Instant::now();
-        let outcome = {
-            let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
-            if len > buf.len() {
-                Err(t.handle_oversized(len))
-            } else {
-                t.handle_frame(&ifname, &buf[..len], now)
-            }
         };
         log_frame(&ifname, outcome);
     }

@@ -92,6 +92,8 @@ fn listen(args: &ProbeArgs, hardware: &mut burnin_core::Hardware) -> anyhow::Res
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    // The listener logs (a refused socket, new neighbours) on stderr.
+    burnin_cli::init_logging(burnin_cli::LogFormat::Text);
     runtime.block_on(async {
         let names = hardware.interfaces.iter().map(|i| i.interface.as_str());
         let Some(heard) = args.device.listener(names) else {

@@ -361,3 +361,51 @@ fn the_agent_hears_what_lldpd_hears_a_cable_swap_and_the_ttl() {
     let heard = finish(running);
     assert!(heard.is_empty(), "expired after its TTL: {heard:?}");
 }
+
+/// Without CAP_NET_RAW (as an unprivileged user), the agent says so once,
+/// leaves `lldp` out and still reports.
+#[test]
+fn without_cap_net_raw_lldp_is_left_out_and_said_once() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fx = device(dir.path()).pci_nic("enp5s0", "0000:05:00.0", "e0:18:7d:2e:ca:69", "igb");
+    must(&["chmod", "-R", "a+rX", dir.path().to_str().unwrap()]);
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_burnin-agent"))
+        .args([
+            "probe",
+            "--lldp",
+            "listen",
+            "--lldp-wait",
+            "1s",
+            "--sysfs-root",
+        ])
+        .arg(fx.root())
+        .env_remove("BURNIN_SYSFS_ROOT")
+        .env_remove("BURNIN_SERIAL")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("setpriv runs the agent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interfaces"].as_array().unwrap().len(), 2);
+    for i in report["interfaces"].as_array().unwrap() {
+        assert!(i.get("lldp").is_none(), "{i}");
+    }
+    assert_eq!(
+        stderr.matches("not listening for LLDP neighbours").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
+}
