@@ -22,12 +22,14 @@ fn fleet() -> Vec<(SerialNumber, Vec<InterfaceReport>, MesAnswer)> {
                 .iter()
                 .enumerate()
                 .map(|(n, &m)| InterfaceReport {
+                    lldp: None,
                     interface: format!("enp{n}s0"),
                     macaddr: m,
                     permaddr: None,
                     addr_assign_type: None,
                     link: None,
                     pci: PciDevice {
+                        pcie_link: None,
                         slot: format!("0000:0{n}:00.0"),
                         vendor: "0x8086".into(),
                         device: "0x1533".into(),

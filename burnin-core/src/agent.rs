@@ -290,12 +290,14 @@ mod tests {
             sn: SerialNumber::new("SN1").unwrap(),
             hostname: "dut-1".into(),
             interfaces: vec![InterfaceReport {
+                lldp: None,
                 interface: "eth0".into(),
                 macaddr: Mac::new([2, 0, 0, 0, 0, 1]),
                 permaddr: None,
                 addr_assign_type: None,
                 link: None,
                 pci: PciDevice {
+                    pcie_link: None,
                     slot: "0000:01:00.0".into(),
                     vendor: "0x8086".into(),
                     device: "0x1533".into(),

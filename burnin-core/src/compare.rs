@@ -721,6 +721,7 @@ mod tests {
             name,
             Mac::new(mac),
             PciDevice {
+                pcie_link: None,
                 slot: "0000:04:00.0".into(),
                 vendor: "0x8086".into(),
                 device: "0x1533".into(),
@@ -806,6 +807,7 @@ mod tests {
 
     fn pci(slot: &str, class: &str, driver: Option<&str>) -> PciDevice {
         PciDevice {
+            pcie_link: None,
             slot: slot.into(),
             vendor: "0x8086".into(),
             device: "0x1533".into(),

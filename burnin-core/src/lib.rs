@@ -80,8 +80,8 @@ pub use compare::{
 pub use ids::{OperationId, OperationIdError, SerialNumber, SerialNumberError};
 pub use mac::{Mac, MacParseError};
 pub use model::{
-    AddrAssignType, DeviceReport, Hardware, InterfaceReport, LinkState, MAX_COMMAND_BYTES,
-    MAX_REPLY_BYTES, ParseError, PciDevice, ScanCommand,
+    AddrAssignType, DeviceReport, Hardware, InterfaceReport, LinkState, LldpIdSubtype,
+    LldpNeighbor, MAX_COMMAND_BYTES, MAX_REPLY_BYTES, ParseError, PciDevice, PcieLink, ScanCommand,
 };
 pub use operation::{Operation, OperationParams, OperationState, RejectReason, ReplyOutcome};
 pub use payload::{Payload, PayloadKind, Target};

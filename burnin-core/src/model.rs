@@ -24,6 +24,171 @@ pub struct PciDevice {
     pub class: String,
     /// Bound driver's name; `None` (JSON `null`) when unbound.
     pub driver: Option<String>,
+    /// The PCIe link (SPEC §11.1); `None` (not written) when the kernel
+    /// has none of its four files (conventional PCI), or from an older
+    /// agent.
+    #[serde(default, rename = "pcieLink", skip_serializing_if = "Option::is_none")]
+    pub pcie_link: Option<PcieLink>,
+}
+
+/// A PCI device's PCIe link as the kernel writes it (SPEC §11.1): sysfs
+/// `current_link_speed`, `current_link_width`, `max_link_speed` and
+/// `max_link_width`. A value the kernel has no file for is `None` and not
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PcieLink {
+    /// `current_link_speed`, e.g. `8.0 GT/s PCIe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<String>,
+    /// `current_link_width`, the number of lanes (`4` for x4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// `max_link_speed`, e.g. `16.0 GT/s PCIe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_speed: Option<String>,
+    /// `max_link_width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_width: Option<u32>,
+}
+
+impl PcieLink {
+    /// Whether the link trained narrower than its maximum (both widths
+    /// known).
+    pub fn is_narrower(&self) -> bool {
+        matches!((self.width, self.max_width), (Some(w), Some(m)) if w < m)
+    }
+}
+
+/// One LLDP neighbour heard on an interface (SPEC §11.1), as the agent
+/// reports it: from the latest IEEE 802.1AB frame of that (interface,
+/// chassis, port) whose TTL has not run out.
+///
+/// Everything here is what a device on the other end of the cable *said*;
+/// none of it is trusted as a location without the cabling plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LldpNeighbor {
+    /// The Chassis ID; a MAC-valued id in lower-case colon form.
+    pub chassis_id: String,
+    /// How the Chassis ID is to be read.
+    pub chassis_id_subtype: LldpIdSubtype,
+    /// System Name TLV, when sent.
+    #[serde(default)]
+    pub system_name: Option<String>,
+    /// The Port ID; a MAC-valued id in lower-case colon form.
+    pub port_id: String,
+    /// How the Port ID is to be read.
+    pub port_id_subtype: LldpIdSubtype,
+    /// Port Description TLV, when sent.
+    #[serde(default)]
+    pub port_description: Option<String>,
+    /// The first Management Address TLV (IPv4 or IPv6 text, or a MAC),
+    /// when sent.
+    #[serde(default)]
+    pub mgmt_address: Option<String>,
+    /// The IEEE 802.1 Port VLAN ID, when sent and not 0.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// Seconds since the frame was received.
+    pub age_secs: u64,
+}
+
+/// An LLDP Chassis ID or Port ID subtype by its 802.1AB name, on the wire
+/// as `"chassisComponent"`, `"ifAlias"`, `"portComponent"`, `"mac"`,
+/// `"networkAddress"`, `"ifName"`, `"agentCircuitId"` or `"local"`.
+///
+/// A name this build does not know is kept as [`LldpIdSubtype::Other`],
+/// so a newer agent's report still parses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LldpIdSubtype {
+    /// Chassis ID subtype 1 (`entPhysicalAlias` of a chassis component).
+    ChassisComponent,
+    /// Chassis ID subtype 2, Port ID subtype 1 (interface alias).
+    IfAlias,
+    /// Chassis ID subtype 3, Port ID subtype 2.
+    PortComponent,
+    /// Chassis ID subtype 4, Port ID subtype 3 (a MAC address).
+    Mac,
+    /// Chassis ID subtype 5, Port ID subtype 4 (an IANA family and address).
+    NetworkAddress,
+    /// Chassis ID subtype 6, Port ID subtype 5 (interface name).
+    IfName,
+    /// Port ID subtype 6 (agent circuit id, RFC 3046).
+    AgentCircuitId,
+    /// Chassis ID subtype 7, Port ID subtype 7 (locally assigned).
+    Local,
+    /// Anything else, as reported.
+    Other(String),
+}
+
+impl LldpIdSubtype {
+    /// The Chassis ID subtype numbered `n` by 802.1AB; `None` when reserved.
+    pub fn chassis(n: u8) -> Option<Self> {
+        Some(match n {
+            1 => Self::ChassisComponent,
+            2 => Self::IfAlias,
+            3 => Self::PortComponent,
+            4 => Self::Mac,
+            5 => Self::NetworkAddress,
+            6 => Self::IfName,
+            7 => Self::Local,
+            _ => return None,
+        })
+    }
+
+    /// The Port ID subtype numbered `n` by 802.1AB; `None` when reserved.
+    pub fn port(n: u8) -> Option<Self> {
+        Some(match n {
+            1 => Self::IfAlias,
+            2 => Self::PortComponent,
+            3 => Self::Mac,
+            4 => Self::NetworkAddress,
+            5 => Self::IfName,
+            6 => Self::AgentCircuitId,
+            7 => Self::Local,
+            _ => return None,
+        })
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ChassisComponent => "chassisComponent",
+            Self::IfAlias => "ifAlias",
+            Self::PortComponent => "portComponent",
+            Self::Mac => "mac",
+            Self::NetworkAddress => "networkAddress",
+            Self::IfName => "ifName",
+            Self::AgentCircuitId => "agentCircuitId",
+            Self::Local => "local",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl Serialize for LldpIdSubtype {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LldpIdSubtype {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(match s.as_ref() {
+            "chassisComponent" => Self::ChassisComponent,
+            "ifAlias" => Self::IfAlias,
+            "portComponent" => Self::PortComponent,
+            "mac" => Self::Mac,
+            "networkAddress" => Self::NetworkAddress,
+            "ifName" => Self::IfName,
+            "agentCircuitId" => Self::AgentCircuitId,
+            "local" => Self::Local,
+            _ => Self::Other(s.into_owned()),
+        })
+    }
 }
 
 /// One scanned network interface and the PCI device behind it.
@@ -56,6 +221,11 @@ pub struct InterfaceReport {
     /// Link state; `None` from agents that do not report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkState>,
+    /// The LLDP neighbours heard on it (SPEC §11.1): `None` (not written)
+    /// when the agent does not listen (an older agent, or one not permitted
+    /// to), `Some(vec![])` when it listened and heard nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lldp: Option<Vec<LldpNeighbor>>,
     /// The PCI device that backs it.
     pub pci: PciDevice,
 }
@@ -70,6 +240,7 @@ impl InterfaceReport {
             permaddr: None,
             addr_assign_type: None,
             link: None,
+            lldp: None,
             pci,
         }
     }
@@ -456,6 +627,96 @@ mod tests {
         }
         assert_eq!(AddrAssignType::from_kernel(3), AddrAssignType::Set);
         assert_eq!(AddrAssignType::from_kernel(9).as_str(), "9");
+    }
+
+    /// SPEC §11.1: `lldp` per interface and `pcieLink` per PCI device, with
+    /// exactly the SPEC's names; absent stays absent, `[]` stays `[]`.
+    #[test]
+    fn phase_three_fields_parse_and_are_optional() {
+        let old = DeviceReport::from_slice(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(old.interfaces[0].lldp, None);
+        assert_eq!(old.pci_devices[0].pcie_link, None);
+        assert!(!String::from_utf8(old.to_json()).unwrap().contains("lldp"));
+        assert!(
+            !String::from_utf8(old.to_json())
+                .unwrap()
+                .contains("pcieLink")
+        );
+
+        let neighbour = r#"{"chassisId":"44:38:39:ff:00:07","chassisIdSubtype":"mac","systemName":"leaf-07","portId":"swp7","portIdSubtype":"ifName","portDescription":"B3-12","mgmtAddress":"10.0.0.7","vlan":100,"ageSecs":12}"#;
+        let link =
+            r#"{"speed":"8.0 GT/s PCIe","width":4,"maxSpeed":"16.0 GT/s PCIe","maxWidth":8}"#;
+        let body = SAMPLE
+            .replace(
+                r#""macaddr": "e0:18:7d:2e:ca:68","#,
+                &format!(r#""macaddr": "e0:18:7d:2e:ca:68", "lldp": [{neighbour}],"#),
+            )
+            .replace(
+                r#""class": "0x020000", "driver": "igb"}}]"#,
+                &format!(r#""class": "0x020000", "driver": "igb", "pcieLink": {link}}}}}]"#),
+            );
+        let r = DeviceReport::from_slice(body.as_bytes()).unwrap();
+        let n = &r.interfaces[0].lldp.as_ref().unwrap()[0];
+        assert_eq!(n.chassis_id_subtype, LldpIdSubtype::Mac);
+        assert_eq!(n.port_id_subtype, LldpIdSubtype::IfName);
+        assert_eq!((n.vlan, n.age_secs), (Some(100), 12));
+        let l = r.interfaces[0].pci.pcie_link.as_ref().unwrap();
+        assert_eq!((l.width, l.max_width), (Some(4), Some(8)));
+        assert!(l.is_narrower());
+        let json = String::from_utf8(r.to_json()).unwrap();
+        assert!(json.contains(&format!(r#""lldp":[{neighbour}]"#)), "{json}");
+        assert!(json.contains(&format!(r#""pcieLink":{link}"#)), "{json}");
+        assert_eq!(DeviceReport::from_slice(json.as_bytes()).unwrap(), r);
+
+        // Listened, heard nothing; nulls written; partial links; new subtypes kept.
+        let body = SAMPLE.replace(
+            r#""macaddr": "e0:18:7d:2e:ca:68","#,
+            r#""macaddr": "e0:18:7d:2e:ca:68", "lldp": [],"#,
+        );
+        let r = DeviceReport::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(r.interfaces[0].lldp, Some(vec![]));
+        assert!(
+            String::from_utf8(r.to_json())
+                .unwrap()
+                .contains(r#""lldp":[]"#)
+        );
+        let n = LldpNeighbor {
+            chassis_id: "c".into(),
+            chassis_id_subtype: LldpIdSubtype::Other("future".into()),
+            system_name: None,
+            port_id: "p".into(),
+            port_id_subtype: LldpIdSubtype::AgentCircuitId,
+            port_description: None,
+            mgmt_address: None,
+            vlan: None,
+            age_secs: 0,
+        };
+        let text = serde_json::to_string(&n).unwrap();
+        assert_eq!(
+            text,
+            r#"{"chassisId":"c","chassisIdSubtype":"future","systemName":null,"portId":"p","portIdSubtype":"agentCircuitId","portDescription":null,"mgmtAddress":null,"vlan":null,"ageSecs":0}"#
+        );
+        assert_eq!(serde_json::from_str::<LldpNeighbor>(&text).unwrap(), n);
+        let partial = PcieLink {
+            max_width: Some(8),
+            ..PcieLink::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&partial).unwrap(),
+            r#"{"maxWidth":8}"#
+        );
+        assert!(!partial.is_narrower());
+        for n in 1..=7 {
+            let c = LldpIdSubtype::chassis(n).unwrap();
+            let p = LldpIdSubtype::port(n).unwrap();
+            for s in [c, p] {
+                let back: LldpIdSubtype =
+                    serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+                assert_eq!(back, s);
+            }
+        }
+        assert_eq!(LldpIdSubtype::chassis(0), None);
+        assert_eq!(LldpIdSubtype::port(8), None);
     }
 
     #[test]

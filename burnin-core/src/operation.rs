@@ -810,6 +810,7 @@ mod tests {
                         format!("eth{i}"),
                         mac(m),
                         PciDevice {
+                            pcie_link: None,
                             slot: format!("0000:0{i}:00.0"),
                             vendor: "0x8086".into(),
                             device: "0x1533".into(),

@@ -347,6 +347,7 @@ mod tests {
     /// one failing with a wrong card.
     fn devices() -> Vec<DeviceResult> {
         let pci = PciDevice {
+            pcie_link: None,
             slot: "0000:04:00.0".into(),
             vendor: "0x8086".into(),
             device: "0x1533".into(),
@@ -354,6 +355,7 @@ mod tests {
             driver: Some("igb".into()),
         };
         let i = |n: &str, m: &str| InterfaceReport {
+            lldp: None,
             interface: n.into(),
             macaddr: m.parse().unwrap(),
             permaddr: None,
@@ -430,6 +432,7 @@ mod tests {
     #[test]
     fn phase_two_facts_and_findings_leave_the_payloads_unchanged() {
         let pci = PciDevice {
+            pcie_link: None,
             slot: "0000:04:00.0".into(),
             vendor: "0x8086".into(),
             device: "0x1533".into(),

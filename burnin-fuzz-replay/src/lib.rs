@@ -17,6 +17,7 @@
 //! | [`command`] | [`ScanCommand::from_slice`] | the same round trip |
 //! | [`serve_request`] | [`burnin_core::request::parse_scan_request`] (the `POST /scans` body of `serve`) | an accepted request has a window in range, unique expected serials, an operator for directBurn |
 //! | [`mes_body`] | `burnin_http::parse_mes_record` (the real 200-body parser of [`burnin_http::HttpMesSource`]) and [`FileMes::from_json`] | accepted records are the asked serial with exactly the body's MACs; `FileMes` round trips through `to_json` |
+//! | [`lldp`] | [`burnin_lldp::parse`] and [`burnin_lldp::parse_frame`] (LLDPDUs and Ethernet frames the agent hears), through [`burnin_lldp::NeighbourTable`] | no control characters in names and ids, ids not empty, an accepted LLDPDU ≤ 1500 bytes is what the table keeps (or removes, TTL 0), errors are counted and keep nothing |
 //! | [`sysfs_files`] | the file-content parsing of [`burnin_sysfs::SysfsProbe`] (`burnin_sysfs::fuzz`) | 4 KiB bound, trimmed text, addresses are what `Mac::parse` reads, serials are never placeholders, error texts ≤ 64 chars |
 //!
 //! Not for production use: these functions panic by design.
@@ -32,13 +33,14 @@ pub const DEFAULT_SERIAL: &str = "Q186I15901";
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory and fuzz binary.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("mac", mac),
     ("reply", reply),
     ("command", command),
     ("mes_body", mes_body),
     ("sysfs_files", sysfs_files),
     ("serve_request", serve_request),
+    ("lldp", lldp),
 ];
 
 /// [`Mac::parse`] on any UTF-8 input.
@@ -239,5 +241,64 @@ pub fn sysfs_files(data: &[u8]) {
     if let Ok(target) = std::str::from_utf8(data) {
         let name = fuzz::driver_name(target);
         assert!(!name.contains('/'), "{name:?}");
+    }
+}
+
+/// An LLDP frame as the agent's listener hands it to its neighbour table:
+/// the input is tried as an LLDPDU (a fixture's `burnin_lldp` line) and as
+/// a whole Ethernet frame (a raw socket's read).
+pub fn lldp(data: &[u8]) {
+    use std::time::Instant;
+
+    use burnin_lldp::{MAX_LLDPDU, NeighbourTable, Outcome};
+
+    let now = Instant::now();
+    for as_frame in [false, true] {
+        let mut table = NeighbourTable::new();
+        table.listen("enp4s0");
+        let (parsed, handled) = if as_frame {
+            (
+                burnin_lldp::parse_frame(data),
+                table.handle_frame("enp4s0", data, now),
+            )
+        } else {
+            (
+                burnin_lldp::parse(data),
+                table.handle_lldpdu("enp4s0", data, now),
+            )
+        };
+        let kept = table.neighbours("enp4s0", now).expect("listening");
+        let stats = table.stats();
+        assert_eq!(stats.frames, 1);
+        match parsed {
+            Ok(heard) => {
+                let n = &heard.neighbor;
+                assert!(!n.chassis_id.is_empty() && !n.port_id.is_empty());
+                for text in [&n.chassis_id, &n.port_id]
+                    .into_iter()
+                    .chain(&n.system_name)
+                    .chain(&n.port_description)
+                    .chain(&n.mgmt_address)
+                {
+                    assert!(!text.chars().any(char::is_control), "{text:?}");
+                }
+                assert_eq!(n.age_secs, 0);
+                assert_ne!(n.vlan, Some(0));
+                assert!(data.len() <= MAX_LLDPDU + 18);
+                if heard.ttl_secs == 0 {
+                    assert_eq!(handled, Ok(Outcome::Removed));
+                    assert!(kept.is_empty());
+                } else {
+                    assert_eq!(handled, Ok(Outcome::Added));
+                    assert_eq!(kept, vec![heard.neighbor.clone()]);
+                }
+            }
+            Err(e) => {
+                assert_eq!(handled, Err(e.clone()));
+                assert!(kept.is_empty());
+                assert_eq!(stats.malformed + stats.oversized, 1, "{e}");
+                assert!(!e.to_string().is_empty());
+            }
+        }
     }
 }

@@ -85,6 +85,11 @@ fn mes_body_corpus() {
 }
 
 #[test]
+fn lldp_corpus() {
+    replay("lldp", burnin_fuzz_replay::lldp);
+}
+
+#[test]
 fn sysfs_files_corpus() {
     replay("sysfs_files", burnin_fuzz_replay::sysfs_files);
 }
@@ -137,6 +142,11 @@ fn seeds_reach_the_accepting_paths() {
         burnin_sysfs::fuzz::dmi_serial(&seed("sysfs_files", "placeholder")),
         Err(burnin_sysfs::Rejected::Placeholder(_))
     ));
+    for name in ["lldpd_frame", "spec_lldpdu"] {
+        let data = seed("lldp", name);
+        let heard = burnin_lldp::parse_frame(&data).or_else(|_| burnin_lldp::parse(&data));
+        assert!(heard.is_ok(), "lldp/{name}: {heard:?}");
+    }
     assert_eq!(
         burnin_sysfs::fuzz::driver_name("../../../../bus/pci/drivers/igb"),
         "igb"

@@ -351,12 +351,14 @@ async fn mes_empty_macs_is_a_known_device_with_no_cards() {
     assert_eq!(answer, MesAnswer::Record(vec![]));
     // And every card scanned on that device then fails.
     let card = burnin_core::InterfaceReport {
+        lldp: None,
         interface: "enp4s0".into(),
         macaddr: "e0:18:7d:2e:ca:68".parse().unwrap(),
         permaddr: None,
         addr_assign_type: None,
         link: None,
         pci: burnin_core::PciDevice {
+            pcie_link: None,
             slot: "0000:04:00.0".into(),
             vendor: "0x8086".into(),
             device: "0x1533".into(),

@@ -187,12 +187,14 @@ fn device(i: u32, n: u32) -> Device {
     let ports: u8 = if i.is_multiple_of(4) { 4 } else { 2 };
     let interfaces: Vec<InterfaceReport> = (0..ports)
         .map(|p| InterfaceReport {
+            lldp: None,
             interface: format!("enp{}s0f{p}", 4 + p / 2),
             macaddr: mac(i, p),
             permaddr: None,
             addr_assign_type: None,
             link: None,
             pci: PciDevice {
+                pcie_link: None,
                 slot: format!("0000:{:02x}:00.{}", 4 + p / 2, p % 2),
                 vendor: "0x8086".into(),
                 device: "0x1521".into(),

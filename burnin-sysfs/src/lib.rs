@@ -22,7 +22,13 @@
 //!   `null`. [`SysfsProbe::interface_facts`] reads the same facts for any
 //!   interface, scanned or not;
 //! * every **PCI device** of `bus/pci/devices` with vendor, device, class and
-//!   driver (the name of the `driver` link's target, `None` when unbound);
+//!   driver (the name of the `driver` link's target, `None` when unbound),
+//!   and its **PCIe link** (`pcieLink`, SPEC §11.1) from
+//!   `current_link_speed`, `current_link_width`, `max_link_speed` and
+//!   `max_link_width`, each as the kernel writes it and absent where it has
+//!   none;
+//! * in a fixture tree, each interface's **LLDP neighbours** from
+//!   [`FIXTURE_LLDP_FILE`] (on `/sys`, `burnin-agent` listens for them);
 //! * the **serial number**: the one configured with
 //!   [`SysfsProbe::with_serial`] (`--serial`), else the first usable value of
 //!   `class/dmi/id/product_serial`, `board_serial`, `chassis_serial`,
@@ -121,7 +127,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use burnin_core::{
-    AddrAssignType, Hardware, HardwareProbe, InterfaceReport, LinkState, Mac, PciDevice,
+    AddrAssignType, Hardware, HardwareProbe, InterfaceReport, LinkState, Mac, PciDevice, PcieLink,
     ProbeError, SerialNumber,
 };
 
@@ -180,6 +186,15 @@ pub const DEFAULT_ROOT: &str = "/sys";
 /// interface a permanent address: one MAC, as in `address`. The kernel
 /// writes no such file; it is read only with [`PermanentSource::Files`].
 pub const FIXTURE_PERMADDR_FILE: &str = "burnin_permaddr";
+
+/// The file a fixture tree may hold in an interface's directory,
+/// `class/net/<if>/burnin_lldp`, to give that interface LLDP neighbours
+/// (SPEC §11.1): one LLDPDU per line as hex (the TLVs from Chassis ID to
+/// End, no Ethernet header), each heard at age 0. Without the file the
+/// interface reports no `lldp` (not listened on); an empty file reports
+/// `[]`. Read with [`PermanentSource::Files`] only, like
+/// [`FIXTURE_PERMADDR_FILE`]; on `/sys` the agent's listener hears them.
+pub const FIXTURE_LLDP_FILE: &str = "burnin_lldp";
 
 /// Where permanent addresses come from (see the [crate docs](crate)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -281,6 +296,9 @@ pub enum Subject {
     /// Permanent addresses over rtnetlink: interfaces are reported with
     /// `bonding_slave/perm_hwaddr` or no permanent address.
     PermanentAddresses,
+    /// A fixture interface's LLDP neighbours ([`FIXTURE_LLDP_FILE`]): the
+    /// file or one of its lines is left out.
+    Lldp(String),
 }
 
 /// What was wrong with a file or link.
@@ -314,6 +332,14 @@ pub enum Problem {
         /// Where it leads.
         target: PathBuf,
     },
+    /// A line of a fixture's [`FIXTURE_LLDP_FILE`] is not a hex LLDPDU.
+    #[error("line {line} {why}; dropped")]
+    BadLldpdu {
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
     /// It does not hold a 6-byte MAC address.
     #[error("holds {content:?}, which is not a 6-byte MAC address")]
     NotAMac {
@@ -331,6 +357,7 @@ impl fmt::Display for Warning {
             Subject::PermanentAddresses => {
                 write!(f, "permanent addresses not read from the kernel: ")?
             }
+            Subject::Lldp(name) => write!(f, "LLDP neighbours of {name}: ")?,
         }
         write!(f, "{} {}", self.path.display(), self.problem)
     }
@@ -467,7 +494,15 @@ impl SysfsProbe {
         let mut interfaces = Vec::new();
         for name in names {
             let entry = class_net.join(&name);
-            match interface(&tree, &buses, &self.root, &entry, &name, &mut permanent) {
+            match interface(
+                &tree,
+                &buses,
+                &self.root,
+                &entry,
+                &name,
+                &mut permanent,
+                &mut warnings,
+            ) {
                 Ok(Some(report)) => interfaces.push(report),
                 Ok(None) => {}
                 Err((path, problem)) => {
@@ -659,6 +694,7 @@ fn interface(
     entry: &Path,
     name: &str,
     permanent: &mut Permanent,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Option<InterfaceReport>, (PathBuf, Problem)> {
     let fail = |path: &Path, fault: Fault| (path.to_path_buf(), problem_of(fault));
     let dir = match tree.resolve(entry) {
@@ -729,9 +765,15 @@ fn interface(
     }
     .filter(|mac| mac.octets() != [0; 6]);
     let facts = facts(tree, &dir);
+    let lldp = if source == PermanentSource::Files {
+        fixture_lldp(tree, &dir, &entry.join(FIXTURE_LLDP_FILE), name, warnings)
+    } else {
+        None
+    };
     let shown_pci = root.join("bus/pci/devices").join(name_of(&pci_dir));
     let pci = pci_device(tree, &pci_dir, &shown_pci).map_err(|(path, fault)| fail(&path, fault))?;
     Ok(Some(InterfaceReport {
+        lldp,
         interface: name.to_owned(),
         macaddr,
         permaddr,
@@ -770,12 +812,93 @@ fn pci_device(tree: &Tree, dir: &Path, shown: &Path) -> Result<PciDevice, Failur
         Err(fault) => return Err((shown.join("driver"), fault)),
     };
     Ok(PciDevice {
+        pcie_link: pcie_link(tree, dir),
         slot: name_of(dir),
         vendor,
         device,
         class,
         driver,
     })
+}
+
+/// The PCIe link files of the PCI device in `dir` (SPEC §11.1); `None`
+/// when it has none of them (conventional PCI). A file that cannot be read
+/// or parsed counts as absent: the link is informational and must not
+/// stop a device's MACs from being checked.
+fn pcie_link(tree: &Tree, dir: &Path) -> Option<PcieLink> {
+    let read = |file: &str| tree.read_in(dir, file).ok().filter(|t| !t.is_empty());
+    let width = |file: &str| read(file).and_then(|t| t.parse::<u32>().ok());
+    let link = PcieLink {
+        speed: read("current_link_speed"),
+        width: width("current_link_width"),
+        max_speed: read("max_link_speed"),
+        max_width: width("max_link_width"),
+    };
+    (link != PcieLink::default()).then_some(link)
+}
+
+/// The LLDP neighbours of a fixture interface: [`FIXTURE_LLDP_FILE`], one
+/// LLDPDU per line as hex, each heard now (age 0) and kept as the agent's
+/// listener keeps frames ([`burnin_lldp::NeighbourTable`]). `None` when the
+/// file is missing (the interface is not listened on); a file that cannot
+/// be read, or a line that is not hex or not an LLDPDU, is a [`Warning`]
+/// (the rest is kept).
+fn fixture_lldp(
+    tree: &Tree,
+    dir: &Path,
+    shown: &Path,
+    name: &str,
+    warnings: &mut Vec<Warning>,
+) -> Option<Vec<burnin_core::LldpNeighbor>> {
+    let mut warn = |problem: Problem| {
+        warnings.push(Warning {
+            subject: Subject::Lldp(name.to_owned()),
+            path: shown.to_path_buf(),
+            problem,
+        })
+    };
+    let text = match tree.read_in(dir, FIXTURE_LLDP_FILE) {
+        Ok(text) => text,
+        Err(Fault::Missing) => return None,
+        Err(fault) => {
+            warn(problem_of(fault));
+            return None;
+        }
+    };
+    // The listener's clock stands still here: every frame is age 0.
+    let now = std::time::Instant::now();
+    let mut table = burnin_lldp::NeighbourTable::new();
+    table.listen(name);
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let result = unhex(line)
+            .ok_or_else(|| "is not hex".to_owned())
+            .and_then(|pdu| {
+                table
+                    .handle_lldpdu(name, &pdu, now)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(why) = result {
+            warn(Problem::BadLldpdu { line: i + 1, why });
+        }
+    }
+    table.neighbours(name, now)
+}
+
+/// Hex digits (pairs, no separators) as bytes.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |b: u8| char::from(b).to_digit(16);
+    digits
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect()
 }
 
 fn problem_of(fault: Fault) -> Problem {

@@ -30,6 +30,7 @@ fn names(scan: &Scan) -> Vec<&str> {
 
 fn pci(slot: &str, ids: PciIds<'_>, driver: Option<&str>) -> PciDevice {
     PciDevice {
+        pcie_link: None,
         slot: slot.into(),
         vendor: ids.vendor.into(),
         device: ids.device.into(),
@@ -40,6 +41,7 @@ fn pci(slot: &str, ids: PciIds<'_>, driver: Option<&str>) -> PciDevice {
 
 fn nic(name: &str, mac: &str, pci: PciDevice) -> InterfaceReport {
     InterfaceReport {
+        lldp: None,
         interface: name.into(),
         macaddr: mac.parse().unwrap(),
         permaddr: None,

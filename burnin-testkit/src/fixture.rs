@@ -13,6 +13,8 @@
 //! devices/pci0000:00/<slot>/net/<if>/{address,addr_len,type}
 //! devices/pci0000:00/<slot>/net/<if>/{addr_assign_type,carrier,operstate,speed}
 //! devices/pci0000:00/<slot>/net/<if>/burnin_permaddr   (optional, see below)
+//! devices/pci0000:00/<slot>/net/<if>/burnin_lldp       (optional, Fixture::lldp)
+//! devices/pci0000:00/<slot>/{current,max}_link_{speed,width} (optional, Fixture::pcie_link)
 //! devices/pci0000:00/<slot>/net/<if>/device -> ../../../<slot>
 //! devices/pci0000:00/<slot>/virtio<N>/net/<if>   (virtio NICs)
 //! devices/pci0000:00/0000:00:14.0/usb1/1-<n>/1-<n>:1.0/net/<if>   (USB NICs)
@@ -335,6 +337,54 @@ impl Fixture {
             &format!("class/net/{ifname}/{}", burnin_sysfs::FIXTURE_PERMADDR_FILE),
             format!("{mac}\n"),
         )
+    }
+
+    /// Gives interface `ifname` the LLDP neighbours of these LLDPDUs (the
+    /// TLVs from Chassis ID to End, no Ethernet header; build them with
+    /// `burnin_lldp::Builder`): writes
+    /// [`FIXTURE_LLDP_FILE`](burnin_sysfs::FIXTURE_LLDP_FILE), one hex
+    /// LLDPDU per line (SPEC §11.1). No LLDPDUs writes an empty file: the
+    /// interface was listened on and heard nothing.
+    pub fn lldp(self, ifname: &str, lldpdus: &[&[u8]]) -> Self {
+        let mut text = String::new();
+        for pdu in lldpdus {
+            for b in *pdu {
+                text.push_str(&format!("{b:02x}"));
+            }
+            text.push('\n');
+        }
+        self.write(
+            &format!("class/net/{ifname}/{}", burnin_sysfs::FIXTURE_LLDP_FILE),
+            text,
+        )
+    }
+
+    /// Writes the PCIe link files of the PCI device at `slot` as the kernel
+    /// does (`current_link_speed`, `current_link_width`, `max_link_speed`,
+    /// `max_link_width`), e.g. `("8.0 GT/s PCIe", 4)` now of
+    /// `("16.0 GT/s PCIe", 8)` at most; a `None` leaves that pair's files
+    /// out.
+    pub fn pcie_link(
+        self,
+        slot: &str,
+        current: Option<(&str, u32)>,
+        max: Option<(&str, u32)>,
+    ) -> Self {
+        let mut fx = self;
+        for (prefix, value) in [("current", current), ("max", max)] {
+            if let Some((speed, width)) = value {
+                fx = fx
+                    .write(
+                        &format!("bus/pci/devices/{slot}/{prefix}_link_speed"),
+                        format!("{speed}\n"),
+                    )
+                    .write(
+                        &format!("bus/pci/devices/{slot}/{prefix}_link_width"),
+                        format!("{width}\n"),
+                    );
+            }
+        }
+        fx
     }
 
     /// Changes interface `ifname`'s current address to `mac` the way `ip

@@ -115,12 +115,14 @@ fn results() -> Vec<DeviceResult> {
         .collect();
     let first = DeviceResult::compare(r.sn.clone(), &r.interfaces, &MesAnswer::Record(macs));
     let second_if = InterfaceReport {
+        lldp: None,
         interface: "enp4s0".into(),
         macaddr: "02:00:00:00:02:01".parse().unwrap(),
         permaddr: None,
         addr_assign_type: None,
         link: None,
         pci: PciDevice {
+            pcie_link: None,
             slot: "0000:04:00.0".into(),
             vendor: "0x8086".into(),
             device: "0x1533".into(),

@@ -6,6 +6,8 @@ use burnin_core::SerialNumber;
 use burnin_sysfs::SysfsProbe;
 use clap::Args;
 
+use crate::lldp::{Heard, LldpSource};
+
 /// Where this device's facts come from (`#[command(flatten)]` it).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DeviceArgs {
@@ -23,6 +25,14 @@ pub(crate) struct DeviceArgs {
     /// board_serial, chassis_serial, skipping empty and placeholder values]
     #[arg(long, env = "BURNIN_SERIAL", value_name = "SN")]
     pub(crate) serial: Option<SerialNumber>,
+
+    /// Where LLDP neighbours come from: auto listens on every reported
+    /// interface when the sysfs root is /sys (needs CAP_NET_RAW; without
+    /// it, replies leave lldp out) and reads class/net/<if>/burnin_lldp in
+    /// a fixture tree; listen also listens with a fixture tree, on this
+    /// network namespace's interfaces of the same names; off never listens.
+    #[arg(long, env = "BURNIN_LLDP", value_name = "SOURCE", value_enum, default_value_t = LldpSource::Auto)]
+    pub(crate) lldp: LldpSource,
 }
 
 impl DeviceArgs {
@@ -33,5 +43,32 @@ impl DeviceArgs {
             Some(sn) => probe.with_serial(sn.clone()),
             None => probe,
         }
+    }
+
+    /// Whether to listen for LLDP frames (see `--lldp`).
+    pub(crate) fn listens(&self) -> bool {
+        match self.lldp {
+            LldpSource::Off => false,
+            LldpSource::Listen => true,
+            LldpSource::Auto => {
+                self.probe().permanent_source() == burnin_sysfs::PermanentSource::Netlink
+            }
+        }
+    }
+
+    /// A listener when [`listens`](Self::listens), listening on `interfaces`
+    /// from now (inside a tokio runtime).
+    pub(crate) fn listener<'a>(
+        &self,
+        interfaces: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Heard> {
+        if !self.listens() {
+            return None;
+        }
+        let heard = Heard::default();
+        for i in interfaces {
+            heard.listen(i);
+        }
+        Some(heard)
     }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod device;
+mod lldp;
 mod probe;
 mod run;
 

@@ -1,6 +1,7 @@
 //! `burnin-agent probe`: print this device's report once.
 
 use std::io::Write;
+use std::time::Duration;
 
 use burnin_core::{Clock, DeviceReport};
 use burnin_local::SystemClock;
@@ -24,6 +25,28 @@ pub(crate) struct ProbeArgs {
         value_parser = BoolishValueParser::new()
     )]
     pretty: bool,
+
+    /// Listen for LLDP frames this long before printing, 0 to 60 s, e.g.
+    /// 35s (switches send one every 30 s); 0 does not listen and leaves
+    /// lldp out.
+    #[arg(long, env = "BURNIN_LLDP_WAIT", value_name = "DURATION", default_value = "0s",
+          value_parser = parse_lldp_wait)]
+    lldp_wait: Duration,
+}
+
+/// The longest `--lldp-wait`.
+const MAX_LLDP_WAIT: Duration = Duration::from_secs(60);
+
+fn parse_lldp_wait(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > MAX_LLDP_WAIT {
+        return Err(format!(
+            "{} is longer than {}",
+            humantime::format_duration(d),
+            humantime::format_duration(MAX_LLDP_WAIT)
+        ));
+    }
+    Ok(d)
 }
 
 /// Runs `probe`; returns the exit code.
@@ -43,12 +66,11 @@ fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
     for w in &scan.warnings {
         eprintln!("burnin-agent probe: warning: {w}");
     }
-    let report = DeviceReport::new(
-        None,
-        scan.hardware,
-        env!("CARGO_PKG_VERSION"),
-        SystemClock.now(),
-    );
+    let mut hardware = scan.hardware;
+    if !args.lldp_wait.is_zero() {
+        listen(args, &mut hardware)?;
+    }
+    let report = DeviceReport::new(None, hardware, env!("CARGO_PKG_VERSION"), SystemClock.now());
     let mut body = if args.pretty {
         serde_json::to_vec_pretty(&report)
             .map_err(|e| anyhow::anyhow!("cannot serialize the report: {e}"))?
@@ -60,5 +82,35 @@ fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
     out.write_all(&body)
         .and_then(|()| out.flush())
         .map_err(|e| anyhow::anyhow!("cannot write the report to stdout: {e}"))?;
+    Ok(())
+}
+
+/// Listens on the reported interfaces for `--lldp-wait`, then adds what was
+/// heard.
+fn listen(args: &ProbeArgs, hardware: &mut burnin_core::Hardware) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    // The listener logs (a refused socket, new neighbours) on stderr.
+    burnin_cli::init_logging(burnin_cli::LogFormat::Text);
+    runtime.block_on(async {
+        let names = hardware.interfaces.iter().map(|i| i.interface.as_str());
+        let Some(heard) = args.device.listener(names) else {
+            return;
+        };
+        tokio::time::sleep(args.lldp_wait).await;
+        heard.fill(hardware);
+        let s = heard.stats();
+        if s.malformed + s.oversized + s.over_limit > 0 {
+            eprintln!(
+                "burnin-agent probe: LLDP frames dropped: {} malformed, {} oversized, {} over the {} neighbours kept per interface",
+                s.malformed,
+                s.oversized,
+                s.over_limit,
+                burnin_lldp::MAX_NEIGHBOURS
+            );
+        }
+    });
     Ok(())
 }

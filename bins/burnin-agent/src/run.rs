@@ -1,8 +1,9 @@
 //! `burnin-agent run`: serve scan commands from RabbitMQ until SIGINT or
 //! SIGTERM (SPEC §4, §7).
 //!
-//! Wiring only: flags → [`burnin_amqp::AmqpConfig`], the sysfs probe, the system clock,
-//! then [`burnin_core::agent::serve`]. On a signal the reply in flight is
+//! Wiring only: flags → [`burnin_amqp::AmqpConfig`], the sysfs probe (with
+//! the LLDP listener, started before connecting), the system clock, then
+//! [`burnin_core::agent::serve`]. On a signal the reply in flight is
 //! finished and the connection closed before exiting 0.
 //!
 //! The runtime is tokio's current-thread one: the agent does one thing at
@@ -19,6 +20,7 @@ use clap::Args;
 
 use crate::device::DeviceArgs;
 use crate::exit;
+use crate::lldp::ListeningProbe;
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
@@ -66,7 +68,7 @@ async fn serve_until_signal(args: RunArgs) -> u8 {
     };
     let probe = args.device.probe();
     // Fail early, where an operator sees it, rather than on every command.
-    match probe.probe().await {
+    let heard = match probe.probe().await {
         Ok(hw) => {
             tracing::info!(
                 sn = %hw.sn,
@@ -79,12 +81,19 @@ async fn serve_until_signal(args: RunArgs) -> u8 {
             if args.broker.connection_name.is_none() {
                 config.connection_name = Some(format!("burnin-agent {}", hw.sn));
             }
+            // LLDP neighbours are heard from the start (SPEC §11.1).
+            args.device
+                .listener(hw.interfaces.iter().map(|i| i.interface.as_str()))
         }
         Err(e) => {
             tracing::error!("cannot probe this device: {e}");
             return exit::INTERNAL;
         }
-    }
+    };
+    let probe = ListeningProbe {
+        inner: probe,
+        heard,
+    };
 
     let mut shutdown = Box::pin(shutdown_signal());
     let url = config.redacted_url();

@@ -623,6 +623,7 @@ fn device_reply(op: u64, sn: &str, n: usize) -> Vec<u8> {
         sn: sn.parse().unwrap(),
         hostname: format!("host-{sn}"),
         interfaces: vec![InterfaceReport {
+            lldp: None,
             interface: "eth0".into(),
             macaddr: format!("02:00:00:00:{:02x}:{:02x}", n / 256, n % 256)
                 .parse()
@@ -631,6 +632,7 @@ fn device_reply(op: u64, sn: &str, n: usize) -> Vec<u8> {
             addr_assign_type: None,
             link: None,
             pci: PciDevice {
+                pcie_link: None,
                 slot: "0000:01:00.0".into(),
                 vendor: "0x8086".into(),
                 device: "0x1533".into(),

@@ -100,6 +100,7 @@ impl Sim {
             .map(|(k, m)| {
                 let mac: Mac = m.parse().context("simulated MAC")?;
                 Ok(InterfaceReport {
+                    lldp: None,
                     interface: format!("enp{}s0", k + 1),
                     macaddr: mac,
                     permaddr: None,
@@ -128,6 +129,7 @@ impl Sim {
 
 fn pci(bus: usize) -> PciDevice {
     PciDevice {
+        pcie_link: None,
         slot: format!("0000:{bus:02x}:00.0"),
         vendor: "0x8086".into(),
         device: "0x1533".into(),

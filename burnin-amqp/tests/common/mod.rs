@@ -38,12 +38,14 @@ pub fn hardware(i: usize) -> Hardware {
         sn: sn(i),
         hostname: format!("dut-{i}"),
         interfaces: vec![InterfaceReport {
+            lldp: None,
             interface: "eth0".into(),
             macaddr: mac(i),
             permaddr: None,
             addr_assign_type: None,
             link: None,
             pci: PciDevice {
+                pcie_link: None,
                 slot: "0000:01:00.0".into(),
                 vendor: "0x8086".into(),
                 device: "0x1533".into(),

@@ -23,12 +23,14 @@ fn report(op: &OperationId, s: &str, macs: &[u8]) -> Vec<u8> {
             .iter()
             .enumerate()
             .map(|(i, &m)| InterfaceReport {
+                lldp: None,
                 interface: format!("eth{i}"),
                 macaddr: mac(m),
                 permaddr: None,
                 addr_assign_type: None,
                 link: None,
                 pci: PciDevice {
+                    pcie_link: None,
                     slot: format!("0000:0{i}:00.0"),
                     vendor: "0x8086".into(),
                     device: "0x1533".into(),

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// failing with a wrong card.
 pub(crate) fn devices() -> Vec<DeviceResult> {
     let pci = PciDevice {
+        pcie_link: None,
         slot: "0000:04:00.0".into(),
         vendor: "0x8086".into(),
         device: "0x1533".into(),
@@ -21,6 +22,7 @@ pub(crate) fn devices() -> Vec<DeviceResult> {
         driver: Some("igb".into()),
     };
     let i = |n: &str, m: &str| InterfaceReport {
+        lldp: None,
         interface: n.into(),
         macaddr: m.parse().unwrap(),
         permaddr: None,
