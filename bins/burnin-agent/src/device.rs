@@ -28,7 +28,7 @@ pub(crate) struct DeviceArgs {
 
     /// Where LLDP neighbours come from: auto listens on every reported
     /// interface when the sysfs root is /sys (needs CAP_NET_RAW; without
-    /// it, replies leave lldp out) and reads class/net/<if>/burnin_lldp in
+    /// it, replies leave lldp out) and reads `class/net/<if>/burnin_lldp` in
     /// a fixture tree; listen also listens with a fixture tree, on this
     /// network namespace's interfaces of the same names; off never listens.
     #[arg(long, env = "BURNIN_LLDP", value_name = "SOURCE", value_enum, default_value_t = LldpSource::Auto)]
