@@ -139,8 +139,13 @@ impl TestVhost {
     }
 
     /// Creates `user` with `password` and these permission regexes on this
-    /// vhost; the user is deleted on drop.
+    /// vhost; the user is deleted on drop. A user of that name left by an
+    /// earlier run that was killed before its drop (users are per broker,
+    /// not per vhost) is deleted first: each test names its own users.
     pub fn add_user(&self, user: &str, password: &str, configure: &str, write: &str, read: &str) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["--timeout", CTL_TIMEOUT_SECS, "delete_user", user])
+            .output();
         self.ctl(&["add_user", user, password]);
         self.users
             .lock()
