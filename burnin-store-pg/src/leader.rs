@@ -290,7 +290,23 @@ async fn campaign(
         if tx.is_closed() {
             return;
         }
-        if let Some(why) = ended_now {
+        let lost = match ended_now {
+            Some(why) => Some(why),
+            None if active => {
+                // Keep the session (and with it the lock) alive; notice its loss.
+                let ping = tokio::time::timeout(Leadership::PING_TIMEOUT, async {
+                    client.simple_query("SELECT 1").await.map(drop)
+                })
+                .await;
+                if client.is_closed() || !matches!(ping, Ok(Ok(()))) {
+                    Some(why_lost(&client, ping, &mut ended).await)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        if let Some(why) = lost {
             tracing::error!(
                 url = %shown,
                 "lost the PostgreSQL session holding the active edge's lock ({why}); \
@@ -301,22 +317,6 @@ async fn campaign(
             return;
         }
         if active {
-            // Keep the session (and with it the lock) alive; notice its loss.
-            let ping = tokio::time::timeout(Leadership::PING_TIMEOUT, async {
-                client.simple_query("SELECT 1").await.map(drop)
-            })
-            .await;
-            if client.is_closed() || !matches!(ping, Ok(Ok(()))) {
-                let why = why_lost(&client, ping, &mut ended).await;
-                tracing::error!(
-                    url = %shown,
-                    "lost the PostgreSQL session holding the active edge's lock ({why}); \
-                     this edge must stop acting until it holds the lock again, and campaigns \
-                     for it as a standby, retrying until PostgreSQL answers"
-                );
-                let _ = tx.send(Role::Lost);
-                return;
-            }
             continue;
         }
         if client.is_closed() {
