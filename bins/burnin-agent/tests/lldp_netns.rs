@@ -96,25 +96,17 @@ impl Lab {
             .expect("lldpd starts");
         self.daemons.push((name.to_owned(), child));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while sh(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "lldpcli",
-            "-u",
-            sock.to_str().unwrap(),
-            "show",
-            "configuration",
-        ])
-        .is_err()
+        while self
+            .try_lldpcli(name, ns, &["show", "configuration"])
+            .is_err()
         {
             assert!(Instant::now() < deadline, "lldpd {name} did not start");
             sleep(Duration::from_millis(100));
         }
     }
 
-    fn lldpcli(&self, name: &str, ns: &str, args: &[&str]) -> String {
+    /// `lldpcli ARGS` against the lldpd named `name` in namespace `ns`.
+    fn try_lldpcli(&self, name: &str, ns: &str, args: &[&str]) -> Result<String, String> {
         let sock = self.socket(name);
         let mut all = vec![
             "ip",
@@ -126,7 +118,12 @@ impl Lab {
             sock.to_str().unwrap(),
         ];
         all.extend_from_slice(args);
-        must(&all)
+        sh(&all)
+    }
+
+    fn lldpcli(&self, name: &str, ns: &str, args: &[&str]) -> String {
+        self.try_lldpcli(name, ns, args)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Kills lldpd `name` and every process it forked (SIGKILL: no
