@@ -175,7 +175,8 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             (None, None) => return usage("give --state-db FILE or --store URL"),
         };
         // reqwest's client must be built inside the runtime.
-        let factory = match args.factory.config().build_any() {
+        let factory_config = args.factory.config();
+        let factory = match factory_config.build_any() {
             Ok(f) => f,
             Err(e) => return usage(&e),
         };
@@ -225,7 +226,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             builder = builder.mes_limit_gauges(mes);
         }
         for target in [Target::Pair, Target::DirectBurn] {
-            if let Err(why) = args.factory.config().check_target(target) {
+            if let Err(why) = factory_config.check_target(target) {
                 builder = builder.target_unavailable(target, why);
             }
         }
