@@ -112,6 +112,18 @@ pub trait Observer: Send + Sync {
     fn results(&self, _operation: &Operation) {}
     /// A payload was delivered (or not).
     fn delivered(&self, _kind: PayloadKind, _result: &Result<(), ReportError>) {}
+    /// Delivering `operation`'s `kind` payload failed with `error`, which
+    /// may pass, and it will be tried again at `retry_at`: the factory's
+    /// endpoint is having an outage (see
+    /// [`OperationParams::delivery_outage_wait`]).
+    fn delivery_waiting(
+        &self,
+        _operation: &Operation,
+        _kind: PayloadKind,
+        _error: &ReportError,
+        _retry_at: Timestamp,
+    ) {
+    }
     /// A payload of `operation` was delivered (or not); by default calls
     /// [`Observer::delivered`]. `operation` does not yet count it.
     fn delivery(
@@ -577,8 +589,11 @@ async fn finish_recording(
     mut unrecorded: Vec<String>,
 ) -> OperationReport {
     let id = op.id().clone();
+    let mut outage = Outage::default();
     while let Some(payload) = op.poll_payload() {
-        let result = reporter.deliver(&payload).await;
+        let result = outage
+            .deliver(&op, &payload, reporter, clock, observer)
+            .await;
         observer.delivery(&op, payload.kind, &result);
         if let Err(e) = store
             .delivery(&id, payload.kind, result.as_ref().map(|_| ()))
@@ -621,6 +636,53 @@ async fn finish_recording(
     };
     observer.finished(&report);
     report
+}
+
+/// A factory outage an operation's deliveries wait out, for
+/// [`OperationParams::delivery_outage_wait`] in all, counted from the
+/// first failure of any of its payloads.
+#[derive(Debug, Default)]
+struct Outage {
+    failing_since: Option<Timestamp>,
+    retries: u32,
+}
+
+impl Outage {
+    /// Delivers `payload`, and while delivery fails in a way that may pass
+    /// (the endpoint unreachable, timeouts, 5xx, 429 after the reporter's
+    /// own attempts), tries again with a growing pause, [`MES_RETRY_FIRST`]
+    /// doubling up to [`MES_RETRY_MAX`], until the wait has run out. Every
+    /// attempt sends the same bytes under the same `Idempotency-Key`, so an
+    /// endpoint that did take an earlier attempt answers the replay as
+    /// before. Returns the last outcome.
+    async fn deliver(
+        &mut self,
+        op: &Operation,
+        payload: &crate::Payload,
+        reporter: &dyn FactoryReporter,
+        clock: &dyn Clock,
+        observer: &dyn Observer,
+    ) -> Result<(), ReportError> {
+        let wait = op.params().delivery_outage_wait;
+        loop {
+            let result = reporter.deliver(payload).await;
+            let Err(e) = &result else {
+                return result;
+            };
+            let now = clock.now();
+            let give_up = self.failing_since.get_or_insert(now).saturating_add(wait);
+            if !e.is_retryable() || now >= give_up {
+                return result;
+            }
+            let backoff = MES_RETRY_FIRST
+                .saturating_mul(1 << self.retries.min(16))
+                .min(MES_RETRY_MAX);
+            self.retries += 1;
+            let retry_at = now.saturating_add(backoff).min(give_up);
+            observer.delivery_waiting(op, payload.kind, e, retry_at);
+            clock.sleep_until(retry_at).await;
+        }
+    }
 }
 
 /// How many replies may wait for one operation before the router waits.

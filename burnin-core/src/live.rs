@@ -354,6 +354,17 @@ impl Board {
         self.next_id - 1
     }
 
+    /// How many events are kept for replay now (at most the capacity).
+    pub fn buffered_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// How many operations are on the board now (running, and finished
+    /// ones kept).
+    pub fn tracked_operations(&self) -> usize {
+        self.ops.len()
+    }
+
     /// An operation's live state, if it is on the board.
     pub fn operation(&self, id: &OperationId) -> Option<&LiveOperation> {
         self.ops.get(id).map(|t| &t.view)

@@ -94,6 +94,14 @@ pub struct OperationParams {
     /// How long a MES lookup that fails (other than with 404) is retried
     /// before its device is left undecided.
     pub mes_outage_wait: Duration,
+    /// How long, in all, the operation waits out a factory outage: a
+    /// payload whose delivery failed in a way that may pass (the endpoint
+    /// unreachable, timeouts, 5xx, 429 after the reporter's own attempts)
+    /// is tried again until this much time has passed since the first such
+    /// failure of any of its payloads, and only then given up. The
+    /// operation stays `reporting` meanwhile; a refusal (another 4xx) is
+    /// never retried. Zero: give up after the reporter's attempts.
+    pub delivery_outage_wait: Duration,
 }
 
 /// Default of [`OperationParams::settle`].
@@ -102,6 +110,8 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
 pub const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_secs(120);
 /// Default of [`OperationParams::mes_outage_wait`].
 pub const DEFAULT_MES_OUTAGE_WAIT: Duration = Duration::from_secs(600);
+/// Default of [`OperationParams::delivery_outage_wait`].
+pub const DEFAULT_DELIVERY_OUTAGE_WAIT: Duration = Duration::from_secs(600);
 
 impl OperationParams {
     /// Parameters with the defaults of SPEC §7: Pair target, no expected
@@ -122,6 +132,7 @@ impl OperationParams {
             clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             require_clock: false,
             mes_outage_wait: DEFAULT_MES_OUTAGE_WAIT,
+            delivery_outage_wait: DEFAULT_DELIVERY_OUTAGE_WAIT,
         }
     }
 }

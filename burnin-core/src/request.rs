@@ -69,12 +69,15 @@ struct ScanRequest {
     settle_ms: Option<u64>,
     clock_tolerance_secs: Option<u64>,
     mes_outage_wait_secs: Option<u64>,
+    delivery_outage_wait_secs: Option<u64>,
 }
 
 /// Largest `settleMs` a request may ask for.
 pub const MAX_SETTLE: Duration = Duration::from_secs(60);
 /// Largest `mesOutageWaitSecs` a request may ask for.
 pub const MAX_MES_OUTAGE_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// Largest `deliveryOutageWaitSecs` a request may ask for.
+pub const MAX_DELIVERY_OUTAGE_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses and validates a start-scan body; replies will go to `reply_queue`.
 pub fn parse_scan_request(body: &[u8], reply_queue: &str) -> Result<OperationParams, RequestError> {
@@ -98,7 +101,8 @@ pub fn parse_scan_request_with(
 /// [`parse_scan_request`] with the edge's defaults taken from `defaults`
 /// (its operation id is ignored): the reply queue, and the rules and
 /// timings a request does not set (`requireLink`, `requireClock`,
-/// `settleMs`, `clockToleranceSecs`, `mesOutageWaitSecs`). `rescan` is
+/// `settleMs`, `clockToleranceSecs`, `mesOutageWaitSecs`,
+/// `deliveryOutageWaitSecs`). `rescan` is
 /// `false` unless the request sets it.
 ///
 /// # Errors
@@ -201,6 +205,13 @@ pub fn parse_scan_request_from(
         MAX_MES_OUTAGE_WAIT,
         defaults.mes_outage_wait,
     )?;
+    p.delivery_outage_wait = bounded(
+        "deliveryOutageWaitSecs",
+        req.delivery_outage_wait_secs,
+        Duration::from_secs(1),
+        MAX_DELIVERY_OUTAGE_WAIT,
+        defaults.delivery_outage_wait,
+    )?;
     Ok(p)
 }
 
@@ -235,13 +246,15 @@ mod tests {
         );
         let p = parse(
             r#"{"operationId": 42, "rescan": true, "requireClock": true, "settleMs": 0,
-                "clockToleranceSecs": 30, "mesOutageWaitSecs": 120}"#,
+                "clockToleranceSecs": 30, "mesOutageWaitSecs": 120,
+                "deliveryOutageWaitSecs": 0}"#,
         )
         .unwrap();
         assert!(p.rescan && p.require_clock);
         assert_eq!(p.settle, Duration::ZERO);
         assert_eq!(p.clock_tolerance, Duration::from_secs(30));
         assert_eq!(p.mes_outage_wait, Duration::from_secs(120));
+        assert_eq!(p.delivery_outage_wait, Duration::ZERO);
         let e = parse(r#"{"operationId": 42, "settleMs": 60001}"#).unwrap_err();
         assert_eq!(e, "field settleMs: 60001 is out of range; give 0 to 60000");
         let e = parse(r#"{"operationId": 42, "mesOutageWaitSecs": 86401}"#).unwrap_err();

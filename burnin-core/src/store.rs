@@ -218,6 +218,8 @@ struct ParamsDoc {
     clock_tolerance_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mes_outage_wait_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery_outage_wait_ms: Option<u64>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -245,6 +247,10 @@ impl ParamsDoc {
             settle_ms: unless_default(p.settle, defaults.settle),
             clock_tolerance_ms: unless_default(p.clock_tolerance, defaults.clock_tolerance),
             mes_outage_wait_ms: unless_default(p.mes_outage_wait, defaults.mes_outage_wait),
+            delivery_outage_wait_ms: unless_default(
+                p.delivery_outage_wait,
+                defaults.delivery_outage_wait,
+            ),
         }
     }
 
@@ -267,6 +273,9 @@ impl ParamsDoc {
         }
         if let Some(ms) = self.mes_outage_wait_ms {
             p.mes_outage_wait = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.delivery_outage_wait_ms {
+            p.delivery_outage_wait = Duration::from_millis(ms);
         }
         Ok(p)
     }
@@ -744,9 +753,10 @@ mod tests {
         p.settle = Duration::from_millis(1500);
         p.clock_tolerance = Duration::from_secs(30);
         p.mes_outage_wait = Duration::from_secs(60);
+        p.delivery_outage_wait = Duration::ZERO;
         let text = params_to_json(&p).unwrap();
         assert!(
-            text.contains(r#""requireClock":true,"settleMs":1500,"clockToleranceMs":30000,"mesOutageWaitMs":60000"#),
+            text.contains(r#""requireClock":true,"settleMs":1500,"clockToleranceMs":30000,"mesOutageWaitMs":60000,"deliveryOutageWaitMs":0"#),
             "{text}"
         );
         assert_eq!(params_from_json(&text).unwrap(), p);

@@ -153,9 +153,119 @@ fn failed_log_means_no_pair_and_an_error_in_the_notification() {
         .expect_deliver()
         .withf(|p| p.kind == PayloadKind::Pair)
         .never();
-    let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes(), &reporter);
+    // Without an outage wait, the reporter's own attempts are all it gets.
+    let mut p = params(&["A"]);
+    p.delivery_outage_wait = Duration::ZERO;
+    let (report, _) = run(p, &[reply(&op, "A", &[1])], &mes(), &reporter);
     assert_eq!(report.state, OperationState::Failed);
     assert!(report.error.unwrap().contains("503"));
+}
+
+/// A reporter whose endpoint for `down` fails (503 after its attempts) the
+/// first `failures` times, and counts every call per kind.
+fn flaky_reporter(
+    down: PayloadKind,
+    failures: usize,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<PayloadKind>>>,
+) -> MockReporter {
+    let mut reporter = MockReporter::new();
+    reporter.expect_deliver().returning(move |p| {
+        let mut calls = calls.lock().unwrap();
+        calls.push(p.kind);
+        let so_far = calls.iter().filter(|k| **k == down).count();
+        if p.kind == down && so_far <= failures {
+            return Err(ReportError::Unavailable {
+                kind: p.kind,
+                message: "http://factory/x answered 503 after 5 attempts".into(),
+            });
+        }
+        assert!(!p.body_str().contains("error"), "{}", p.body_str());
+        Ok(())
+    });
+    reporter
+}
+
+/// Found by the fault campaign (`burnin-load chaos`, seed 42): a factory
+/// endpoint down for 5 s outlasted the reporter's attempts, and every
+/// result of the operation was lost. Now the payload is tried again (1 s,
+/// 2 s, 4 s … on the test clock) until the endpoint is back, under the
+/// same key and body, and nothing after it is skipped.
+#[test]
+fn a_factory_outage_is_waited_out_and_nothing_is_lost() {
+    let op = OperationId::Number(42);
+    for down in [PayloadKind::Log, PayloadKind::Pair, PayloadKind::Notify] {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reporter = flaky_reporter(down, 3, calls.clone());
+        let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes(), &reporter);
+        assert_eq!(report.state, OperationState::Done, "{down}: {report:?}");
+        assert_eq!(report.error, None);
+        let calls = calls.lock().unwrap();
+        let mut want = vec![PayloadKind::Log, PayloadKind::Pair, PayloadKind::Notify];
+        let at = want.iter().position(|k| *k == down).unwrap();
+        for _ in 0..3 {
+            want.insert(at, down);
+        }
+        assert_eq!(*calls, want, "{down}");
+    }
+}
+
+/// An outage longer than `delivery_outage_wait` (10 min by default): the
+/// payload is tried again with a growing pause, then given up, and the
+/// operation goes on as SPEC §5 says (no Pair, the notification carries the
+/// error). A refusal (a 4xx) is never tried again.
+#[test]
+fn a_factory_outage_beyond_the_wait_or_a_refusal_gives_the_payload_up() {
+    let op = OperationId::Number(42);
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut reporter = MockReporter::new();
+    let recorded = calls.clone();
+    reporter.expect_deliver().returning(move |p| {
+        recorded.lock().unwrap().push(p.kind);
+        match p.kind {
+            PayloadKind::Log => Err(ReportError::Unavailable {
+                kind: p.kind,
+                message: "http://factory/log answered 503 after 5 attempts".into(),
+            }),
+            PayloadKind::Notify => {
+                assert!(
+                    p.body_str()
+                        .contains(r#""error":"log could not be delivered"#)
+                );
+                Ok(())
+            }
+            other => panic!("{other} must not be sent when the log was not delivered"),
+        }
+    });
+    let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes(), &reporter);
+    assert_eq!(report.state, OperationState::Failed);
+    let calls = calls.lock().unwrap();
+    let logs = calls.iter().filter(|k| **k == PayloadKind::Log).count();
+    // 1 s, 2 s, 4 s … capped at 30 s, over 10 minutes.
+    assert!((20..=30).contains(&logs), "{logs} log attempts");
+    assert_eq!(calls.last(), Some(&PayloadKind::Notify));
+
+    let mut reporter = MockReporter::new();
+    let mut seq = Sequence::new();
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Log)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|p| {
+            Err(ReportError::Refused {
+                kind: p.kind,
+                message: "http://factory/log answered 422".into(),
+            })
+        });
+    reporter
+        .expect_deliver()
+        .withf(|p| p.kind == PayloadKind::Notify)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let (report, _) = run(params(&["A"]), &[reply(&op, "A", &[1])], &mes(), &reporter);
+    assert_eq!(report.state, OperationState::Failed);
+    assert!(report.error.unwrap().contains("422"));
 }
 
 #[test]

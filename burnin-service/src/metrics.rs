@@ -13,6 +13,7 @@
 //! | `burnin_edge_active` | gauge, read at each scrape | — (1 while this edge runs operations, 0 while it is a standby) |
 //! | `burnin_broker_connected` | gauge, read at each scrape | — (1 while the broker connection is up; a standby makes none: 0) |
 //! | `burnin_store_failing` | gauge, read at each scrape | — (1 from a failed write to the store until a write succeeds: what `/healthz` reports as 503) |
+//! | `burnin_live_events`, `burnin_live_operations` | gauge, read at each scrape | — (the events the live page's stream keeps for replay, at most 65,536, and the operations on the live board; a soak watches both stay flat) |
 //! | `burnin_store_info` | gauge, always 1 | `kind` = sqlite, postgres; `store` = the file, or `HOST:PORT/DATABASE` (edges sharing a database carry the same) |
 //!
 //! `packaging/prometheus/burnin.rules.yml` alerts on these; its test
@@ -398,6 +399,22 @@ impl Observer for ServeObserver {
             %retry_at,
             "waiting for MES: {}; retrying (the device stays undecided until MES answers)",
             error.reason()
+        );
+    }
+
+    fn delivery_waiting(
+        &self,
+        op: &Operation,
+        kind: burnin_core::PayloadKind,
+        error: &ReportError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        tracing::warn!(
+            operation = %op.id(),
+            payload = %kind,
+            %retry_at,
+            "waiting for the factory: {error}; trying again (--delivery-outage-wait {})",
+            burnin_core::human_duration(op.params().delivery_outage_wait)
         );
     }
 

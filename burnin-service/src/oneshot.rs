@@ -80,11 +80,15 @@ impl OneShot {
         // The connection attempt has its own timeout; declaring the queues
         // and starting the consumer get the broker bound on top.
         let connect = self.amqp.connect_timeout.saturating_add(bounds.broker);
-        // A MES outage is waited out before reporting (SPEC §11.3).
+        // A MES outage is waited out before reporting (SPEC §11.3), and a
+        // factory outage while reporting: its wait, then at most one more
+        // delivery attempt.
         let operation = self
             .params
             .window
             .saturating_add(self.params.mes_outage_wait)
+            .saturating_add(self.params.delivery_outage_wait)
+            .saturating_add(bounds.delivery)
             .saturating_add(bounds.reporting())
             .saturating_add(GRACE);
         (connect, operation)

@@ -263,7 +263,8 @@ impl AppBuilder {
         self
     }
 
-    /// The settle time, clock tolerance, requireClock and MES outage wait of
+    /// The settle time, clock tolerance, requireClock and the MES and
+    /// delivery outage waits of
     /// operations whose `POST /scans` body does not set them: taken from
     /// `defaults` (its other fields are ignored). SPEC §11.3's defaults
     /// otherwise.
@@ -272,6 +273,7 @@ impl AppBuilder {
         self.defaults.clock_tolerance = defaults.clock_tolerance;
         self.defaults.require_clock = defaults.require_clock;
         self.defaults.mes_outage_wait = defaults.mes_outage_wait;
+        self.defaults.delivery_outage_wait = defaults.delivery_outage_wait;
         self
     }
 
@@ -381,13 +383,25 @@ impl AppBuilder {
             "The operation store this edge uses (always 1); edges sharing one carry the same labels",
             store_info,
         );
-        let metrics = Arc::new(metrics);
         // Event ids start at the start time in microseconds, so they keep
         // growing across restarts (see burnin_core::live).
         let first_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let live = crate::live::Live::new(first_id, self.http.live);
+        let board = live.clone();
+        metrics.gauge_fn(
+            "burnin_live_events",
+            "Events the live page's stream keeps for replay (bounded by its capacity)",
+            move || i64::try_from(board.board().buffered_events()).unwrap_or(i64::MAX),
+        );
+        let board = live.clone();
+        metrics.gauge_fn(
+            "burnin_live_operations",
+            "Operations on the live board: running ones and the finished ones kept in memory",
+            move || i64::try_from(board.board().tracked_operations()).unwrap_or(i64::MAX),
+        );
+        let metrics = Arc::new(metrics);
         let mut observers: Vec<Arc<dyn Observer>> = vec![
             Arc::new(ServeObserver {
                 metrics: metrics.clone(),
@@ -967,6 +981,17 @@ impl Observer for Observers {
         self.0
             .iter()
             .for_each(|o| o.mes_waiting(op, sn, error, retry_at));
+    }
+    fn delivery_waiting(
+        &self,
+        op: &Operation,
+        kind: PayloadKind,
+        error: &ReportError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        self.0
+            .iter()
+            .for_each(|o| o.delivery_waiting(op, kind, error, retry_at));
     }
     fn collection_ended(&self, op: &Operation) {
         self.0.iter().for_each(|o| o.collection_ended(op));

@@ -77,6 +77,7 @@ enum Command {
         "    settleMs      0 to 60000 (default: --settle)\n",
         "    clockToleranceSecs  (default: --clock-tolerance)\n",
         "    mesOutageWaitSecs   0 to 86400 (default: --mes-outage-wait)\n",
+        "    deliveryOutageWaitSecs  0 to 86400 (default: --delivery-outage-wait)\n",
         "  e.g. curl -H 'Content-Type: application/json' -d '{\"operationId\": 42, \"expected\": [\"SN1\"]}' http://127.0.0.1:8080/scans\n",
         "  GET /scans/{id}, GET /scans?limit=N, GET /events, GET /devices/{sn}, GET /healthz, GET /metrics, GET / (the live page)\n\n",
         burnin_cli::logging_help!()

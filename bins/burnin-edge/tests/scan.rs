@@ -261,11 +261,13 @@ fn mes_recovers_but_the_log_api_stays_down() {
             "88",
             "--expect",
             "FLAKY-1",
-            // 2 retries: three attempts.
+            // 2 retries: three attempts, and no outage wait after them.
             "--http-retries",
             "2",
             "--http-timeout",
             "2s",
+            "--delivery-outage-wait",
+            "0s",
         ],
     );
     assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
@@ -293,6 +295,62 @@ fn mes_recovers_but_the_log_api_stays_down() {
         run.stdout.contains("error: log could not be delivered"),
         "{}",
         run.stdout
+    );
+}
+
+/// Found by the fault campaign (seed 20261203, operations 9, 10, 31, 32):
+/// a factory endpoint down for a few seconds outlasted the reporter's
+/// attempts and the operation's results never reached the factory. Now
+/// the log is sent again (same body, same key) until the endpoint is
+/// back, within --delivery-outage-wait, and the Pair and notification
+/// follow as if nothing had happened.
+#[test]
+fn a_factory_outage_of_seconds_is_waited_out_and_nothing_is_lost() {
+    let Some(vhost) = TestVhost::new("scan-outage") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("OUT-1", &["02:00:00:00:06:02"]);
+    // Two deliveries' worth of attempts fail (3 attempts each), the third
+    // delivery goes through.
+    factory.script("/log", &[503; 6]);
+    let _fleet = AgentFleet::start(&vhost, &[Device::new("OUT-1", &["02:00:00:00:06:02"])], &[]);
+    let url = vhost.url();
+    let run = scan_factory(
+        &factory,
+        &["--amqp-url", &url],
+        &[
+            "--operation-id",
+            "89",
+            "--expect",
+            "OUT-1",
+            "--http-retries",
+            "2",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let logs = factory.requests_to("/log");
+    assert_eq!(logs.len(), 7, "6 answered 503, the 7th 200");
+    assert!(
+        logs.iter().all(|r| r.body == logs[0].body
+            && r.header("idempotency-key") == logs[0].header("idempotency-key")),
+        "every attempt sends the same body under the same key"
+    );
+    assert_eq!(factory.requests_to("/pair").len(), 1);
+    let notify = factory.requests_to("/notify");
+    assert_eq!(notify.len(), 1);
+    let n = notify[0].json();
+    assert_eq!(
+        n,
+        json!({"operationId": 89, "scanInfo": [{"serialNo": "OUT-1", "result": "Success"}]})
+    );
+    assert_eq!(
+        run.stderr
+            .matches("waiting for the factory: log could not be delivered")
+            .count(),
+        2,
+        "{}",
+        run.stderr
     );
 }
 

@@ -427,6 +427,9 @@ fn two_operations_at_once_each_report_only_their_own_devices_and_metrics_match()
     let limit = metric(&m, "burnin_mes_concurrency_limit");
     assert!((1.0..=256.0).contains(&limit), "{limit}");
     assert_eq!(metric(&m, "burnin_mes_in_flight"), 0.0);
+    // The live board holds both operations and their events.
+    assert_eq!(metric(&m, "burnin_live_operations"), 2.0);
+    assert!(metric(&m, "burnin_live_events") >= 2.0 * 7.0);
 }
 
 #[test]

@@ -63,6 +63,11 @@ pub struct ScanRequest {
     /// undecided (0 to 86400; default `serve --mes-outage-wait`, 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mes_outage_wait_secs: Option<u64>,
+    /// How long, in all, the operation keeps trying a factory payload whose
+    /// endpoint is down (unreachable, timeouts, 5xx, 429) before giving it
+    /// up (0 to 86400; default `serve --delivery-outage-wait`, 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_outage_wait_secs: Option<u64>,
     /// The operation id.
     #[schema(schema_with = operation_id_schema)]
     pub operation_id: CoreOperationId,
@@ -648,6 +653,7 @@ mod tests {
             clock_tolerance_secs: Some(90),
             expected: Some(vec!["Q186I15901".into()]),
             mes_outage_wait_secs: Some(60),
+            delivery_outage_wait_secs: Some(30),
             operation_id: CoreOperationId::Number(42),
             operator_id: Some("op-17".into()),
             rescan: Some(true),

@@ -163,6 +163,21 @@ impl Observer for Progress {
         }
     }
 
+    fn delivery_waiting(
+        &self,
+        op: &Operation,
+        kind: PayloadKind,
+        error: &ReportError,
+        retry_at: burnin_core::Timestamp,
+    ) {
+        // The bar is gone by now: collection has ended.
+        eprintln!(
+            "waiting for the factory: {error}; sending the {kind} again at {retry_at}, \
+             for up to {} in all (--delivery-outage-wait); nothing is lost meanwhile",
+            burnin_core::human_duration(op.params().delivery_outage_wait),
+        );
+    }
+
     fn collection_ended(&self, op: &Operation) {
         if let Some(bar) = &self.bar {
             self.update(op, true);

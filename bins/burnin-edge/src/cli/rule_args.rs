@@ -1,11 +1,11 @@
 //! Flags both `scan` and `serve` take for how an operation judges what it
 //! hears (SPEC §11.3): the settle time, the clock tolerance, requireClock
-//! and the MES outage wait.
+//! and the MES and delivery outage waits.
 
 use std::time::Duration;
 
 use burnin_core::OperationParams;
-use burnin_core::request::{MAX_MES_OUTAGE_WAIT, MAX_SETTLE};
+use burnin_core::request::{MAX_DELIVERY_OUTAGE_WAIT, MAX_MES_OUTAGE_WAIT, MAX_SETTLE};
 
 /// The operation rules and timings shared by `scan` and `serve` (for
 /// `serve`: the defaults of a `POST /scans` that does not set them).
@@ -38,6 +38,17 @@ pub(crate) struct RuleArgs {
     #[arg(long, env = "BURNIN_MES_OUTAGE_WAIT", value_name = "DURATION", default_value = "10m",
           value_parser = humantime::parse_duration)]
     pub(crate) mes_outage_wait: Duration,
+
+    /// How long, in all, an operation keeps trying a factory payload (log,
+    /// Pair, directBurn, notification) whose endpoint is unreachable, times
+    /// out or answers 5xx/429 after the attempts of --http-retries, before
+    /// giving it up. The operation stays "reporting" meanwhile, and each
+    /// attempt sends the same body under the same Idempotency-Key. A
+    /// refusal (any other 4xx) is never retried. 0s: give up after the
+    /// --http-retries attempts.
+    #[arg(long, env = "BURNIN_DELIVERY_OUTAGE_WAIT", value_name = "DURATION",
+          default_value = "10m", value_parser = humantime::parse_duration)]
+    pub(crate) delivery_outage_wait: Duration,
 }
 
 impl RuleArgs {
@@ -57,10 +68,18 @@ impl RuleArgs {
                 humantime::format_duration(MAX_MES_OUTAGE_WAIT)
             ));
         }
+        if self.delivery_outage_wait > MAX_DELIVERY_OUTAGE_WAIT {
+            return Err(format!(
+                "--delivery-outage-wait {} is too long; give at most {}",
+                humantime::format_duration(self.delivery_outage_wait),
+                humantime::format_duration(MAX_DELIVERY_OUTAGE_WAIT)
+            ));
+        }
         p.settle = self.settle;
         p.clock_tolerance = self.clock_tolerance;
         p.require_clock = self.require_clock;
         p.mes_outage_wait = self.mes_outage_wait;
+        p.delivery_outage_wait = self.delivery_outage_wait;
         Ok(())
     }
 }

@@ -241,11 +241,12 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         tracing::info!(
             broker = %job.amqp.redacted_url(),
             factory = %job.factory.describe,
-            "starting scan; it ends within {} at the latest (connecting {}, window {}, MES outage wait {}, reporting budget {}, grace {})",
+            "starting scan; it ends within {} at the latest (connecting {}, window {}, MES outage wait {}, factory outage wait {}, reporting budget {}, grace {})",
             humantime::format_duration(connect.saturating_add(limit)),
             humantime::format_duration(connect),
             humantime::format_duration(params.window),
             humantime::format_duration(params.mes_outage_wait),
+            humantime::format_duration(params.delivery_outage_wait),
             humantime::format_duration(job.factory.bounds.reporting()),
             humantime::format_duration(GRACE),
         );
