@@ -87,6 +87,34 @@ pub(crate) enum Cmd {
     /// endpoint down); then a checker over the recorded history. Exit 1 on
     /// any device lost, doubled or reported otherwise than MES says, or an
     /// operation stuck.
+    /// A soak: N operations in a row through one `serve` (state database
+    /// on disk, `--keep 1h`), sampling the serve's RSS, the database's
+    /// size, the time per operation and the live page's replay buffer
+    /// every `--every` operations; a table, an SVG chart, and a verdict on
+    /// whether each curve is flat after warm-up. Exit 1 if an operation
+    /// failed or a curve grew.
+    Soak {
+        /// Operations, one after the other.
+        #[arg(long, default_value_t = 5000)]
+        operations: usize,
+        /// Devices per operation (simulated agents).
+        #[arg(long, default_value_t = 20)]
+        devices: u32,
+        /// Sample every this many operations.
+        #[arg(long, default_value_t = 500)]
+        every: usize,
+        /// `serve --settle`: 0s ends each operation as soon as its last
+        /// device replied (the default 500 ms would add 42 min to 5,000
+        /// operations and measure nothing more).
+        #[arg(long, value_name = "DURATION", default_value = "0s")]
+        settle: humantime::Duration,
+        /// `serve --keep`.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        keep: humantime::Duration,
+        /// Where the chart goes (default: the record's path with `.svg`).
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+    },
     Chaos {
         /// Operations, one after the other.
         #[arg(long, default_value_t = 50)]

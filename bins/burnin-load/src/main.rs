@@ -11,6 +11,7 @@
 //! target/release/burnin-load cluster    # 3,000 devices on the 3 nodes of scripts/cluster
 //! target/release/burnin-load cluster --stop-node   # …the busiest node stopped mid-window
 //! target/release/burnin-load chaos --operations 50 --seed 7   # random faults, checked
+//! target/release/burnin-load soak --operations 5000 # one serve, RSS/store/time/buffer charted
 //! ```
 //!
 //! Each device count gets a vhost, a factory stand-in (burnin-testkit's,
@@ -33,7 +34,8 @@
 //! Modules: [`cli`] (flags), [`scenarios`] (the table run), [`fault`] and
 //! [`check`] (the fault run and its falsifiable checker), [`cluster`] (the
 //! run on the project's 3-node cluster, same checker), [`chaos`] (the
-//! seeded fault campaign and its checker), [`spawn`] (the
+//! seeded fault campaign and its checker), [`soak`] and [`chart`] (the
+//! long run through one serve, and its SVG chart), [`spawn`] (the
 //! programs under test), [`agents`] (simulated devices), [`analysis`]
 //! (figures from what the stand-in saw), [`table`] (table and goals),
 //! [`sample`] (machine, load, CPU), [`broker`] (vhosts, limits, closes),
@@ -44,6 +46,7 @@ mod agents;
 mod analysis;
 mod broker;
 mod chaos;
+mod chart;
 mod check;
 mod cli;
 mod cluster;
@@ -52,6 +55,7 @@ mod fault;
 mod record;
 mod sample;
 mod scenarios;
+mod soak;
 mod spawn;
 mod table;
 
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
     let kind = match cli.command {
         Some(Cmd::Fault { .. }) => "fault",
         Some(Cmd::Chaos { .. }) => "chaos",
+        Some(Cmd::Soak { .. }) => "soak",
         Some(Cmd::Cluster {
             stop_node: true, ..
         }) => "cluster-stop-node",
@@ -99,7 +104,7 @@ fn main() -> ExitCode {
         }
     };
     say!("burnin-load {kind}, started {now}");
-    let code = match rt.block_on(run(cli)) {
+    let code = match rt.block_on(run(cli, &path)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -128,7 +133,7 @@ fn in_repo(path: &std::path::Path) -> PathBuf {
     spawn::first_existing(&[path.to_path_buf(), from_build]).unwrap_or_else(|| path.to_path_buf())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<bool> {
+async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
     let nofile = broker::raise_nofile();
     let bin_dir = match cli.bin_dir.clone() {
         Some(d) => d,
@@ -242,6 +247,28 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 plan_only: *plan_only,
             };
             chaos::run(&env, &campaign).await
+        }
+        Some(Cmd::Soak {
+            operations,
+            devices,
+            every,
+            settle,
+            keep,
+            chart,
+        }) => {
+            local_broker(conns)?;
+            let plan = soak::Soak {
+                operations: *operations,
+                devices: *devices,
+                every: *every,
+                settle: *settle,
+                keep: *keep,
+                connections: cli.connections,
+                chart: chart
+                    .clone()
+                    .unwrap_or_else(|| record.with_extension("svg")),
+            };
+            soak::run(&env, &plan).await
         }
         Some(Cmd::Fault { devices }) => {
             local_broker(conns)?;
