@@ -165,9 +165,17 @@ impl Observer for LiveObserver {
     }
 }
 
-/// Deletes finished operations older than `keep` now and every 10 minutes
-/// until `stop` (`serve --keep`).
+/// How often [`retention`] prunes: a sixth of `keep`, between 1 s and 10
+/// minutes, so a short `--keep` (a soak, a test line) is honoured within
+/// about a sixth of itself and a long one costs one query per 10 minutes.
+pub(crate) fn prune_interval(keep: Duration) -> Duration {
+    (keep / 6).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// Deletes finished operations older than `keep` now and every
+/// [`prune_interval`] until `stop` (`serve --keep`).
 pub(crate) async fn retention(store: crate::Store, keep: Duration, stop: CancellationToken) {
+    let every = prune_interval(keep);
     loop {
         let cutoff = std::time::SystemTime::now()
             .checked_sub(keep)
@@ -184,7 +192,33 @@ pub(crate) async fn retention(store: crate::Store, keep: Duration, stop: Cancell
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            () = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prune_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn pruning_follows_a_short_keep_and_stays_rare_for_a_long_one() {
+        assert_eq!(
+            prune_interval(Duration::from_secs(30)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            prune_interval(Duration::from_millis(10)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            prune_interval(Duration::from_secs(3600)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            prune_interval(Duration::from_secs(30 * 24 * 3600)),
+            Duration::from_secs(600)
+        );
     }
 }

@@ -236,7 +236,7 @@ impl AppBuilder {
     }
 
     /// Delete finished operations older than `keep` from the store (checked
-    /// at start and every 10 minutes); `None` (the default) keeps everything.
+    /// at start and every sixth of `keep`, at most every 10 minutes); `None` (the default) keeps everything.
     pub fn keep(mut self, keep: Option<std::time::Duration>) -> Self {
         self.keep = keep;
         self

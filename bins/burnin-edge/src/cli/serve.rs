@@ -87,8 +87,9 @@ pub(crate) struct ServeArgs {
     allow_origin: Vec<String>,
 
     /// Delete finished operations older than this from the store (e.g.
-    /// `30d`, `12h`); checked at start (by the active edge) and every 10
-    /// minutes. Without it every operation is kept.
+    /// `30d`, `12h`); checked at start (by the active edge) and then every
+    /// sixth of this, at most every 10 minutes and at least every second.
+    /// Without it every operation is kept.
     #[arg(long, env = "BURNIN_KEEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
     keep: Option<std::time::Duration>,
 
