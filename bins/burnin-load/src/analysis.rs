@@ -21,6 +21,19 @@ pub(crate) struct Timing {
     pub(crate) phases: String,
     /// Why the run does not count, if it does not.
     pub(crate) problem: Option<String>,
+    /// CPU seconds of the edge, the broker and the harness (agents and
+    /// stand-in) over the run, where they could be read (`scan` runs).
+    pub(crate) cpu: Cpu,
+    /// The edge's peak RSS (`VmHWM`), KiB, where it could be read.
+    pub(crate) edge_peak_rss_kib: Option<u64>,
+}
+
+/// CPU seconds per side of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cpu {
+    pub(crate) edge: Option<f64>,
+    pub(crate) broker: Option<f64>,
+    pub(crate) harness: Option<f64>,
 }
 
 impl Timing {

@@ -4,11 +4,31 @@
 
 use std::fmt::Write as _;
 
-/// One series: its title (with its unit) and its points `(x, y)`.
+/// One panel: its title (with its unit) and its points `(x, y)`, plus
+/// more named lines drawn on the same axes (`others`), with a legend.
 pub(crate) struct Series {
     pub(crate) title: String,
     pub(crate) points: Vec<(f64, f64)>,
+    /// Further lines on this panel: name, points. The first line is then
+    /// named by `name`.
+    pub(crate) others: Vec<(String, Vec<(f64, f64)>)>,
+    /// The first line's name in the legend (shown only with `others`).
+    pub(crate) name: String,
 }
+
+impl Series {
+    /// A panel with one line.
+    pub(crate) fn one(title: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            title: title.into(),
+            points,
+            others: Vec::new(),
+            name: String::new(),
+        }
+    }
+}
+
+const COLOURS: [&str; 4] = ["#1f5fa8", "#c0392b", "#27864a", "#8e44ad"];
 
 const WIDTH: f64 = 720.0;
 const PANEL: f64 = 150.0;
@@ -40,7 +60,15 @@ pub(crate) fn svg(title: &str, x_label: &str, panels: &[Series]) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     for (k, s) in panels.iter().enumerate() {
         let top = TOP + k as f64 * (PANEL + GAP);
-        let y_max = nice(s.points.iter().map(|p| p.1).fold(0.0_f64, f64::max));
+        let lines: Vec<(&str, &[(f64, f64)])> = std::iter::once((s.name.as_str(), &s.points[..]))
+            .chain(s.others.iter().map(|(n, p)| (n.as_str(), &p[..])))
+            .collect();
+        let y_max = nice(
+            lines
+                .iter()
+                .flat_map(|l| l.1.iter().map(|p| p.1))
+                .fold(0.0_f64, f64::max),
+        );
         let x = |v: f64| LEFT + v / x_max * plot_w;
         let y = |v: f64| top + PANEL - v / y_max * PANEL;
         let _ = writeln!(
@@ -75,23 +103,34 @@ pub(crate) fn svg(title: &str, x_label: &str, panels: &[Series]) -> String {
                 short(v)
             );
         }
-        let path: Vec<String> = s
-            .points
-            .iter()
-            .map(|&(px, py)| format!("{:.1},{:.1}", x(px), y(py)))
-            .collect();
-        let _ = writeln!(
-            out,
-            r##"<polyline fill="none" stroke="#1f5fa8" stroke-width="2" points="{}"/>"##,
-            path.join(" ")
-        );
-        for &(px, py) in &s.points {
+        for (k, (name, points)) in lines.iter().enumerate() {
+            let colour = COLOURS[k % COLOURS.len()];
+            let path: Vec<String> = points
+                .iter()
+                .map(|&(px, py)| format!("{:.1},{:.1}", x(px), y(py)))
+                .collect();
             let _ = writeln!(
                 out,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#1f5fa8"/>"##,
-                x(px),
-                y(py)
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                path.join(" ")
             );
+            for &(px, py) in *points {
+                let _ = writeln!(
+                    out,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
+                    x(px),
+                    y(py)
+                );
+            }
+            if lines.len() > 1 {
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
+                    LEFT + 10.0,
+                    top + 16.0 + k as f64 * 15.0,
+                    escape(name)
+                );
+            }
         }
     }
     let _ = writeln!(
@@ -147,13 +186,26 @@ mod tests {
         let s = svg(
             "soak <1>",
             "operations",
-            &[Series {
-                title: "RSS (MiB)".into(),
-                points: vec![(0.0, 1.0), (500.0, 2.0), (1000.0, 2.0)],
-            }],
+            &[Series::one(
+                "RSS (MiB)",
+                vec![(0.0, 1.0), (500.0, 2.0), (1000.0, 2.0)],
+            )],
         );
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert_eq!(s.matches("<circle").count(), 3);
+        assert!(!s.contains("fill=\"#c0392b\""), "one line, no legend");
+        let two = svg(
+            "cost",
+            "devices",
+            &[Series {
+                title: "CPU".into(),
+                name: "edge".into(),
+                points: vec![(1.0, 1.0), (2.0, 2.0)],
+                others: vec![("broker".into(), vec![(1.0, 3.0), (2.0, 9.0)])],
+            }],
+        );
+        assert_eq!(two.matches("<circle").count(), 4);
+        assert!(two.contains(">edge</text>") && two.contains(">broker</text>"));
         assert!(s.contains("soak &lt;1&gt;"), "titles are text, not markup");
     }
 }

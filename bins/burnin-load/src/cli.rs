@@ -87,6 +87,27 @@ pub(crate) enum Cmd {
     /// endpoint down); then a checker over the recorded history. Exit 1 on
     /// any device lost, doubled or reported otherwise than MES says, or an
     /// operation stuck.
+    /// The cost curve: the durable `scan` at 200, 1,000, 2,000, 5,000,
+    /// 10,000 and 20,000 devices (MES at 20 ms), each on a fresh vhost:
+    /// command to notification, CPU µs per device of the edge, the broker
+    /// and the harness, the edge's peak RSS and the broker's RSS; a table
+    /// and an SVG chart. A count the broker cannot take ends the curve
+    /// there, saying why.
+    Curve {
+        /// Device counts, in order.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "200,1000,2000,5000,10000,20000"
+        )]
+        points: Vec<u32>,
+        /// MES latency, ms.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+        /// Where the chart goes (default: the record's path with `.svg`).
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+    },
     /// A soak: N operations in a row through one `serve` (state database
     /// on disk, `--keep 1h`), sampling the serve's RSS, the database's
     /// size, the time per operation and the live page's replay buffer

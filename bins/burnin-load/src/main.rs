@@ -12,6 +12,7 @@
 //! target/release/burnin-load cluster --stop-node   # …the busiest node stopped mid-window
 //! target/release/burnin-load chaos --operations 50 --seed 7   # random faults, checked
 //! target/release/burnin-load soak --operations 5000 # one serve, RSS/store/time/buffer charted
+//! target/release/burnin-load curve                   # durable scan, 200 to 20,000 devices, charted
 //! ```
 //!
 //! Each device count gets a vhost, a factory stand-in (burnin-testkit's,
@@ -34,8 +35,9 @@
 //! Modules: [`cli`] (flags), [`scenarios`] (the table run), [`fault`] and
 //! [`check`] (the fault run and its falsifiable checker), [`cluster`] (the
 //! run on the project's 3-node cluster, same checker), [`chaos`] (the
-//! seeded fault campaign and its checker), [`soak`] and [`chart`] (the
-//! long run through one serve, and its SVG chart), [`spawn`] (the
+//! seeded fault campaign and its checker), [`soak`] (the long run through
+//! one serve), [`curve`] (the cost by device count), [`chart`] (their SVG
+//! charts), [`spawn`] (the
 //! programs under test), [`agents`] (simulated devices), [`analysis`]
 //! (figures from what the stand-in saw), [`table`] (table and goals),
 //! [`sample`] (machine, load, CPU), [`broker`] (vhosts, limits, closes),
@@ -50,6 +52,7 @@ mod chart;
 mod check;
 mod cli;
 mod cluster;
+mod curve;
 mod edgelog;
 mod fault;
 mod record;
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Some(Cmd::Fault { .. }) => "fault",
         Some(Cmd::Chaos { .. }) => "chaos",
         Some(Cmd::Soak { .. }) => "soak",
+        Some(Cmd::Curve { .. }) => "curve",
         Some(Cmd::Cluster {
             stop_node: true, ..
         }) => "cluster-stop-node",
@@ -247,6 +251,22 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
                 plan_only: *plan_only,
             };
             chaos::run(&env, &campaign).await
+        }
+        Some(Cmd::Curve {
+            points,
+            latency_ms,
+            chart,
+        }) => {
+            local_broker(conns)?;
+            let plan = curve::Curve {
+                points: points.clone(),
+                latency_ms: *latency_ms,
+                connections: cli.connections,
+                chart: chart
+                    .clone()
+                    .unwrap_or_else(|| record.with_extension("svg")),
+            };
+            curve::run(&env, &plan).await
         }
         Some(Cmd::Soak {
             operations,

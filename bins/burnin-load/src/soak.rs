@@ -371,10 +371,10 @@ fn gauge(metrics: &str, name: &str) -> anyhow::Result<u64> {
 }
 
 fn series(title: &str, samples: &[Sample], y: impl Fn(&Sample) -> f64) -> Series {
-    Series {
-        title: title.to_owned(),
-        points: samples.iter().map(|s| (s.ops as f64, y(s))).collect(),
-    }
+    Series::one(
+        title,
+        samples.iter().map(|s| (s.ops as f64, y(s))).collect(),
+    )
 }
 
 #[cfg(test)]

@@ -187,24 +187,34 @@ pub(crate) async fn scan(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", env.edge.display()))?;
-    // The edge's CPU time: sampled until it exits.
-    let edge_pid = child.id().map(|p| p.to_string());
+    // The edge's CPU time and peak RSS: sampled until it exits.
+    let edge_pid = child.id();
     let sampler = tokio::spawn(async move {
-        let mut last = None;
-        while let Some(t) = edge_pid.as_deref().and_then(cpu_ticks) {
-            last = Some(t);
+        let (mut cpu, mut peak) = (None, None);
+        while let Some(t) = edge_pid.and_then(|p| cpu_ticks(&p.to_string())) {
+            cpu = Some(t);
+            peak = edge_pid
+                .and_then(|p| crate::sample::proc_field(p, "status", "VmHWM:"))
+                .or(peak);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        last
+        (cpu, peak)
     });
     let out = child.wait_with_output().await?;
     let total = t0.elapsed();
-    let edge_cpu = sampler.await.ok().flatten();
+    let (edge_cpu, edge_peak) = sampler.await.unwrap_or_default();
     let cpu1 = (cpu_ticks("self"), broker.cpu_ticks());
     let requests = factory.take_requests();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut t = analyse(t0, &requests, devices.len());
     t.total_s = secs(total);
+    let span = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / 100.0);
+    t.cpu = crate::analysis::Cpu {
+        edge: edge_cpu.map(|c| c as f64 / 100.0),
+        broker: span(cpu0.1, cpu1.1),
+        harness: span(cpu0.0, cpu1.0),
+    };
+    t.edge_peak_rss_kib = edge_peak;
     t.phases = breakdown(
         t0,
         &t.phases,
