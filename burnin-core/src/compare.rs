@@ -248,6 +248,10 @@ pub struct DeviceResult {
     /// slot, then MACs shared with other devices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<HardwareFinding>,
+    /// Where the device is, from the edge's cabling plan (SPEC §11.1); not
+    /// in the factory payloads, left out when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::Location>,
 }
 
 impl DeviceResult {
@@ -485,6 +489,7 @@ impl DeviceResult {
             result: Verdict::Fail,
             finding: Finding::NoReply,
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -523,6 +528,7 @@ impl DeviceResult {
             result: Verdict::Fail,
             finding,
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -624,6 +630,7 @@ impl DeviceResult {
             result: if pass { Verdict::Pass } else { Verdict::Fail },
             finding: Finding::Compared,
             findings: Vec::new(),
+            location: None,
         }
     }
 }

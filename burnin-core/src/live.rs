@@ -50,8 +50,8 @@ use serde::Serialize;
 
 use crate::edge::OperationReport;
 use crate::{
-    DeviceResult, Finding, FindingKind, HardwareFinding, Mac, MacInfo, Operation, OperationId,
-    OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
+    DeviceResult, Finding, FindingKind, HardwareFinding, Location, Mac, MacInfo, Operation,
+    OperationId, OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
 };
 
 /// Where a device is in an operation.
@@ -114,6 +114,10 @@ pub struct LiveDevice {
     /// (`{"kind", "interface"?, "message"}`); left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<HardwareFinding>,
+    /// Where it is (SPEC §11.1: `{"place", "switch", "port", "planned"}`),
+    /// from the edge's cabling plan; left out when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 impl LiveDevice {
@@ -127,6 +131,7 @@ impl LiveDevice {
             macinfo: Vec::new(),
             details: Vec::new(),
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -147,6 +152,7 @@ impl LiveDevice {
             macinfo: d.macinfo.clone(),
             details: details(d),
             findings: d.findings.clone(),
+            location: d.location.clone(),
         }
     }
 }
