@@ -431,3 +431,36 @@ fn a_network_card_below_its_maximum_link_is_a_finding_and_require_pcie_width_fai
         .filter(|f| f.kind == FindingKind::PcieLink);
     assert_eq!(pcie.count(), 1, "{:?}", d.findings);
 }
+
+/// A unit with rows for two interfaces: each row judges its own, and a row
+/// without interface judges only what no other row of the unit accounts for.
+#[test]
+fn a_unit_with_two_rows_is_judged_interface_by_interface() {
+    let p = CablingPlan::parse(
+        b"switch,port,location,sn,interface\n\
+          leaf-07,swp7,B3 shelf 12,SN1,enp4s0\n\
+          leaf-08,swp7,B3 shelf 12,SN1,\n",
+    )
+    .unwrap();
+    // enp4s0 right, enp5s0 on the wrong switch.
+    let r = reply(
+        "SN1",
+        &[
+            ("enp4s0", 4, Some(vec![neighbour(Some("leaf-07"), "swp7")])),
+            ("enp5s0", 5, Some(vec![neighbour(Some("leaf-09"), "swp7")])),
+        ],
+    );
+    assert_eq!(
+        words(&p, &r, true),
+        ["enp5s0 cabled to leaf-09 swp7, plan says leaf-08 swp7 (B3 shelf 12)"]
+    );
+    // Both right.
+    let r = reply(
+        "SN1",
+        &[
+            ("enp4s0", 4, Some(vec![neighbour(Some("leaf-07"), "swp7")])),
+            ("enp5s0", 5, Some(vec![neighbour(Some("leaf-08"), "swp7")])),
+        ],
+    );
+    assert!(words(&p, &r, true).is_empty());
+}
