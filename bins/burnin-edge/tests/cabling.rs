@@ -12,6 +12,9 @@
 //! | CAB-3 | enp1s0 hears leaf-07 swp10 | swp10 is B3 shelf 14, for CAB-9 |
 //! | CAB-4 | hears leaf-07 swp11 as planned; its card at x4 of x8 | CAB-4 enp1s0 on swp11 (B3 shelf 15) |
 //! | OLD-5 | an older agent's reply: no `lldp`, no `pcieLink` | OLD-5 on swp12 (B3 shelf 16) |
+//!
+//! The last test runs two `serve`s on one PostgreSQL store and kills the
+//! active one mid-window: the standby applies the operation's rules.
 
 mod support;
 
@@ -412,4 +415,89 @@ fn serve_shows_locations_and_applies_the_cabling_rules_asked_for() {
     // The factory's logs carry none of it.
     let logs = factory.requests_to("/log");
     assert_eq!(String::from_utf8_lossy(&logs[1].body), log(9202, ["1"; 5]));
+}
+
+/// Two `serve`s on one PostgreSQL store, both with the plan: the active
+/// one is killed mid-window, and the standby that takes the operation over
+/// applies the rules the request asked for (recorded with the operation,
+/// not configured on the standby).
+#[test]
+fn a_standby_taking_over_applies_the_cabling_rules_of_the_operation() {
+    use burnin_testkit::pg::TestDb;
+
+    let Some(db) = TestDb::new("cabling_takeover") else {
+        return;
+    };
+    let Some(vhost) = TestVhost::new("cabling-takeover") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    trees(dir.path());
+    let plan = dir.path().join("plan.csv");
+    let factory = FactoryStandIn::start();
+    for (n, sn) in UNITS.iter().enumerate() {
+        factory.set_mes(sn, &[&mac(n + 1)]);
+    }
+    let edge = |name: &str| {
+        let port = support::free_port();
+        Serve::launch(
+            &vhost.url(),
+            &factory,
+            port,
+            dir.path().join(format!("{name}.log")),
+            None,
+            |cmd| {
+                cmd.args(["--store", &db.url()])
+                    .arg("--cabling-plan")
+                    .arg(&plan);
+            },
+        )
+    };
+    let _agents = start_agents(&vhost, dir.path());
+    let mut a = edge("a");
+    a.wait_role("active", Duration::from_secs(20));
+    let b = edge("b");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.role(), "standby", "{}", b.stderr());
+    // No `expected`: the window runs its whole length, so the kill lands
+    // inside it.
+    let (status, body) = a.post(&json!({
+        "operationId": 9301, "windowSecs": 12,
+        "requireCabling": true, "requirePcieWidth": true
+    }));
+    assert_eq!(status, 202, "{body}");
+    a.wait_for("9301", Duration::from_secs(10), |d| {
+        d["replies"].as_u64() >= Some(5)
+    });
+    a.sigkill();
+    b.wait_role("active", Duration::from_secs(10));
+    assert!(
+        b.stderr().contains("resuming an unfinished operation"),
+        "{}",
+        b.stderr()
+    );
+    let done = b.wait_finished("9301", Duration::from_secs(40));
+    assert_eq!(done["state"], "done", "{done}\n{}", b.stderr());
+    assert_eq!(
+        (&done["requireCabling"], &done["requirePcieWidth"]),
+        (&json!(true), &json!(true))
+    );
+    let got = devices(&done);
+    let by = |sn: &str| got.iter().find(|d| d.0 == sn).unwrap().clone();
+    for sn in UNITS {
+        assert_eq!(by(sn).1, "0", "{sn} under both rules: {done}");
+    }
+    assert_eq!(
+        by("CAB-1").3,
+        [
+            "enp1s0 cabled to leaf-07 swp9, plan says leaf-07 swp7 (B3 shelf 12); requireCabling fails it"
+        ]
+    );
+    assert_eq!(
+        by("CAB-4").3,
+        [
+            "PCIe link of 0000:01:00.0 degraded: x4 of x8, 8.0 GT/s of 8.0 GT/s; requirePcieWidth fails it"
+        ]
+    );
+    assert_eq!(by("CAB-3").2, at("B3 shelf 14", "swp10", false));
 }
