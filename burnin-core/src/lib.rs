@@ -24,6 +24,11 @@
 //!   is compared, `requireLink`, [`HardwareFinding`]s such as a card with no
 //!   driver; [`note_shared_macs`] across devices); [`payload`] builds the
 //!   four factory documents of SPEC §5 byte for byte.
+//! * **Cabling** — [`cabling`] parses the edge's cabling plan (SPEC
+//!   §11.1), places devices ([`Location`]) from their LLDP neighbours and
+//!   words the cabling findings; [`DeviceResult::add_cabling`] applies
+//!   `requireCabling`, and [`DeviceResult::compare_report`] words PCIe links
+//!   below their maximum (`requirePcieWidth`).
 //! * **State machine** — [`Operation`] runs one scan operation:
 //!   `handle_*` methods take inputs (replies, MES answers, the time),
 //!   `poll_*` methods say what to do next (payload to deliver, deadline).
@@ -64,6 +69,7 @@ mod model;
 mod time;
 
 pub mod agent;
+pub mod cabling;
 pub mod edge;
 pub mod live;
 pub mod memory;
@@ -73,6 +79,7 @@ pub mod ports;
 pub mod request;
 pub mod store;
 
+pub use cabling::Location;
 pub use compare::{
     DeviceResult, Finding, FindingKind, HardwareFinding, MAX_NAMED_SERIALS, MacInfo, MesAnswer,
     Rules, ScanStatus, Verdict, note_shared_macs,

@@ -102,6 +102,17 @@ pub struct OperationParams {
     /// operation stays `reporting` meanwhile; a refusal (another 4xx) is
     /// never retried. Zero: give up after the reporter's attempts.
     pub delivery_outage_wait: Duration,
+    /// `requireCabling` (SPEC §11.1): a cabling finding fails its
+    /// interface's MAC. Off by default.
+    pub require_cabling: bool,
+    /// `requirePcieWidth` (SPEC §11.1): a network card narrower than its
+    /// maximum PCIe width fails its MAC. Off by default.
+    pub require_pcie_width: bool,
+    /// The edge's cabling plan (SPEC §11.1), if it has one: devices get a
+    /// location and cabling findings. Edge configuration, not recorded with
+    /// the operation (see [`crate::cabling`]): whoever runs or resumes the
+    /// operation sets it.
+    pub cabling: Option<std::sync::Arc<crate::cabling::CablingPlan>>,
 }
 
 /// Default of [`OperationParams::settle`].
@@ -133,6 +144,9 @@ impl OperationParams {
             require_clock: false,
             mes_outage_wait: DEFAULT_MES_OUTAGE_WAIT,
             delivery_outage_wait: DEFAULT_DELIVERY_OUTAGE_WAIT,
+            require_cabling: false,
+            require_pcie_width: false,
+            cabling: None,
         }
     }
 }
@@ -359,6 +373,17 @@ impl Operation {
     }
 
     // ---- getters ----
+
+    /// Where `sn` is by the edge's cabling plan (SPEC §11.1): from its
+    /// reply's LLDP neighbours once it replied, else where the plan puts it
+    /// (`planned`); `None` without a plan or a matching row.
+    pub fn location(&self, sn: &SerialNumber) -> Option<crate::Location> {
+        let plan = self.params.cabling.as_ref()?;
+        match self.replies.get(sn) {
+            Some(report) => plan.locate(report),
+            None => plan.planned(sn),
+        }
+    }
 
     /// The parameters.
     pub fn params(&self) -> &OperationParams {
@@ -708,13 +733,18 @@ impl Operation {
     }
 
     fn build_results(&mut self) {
-        let rules = Rules::require_link(self.params.require_link);
+        let mut rules = Rules::require_link(self.params.require_link);
+        rules.require_cabling = self.params.require_cabling;
+        rules.require_pcie_width = self.params.require_pcie_width;
+        let plan = self.params.cabling.clone();
         let tolerance = self.params.clock_tolerance;
         let require_clock = self.params.require_clock;
         let mut undecided: Vec<(SerialNumber, String)> = Vec::new();
         let mut result_for = |sn: &SerialNumber| -> DeviceResult {
             let Some(report) = self.replies.get(sn) else {
-                return DeviceResult::no_reply(sn.clone());
+                let mut r = DeviceResult::no_reply(sn.clone());
+                r.location = plan.as_ref().and_then(|p| p.planned(sn));
+                return r;
             };
             let mut r = match self.mes.get(sn) {
                 Some(Ok(answer)) => DeviceResult::compare_report(report, answer, rules),
@@ -730,6 +760,9 @@ impl Operation {
                     r
                 }
             };
+            if let Some(plan) = &plan {
+                r.add_cabling(plan, report, rules);
+            }
             if let Some(twins) = self.conflicts.get(sn) {
                 r.add_conflict(report, twins);
             }

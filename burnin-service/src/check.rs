@@ -57,6 +57,9 @@ pub struct CheckConfig {
     /// `serve` uses a PostgreSQL store instead: the state-db check is
     /// skipped (this check does not connect to PostgreSQL).
     pub postgres_store: bool,
+    /// The cabling plan `scan`/`serve` will read (SPEC §11.1), if any:
+    /// checked to parse.
+    pub cabling_plan: Option<PathBuf>,
 }
 
 /// How a check ended.
@@ -141,7 +144,46 @@ pub async fn run(config: CheckConfig) -> Result<Vec<CheckLine>, String> {
         check_state_db(&config.state_db)
     });
     lines.push(check_clock(&dates));
+    if let Some(path) = &config.cabling_plan {
+        lines.push(check_cabling_plan(path));
+    }
     Ok(lines)
+}
+
+/// Whether the cabling plan parses, and how many rows it has.
+fn check_cabling_plan(path: &Path) -> CheckLine {
+    const NAME: &str = "cabling-plan";
+    let shown = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return CheckLine::fail(
+                NAME,
+                format!("{shown}: cannot read it: {e}"),
+                "give --cabling-plan a readable file (or leave it out)",
+            );
+        }
+    };
+    match burnin_core::cabling::CablingPlan::parse(&bytes) {
+        Ok(plan) => {
+            let named = plan.rows().iter().filter(|r| r.sn.is_some()).count();
+            CheckLine::ok(
+                NAME,
+                format!(
+                    "{shown}: {} rows, {named} naming a serial",
+                    plan.rows().len()
+                ),
+            )
+        }
+        Err(e) => CheckLine::fail(
+            NAME,
+            format!("{shown}: {e}"),
+            format!(
+                "fix line {} of the plan; scan and serve refuse to start with it",
+                e.line
+            ),
+        ),
+    }
 }
 
 /// Whether every check passed or was skipped.
@@ -612,6 +654,32 @@ fn check_clock(dates: &[(String, SystemTime, SystemTime)]) -> CheckLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cabling_plan_check_counts_rows_or_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.csv");
+        std::fs::write(
+            &good,
+            "switch,port,location,sn,interface\nleaf-07,swp7,B3,SN1,\nleaf-07,swp8,B4,,\n",
+        )
+        .unwrap();
+        let l = check_cabling_plan(&good);
+        assert_eq!(l.status, CheckStatus::Ok, "{l:?}");
+        assert!(l.detail.ends_with(": 2 rows, 1 naming a serial"), "{l:?}");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "switch,port,location,sn,interface\nleaf-07,,B3,,\n").unwrap();
+        let l = check_cabling_plan(&bad);
+        assert_eq!(l.status, CheckStatus::Fail, "{l:?}");
+        assert!(
+            l.detail
+                .ends_with("bad.csv: line 2, column 9: port is empty"),
+            "{l:?}"
+        );
+        assert_eq!(l.check, "cabling-plan");
+        let l = check_cabling_plan(&dir.path().join("missing.csv"));
+        assert_eq!(l.status, CheckStatus::Fail, "{l:?}");
+    }
 
     #[test]
     fn the_clock_fails_beyond_two_minutes_either_way() {

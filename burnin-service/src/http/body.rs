@@ -78,6 +78,12 @@ pub struct ScanRequest {
     /// keys of its own); without it such an id is refused with 409.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rescan: Option<bool>,
+    /// A cabling finding (SPEC §11.1: cabled to another port than the
+    /// edge's plan says, no LLDP neighbour where it expects one, the wrong
+    /// unit at a planned place) fails that interface's MAC (default: `serve
+    /// --require-cabling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_cabling: Option<bool>,
     /// A device whose clock is off by more than the clock tolerance fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_clock: Option<bool>,
@@ -85,6 +91,11 @@ pub struct ScanRequest {
     /// --require-link`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_link: Option<bool>,
+    /// A network card whose PCIe link trained narrower than its maximum
+    /// width fails its MAC (SPEC §11.1; default: `serve
+    /// --require-pcie-width`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pcie_width: Option<bool>,
     /// Scan mode, sent in the command and in directBurn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan_mode: Option<i64>,
@@ -382,6 +393,33 @@ impl From<&HardwareFinding> for Finding {
     }
 }
 
+/// Where a device is (SPEC §11.1).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Location {
+    /// What operators call the place (the plan's `location` column), e.g.
+    /// `B3 shelf 12 left`.
+    pub place: String,
+    /// `false`: one of the device's LLDP neighbours matched the plan row
+    /// (it is there). `true`: no neighbour matched; a plan row naming its
+    /// serial says it should be there.
+    pub planned: bool,
+    /// The switch port, as the plan names it.
+    pub port: String,
+    /// The switch, as the plan names it.
+    pub switch: String,
+}
+
+impl From<&burnin_core::Location> for Location {
+    fn from(l: &burnin_core::Location) -> Self {
+        Location {
+            place: l.place.clone(),
+            planned: l.planned,
+            port: l.port.clone(),
+            switch: l.switch.clone(),
+        }
+    }
+}
+
 /// A device of an operation, as it is now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Device {
@@ -396,6 +434,11 @@ pub struct Device {
     /// Its host name, once it replied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Where it is, from the edge's cabling plan (SPEC §11.1); left out
+    /// when unknown (no plan, or the plan neither matches its LLDP
+    /// neighbours nor names its serial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     /// Per-MAC statuses, once passed or failed.
     pub macinfo: Vec<MacInfo>,
     /// The log's result, once passed or failed.
@@ -415,6 +458,7 @@ impl From<&LiveDevice> for Device {
             expected: d.expected,
             findings: d.findings.iter().map(Finding::from).collect(),
             hostname: d.hostname.clone(),
+            location: d.location.as_ref().map(Location::from),
             macinfo: d.macinfo.iter().map(MacInfo::from).collect(),
             result: d.result.map(Verdict::from_log),
             sn: d.sn.clone(),
@@ -514,8 +558,13 @@ pub struct Operation {
     /// process (and is still in its memory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_counts: Option<ReplyCounts>,
+    /// Whether a cabling finding fails its interface's MAC (SPEC §11.1).
+    pub require_cabling: bool,
     /// Whether an interface without carrier fails its MAC (SPEC §10.1).
     pub require_link: bool,
+    /// Whether a network card narrower than its maximum PCIe width fails
+    /// its MAC (SPEC §11.1).
+    pub require_pcie_width: bool,
     /// Which run of the id this is (the latest).
     pub run: u64,
     /// Every run of the id, oldest first.
@@ -570,7 +619,9 @@ impl Operation {
                 redelivered: c.redelivered as u64,
                 rejected: c.rejected as u64,
             }),
+            require_cabling: view.params.require_cabling,
             require_link: view.params.require_link,
+            require_pcie_width: view.params.require_pcie_width,
             run: view.params.run,
             runs: view
                 .runs
@@ -636,6 +687,7 @@ fn waiting(sn: SerialNumber) -> LiveDevice {
         macinfo: Vec::new(),
         details: Vec::new(),
         findings: Vec::new(),
+        location: None,
     }
 }
 
@@ -657,8 +709,10 @@ mod tests {
             operation_id: CoreOperationId::Number(42),
             operator_id: Some("op-17".into()),
             rescan: Some(true),
+            require_cabling: Some(true),
             require_clock: Some(true),
             require_link: Some(true),
+            require_pcie_width: Some(true),
             scan_mode: Some(1),
             settle_ms: Some(250),
             target: Some(Target::DirectBurn),
@@ -670,6 +724,7 @@ mod tests {
         assert_eq!(p.operation_id, CoreOperationId::Number(42));
         assert_eq!(p.target, burnin_core::Target::DirectBurn);
         assert!(p.require_link && p.require_clock && p.rescan);
+        assert!(p.require_cabling && p.require_pcie_width);
         assert_eq!(p.window, std::time::Duration::from_secs(20));
         assert_eq!(p.settle, std::time::Duration::from_millis(250));
     }
@@ -705,6 +760,14 @@ mod tests {
                     scanstatus: CoreScanStatus::Mismatch,
                 }],
                 details: vec!["some words".into()],
+                location: (state == burnin_core::live::DeviceState::Passed).then(|| {
+                    burnin_core::Location {
+                        place: "B3 shelf 12 left".into(),
+                        switch: "leaf-07".into(),
+                        port: "swp7".into(),
+                        planned: false,
+                    }
+                }),
                 findings,
             };
             assert_eq!(

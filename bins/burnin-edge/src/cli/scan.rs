@@ -71,7 +71,7 @@ pub(crate) struct ScanArgs {
     rules: crate::cli::rule_args::RuleArgs,
 
     /// Print `{"operationId", "state", "devices": [{"sn", "result",
-    /// "macinfo", "findings"?}], "replies": {"accepted", "duplicate", "rejected",
+    /// "macinfo", "findings"?, "details"?, "location"?}], "replies": {"accepted", "duplicate", "rejected",
     /// "redelivered"}, "error"?}` instead of a table. `replies` counts reply
     /// messages as the edge saw them: accepted (one per serial), duplicate
     /// (a serial's further replies), rejected (to the rejected queue);
@@ -194,6 +194,12 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Err(e) => return usage(&e),
     };
     if let Some(url) = &args.edge_url {
+        if let Some(plan) = &args.rules.cabling_plan {
+            return usage(&format!(
+                "--cabling-plan {} with --edge-url: the serve judges with its own plan                  (serve --cabling-plan); leave it out here",
+                plan.display()
+            ));
+        }
         return crate::cli::remote::run(url, args.api_token.clone(), &params, args.json);
     }
     let amqp = match args.broker.config(&format!(
