@@ -149,13 +149,28 @@ pub struct Rules {
     /// `requireLink`: an interface without carrier makes its MAC's
     /// scanstatus `"0"` (see [`DeviceResult::compare_report`]).
     pub require_link: bool,
+    /// `requireCabling` (SPEC §11.1): a cabling finding makes its
+    /// interface's MAC `"0"` (see [`DeviceResult::add_cabling`]).
+    pub require_cabling: bool,
+    /// `requirePcieWidth` (SPEC §11.1): a network card whose PCIe link
+    /// trained narrower than its maximum width makes its MAC `"0"`.
+    pub require_pcie_width: bool,
 }
 
 impl Rules {
     /// The rules of an operation with `requireLink` set as given.
     pub fn require_link(require_link: bool) -> Self {
-        Rules { require_link }
+        Rules {
+            require_link,
+            ..Rules::default()
+        }
     }
+}
+
+/// What a finding that fails its interface's MAC ends with: `; RULE fails
+/// it` (the rule's name as the API spells it).
+fn fails_it(rule: &str) -> String {
+    format!("; {rule} fails it")
 }
 
 /// Most serials a [`FindingKind::SharedMac`] finding names; the rest are
@@ -190,6 +205,12 @@ pub enum FindingKind {
     /// MES could not be asked about the device (an outage): undecided,
     /// not reported to the factory.
     MesOutage,
+    /// The device is not cabled as the edge's cabling plan says (SPEC
+    /// §11.1), or is not the unit the plan puts where it is.
+    Cabling,
+    /// A network card's PCIe link trained below its maximum width or speed
+    /// (SPEC §11.1).
+    PcieLink,
     /// A kind written by a newer burnin.
     #[serde(other)]
     Other,
@@ -217,7 +238,19 @@ impl fmt::Display for HardwareFinding {
 }
 
 impl HardwareFinding {
-    fn new(kind: FindingKind, interface: Option<&str>, message: String) -> Self {
+    /// Whether a rule (`requireCabling`, `requirePcieWidth`) made this
+    /// finding fail its interface's MAC: its message then ends with `;
+    /// requireCabling fails it` (resp. `requirePcieWidth`). Read back from
+    /// a store, a finding has only its kind and words, so the words say it.
+    pub fn fails_interface(&self) -> bool {
+        match self.kind {
+            FindingKind::Cabling => self.message.ends_with(&fails_it("requireCabling")),
+            FindingKind::PcieLink => self.message.ends_with(&fails_it("requirePcieWidth")),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn new(kind: FindingKind, interface: Option<&str>, message: String) -> Self {
         HardwareFinding {
             kind,
             interface: interface.map(str::to_owned),
@@ -248,6 +281,10 @@ pub struct DeviceResult {
     /// slot, then MACs shared with other devices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<HardwareFinding>,
+    /// Where the device is, from the edge's cabling plan (SPEC §11.1); not
+    /// in the factory payloads, left out when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::Location>,
 }
 
 impl DeviceResult {
@@ -354,6 +391,7 @@ impl DeviceResult {
                 }
             }
         }
+        self.add_pcie_findings(report, rules);
         let missing: Vec<Mac> = self.missing_cards().collect();
         let orphans: Vec<&PciDevice> = report
             .pci_devices
@@ -379,6 +417,87 @@ impl DeviceResult {
             }
             self.findings
                 .push(HardwareFinding::new(FindingKind::NoDriver, None, message));
+        }
+    }
+
+    /// A [`FindingKind::PcieLink`] finding for each network card whose
+    /// link trained below its maximum (SPEC §11.1): each interface's card,
+    /// then the network cards of `pciDevices` no interface has, by slot;
+    /// one per slot. With `requirePcieWidth`, a card narrower than its
+    /// maximum width fails the MAC of its interface.
+    fn add_pcie_findings(&mut self, report: &DeviceReport, rules: Rules) {
+        let mut seen: Vec<&str> = Vec::new();
+        let cards = report
+            .interfaces
+            .iter()
+            .map(|i| (Some(i.interface.as_str()), &i.pci))
+            .chain(
+                report
+                    .pci_devices
+                    .iter()
+                    .filter(|d| is_network_class(&d.class))
+                    .filter(|d| !report.interfaces.iter().any(|i| i.pci.slot == d.slot))
+                    .map(|d| (None, d)),
+            );
+        for (interface, pci) in cards {
+            let Some(link) = &pci.pcie_link else {
+                continue;
+            };
+            let Some(words) = pcie_degraded(link) else {
+                continue;
+            };
+            if seen.contains(&pci.slot.as_str()) {
+                continue;
+            }
+            seen.push(&pci.slot);
+            let mut message = format!("PCIe link of {} degraded: {words}", pci.slot);
+            if rules.require_pcie_width && link.is_narrower() {
+                if let Some(name) = interface {
+                    message.push_str(&fails_it("requirePcieWidth"));
+                    self.fail_interface(name);
+                }
+            }
+            self.findings.push(HardwareFinding::new(
+                FindingKind::PcieLink,
+                interface,
+                message,
+            ));
+        }
+    }
+
+    /// Adds the cabling findings of a reply against the edge's plan (SPEC
+    /// §11.1, [`crate::cabling`]) and sets [`location`](Self::location).
+    /// With `requireCabling` each finding fails its interface's MAC.
+    pub fn add_cabling(
+        &mut self,
+        plan: &crate::cabling::CablingPlan,
+        report: &DeviceReport,
+        rules: Rules,
+    ) {
+        self.location = plan.locate(report);
+        for f in plan.findings(report, rules.require_cabling) {
+            let mut message = f.to_string();
+            if rules.require_cabling {
+                message.push_str(&fails_it("requireCabling"));
+                self.fail_interface(f.interface());
+            }
+            self.findings.push(HardwareFinding::new(
+                FindingKind::Cabling,
+                Some(f.interface()),
+                message,
+            ));
+        }
+    }
+
+    /// The MAC of interface `name` `"0"`, and the device Fail.
+    fn fail_interface(&mut self, name: &str) {
+        let mut failed = false;
+        for m in self.macinfo.iter_mut().filter(|m| m.interface == name) {
+            m.scanstatus = ScanStatus::Mismatch;
+            failed = true;
+        }
+        if failed {
+            self.result = Verdict::Fail;
         }
     }
 
@@ -485,6 +604,7 @@ impl DeviceResult {
             result: Verdict::Fail,
             finding: Finding::NoReply,
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -523,6 +643,7 @@ impl DeviceResult {
             result: Verdict::Fail,
             finding,
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -624,6 +745,7 @@ impl DeviceResult {
             result: if pass { Verdict::Pass } else { Verdict::Fail },
             finding: Finding::Compared,
             findings: Vec::new(),
+            location: None,
         }
     }
 }
@@ -641,6 +763,32 @@ fn linked(i: &InterfaceReport, rules: Rules) -> bool {
 fn is_network_class(class: &str) -> bool {
     let hex = class.strip_prefix("0x").unwrap_or(class);
     hex.len() == 6 && hex.starts_with("02")
+}
+
+/// `x4 of x8, 8.0 GT/s of 16.0 GT/s` for a link below its maximum width or
+/// speed (the parts known), `None` for one at its maximum or not known.
+fn pcie_degraded(link: &crate::PcieLink) -> Option<String> {
+    fn rate(s: &str) -> Option<f64> {
+        s.split_whitespace().next()?.parse::<f64>().ok()
+    }
+    fn shown(s: &str) -> &str {
+        s.trim().strip_suffix("PCIe").unwrap_or(s).trim()
+    }
+    let slower = match (link.speed.as_deref(), link.max_speed.as_deref()) {
+        (Some(s), Some(m)) => matches!((rate(s), rate(m)), (Some(s), Some(m)) if s < m),
+        _ => false,
+    };
+    if !link.is_narrower() && !slower {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let (Some(w), Some(m)) = (link.width, link.max_width) {
+        parts.push(format!("x{w} of x{m}"));
+    }
+    if let (Some(s), Some(m)) = (link.speed.as_deref(), link.max_speed.as_deref()) {
+        parts.push(format!("{} of {}", shown(s), shown(m)));
+    }
+    Some(parts.join(", "))
 }
 
 /// `0x8086` → `8086`, as `lspci -n` shows ids.

@@ -64,6 +64,7 @@ mod model;
 mod time;
 
 pub mod agent;
+pub mod cabling;
 pub mod edge;
 pub mod live;
 pub mod memory;
@@ -73,6 +74,7 @@ pub mod ports;
 pub mod request;
 pub mod store;
 
+pub use cabling::Location;
 pub use compare::{
     DeviceResult, Finding, FindingKind, HardwareFinding, MAX_NAMED_SERIALS, MacInfo, MesAnswer,
     Rules, ScanStatus, Verdict, note_shared_macs,

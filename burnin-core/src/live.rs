@@ -56,8 +56,8 @@ use serde::Serialize;
 
 use crate::edge::OperationReport;
 use crate::{
-    DeviceResult, Finding, FindingKind, HardwareFinding, Mac, MacInfo, Operation, OperationId,
-    OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
+    DeviceResult, Finding, FindingKind, HardwareFinding, Location, Mac, MacInfo, Operation,
+    OperationId, OperationState, PayloadKind, ScanStatus, SerialNumber, Timestamp,
 };
 
 /// Where a device is in an operation.
@@ -120,6 +120,10 @@ pub struct LiveDevice {
     /// (`{"kind", "interface"?, "message"}`); left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<HardwareFinding>,
+    /// Where it is (SPEC §11.1: `{"place", "switch", "port", "planned"}`),
+    /// from the edge's cabling plan; left out when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 impl LiveDevice {
@@ -133,6 +137,7 @@ impl LiveDevice {
             macinfo: Vec::new(),
             details: Vec::new(),
             findings: Vec::new(),
+            location: None,
         }
     }
 
@@ -153,6 +158,7 @@ impl LiveDevice {
             macinfo: d.macinfo.clone(),
             details: details(d),
             findings: d.findings.clone(),
+            location: d.location.clone(),
         }
     }
 }
@@ -448,16 +454,16 @@ impl Board {
         for sn in &op.params().expected {
             if !tracked.index.contains_key(sn) {
                 tracked.index.insert(sn.clone(), tracked.view.devices.len());
-                tracked
-                    .view
-                    .devices
-                    .push(LiveDevice::waiting(sn.clone(), true));
+                let mut d = LiveDevice::waiting(sn.clone(), true);
+                d.location = op.location(sn);
+                tracked.view.devices.push(d);
             }
         }
         for report in op.replies() {
             let d = tracked.device_mut(&report.sn);
             d.state = DeviceState::Replied;
             d.hostname = Some(report.hostname.clone());
+            d.location = op.location(&report.sn);
         }
         let id = op.id().clone();
         self.ops.insert(id.clone(), tracked);
@@ -475,12 +481,14 @@ impl Board {
         };
         t.view.replies = op.counters().accepted;
         let hostname = op.reply(sn).map(|r| r.hostname.clone());
+        let location = op.location(sn);
         let d = t.device_mut(sn);
         if d.state != DeviceState::Waiting {
             return;
         }
         d.state = DeviceState::Replied;
         d.hostname = hostname;
+        d.location = location;
         self.emit_device(op.id(), sn);
     }
 
@@ -709,8 +717,10 @@ pub enum MismatchWhy {
 /// Why a device has the result it has: the device's finding (no reply,
 /// unknown to MES, MES failed), then each interface whose MAC did not
 /// match and why, then each MES MAC no card has, then the hardware findings
-/// of SPEC §10.1 (also on passing devices; a requireLink failure is said
-/// once, as its interface's mismatch). Empty for a device that passed with
+/// of SPEC §10.1 and §11.1 (also on passing devices; a requireLink failure
+/// is said once, as its interface's mismatch; a requireCabling or
+/// requirePcieWidth failure once, as its finding, which ends with
+/// `; requireCabling fails it`). Empty for a device that passed with
 /// nothing to remark.
 pub fn reasons(d: &DeviceResult) -> Vec<Reason> {
     let mut out = Vec::new();
@@ -729,6 +739,14 @@ pub fn reasons(d: &DeviceResult) -> Vec<Reason> {
     let compared = matches!(d.finding, Finding::Compared) && !undecided;
     if compared {
         for m in d.mismatched_interfaces() {
+            // A rule that failed this interface says so in its finding
+            // (requireCabling, requirePcieWidth), once.
+            if d.findings
+                .iter()
+                .any(|f| f.fails_interface() && f.interface.as_deref() == Some(&m.interface))
+            {
+                continue;
+            }
             let why = if d.findings.iter().any(|f| {
                 f.kind == FindingKind::NoLink && f.interface.as_deref() == Some(&m.interface)
             }) {

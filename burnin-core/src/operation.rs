@@ -94,6 +94,17 @@ pub struct OperationParams {
     /// How long a MES lookup that fails (other than with 404) is retried
     /// before its device is left undecided.
     pub mes_outage_wait: Duration,
+    /// `requireCabling` (SPEC §11.1): a cabling finding fails its
+    /// interface's MAC. Off by default.
+    pub require_cabling: bool,
+    /// `requirePcieWidth` (SPEC §11.1): a network card narrower than its
+    /// maximum PCIe width fails its MAC. Off by default.
+    pub require_pcie_width: bool,
+    /// The edge's cabling plan (SPEC §11.1), if it has one: devices get a
+    /// location and cabling findings. Edge configuration, not recorded with
+    /// the operation (see [`crate::cabling`]): whoever runs or resumes the
+    /// operation sets it.
+    pub cabling: Option<std::sync::Arc<crate::cabling::CablingPlan>>,
 }
 
 /// Default of [`OperationParams::settle`].
@@ -122,6 +133,9 @@ impl OperationParams {
             clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             require_clock: false,
             mes_outage_wait: DEFAULT_MES_OUTAGE_WAIT,
+            require_cabling: false,
+            require_pcie_width: false,
+            cabling: None,
         }
     }
 }
@@ -348,6 +362,17 @@ impl Operation {
     }
 
     // ---- getters ----
+
+    /// Where `sn` is by the edge's cabling plan (SPEC §11.1): from its
+    /// reply's LLDP neighbours once it replied, else where the plan puts it
+    /// (`planned`); `None` without a plan or a matching row.
+    pub fn location(&self, sn: &SerialNumber) -> Option<crate::Location> {
+        let plan = self.params.cabling.as_ref()?;
+        match self.replies.get(sn) {
+            Some(report) => plan.locate(report),
+            None => plan.planned(sn),
+        }
+    }
 
     /// The parameters.
     pub fn params(&self) -> &OperationParams {
@@ -700,9 +725,14 @@ impl Operation {
     /// without the cross-device findings (shared MACs), with why it is
     /// undecided if MES could not be asked.
     fn device_result(&self, sn: &SerialNumber) -> (DeviceResult, Option<String>) {
-        let rules = Rules::require_link(self.params.require_link);
+        let mut rules = Rules::require_link(self.params.require_link);
+        rules.require_cabling = self.params.require_cabling;
+        rules.require_pcie_width = self.params.require_pcie_width;
+        let plan = self.params.cabling.as_ref();
         let Some(report) = self.replies.get(sn) else {
-            return (DeviceResult::no_reply(sn.clone()), None);
+            let mut r = DeviceResult::no_reply(sn.clone());
+            r.location = plan.and_then(|p| p.planned(sn));
+            return (r, None);
         };
         let mut undecided = None;
         let mut r = match self.mes.get(sn) {
@@ -719,6 +749,9 @@ impl Operation {
                 r
             }
         };
+        if let Some(plan) = plan {
+            r.add_cabling(plan, report, rules);
+        }
         if let Some(twins) = self.conflicts.get(sn) {
             r.add_conflict(report, twins);
         }

@@ -69,6 +69,8 @@ struct ScanRequest {
     settle_ms: Option<u64>,
     clock_tolerance_secs: Option<u64>,
     mes_outage_wait_secs: Option<u64>,
+    require_cabling: Option<bool>,
+    require_pcie_width: Option<bool>,
 }
 
 /// Largest `settleMs` a request may ask for.
@@ -96,9 +98,10 @@ pub fn parse_scan_request_with(
 }
 
 /// [`parse_scan_request`] with the edge's defaults taken from `defaults`
-/// (its operation id is ignored): the reply queue, and the rules and
-/// timings a request does not set (`requireLink`, `requireClock`,
-/// `settleMs`, `clockToleranceSecs`, `mesOutageWaitSecs`). `rescan` is
+/// (its operation id is ignored): the reply queue, the edge's cabling
+/// plan, and the rules and timings a request does not set (`requireLink`,
+/// `requireClock`, `requireCabling`, `requirePcieWidth`, `settleMs`,
+/// `clockToleranceSecs`, `mesOutageWaitSecs`). `rescan` is
 /// `false` unless the request sets it.
 ///
 /// # Errors
@@ -179,6 +182,11 @@ pub fn parse_scan_request_from(
     p.reply_to = defaults.reply_to.clone();
     p.require_link = req.require_link.unwrap_or(defaults.require_link);
     p.require_clock = req.require_clock.unwrap_or(defaults.require_clock);
+    p.require_cabling = req.require_cabling.unwrap_or(defaults.require_cabling);
+    p.require_pcie_width = req
+        .require_pcie_width
+        .unwrap_or(defaults.require_pcie_width);
+    p.cabling = defaults.cabling.clone();
     p.rescan = req.rescan.unwrap_or(false);
     p.settle = bounded(
         "settleMs",

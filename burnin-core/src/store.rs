@@ -174,7 +174,9 @@ pub struct DeliveryRecord {
 /// An operation's parameters as the SQL stores keep them: one JSON
 /// document (`operationId`, `operatorId`, `scanMode`, `target`,
 /// `expected`, `windowMs`, `replyTo`, and the optional `requireLink`,
-/// `requireClock`, `settleMs`, `clockToleranceMs`, `mesOutageWaitMs`).
+/// `requireClock`, `requireCabling`, `requirePcieWidth`, `settleMs`,
+/// `clockToleranceMs`, `mesOutageWaitMs`). The edge's cabling plan is not
+/// in it (edge configuration, see [`crate::cabling`]).
 ///
 /// The optional fields are written only when they differ from their
 /// defaults and read as the default when absent, so rows written before
@@ -212,6 +214,10 @@ struct ParamsDoc {
     require_link: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     require_clock: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_cabling: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_pcie_width: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     settle_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +248,8 @@ impl ParamsDoc {
             reply_to: p.reply_to.clone(),
             require_link: p.require_link,
             require_clock: p.require_clock,
+            require_cabling: p.require_cabling,
+            require_pcie_width: p.require_pcie_width,
             settle_ms: unless_default(p.settle, defaults.settle),
             clock_tolerance_ms: unless_default(p.clock_tolerance, defaults.clock_tolerance),
             mes_outage_wait_ms: unless_default(p.mes_outage_wait, defaults.mes_outage_wait),
@@ -259,6 +267,8 @@ impl ParamsDoc {
         p.reply_to = self.reply_to;
         p.require_link = self.require_link;
         p.require_clock = self.require_clock;
+        p.require_cabling = self.require_cabling;
+        p.require_pcie_width = self.require_pcie_width;
         if let Some(ms) = self.settle_ms {
             p.settle = Duration::from_millis(ms);
         }

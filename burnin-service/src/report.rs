@@ -4,7 +4,8 @@
 //!
 //! * A device: `{"sn", "result": "0"|"1", "macinfo": [{"interface",
 //!   "macaddr", "scanstatus"}], "findings"?: [{"kind", "interface"?,
-//!   "message"}], "details"?: ["…"]}` ([`device_json`]): `macinfo` as in
+//!   "message"}], "details"?: ["…"], "location"?: {"place", "switch",
+//!   "port", "planned"}}` ([`device_json`]): `macinfo` as in
 //!   the log payload; `findings` (SPEC §10.1: MAC overridden by software, a
 //!   card with no driver, a MAC another device reported, requireLink) and
 //!   `details` (why the device has its result, in the words the table, the
@@ -35,7 +36,8 @@ use burnin_core::{DeviceResult, Finding, OperationState, SerialNumber};
 use serde_json::{Value, json};
 
 /// One device as `scan --json` and the API show it: `{"sn", "result",
-/// "macinfo", "findings"?, "details"?}`.
+/// "macinfo", "findings"?, "details"?, "location"?}` (the location of SPEC
+/// §11.1, when the edge's cabling plan gives one).
 pub fn device_json(d: &DeviceResult) -> Value {
     let mut doc = json!({
         "sn": d.sn,
@@ -49,6 +51,9 @@ pub fn device_json(d: &DeviceResult) -> Value {
         let details = burnin_core::live::details(d);
         if !details.is_empty() {
             map.insert("details".into(), json!(details));
+        }
+        if let Some(location) = &d.location {
+            map.insert("location".into(), json!(location));
         }
     }
     doc

@@ -28,6 +28,13 @@ fn device(sn: &str) -> DeviceResult {
         result: Verdict::Pass,
         finding: Default::default(),
         findings: Vec::new(),
+        // Kept with the results (SPEC §11.1), so a restarted edge shows it.
+        location: Some(burnin_core::Location {
+            place: "B3 shelf 12 left".into(),
+            switch: "leaf-07".into(),
+            port: "swp7".into(),
+            planned: false,
+        }),
     }
 }
 

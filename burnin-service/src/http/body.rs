@@ -377,6 +377,33 @@ impl From<&HardwareFinding> for Finding {
     }
 }
 
+/// Where a device is (SPEC §11.1).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Location {
+    /// What operators call the place (the plan's `location` column), e.g.
+    /// `B3 shelf 12 left`.
+    pub place: String,
+    /// `false`: one of the device's LLDP neighbours matched the plan row
+    /// (it is there). `true`: no neighbour matched; a plan row naming its
+    /// serial says it should be there.
+    pub planned: bool,
+    /// The switch port, as the plan names it.
+    pub port: String,
+    /// The switch, as the plan names it.
+    pub switch: String,
+}
+
+impl From<&burnin_core::Location> for Location {
+    fn from(l: &burnin_core::Location) -> Self {
+        Location {
+            place: l.place.clone(),
+            planned: l.planned,
+            port: l.port.clone(),
+            switch: l.switch.clone(),
+        }
+    }
+}
+
 /// A device of an operation, as it is now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Device {
@@ -391,6 +418,11 @@ pub struct Device {
     /// Its host name, once it replied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Where it is, from the edge's cabling plan (SPEC §11.1); left out
+    /// when unknown (no plan, or the plan neither matches its LLDP
+    /// neighbours nor names its serial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     /// Per-MAC statuses, once passed or failed.
     pub macinfo: Vec<MacInfo>,
     /// The log's result, once passed or failed.
@@ -410,6 +442,7 @@ impl From<&LiveDevice> for Device {
             expected: d.expected,
             findings: d.findings.iter().map(Finding::from).collect(),
             hostname: d.hostname.clone(),
+            location: d.location.as_ref().map(Location::from),
             macinfo: d.macinfo.iter().map(MacInfo::from).collect(),
             result: d.result.map(Verdict::from_log),
             sn: d.sn.clone(),
@@ -631,6 +664,7 @@ fn waiting(sn: SerialNumber) -> LiveDevice {
         macinfo: Vec::new(),
         details: Vec::new(),
         findings: Vec::new(),
+        location: None,
     }
 }
 
@@ -699,6 +733,14 @@ mod tests {
                     scanstatus: CoreScanStatus::Mismatch,
                 }],
                 details: vec!["some words".into()],
+                location: (state == burnin_core::live::DeviceState::Passed).then(|| {
+                    burnin_core::Location {
+                        place: "B3 shelf 12 left".into(),
+                        switch: "leaf-07".into(),
+                        port: "swp7".into(),
+                        planned: false,
+                    }
+                }),
                 findings,
             };
             assert_eq!(

@@ -18,9 +18,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::body::{
-    Delivery, Device, DeviceSighting, DeviceState, Error, Finding, Health, MacInfo, Operation,
-    OperationState, ReplyCounts, Role, Run, ScanRequest, ScanStarted, ScanStatus, Target,
-    Unavailable, Verdict,
+    Delivery, Device, DeviceSighting, DeviceState, Error, Finding, Health, Location, MacInfo,
+    Operation, OperationState, ReplyCounts, Role, Run, ScanRequest, ScanStarted, ScanStatus,
+    Target, Unavailable, Verdict,
 };
 
 /// The name of the bearer-token security scheme.
@@ -82,6 +82,7 @@ pub(crate) async fn serve_document() -> impl IntoResponse {
         MacInfo,
         ScanStatus,
         Finding,
+        Location,
         DeviceSighting,
     )),
     modifiers(&Guard)
