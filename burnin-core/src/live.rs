@@ -66,7 +66,7 @@ use crate::{
 pub enum DeviceState {
     /// Expected, no reply yet.
     Waiting,
-    /// Its reply is recorded; the results are not fixed yet.
+    /// Its reply is recorded; MES has not answered yet.
     Replied,
     /// Every MAC matched MES.
     Passed,

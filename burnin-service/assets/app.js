@@ -127,8 +127,19 @@
 
   // ---- operations list ----
 
+  // Per operation, the serials that replied: expected ones and the others
+  // apart, from its snapshot and its device events (a reply stays a reply).
+  const tallies = new Map(); // key -> {expected: Set, others: Set}
+  function tally(k, d) {
+    if (!repliedOf(d)) return;
+    let t = tallies.get(k);
+    if (!t) tallies.set(k, (t = { expected: new Set(), others: new Set() }));
+    (d.expected === false ? t.others : t.expected).add(String(d.sn));
+  }
+
   function upsertOp(doc, id) {
     const k = key(doc.operationId);
+    for (const d of doc.devices || []) tally(k, d);
     const old = ops.get(k);
     if (old && id !== undefined && old.lastId >= id) return;
     const merged = Object.assign({}, old || {}, doc);
@@ -183,15 +194,19 @@
   // the expected ones, how many replied, and apart from them those nobody
   // expected (never counted against the expected total). Another
   // operation's come from its summary, whose `replies` counts both.
+  function replyWords(replied, expected, others) {
+    if (!expected) return others + ' replied (none expected)';
+    let t = replied + ' of ' + expected + ' expected replied';
+    if (others > 0) t += ', ' + others + ' not expected';
+    return t;
+  }
+
   function repliesText(o, k) {
-    if (k === selected && view) {
-      let t = expectedReplied + ' of ' + expectedTotal + ' expected replied';
-      const extra = withReply - expectedReplied;
-      if (extra > 0) t += ', ' + extra + ' not expected';
-      return t;
-    }
-    const n = o.replies || 0;
+    if (k === selected && view) return replyWords(expectedReplied, expectedTotal, withReply - expectedReplied);
     const e = countOf(o.expected || 0);
+    const t = tallies.get(k);
+    if (t) return replyWords(t.expected.size, e, t.others.size);
+    const n = o.replies || 0;
     return n + (n === 1 ? ' reply' : ' replies') + (e ? ', ' + e + ' expected' : '');
   }
 
@@ -606,6 +621,7 @@
       if (!known && follow && running(ev.state) && k !== selected) select(ev.operationId);
       return;
     }
+    if (ev.type === 'device') tally(k, ev.device);
     if (k !== selected) return;
     if (!view) {
       early.push(ev);

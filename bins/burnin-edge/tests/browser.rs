@@ -324,6 +324,14 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
             .contains("Operation 7 \u{2014} done"),
         "{recent}"
     );
+    // The finished operation, no longer selected, is counted the same way.
+    assert!(
+        recent
+            .as_str()
+            .unwrap()
+            .contains("Operation 7 \u{2014} done (2 of 3 expected replied, 1 not expected)"),
+        "{recent}"
+    );
     // A small screen: the lists stack above the table, nothing is cut off.
     b.set_window(400, 800);
     b.wait_until(
