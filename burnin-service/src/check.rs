@@ -57,6 +57,9 @@ pub struct CheckConfig {
     /// `serve` uses a PostgreSQL store instead: the state-db check is
     /// skipped (this check does not connect to PostgreSQL).
     pub postgres_store: bool,
+    /// The cabling plan `scan`/`serve` will read (SPEC §11.1), if any:
+    /// checked to parse.
+    pub cabling_plan: Option<PathBuf>,
 }
 
 /// How a check ended.
@@ -141,7 +144,46 @@ pub async fn run(config: CheckConfig) -> Result<Vec<CheckLine>, String> {
         check_state_db(&config.state_db)
     });
     lines.push(check_clock(&dates));
+    if let Some(path) = &config.cabling_plan {
+        lines.push(check_cabling_plan(path));
+    }
     Ok(lines)
+}
+
+/// Whether the cabling plan parses, and how many rows it has.
+fn check_cabling_plan(path: &Path) -> CheckLine {
+    const NAME: &str = "cabling-plan";
+    let shown = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return CheckLine::fail(
+                NAME,
+                format!("{shown}: cannot read it: {e}"),
+                "give --cabling-plan a readable file (or leave it out)",
+            );
+        }
+    };
+    match burnin_core::cabling::CablingPlan::parse(&bytes) {
+        Ok(plan) => {
+            let named = plan.rows().iter().filter(|r| r.sn.is_some()).count();
+            CheckLine::ok(
+                NAME,
+                format!(
+                    "{shown}: {} rows, {named} naming a serial",
+                    plan.rows().len()
+                ),
+            )
+        }
+        Err(e) => CheckLine::fail(
+            NAME,
+            format!("{shown}: {e}"),
+            format!(
+                "fix line {} of the plan; scan and serve refuse to start with it",
+                e.line
+            ),
+        ),
+    }
 }
 
 /// Whether every check passed or was skipped.

@@ -68,6 +68,13 @@ pub struct ScanRequest<'a> {
     /// Only when `--require-clock` is given: otherwise the serve's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     require_clock: Option<bool>,
+    /// Only when `--require-cabling` is given: otherwise the serve's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_cabling: Option<bool>,
+    /// Only when `--require-pcie-width` is given: otherwise the serve's
+    /// default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_pcie_width: Option<bool>,
 }
 
 impl<'a> ScanRequest<'a> {
@@ -89,6 +96,8 @@ impl<'a> ScanRequest<'a> {
             require_link: params.require_link.then_some(true),
             rescan: params.rescan.then_some(true),
             require_clock: params.require_clock.then_some(true),
+            require_cabling: params.require_cabling.then_some(true),
+            require_pcie_width: params.require_pcie_width.then_some(true),
         })
     }
 }

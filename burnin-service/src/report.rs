@@ -107,14 +107,29 @@ pub fn table_with(
         .max()
         .unwrap_or(0)
         .max("SERIAL".len());
+    // The LOCATION column only when the edge's cabling plan placed some
+    // device (SPEC §11.1).
+    let places: Vec<Option<String>> = report
+        .devices
+        .iter()
+        .map(|d| d.location.as_ref().map(location_words))
+        .collect();
+    let place_width = places
+        .iter()
+        .flatten()
+        .map(|p| p.chars().count())
+        .max()
+        .map(|w| w.max("LOCATION".len()));
     let mut out = if report.devices.is_empty() && report.state == OperationState::Done {
         "no device answered and none was expected (--expect): the log and notification list no device; \
          check --exchange, the broker's vhost, and that the agents are running\n"
             .to_owned()
+    } else if let Some(pw) = place_width {
+        format!("{:width$}  RESULT  {:pw$}  DETAILS\n", "SERIAL", "LOCATION")
     } else {
         format!("{:width$}  RESULT  DETAILS\n", "SERIAL")
     };
-    for d in &report.devices {
+    for (d, place) in report.devices.iter().zip(&places) {
         let result = if d.is_undecided() {
             "UNDECIDED"
         } else if d.result.passed() {
@@ -122,7 +137,16 @@ pub fn table_with(
         } else {
             "FAIL"
         };
-        out.push_str(format!("{:width$}  {result:6}  {}", d.sn, words(d)).trim_end());
+        let line = match place_width {
+            Some(pw) => format!(
+                "{:width$}  {result:6}  {:pw$}  {}",
+                d.sn,
+                place.as_deref().unwrap_or("-"),
+                words(d)
+            ),
+            None => format!("{:width$}  {result:6}  {}", d.sn, words(d)),
+        };
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     let passed = report.devices.iter().filter(|d| d.result.passed()).count();
@@ -154,6 +178,16 @@ pub fn table_with(
         out.push_str(&format!("error: {e}\n"));
     }
     out
+}
+
+/// A location as the table shows it: `B3 shelf 12 left (leaf-07 swp7)`,
+/// or `B3 shelf 12 left (planned)` when no LLDP neighbour confirmed it.
+pub fn location_words(l: &burnin_core::Location) -> String {
+    if l.planned {
+        format!("{} (planned)", l.place)
+    } else {
+        format!("{} ({} {})", l.place, l.switch, l.port)
+    }
 }
 
 fn secs(d: Duration) -> String {

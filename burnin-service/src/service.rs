@@ -274,15 +274,20 @@ impl AppBuilder {
         self
     }
 
-    /// The settle time, clock tolerance, requireClock and MES outage wait of
-    /// operations whose `POST /scans` body does not set them: taken from
-    /// `defaults` (its other fields are ignored). SPEC §11.3's defaults
-    /// otherwise.
+    /// The settle time, clock tolerance, requireClock, requireCabling,
+    /// requirePcieWidth and MES outage wait of operations whose `POST
+    /// /scans` body does not set them, and the edge's cabling plan (SPEC
+    /// §11.1; every operation this edge runs or resumes is judged with it):
+    /// taken from `defaults` (its other fields are ignored). SPEC §11.3's
+    /// defaults otherwise.
     pub fn operation_defaults(mut self, defaults: &OperationParams) -> Self {
         self.defaults.settle = defaults.settle;
         self.defaults.clock_tolerance = defaults.clock_tolerance;
         self.defaults.require_clock = defaults.require_clock;
         self.defaults.mes_outage_wait = defaults.mes_outage_wait;
+        self.defaults.require_cabling = defaults.require_cabling;
+        self.defaults.require_pcie_width = defaults.require_pcie_width;
+        self.defaults.cabling = defaults.cabling.clone();
         self
     }
 
@@ -750,7 +755,10 @@ impl App {
     /// Restores and runs every unfinished operation of the store.
     async fn resume(self: &Arc<Self>) -> Result<(), String> {
         let unfinished = self.store.unfinished().await.map_err(|e| e.to_string())?;
-        for stored in unfinished {
+        for mut stored in unfinished {
+            // The plan is this edge's configuration (not recorded with the
+            // operation; its rules are): see burnin_core::cabling.
+            stored.params.cabling = self.runner.defaults.cabling.clone();
             let op = Operation::restore(stored);
             tracing::info!(
                 operation = %op.id(),

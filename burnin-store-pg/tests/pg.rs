@@ -42,6 +42,9 @@ fn params(id: u64, expected: &[&str]) -> OperationParams {
     p.settle = Duration::from_millis(1_500);
     p.clock_tolerance = Duration::from_secs(30);
     p.mes_outage_wait = Duration::from_secs(90);
+    // SPEC §11.1's rules too.
+    p.require_cabling = true;
+    p.require_pcie_width = true;
     p
 }
 
@@ -345,4 +348,113 @@ async fn exactly_one_edge_is_active_and_a_standby_takes_over_when_its_session_di
         second.active_identity().await.unwrap().unwrap().0,
         "edge-b:8080"
     );
+}
+
+/// SPEC §11.1: a reply whose enp4s0 is cabled to leaf-07 swp9 (the plan
+/// says swp7) and whose enp5s0 card trained at x4 of x8.
+fn cabling_reply(op: u64, at: Timestamp) -> Vec<u8> {
+    let card = |slot: &str, width: u32| {
+        format!(
+            r#"{{"slot":"{slot}","vendor":"0x8086","device":"0x1533","class":"0x020000",
+                "driver":"igb","pcieLink":{{"speed":"8.0 GT/s PCIe","width":{width},
+                "maxSpeed":"8.0 GT/s PCIe","maxWidth":8}}}}"#
+        )
+    };
+    format!(
+        r#"{{"operationId":{op},"sn":"CAB-1","hostname":"h","agentVersion":"0.3.0",
+            "collectedAt":"{at}","interfaces":[
+            {{"interface":"enp4s0","macaddr":"02:00:00:00:00:04","lldp":[{{
+              "chassisId":"44:38:39:ff:00:07","chassisIdSubtype":"mac","systemName":"leaf-07",
+              "portId":"swp9","portIdSubtype":"ifName","ageSecs":3}}],"pci":{}}},
+            {{"interface":"enp5s0","macaddr":"02:00:00:00:00:05","lldp":[],"pci":{}}}],
+            "pciDevices":[]}}"#,
+        card("0000:04:00.0", 8),
+        card("0000:05:00.0", 4)
+    )
+    .into_bytes()
+}
+
+/// Resumes `stored` as an edge with the plan does after a restart or a
+/// takeover, and fixes its results: the stored rules decide.
+fn judge_resumed(mut stored: burnin_core::StoredOperation) -> burnin_core::DeviceResult {
+    stored.params.cabling = Some(std::sync::Arc::new(
+        burnin_core::cabling::CablingPlan::parse(
+            b"switch,port,location,sn,interface\nleaf-07,swp7,B3 shelf 12,CAB-1,enp4s0\n",
+        )
+        .unwrap(),
+    ));
+    let deadline = stored.deadline;
+    let mut op = burnin_core::Operation::restore(stored);
+    let sn: SerialNumber = "CAB-1".parse().unwrap();
+    let macs = ["02:00:00:00:00:04", "02:00:00:00:00:05"];
+    op.handle_mes_answer(
+        &sn,
+        Ok(burnin_core::MesAnswer::Record(
+            macs.iter().map(|m| m.parse().unwrap()).collect(),
+        )),
+    );
+    op.handle_timeout(deadline);
+    assert!(op.poll_collection_end());
+    assert!(op.poll_results());
+    op.results()[0].clone()
+}
+
+/// The words of a resumed device's findings, and its statuses.
+fn verdict(d: &burnin_core::DeviceResult) -> (Vec<String>, Vec<&'static str>) {
+    (
+        burnin_core::live::details(d),
+        d.macinfo.iter().map(|m| m.scanstatus.as_str()).collect(),
+    )
+}
+
+/// SPEC §11.1: requireCabling and requirePcieWidth are kept with the
+/// operation in PostgreSQL, so an operation a standby takes over still
+/// applies them (and one started without them still does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cabling_rules_are_kept_so_a_taken_over_operation_applies_them() {
+    let Some(db) = TestDb::new("cabling") else {
+        return;
+    };
+    let store = PgStore::connect(&db.url()).await.unwrap();
+    for (n, strict) in [(79, true), (80, false)] {
+        let mut p = OperationParams::new(OperationId::Number(n));
+        p.expected = vec![sn("CAB-1")];
+        p.require_cabling = strict;
+        p.require_pcie_width = strict;
+        store.begin(&p, t(0), t(30)).await.unwrap();
+        store
+            .reply(&p.operation_id, &sn("CAB-1"), &cabling_reply(n, t(1)), t(1))
+            .await
+            .unwrap();
+    }
+    // Another process (the standby) reads them.
+    let standby = PgStore::connect(&db.url()).await.unwrap();
+    let mut unfinished = standby.unfinished().await.unwrap();
+    unfinished.sort_by_key(|u| u.params.operation_id.to_string());
+    assert_eq!(unfinished.len(), 2);
+    let lax = judge_resumed(unfinished.pop().unwrap());
+    let strict = judge_resumed(unfinished.pop().unwrap());
+    assert_eq!(strict.location.as_ref().unwrap().place, "B3 shelf 12");
+    assert_eq!(
+        verdict(&strict),
+        (
+            vec![
+                "PCIe link of 0000:05:00.0 degraded: x4 of x8, 8.0 GT/s of 8.0 GT/s; requirePcieWidth fails it".to_owned(),
+                "enp4s0 cabled to leaf-07 swp9, plan says leaf-07 swp7 (B3 shelf 12); requireCabling fails it".to_owned(),
+            ],
+            vec!["0", "0"]
+        )
+    );
+    assert_eq!(verdict(&lax).1, ["1", "1"]);
+    // The results keep the location, for the page and GET /devices/{sn}.
+    store
+        .results(&OperationId::Number(79), std::slice::from_ref(&strict), &[])
+        .await
+        .unwrap();
+    let view = standby
+        .get(&OperationId::Number(79))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.results.unwrap()[0], strict);
 }

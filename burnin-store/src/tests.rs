@@ -456,8 +456,10 @@ fn require_link_and_findings_are_kept_and_older_rows_read_without_them() {
     let mut p = params(id.clone());
     p.require_link = true;
     // The rules and timings of SPEC §11.3 are kept too, so a resumed or
-    // taken-over operation applies them.
+    // taken-over operation applies them; and SPEC §11.1's.
     p.require_clock = true;
+    p.require_cabling = true;
+    p.require_pcie_width = true;
     p.settle = std::time::Duration::from_millis(1500);
     p.clock_tolerance = std::time::Duration::from_secs(30);
     p.mes_outage_wait = std::time::Duration::from_secs(90);
@@ -535,4 +537,106 @@ fn prune_deletes_only_operations_finished_before_the_cutoff() {
         "a running one is never pruned"
     );
     assert_eq!(s.list(10).unwrap().len(), 1);
+}
+
+/// SPEC §11.1: a reply whose enp4s0 is cabled to leaf-07 swp9 (the plan
+/// says swp7) and whose enp5s0 card trained at x4 of x8.
+fn cabling_reply(op: u64, at: burnin_core::Timestamp) -> Vec<u8> {
+    let card = |slot: &str, width: u32| {
+        format!(
+            r#"{{"slot":"{slot}","vendor":"0x8086","device":"0x1533","class":"0x020000",
+                "driver":"igb","pcieLink":{{"speed":"8.0 GT/s PCIe","width":{width},
+                "maxSpeed":"8.0 GT/s PCIe","maxWidth":8}}}}"#
+        )
+    };
+    format!(
+        r#"{{"operationId":{op},"sn":"CAB-1","hostname":"h","agentVersion":"0.3.0",
+            "collectedAt":"{at}","interfaces":[
+            {{"interface":"enp4s0","macaddr":"02:00:00:00:00:04","lldp":[{{
+              "chassisId":"44:38:39:ff:00:07","chassisIdSubtype":"mac","systemName":"leaf-07",
+              "portId":"swp9","portIdSubtype":"ifName","ageSecs":3}}],"pci":{}}},
+            {{"interface":"enp5s0","macaddr":"02:00:00:00:00:05","lldp":[],"pci":{}}}],
+            "pciDevices":[]}}"#,
+        card("0000:04:00.0", 8),
+        card("0000:05:00.0", 4)
+    )
+    .into_bytes()
+}
+
+/// Resumes `stored` as an edge with the plan does after a restart or a
+/// takeover, and fixes its results: the stored rules decide.
+fn judge_resumed(mut stored: burnin_core::StoredOperation) -> burnin_core::DeviceResult {
+    stored.params.cabling = Some(std::sync::Arc::new(
+        burnin_core::cabling::CablingPlan::parse(
+            b"switch,port,location,sn,interface\nleaf-07,swp7,B3 shelf 12,CAB-1,enp4s0\n",
+        )
+        .unwrap(),
+    ));
+    let deadline = stored.deadline;
+    let mut op = burnin_core::Operation::restore(stored);
+    let sn: SerialNumber = "CAB-1".parse().unwrap();
+    let macs = ["02:00:00:00:00:04", "02:00:00:00:00:05"];
+    op.handle_mes_answer(
+        &sn,
+        Ok(burnin_core::MesAnswer::Record(
+            macs.iter().map(|m| m.parse().unwrap()).collect(),
+        )),
+    );
+    op.handle_timeout(deadline);
+    assert!(op.poll_collection_end());
+    assert!(op.poll_results());
+    op.results()[0].clone()
+}
+
+/// The words of a resumed device's findings, and its statuses.
+fn verdict(d: &burnin_core::DeviceResult) -> (Vec<String>, Vec<&'static str>) {
+    (
+        burnin_core::live::details(d),
+        d.macinfo.iter().map(|m| m.scanstatus.as_str()).collect(),
+    )
+}
+
+/// SPEC §11.1: requireCabling and requirePcieWidth are kept with the
+/// operation, so an operation resumed after a restart still applies them
+/// (and one started without them still does not).
+#[test]
+fn cabling_rules_are_kept_so_a_resumed_operation_applies_them() {
+    for strict in [true, false] {
+        let s = SqliteStore::in_memory().unwrap();
+        let id = OperationId::Number(78);
+        let mut p = OperationParams::new(id.clone());
+        p.expected = vec!["CAB-1".parse().unwrap()];
+        p.require_cabling = strict;
+        p.require_pcie_width = strict;
+        block(async {
+            s.begin(&p, t(0), t(30)).await.unwrap();
+            s.reply(
+                &id,
+                &"CAB-1".parse().unwrap(),
+                &cabling_reply(78, t(1)),
+                t(1),
+            )
+            .await
+            .unwrap();
+        });
+        let mut un = s.unfinished().unwrap();
+        assert_eq!(un[0].params.require_cabling, strict);
+        assert_eq!(un[0].params.require_pcie_width, strict);
+        let d = judge_resumed(un.remove(0));
+        let (words, statuses) = verdict(&d);
+        assert_eq!(d.location.as_ref().unwrap().place, "B3 shelf 12");
+        if strict {
+            assert_eq!(statuses, ["0", "0"]);
+            assert_eq!(
+                words,
+                [
+                    "PCIe link of 0000:05:00.0 degraded: x4 of x8, 8.0 GT/s of 8.0 GT/s; requirePcieWidth fails it",
+                    "enp4s0 cabled to leaf-07 swp9, plan says leaf-07 swp7 (B3 shelf 12); requireCabling fails it",
+                ]
+            );
+        } else {
+            assert_eq!(statuses, ["1", "1"]);
+            assert_eq!(words.len(), 2, "{words:?}");
+        }
+    }
 }

@@ -73,6 +73,12 @@ pub struct ScanRequest {
     /// keys of its own); without it such an id is refused with 409.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rescan: Option<bool>,
+    /// A cabling finding (SPEC §11.1: cabled to another port than the
+    /// edge's plan says, no LLDP neighbour where it expects one, the wrong
+    /// unit at a planned place) fails that interface's MAC (default: `serve
+    /// --require-cabling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_cabling: Option<bool>,
     /// A device whose clock is off by more than the clock tolerance fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_clock: Option<bool>,
@@ -80,6 +86,11 @@ pub struct ScanRequest {
     /// --require-link`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_link: Option<bool>,
+    /// A network card whose PCIe link trained narrower than its maximum
+    /// width fails its MAC (SPEC §11.1; default: `serve
+    /// --require-pcie-width`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pcie_width: Option<bool>,
     /// Scan mode, sent in the command and in directBurn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan_mode: Option<i64>,
@@ -542,8 +553,13 @@ pub struct Operation {
     /// process (and is still in its memory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_counts: Option<ReplyCounts>,
+    /// Whether a cabling finding fails its interface's MAC (SPEC §11.1).
+    pub require_cabling: bool,
     /// Whether an interface without carrier fails its MAC (SPEC §10.1).
     pub require_link: bool,
+    /// Whether a network card narrower than its maximum PCIe width fails
+    /// its MAC (SPEC §11.1).
+    pub require_pcie_width: bool,
     /// Which run of the id this is (the latest).
     pub run: u64,
     /// Every run of the id, oldest first.
@@ -598,7 +614,9 @@ impl Operation {
                 redelivered: c.redelivered as u64,
                 rejected: c.rejected as u64,
             }),
+            require_cabling: view.params.require_cabling,
             require_link: view.params.require_link,
+            require_pcie_width: view.params.require_pcie_width,
             run: view.params.run,
             runs: view
                 .runs
@@ -685,8 +703,10 @@ mod tests {
             operation_id: CoreOperationId::Number(42),
             operator_id: Some("op-17".into()),
             rescan: Some(true),
+            require_cabling: Some(true),
             require_clock: Some(true),
             require_link: Some(true),
+            require_pcie_width: Some(true),
             scan_mode: Some(1),
             settle_ms: Some(250),
             target: Some(Target::DirectBurn),
@@ -698,6 +718,7 @@ mod tests {
         assert_eq!(p.operation_id, CoreOperationId::Number(42));
         assert_eq!(p.target, burnin_core::Target::DirectBurn);
         assert!(p.require_link && p.require_clock && p.rescan);
+        assert!(p.require_cabling && p.require_pcie_width);
         assert_eq!(p.window, std::time::Duration::from_secs(20));
         assert_eq!(p.settle, std::time::Duration::from_millis(250));
     }

@@ -39,6 +39,11 @@ pub(crate) struct CheckArgs {
     #[arg(long, env = "BURNIN_JSON")]
     json: bool,
 
+    /// The cabling plan `scan`/`serve` will read (SPEC §11.1): checked to
+    /// parse, with the line and column of what is wrong.
+    #[arg(long, env = "BURNIN_CABLING_PLAN", value_name = "FILE")]
+    cabling_plan: Option<PathBuf>,
+
     #[command(flatten)]
     broker: EdgeBrokerArgs,
 
@@ -69,6 +74,7 @@ pub(crate) fn run(args: CheckArgs) -> u8 {
         factory: args.factory.config(),
         state_db: args.state_db,
         postgres_store: args.store.is_some(),
+        cabling_plan: args.cabling_plan,
     };
     let rt = match crate::runtime() {
         Ok(rt) => rt,

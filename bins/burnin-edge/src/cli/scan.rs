@@ -194,6 +194,12 @@ pub(crate) fn run(args: ScanArgs) -> u8 {
         Err(e) => return usage(&e),
     };
     if let Some(url) = &args.edge_url {
+        if let Some(plan) = &args.rules.cabling_plan {
+            return usage(&format!(
+                "--cabling-plan {} with --edge-url: the serve judges with its own plan                  (serve --cabling-plan); leave it out here",
+                plan.display()
+            ));
+        }
         return crate::cli::remote::run(url, args.api_token.clone(), &params, args.json);
     }
     let amqp = match args.broker.config(&format!(
