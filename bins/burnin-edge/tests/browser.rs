@@ -528,6 +528,106 @@ fn what_a_device_sends_is_shown_as_text_never_as_markup() {
     b.screenshot("markup-1-as-text");
 }
 
+/// The room with the edge's real cabling plan: a device whose LLDP
+/// neighbour matches the plan is placed at its switch port; one whose
+/// neighbour names a forged switch — markup for a name — is placed where
+/// the plan puts its serial, marked planned, and the forged name reaches the
+/// page only as text in its reason.
+#[test]
+fn the_room_places_devices_by_the_cabling_plan_and_a_forged_lldp_name_stays_text() {
+    const FORGED: &str = "<img src=x onerror=\"window.__pwned='lldp'\">";
+    let Some(vhost) = TestVhost::new("browser-cabling") else {
+        return;
+    };
+    let factory = FactoryStandIn::start();
+    factory.set_mes("CAB-1", &["02:00:00:0d:00:01"]);
+    factory.set_mes("CAB-2", &["02:00:00:0d:00:02"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.csv");
+    std::fs::write(
+        &plan,
+        "switch,port,location,sn,interface\n\
+         leaf-07,swp10,B3 shelf 10 left,CAB-1,\n\
+         leaf-07,swp2,B3 shelf 2 left,CAB-2,\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &vhost.url(),
+        &factory,
+        &dir.path().join("s.db"),
+        None,
+        &["--cabling-plan", plan.to_str().unwrap()],
+    );
+    let b = Browser::start();
+    b.goto(&serve.url("/"));
+    b.wait_until(
+        "the page",
+        Duration::from_secs(10),
+        "return document.getElementById('conn').textContent === 'live'",
+    );
+    let (status, started) = serve.post(&json!({
+        "operationId": 77, "expected": ["CAB-1", "CAB-2", "CAB-3"], "windowSecs": 30
+    }));
+    assert_eq!(status, 202, "{started}");
+    let deadline = burnin_core::Timestamp::parse(started["deadline"].as_str().unwrap()).unwrap();
+    let neighbour = |system: &str, port: &str| {
+        json!([{"chassisId": "44:38:39:ff:00:07", "chassisIdSubtype": "mac",
+                "systemName": system, "portId": port, "portIdSubtype": "ifName",
+                "portDescription": null, "mgmtAddress": null, "vlan": null, "ageSecs": 3}])
+    };
+    let mut one = reply_body(77, "CAB-1", "cab-1", "enp1s0", "02:00:00:0d:00:01");
+    one["interfaces"][0]["lldp"] = neighbour("leaf-07", "swp10");
+    let mut two = reply_body(77, "CAB-2", "cab-2", "enp1s0", "02:00:00:0d:00:02");
+    two["interfaces"][0]["lldp"] = neighbour(FORGED, "swp9");
+    send_replies(&vhost, 77, deadline, vec![one, two]);
+    b.wait_until(
+        "both verdicts while collecting",
+        Duration::from_secs(15),
+        &states_are(&[("CAB-1", "passed"), ("CAB-2", "passed"), ("CAB-3", "waiting")]),
+    );
+    let groups = b.js(
+        "return [...document.querySelectorAll('#room section.switch')].map(s => s.dataset.switch + ': ' + [...s.querySelectorAll('.tile')].map(t => t.dataset.sn + ' ' + t.querySelector('.t-top').textContent).join(', '))",
+        vec![],
+    );
+    assert_eq!(
+        groups,
+        json!(["leaf-07: CAB-2 \u{2714} swp2, CAB-1 \u{2714} swp10", ": CAB-3 \u{25CB} waiting"]),
+        "by switch, by port in natural order (swp2 before swp10); CAB-3's place unknown until it answers"
+    );
+    b.click(".tile[data-sn=\"CAB-2\"]");
+    b.wait_until(
+        "CAB-2's details",
+        Duration::from_secs(5),
+        "return document.getElementById('device-dialog').open",
+    );
+    let place = b.js("return document.getElementById('dd-place').textContent", vec![]);
+    assert!(
+        place.as_str().unwrap().starts_with("B3 shelf 2 left (planned"),
+        "placed by its serial's plan row, not by what it heard: {place}"
+    );
+    let reasons = b.js("return document.getElementById('dd-reasons').textContent", vec![]);
+    assert!(
+        reasons.as_str().unwrap().contains(FORGED),
+        "the forged name, as text: {reasons}"
+    );
+    assert_eq!(
+        b.js(
+            "return [typeof window.__pwned, document.querySelectorAll('img, script:not([src])').length]",
+            vec![]
+        ),
+        json!(["undefined", 0]),
+        "nothing a device sent ran or became an element"
+    );
+    b.screenshot("cabling-1-details");
+    b.click("#dd-close");
+    b.wait_until(
+        "the window closed: CAB-3 failed",
+        Duration::from_secs(40),
+        &states_are(&[("CAB-3", "failed")]),
+    );
+    b.screenshot("cabling-2-final");
+}
+
 /// 1,000 devices: the page stays whole, and the time from the last reply
 /// to the page showing every final result is measured in the browser and
 /// printed (a figure, not an assertion; see [`measure`]).
