@@ -245,7 +245,11 @@ async fn the_viewer_token_reads_and_streams_but_never_starts_a_scan() {
     );
     drop(resp);
 
-    let body = || json!({"operationId": 5, "windowSecs": 1}).to_string().into_bytes();
+    let body = || {
+        json!({"operationId": 5, "windowSecs": 1})
+            .to_string()
+            .into_bytes()
+    };
     let (status, doc) = h.call("POST", "/scans", Some(VIEWER), Some(body())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{doc}");
     let error = doc["error"].as_str().unwrap();

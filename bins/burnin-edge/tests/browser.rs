@@ -175,10 +175,16 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
         "return document.querySelector('tr[data-sn=\"LIVE-X\"]') !== null",
     );
     assert_eq!(
-        b.js("return document.getElementById('op-replies').textContent", vec![]),
+        b.js(
+            "return document.getElementById('op-replies').textContent",
+            vec![]
+        ),
         json!("Replies: 2 of 3 expected replied, 1 not expected.")
     );
-    let running = b.js("return document.getElementById('running').innerText", vec![]);
+    let running = b.js(
+        "return document.getElementById('running').innerText",
+        vec![],
+    );
     assert!(
         running
             .as_str()
@@ -237,10 +243,7 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
         summary,
         json!("4 devices: 2 passed, 2 failed, 0 replied, 0 waiting.")
     );
-    let recent_or_running = b.js(
-        "return document.querySelector('nav').innerText",
-        vec![],
-    );
+    let recent_or_running = b.js("return document.querySelector('nav').innerText", vec![]);
     assert!(
         recent_or_running
             .as_str()
@@ -276,7 +279,11 @@ fn devices_go_from_waiting_to_passed_or_failed_live_with_the_mismatch_shown() {
             vec![json!(v)],
         )
     };
-    assert_eq!(choose("problems"), json!("?only=problems"), "the filter is in the URL");
+    assert_eq!(
+        choose("problems"),
+        json!("?only=problems"),
+        "the filter is in the URL"
+    );
     let visible = b.js(
         "return [...document.querySelectorAll('#devices tbody tr')].filter(r => r.offsetParent !== null).map(r => r.dataset.sn)",
         vec![],
@@ -398,7 +405,10 @@ fn with_a_token_the_page_asks_once_then_shows_the_data() {
         &states_are(&[("TOK-1", "passed")]),
     );
     assert_eq!(
-        b.js("return [localStorage.length, sessionStorage.length]", vec![]),
+        b.js(
+            "return [localStorage.length, sessionStorage.length]",
+            vec![]
+        ),
         json!([0, 0]),
         "kept in memory only"
     );
@@ -583,7 +593,11 @@ fn the_room_places_devices_by_the_cabling_plan_and_a_forged_lldp_name_stays_text
     b.wait_until(
         "both verdicts while collecting",
         Duration::from_secs(15),
-        &states_are(&[("CAB-1", "passed"), ("CAB-2", "passed"), ("CAB-3", "waiting")]),
+        &states_are(&[
+            ("CAB-1", "passed"),
+            ("CAB-2", "passed"),
+            ("CAB-3", "waiting"),
+        ]),
     );
     let groups = b.js(
         "return [...document.querySelectorAll('#room section.switch')].map(s => s.dataset.switch + ': ' + [...s.querySelectorAll('.tile')].map(t => t.dataset.sn + ' ' + t.querySelector('.t-top').textContent).join(', '))",
@@ -591,7 +605,10 @@ fn the_room_places_devices_by_the_cabling_plan_and_a_forged_lldp_name_stays_text
     );
     assert_eq!(
         groups,
-        json!(["leaf-07: CAB-2 \u{2714} swp2, CAB-1 \u{2714} swp10", ": CAB-3 \u{25CB} waiting"]),
+        json!([
+            "leaf-07: CAB-2 \u{2714} swp2, CAB-1 \u{2714} swp10",
+            ": CAB-3 \u{25CB} waiting"
+        ]),
         "by switch, by port in natural order (swp2 before swp10); CAB-3's place unknown until it answers"
     );
     b.click(".tile[data-sn=\"CAB-2\"]");
@@ -600,12 +617,21 @@ fn the_room_places_devices_by_the_cabling_plan_and_a_forged_lldp_name_stays_text
         Duration::from_secs(5),
         "return document.getElementById('device-dialog').open",
     );
-    let place = b.js("return document.getElementById('dd-place').textContent", vec![]);
+    let place = b.js(
+        "return document.getElementById('dd-place').textContent",
+        vec![],
+    );
     assert!(
-        place.as_str().unwrap().starts_with("B3 shelf 2 left (planned"),
+        place
+            .as_str()
+            .unwrap()
+            .starts_with("B3 shelf 2 left (planned"),
         "placed by its serial's plan row, not by what it heard: {place}"
     );
-    let reasons = b.js("return document.getElementById('dd-reasons').textContent", vec![]);
+    let reasons = b.js(
+        "return document.getElementById('dd-reasons').textContent",
+        vec![],
+    );
     assert!(
         reasons.as_str().unwrap().contains(FORGED),
         "the forged name, as text: {reasons}"
@@ -704,7 +730,9 @@ fn measure(n: usize) {
         &format!("return '{op}' in window.burninLive.finalShownAt"),
     );
     let times = b.js(
-        &format!("return [window.burninLive.finalShownAt['{op}'], window.burninLive.lastDeviceEventAt]"),
+        &format!(
+            "return [window.burninLive.finalShownAt['{op}'], window.burninLive.lastDeviceEventAt]"
+        ),
         vec![],
     );
     let shown = times[0].as_f64().unwrap();

@@ -150,7 +150,12 @@ fn device(sn: &str, state: &str, location: Value, details: &[&str]) -> Value {
 }
 
 fn no_reply(sn: &str) -> Value {
-    let mut d = device(sn, "failed", Value::Null, &["no reply before the window closed"]);
+    let mut d = device(
+        sn,
+        "failed",
+        Value::Null,
+        &["no reply before the window closed"],
+    );
     d.as_object_mut().unwrap().remove("hostname");
     d
 }
@@ -164,7 +169,10 @@ fn operation() -> Value {
         "MARK-1",
         "failed",
         json!({"place": IMG, "switch": format!("<i>leaf-99</i>{SCRIPT_TAG}"), "port": "<b>swp1</b>", "planned": false}),
-        &[&format!("enp1s0{IMG} 02:00:00:00:00:01 is not in MES"), SCRIPT_TAG],
+        &[
+            &format!("enp1s0{IMG} 02:00:00:00:00:01 is not in MES"),
+            SCRIPT_TAG,
+        ],
     );
     markup["hostname"] = json!(IMG);
     let mut stranger = device("X-1", "replied", Value::Null, &[]);
@@ -202,10 +210,7 @@ fn operation() -> Value {
 }
 
 fn js_str(b: &Browser, script: &str) -> String {
-    b.js(script, vec![])
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    b.js(script, vec![]).as_str().unwrap_or_default().to_owned()
 }
 
 fn nothing_injected(b: &Browser) {
@@ -282,12 +287,20 @@ fn the_room_groups_orders_colours_opens_filters_and_never_runs_what_a_device_sen
     );
     assert_eq!(
         counts,
-        json!(["3 \u{2716} failed", "2 \u{25CB} waiting", "2 \u{2709} replied", "2 \u{2714} passed"])
+        json!([
+            "3 \u{2716} failed",
+            "2 \u{25CB} waiting",
+            "2 \u{2709} replied",
+            "2 \u{2714} passed"
+        ])
     );
     // Z-1 and the waiting never replied; X-1 did, unexpected: it is not
     // one of the 8 expected.
     assert_eq!(
-        js_str(&b, "return document.getElementById('op-replies').textContent"),
+        js_str(
+            &b,
+            "return document.getElementById('op-replies').textContent"
+        ),
         "Replies: 5 of 8 expected replied, 1 not expected."
     );
     let sidebar = js_str(&b, "return document.getElementById('running').innerText");
@@ -310,7 +323,10 @@ fn the_room_groups_orders_colours_opens_filters_and_never_runs_what_a_device_sen
     );
     assert_eq!(
         table,
-        json!(["failed", "failed", "failed", "passed", "waiting", "replied", "passed", "waiting", "replied"])
+        json!([
+            "failed", "failed", "failed", "passed", "waiting", "replied", "passed", "waiting",
+            "replied"
+        ])
     );
     nothing_injected(&b);
     b.screenshot("room-1-overview");
@@ -330,7 +346,10 @@ fn the_room_groups_orders_colours_opens_filters_and_never_runs_what_a_device_sen
         Duration::from_secs(5),
         "return document.getElementById('device-dialog').open",
     );
-    let details = js_str(&b, "return document.getElementById('device-dialog').innerText");
+    let details = js_str(
+        &b,
+        "return document.getElementById('device-dialog').innerText",
+    );
     assert!(details.contains("R-1"), "{details}");
     assert!(details.contains("B3 shelf 1 left"), "{details}");
     assert!(details.contains("planned"), "the planned mark: {details}");
@@ -368,7 +387,11 @@ fn the_room_groups_orders_colours_opens_filters_and_never_runs_what_a_device_sen
     );
     assert!(js_str(&b, "return document.getElementById('dd-place').textContent").starts_with(IMG));
     assert!(
-        js_str(&b, "return document.getElementById('dd-reasons').textContent").contains(SCRIPT_TAG)
+        js_str(
+            &b,
+            "return document.getElementById('dd-reasons').textContent"
+        )
+        .contains(SCRIPT_TAG)
     );
     nothing_injected(&b);
     b.screenshot("room-4-markup-as-text");
@@ -436,10 +459,7 @@ fn the_room_groups_orders_colours_opens_filters_and_never_runs_what_a_device_sen
         "const s = document.getElementById('only'); s.value = 'problems'; s.dispatchEvent(new Event('change')); return true",
         vec![],
     );
-    assert_eq!(
-        js_str(&b, "return location.search"),
-        "?only=problems"
-    );
+    assert_eq!(js_str(&b, "return location.search"), "?only=problems");
 
     // A phone: nothing is cut off, the details column included.
     b.js(

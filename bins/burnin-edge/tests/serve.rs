@@ -831,7 +831,10 @@ fn a_viewer_token_needs_an_api_token_of_its_own() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(want), "{stderr}");
-        assert!(!stderr.contains("same-token"), "no token is printed: {stderr}");
+        assert!(
+            !stderr.contains("same-token"),
+            "no token is printed: {stderr}"
+        );
         assert!(!db.exists(), "nothing was opened");
     }
 }

@@ -361,7 +361,10 @@ fn a_verdict_is_shown_once_its_mes_answer_is_in_not_at_the_end_of_the_window() {
     assert_eq!(by(&b, "OFF").state, Failed);
     for s in ["A", "C"] {
         let d = by(&b, s);
-        assert_eq!(d.state, Passed, "{s}: a cross-device finding never changes a verdict");
+        assert_eq!(
+            d.state, Passed,
+            "{s}: a cross-device finding never changes a verdict"
+        );
         assert!(
             d.findings.iter().any(|f| f.kind == FindingKind::SharedMac),
             "{s}: the later finding is added: {:?}",
@@ -381,7 +384,10 @@ fn a_conflicting_reply_after_the_verdict_fails_the_device_at_once() {
     accept(&mut b, &mut o, "A", &[1]);
     o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
     b.verdict(&o, &sn("A"));
-    assert_eq!(b.operation(&id).unwrap().devices[0].state, DeviceState::Passed);
+    assert_eq!(
+        b.operation(&id).unwrap().devices[0].state,
+        DeviceState::Passed
+    );
     assert!(matches!(
         o.handle_reply(&report(&id, "A", &[5])),
         crate::ReplyOutcome::Conflict(_)
