@@ -677,6 +677,7 @@ fn two_thousand_devices_harness_prints_the_time_to_every_final_state() {
 /// devices are simulated by one AMQP connection that sends each device's
 /// reply as an agent would (persistent, confirmed, to the reply queue); the
 /// edge, the broker, MES (the stand-in) and the page are real.
+#[allow(clippy::print_stdout, reason = "a harness prints its figures")]
 fn measure(n: usize) {
     let op = n as u64;
     let Some(vhost) = TestVhost::new(&format!("browser-{n}")) else {
