@@ -69,7 +69,7 @@
   let expectedTotal = 0; // devices the operation expected
   let order = 0; // arrival order of rows, for a stable table order
   let roomDirty = false; // a tile changed group or place: lay the room out again
-  let tableDirty = false; // a device became failed or stopped being: sort again
+  const moved = new Set(); // rows whose place in the table changed (or new ones)
   const groups = new Map(); // switch name ('' = unplaced) -> {section, title, ul}
   let opened = null; // the sn shown in the details dialog
   let openedFrom = null; // the tile to give the focus back to
@@ -284,6 +284,7 @@
     const row = { tr, st, icon, label, loc, host, details, tile, dev: null, id: 0, order: order++, group: null, port: null };
     rows.set(d.sn, row);
     fillRow(row, d, id);
+    moved.add(row);
     roomDirty = true;
     return tr;
   }
@@ -329,7 +330,7 @@
         if (row.dev.expected !== false) expectedReplied--;
       }
       if (row.dev.expected !== false) expectedTotal--;
-      if ((row.dev.state === 'failed') !== (d.state === 'failed') || rankOf(row.dev.state) !== rankOf(d.state)) tableDirty = true;
+      if (rankOf(row.dev.state) !== rankOf(d.state)) moved.add(row);
     }
     counts[d.state] = (counts[d.state] || 0) + 1;
     if (repliedOf(d)) {
@@ -339,6 +340,8 @@
     if (d.expected !== false) expectedTotal++;
     row.dev = d;
     row.id = id;
+    row.tr._rank = rankOf(d.state);
+    row.tr._order = row.order;
     const [icon, label] = STATE[d.state] || ['?', str(d.state)];
     row.tr.dataset.state = d.state;
     row.tr.dataset.sn = d.sn;
@@ -380,13 +383,30 @@
 
   // Table rows: failed first (then undecided), each group in arrival order.
   function sortTable() {
-    tableDirty = false;
+    moved.clear();
     const all = [...rows.values()];
     all.sort((a, b) => rankOf(a.dev.state) - rankOf(b.dev.state) || a.order - b.order);
     const body = $('devices').tBodies[0];
     const frag = document.createDocumentFragment();
     for (const r of all) frag.append(r.tr);
     body.replaceChildren(frag);
+  }
+
+  // Puts one row (out of the table) in its place in the sorted table: before
+  // the first row that comes after it, found by bisection. Cheap per row, so
+  // a frame with many new verdicts does not move every row.
+  function placeRow(body, r) {
+    const tr = r.tr;
+    const list = body.rows;
+    const after = (x) => x._rank > tr._rank || (x._rank === tr._rank && x._order > tr._order);
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (after(list[mid])) hi = mid;
+      else lo = mid + 1;
+    }
+    body.insertBefore(tr, lo < list.length ? list[lo] : null);
   }
 
   // Groups by switch in natural order, "unplaced" last; tiles by port in
@@ -639,21 +659,22 @@
   }
 
   function flush() {
+    const t0 = performance.now();
     frame = 0;
     const body = $('devices').tBodies[0];
-    let added = null;
     for (const [sn, { device, id }] of pending) {
       const row = rows.get(sn);
       if (row) {
         if (row.id < id) fillRow(row, device, id);
       } else {
-        added = added || document.createDocumentFragment();
-        added.append(makeRow(device, id));
+        makeRow(device, id); // placed below with the moved rows
       }
     }
     pending.clear();
-    if (added) body.append(added);
-    if (tableDirty || added) sortTable();
+    // Out first, so the rows left are in order; then each in its place.
+    for (const r of moved) if (r.tr.parentNode === body) body.removeChild(r.tr);
+    for (const r of moved) placeRow(body, r);
+    moved.clear();
     if (roomDirty) layoutRoom();
     else hideEmptyGroups();
     const o = ops.get(selected);
@@ -662,6 +683,11 @@
     }
     renderLists();
     renderSummary();
+    const ms = performance.now() - t0;
+    const live = window.burninLive;
+    live.flushes = (live.flushes || 0) + 1;
+    live.flushMs = (live.flushMs || 0) + ms;
+    live.flushMaxMs = Math.max(live.flushMaxMs || 0, ms);
   }
 
   function handleBlock(block) {

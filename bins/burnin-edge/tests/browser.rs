@@ -732,7 +732,7 @@ fn measure(n: usize) {
     );
     let times = b.js(
         &format!(
-            "return [window.burninLive.finalShownAt['{op}'], window.burninLive.lastDeviceEventAt]"
+            "const l = window.burninLive; return [l.finalShownAt['{op}'], l.lastDeviceEventAt, l.flushes, l.flushMs, l.flushMaxMs]"
         ),
         vec![],
     );
@@ -755,10 +755,13 @@ fn measure(n: usize) {
     b.screenshot(&format!("k{n}-2-final"));
     println!(
         "live page, {n} devices: last reply confirmed \u{2192} every final state shown: {:.0} ms; \
-         last device event received by the page \u{2192} every final state shown: {:.0} ms \
-         (polled for {:?})",
+         last device event received by the page \u{2192} every final state shown: {:.0} ms; \
+         {} frames drew the updates, {:.0} ms in all, the longest {:.0} ms (polled for {:?})",
         shown - last_reply_ms,
         shown - last_event,
+        times[2],
+        times[3].as_f64().unwrap_or_default(),
+        times[4].as_f64().unwrap_or_default(),
         waited.elapsed()
     );
     let doc = serve.wait_finished(&op.to_string(), Duration::from_secs(30));
