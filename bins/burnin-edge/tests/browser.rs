@@ -694,8 +694,32 @@ fn measure(n: usize) {
             factory.set_mes(sn, &[&mac(i)]);
         }
     }
+    // A room of 48-port switches, every device cabled as planned.
+    let place = |i: usize| {
+        (
+            format!("leaf-{:02}", i / 48 + 1),
+            format!("swp{}", i % 48 + 1),
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&vhost.url(), &factory, &dir.path().join("s.db"), None, &[]);
+    let plan = dir.path().join("plan.csv");
+    let mut csv = String::from("switch,port,location,sn,interface\n");
+    for (i, sn) in sns.iter().enumerate() {
+        let (switch, port) = place(i);
+        csv.push_str(&format!(
+            "{switch},{port},row {} shelf {},{sn},\n",
+            i / 48 + 1,
+            i % 48 + 1
+        ));
+    }
+    std::fs::write(&plan, csv).unwrap();
+    let serve = Serve::start(
+        &vhost.url(),
+        &factory,
+        &dir.path().join("s.db"),
+        None,
+        &["--cabling-plan", plan.to_str().unwrap()],
+    );
     let b = Browser::start();
     b.goto(&serve.url("/"));
     b.wait_until(
@@ -720,7 +744,15 @@ fn measure(n: usize) {
     let bodies = sns
         .iter()
         .enumerate()
-        .map(|(i, sn)| reply_body(op, sn, &format!("host-{i}"), "enp1s0", &mac(i)))
+        .map(|(i, sn)| {
+            let mut body = reply_body(op, sn, &format!("host-{i}"), "enp1s0", &mac(i));
+            let (switch, port) = place(i);
+            body["interfaces"][0]["lldp"] = json!([{
+                "chassisId": "44:38:39:ff:00:07", "chassisIdSubtype": "mac",
+                "systemName": switch, "portId": port, "portIdSubtype": "ifName",
+                "portDescription": null, "mgmtAddress": null, "vlan": null, "ageSecs": 3}]);
+            body
+        })
         .collect();
     let last_reply_ms = send_replies(&vhost, op, deadline, bodies);
 
@@ -752,6 +784,11 @@ fn measure(n: usize) {
     );
     let failed_text = row_text(&b, "K-0010");
     assert!(failed_text.contains("is not in MES"), "{failed_text}");
+    let groups = b.js(
+        "return document.querySelectorAll('#room section.switch').length",
+        vec![],
+    );
+    assert_eq!(groups, json!(n.div_ceil(48)), "one group per switch");
     b.screenshot(&format!("k{n}-2-final"));
     println!(
         "live page, {n} devices: last reply confirmed \u{2192} every final state shown: {:.0} ms; \
