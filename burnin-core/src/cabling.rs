@@ -529,32 +529,45 @@ impl CablingPlan {
         let interfaces = by_name(&report.interfaces);
         let mut out = Vec::new();
         // The rows naming this serial: is it cabled where they say?
-        for &r in self.by_sn.get(&report.sn).into_iter().flatten() {
+        let own: &[usize] = self.by_sn.get(&report.sn).map_or(&[], Vec::as_slice);
+        let matches = |i: &InterfaceReport, row: &PlanRow| {
+            i.lldp
+                .iter()
+                .flatten()
+                .any(|n| self.row_for(n).is_some_and(|m| std::ptr::eq(m, row)))
+        };
+        for &r in own {
             let row = &self.rows[r];
-            let matches = |i: &InterfaceReport| {
-                i.lldp
-                    .iter()
-                    .flatten()
-                    .any(|n| self.row_for(n).is_some_and(|m| std::ptr::eq(m, row)))
+            // Interfaces another row of this serial accounts for (names,
+            // or is matched by) are not this row's to judge.
+            let free = |i: &&InterfaceReport| {
+                !own.iter().filter(|&&o| o != r).any(|&o| {
+                    let other = &self.rows[o];
+                    other.interface.as_deref() == Some(i.interface.as_str()) || matches(i, other)
+                })
             };
             let checked: Option<&InterfaceReport> = match &row.interface {
                 Some(name) => interfaces.iter().copied().find(|i| &i.interface == name),
-                None if interfaces.iter().any(|i| matches(i)) => continue,
-                // No interface named: the first one that heard someone,
+                None if interfaces.iter().any(|i| matches(i, row)) => continue,
+                // No interface named: of the interfaces no other row of
+                // this serial accounts for, the first that heard someone,
                 // else the first that listened, else the first.
-                None => interfaces
-                    .iter()
-                    .copied()
-                    .find(|i| i.lldp.as_ref().is_some_and(|l| !l.is_empty()))
-                    .or_else(|| interfaces.iter().copied().find(|i| i.lldp.is_some()))
-                    .or_else(|| interfaces.first().copied()),
+                None => {
+                    let free: Vec<&InterfaceReport> =
+                        interfaces.iter().copied().filter(free).collect();
+                    free.iter()
+                        .copied()
+                        .find(|i| i.lldp.as_ref().is_some_and(|l| !l.is_empty()))
+                        .or_else(|| free.iter().copied().find(|i| i.lldp.is_some()))
+                        .or_else(|| free.first().copied())
+                }
             };
             let Some(i) = checked else {
                 // The named interface is not on the device: the MAC check
                 // says what is missing.
                 continue;
             };
-            if matches(i) {
+            if matches(i, row) {
                 continue;
             }
             let planned = Planned {

@@ -451,11 +451,12 @@ impl DeviceResult {
             }
             seen.push(&pci.slot);
             let mut message = format!("PCIe link of {} degraded: {words}", pci.slot);
-            if rules.require_pcie_width && link.is_narrower() {
-                if let Some(name) = interface {
-                    message.push_str(&fails_it("requirePcieWidth"));
-                    self.fail_interface(name);
-                }
+            if rules.require_pcie_width
+                && link.is_narrower()
+                && let Some(name) = interface
+            {
+                message.push_str(&fails_it("requirePcieWidth"));
+                self.fail_interface(name);
             }
             self.findings.push(HardwareFinding::new(
                 FindingKind::PcieLink,

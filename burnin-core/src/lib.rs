@@ -24,6 +24,11 @@
 //!   is compared, `requireLink`, [`HardwareFinding`]s such as a card with no
 //!   driver; [`note_shared_macs`] across devices); [`payload`] builds the
 //!   four factory documents of SPEC §5 byte for byte.
+//! * **Cabling** — [`cabling`] parses the edge's cabling plan (SPEC
+//!   §11.1), places devices ([`Location`]) from their LLDP neighbours and
+//!   words the cabling findings; [`DeviceResult::add_cabling`] applies
+//!   `requireCabling`, and [`DeviceResult::compare_report`] words PCIe links
+//!   below their maximum (`requirePcieWidth`).
 //! * **State machine** — [`Operation`] runs one scan operation:
 //!   `handle_*` methods take inputs (replies, MES answers, the time),
 //!   `poll_*` methods say what to do next (payload to deliver, deadline).

@@ -18,6 +18,7 @@
 //! | [`serve_request`] | [`burnin_core::request::parse_scan_request`] (the `POST /scans` body of `serve`) | an accepted request has a window in range, unique expected serials, an operator for directBurn |
 //! | [`mes_body`] | `burnin_http::parse_mes_record` (the real 200-body parser of [`burnin_http::HttpMesSource`]) and [`FileMes::from_json`] | accepted records are the asked serial with exactly the body's MACs; `FileMes` round trips through `to_json` |
 //! | [`lldp`] | [`burnin_lldp::parse`] and [`burnin_lldp::parse_frame`] (LLDPDUs and Ethernet frames the agent hears), through [`burnin_lldp::NeighbourTable`] | no control characters in names and ids, ids not empty, an accepted LLDPDU ≤ 1500 bytes is what the table keeps (or removes, TTL 0), errors are counted and keep nothing |
+//! | [`cabling_plan`] | [`burnin_core::cabling::CablingPlan::parse`] (the edge's `--cabling-plan` CSV) | an accepted plan's rows have switch, port and location, no control characters, increasing lines and no switch/port twice; an error's line and column lie inside the input |
 //! | [`sysfs_files`] | the file-content parsing of [`burnin_sysfs::SysfsProbe`] (`burnin_sysfs::fuzz`) | 4 KiB bound, trimmed text, addresses are what `Mac::parse` reads, serials are never placeholders, error texts ≤ 64 chars |
 //!
 //! Not for production use: these functions panic by design.
@@ -33,7 +34,7 @@ pub const DEFAULT_SERIAL: &str = "Q186I15901";
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory and fuzz binary.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("mac", mac),
     ("reply", reply),
     ("command", command),
@@ -41,7 +42,48 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("sysfs_files", sysfs_files),
     ("serve_request", serve_request),
     ("lldp", lldp),
+    ("cabling_plan", cabling_plan),
 ];
+
+/// [`burnin_core::cabling::CablingPlan::parse`] on any bytes: a plan or an
+/// error with a position inside the input, never a panic.
+pub fn cabling_plan(data: &[u8]) {
+    use burnin_core::cabling::{CablingPlan, PlanErrorKind};
+    match CablingPlan::parse(data) {
+        Ok(plan) => {
+            let mut ports = std::collections::HashSet::new();
+            let mut line = 0;
+            for r in plan.rows() {
+                assert!(r.line > line, "lines go up: {r:?}");
+                line = r.line;
+                for text in [&r.switch, &r.port, &r.location] {
+                    assert!(!text.is_empty(), "{r:?}");
+                    assert!(!text.chars().any(char::is_control), "{r:?}");
+                }
+                assert!(
+                    ports.insert((r.switch.to_ascii_lowercase(), r.port.to_ascii_lowercase())),
+                    "switch/port twice: {r:?}"
+                );
+            }
+        }
+        Err(e) => {
+            assert!(e.line >= 1 && e.column >= 1, "{e}");
+            assert!(!e.to_string().is_empty());
+            if !matches!(e.kind, PlanErrorKind::TooLarge(_)) {
+                let lines = 1 + data.iter().filter(|&&b| b == b'\n').count();
+                assert!(e.line <= lines, "{e}: the input has {lines} lines");
+                let text = String::from_utf8_lossy(data);
+                let at = text.split('\n').nth(e.line - 1).unwrap_or("");
+                assert!(
+                    e.column <= at.chars().count() + 1,
+                    "{e}: line {} has {} characters",
+                    e.line,
+                    at.chars().count()
+                );
+            }
+        }
+    }
+}
 
 /// [`Mac::parse`] on any UTF-8 input.
 pub fn mac(data: &[u8]) {

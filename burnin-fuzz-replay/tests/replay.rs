@@ -90,6 +90,11 @@ fn lldp_corpus() {
 }
 
 #[test]
+fn cabling_plan_corpus() {
+    replay("cabling_plan", burnin_fuzz_replay::cabling_plan);
+}
+
+#[test]
 fn sysfs_files_corpus() {
     replay("sysfs_files", burnin_fuzz_replay::sysfs_files);
 }

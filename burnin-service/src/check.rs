@@ -656,6 +656,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cabling_plan_check_counts_rows_or_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.csv");
+        std::fs::write(
+            &good,
+            "switch,port,location,sn,interface\nleaf-07,swp7,B3,SN1,\nleaf-07,swp8,B4,,\n",
+        )
+        .unwrap();
+        let l = check_cabling_plan(&good);
+        assert_eq!(l.status, CheckStatus::Ok, "{l:?}");
+        assert!(l.detail.ends_with(": 2 rows, 1 naming a serial"), "{l:?}");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "switch,port,location,sn,interface\nleaf-07,,B3,,\n").unwrap();
+        let l = check_cabling_plan(&bad);
+        assert_eq!(l.status, CheckStatus::Fail, "{l:?}");
+        assert!(
+            l.detail
+                .ends_with("bad.csv: line 2, column 9: port is empty"),
+            "{l:?}"
+        );
+        assert_eq!(l.check, "cabling-plan");
+        let l = check_cabling_plan(&dir.path().join("missing.csv"));
+        assert_eq!(l.status, CheckStatus::Fail, "{l:?}");
+    }
+
+    #[test]
     fn the_clock_fails_beyond_two_minutes_either_way() {
         let now = SystemTime::now();
         let at = |d: Duration, ahead: bool| {

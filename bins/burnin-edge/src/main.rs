@@ -74,6 +74,8 @@ enum Command {
         "    requireLink   true/false (default: --require-link)\n",
         "    rescan        true: run an id this edge already holds again (a new run); else 409\n",
         "    requireClock  true/false (default: --require-clock)\n",
+        "    requireCabling  true/false (default: --require-cabling; needs --cabling-plan)\n",
+        "    requirePcieWidth  true/false (default: --require-pcie-width)\n",
         "    settleMs      0 to 60000 (default: --settle)\n",
         "    clockToleranceSecs  (default: --clock-tolerance)\n",
         "    mesOutageWaitSecs   0 to 86400 (default: --mes-outage-wait)\n",

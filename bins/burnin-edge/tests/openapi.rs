@@ -262,12 +262,24 @@ impl Scene {
         let factory = FactoryStandIn::start();
         let devices = devices(&factory, prefix, 2, base);
         let dir = tempfile::tempdir().unwrap();
+        // A cabling plan (SPEC §11.1) placing the first device and the
+        // one that never answers, so answers carry `location`.
+        let plan = dir.path().join("plan.csv");
+        std::fs::write(
+            &plan,
+            format!(
+                "switch,port,location,sn,interface\n\
+                 leaf-07,swp1,B3 shelf 1,{prefix}-1,\n\
+                 leaf-07,swp2,B3 shelf 2,{prefix}-GONE,\n"
+            ),
+        )
+        .unwrap();
         let serve = Serve::start(
             &vhost.url(),
             &factory,
             &dir.path().join("s.db"),
             Some(token),
-            &[],
+            &["--cabling-plan", plan.to_str().unwrap()],
         );
         let fleet = AgentFleet::start(&vhost, &devices, &[]);
         Some(Scene {
@@ -386,7 +398,7 @@ fn every_answer_of_a_real_scan_is_what_the_document_says_field_for_field() {
             answers.push(serde_json::json!([method, template, status, json]));
             (status, json)
         };
-    let scan = r#"{"operationId": 7, "expected": ["AN-1", "AN-2", "AN-GONE"], "windowSecs": 3, "requireLink": true}"#;
+    let scan = r#"{"operationId": 7, "expected": ["AN-1", "AN-2", "AN-GONE"], "windowSecs": 3, "requireLink": true, "requireCabling": false, "requirePcieWidth": true}"#;
     let (status, started) = ask("POST", "/scans", "/scans", Some(token), Some(scan));
     assert_eq!(status, 202, "{started}");
     let (status, _) = ask("POST", "/scans", "/scans", Some(token), Some(scan));
@@ -407,6 +419,18 @@ fn every_answer_of_a_real_scan_is_what_the_document_says_field_for_field() {
         .map(|d| d["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["passed", "failed", "failed"], "{done}");
+    // Planned places (no LLDP in these fixtures), the rules as asked.
+    assert_eq!(
+        done["devices"][0]["location"],
+        serde_json::json!({"place": "B3 shelf 1", "switch": "leaf-07", "port": "swp1", "planned": true}),
+        "{done}"
+    );
+    assert_eq!(done["devices"][2]["location"]["place"], "B3 shelf 2");
+    assert!(done["devices"][1].get("location").is_none(), "{done}");
+    assert_eq!(
+        (&done["requireCabling"], &done["requirePcieWidth"]),
+        (&serde_json::json!(false), &serde_json::json!(true))
+    );
     assert!(
         done["replyCounts"].is_object() && done["collected"].is_string(),
         "{done}"

@@ -324,11 +324,13 @@ fn require_cabling_fails_the_miscabled_interface_and_says_it_once() {
         ],
     );
     for require in [false, true] {
-        let mut rules = Rules::default();
-        rules.require_cabling = require;
+        let rules = Rules {
+            require_cabling: require,
+            ..Rules::default()
+        };
         let mut d = DeviceResult::compare_report(&r, &mes(&[4, 5]), rules);
         d.add_cabling(&p, &r, rules);
-        assert_eq!(d.location.as_ref().unwrap().planned, true);
+        assert!(d.location.as_ref().unwrap().planned);
         assert_eq!(d.findings[0].kind, FindingKind::Cabling);
         assert_eq!(d.findings[0].interface.as_deref(), Some("enp4s0"));
         let status: Vec<ScanStatus> = d.macinfo.iter().map(|m| m.scanstatus).collect();
@@ -373,8 +375,10 @@ fn pcie_reply(width: u32, speed: &str) -> DeviceReport {
 #[test]
 fn a_network_card_below_its_maximum_link_is_a_finding_and_require_pcie_width_fails_it() {
     for require in [false, true] {
-        let mut rules = Rules::default();
-        rules.require_pcie_width = require;
+        let rules = Rules {
+            require_pcie_width: require,
+            ..Rules::default()
+        };
         let r = pcie_reply(4, "8.0 GT/s PCIe");
         let d = DeviceResult::compare_report(&r, &mes(&[4]), rules);
         let pcie: Vec<&str> = d
@@ -409,8 +413,10 @@ fn a_network_card_below_its_maximum_link_is_a_finding_and_require_pcie_width_fai
         }
     }
     // Slower at full width: a finding, but requirePcieWidth is about width.
-    let mut rules = Rules::default();
-    rules.require_pcie_width = true;
+    let rules = Rules {
+        require_pcie_width: true,
+        ..Rules::default()
+    };
     let d = DeviceResult::compare_report(&pcie_reply(8, "8.0 GT/s PCIe"), &mes(&[4]), rules);
     assert!(d.result.passed());
     assert_eq!(
@@ -424,4 +430,37 @@ fn a_network_card_below_its_maximum_link_is_a_finding_and_require_pcie_width_fai
         .iter()
         .filter(|f| f.kind == FindingKind::PcieLink);
     assert_eq!(pcie.count(), 1, "{:?}", d.findings);
+}
+
+/// A unit with rows for two interfaces: each row judges its own, and a row
+/// without interface judges only what no other row of the unit accounts for.
+#[test]
+fn a_unit_with_two_rows_is_judged_interface_by_interface() {
+    let p = CablingPlan::parse(
+        b"switch,port,location,sn,interface\n\
+          leaf-07,swp7,B3 shelf 12,SN1,enp4s0\n\
+          leaf-08,swp7,B3 shelf 12,SN1,\n",
+    )
+    .unwrap();
+    // enp4s0 right, enp5s0 on the wrong switch.
+    let r = reply(
+        "SN1",
+        &[
+            ("enp4s0", 4, Some(vec![neighbour(Some("leaf-07"), "swp7")])),
+            ("enp5s0", 5, Some(vec![neighbour(Some("leaf-09"), "swp7")])),
+        ],
+    );
+    assert_eq!(
+        words(&p, &r, true),
+        ["enp5s0 cabled to leaf-09 swp7, plan says leaf-08 swp7 (B3 shelf 12)"]
+    );
+    // Both right.
+    let r = reply(
+        "SN1",
+        &[
+            ("enp4s0", 4, Some(vec![neighbour(Some("leaf-07"), "swp7")])),
+            ("enp5s0", 5, Some(vec![neighbour(Some("leaf-08"), "swp7")])),
+        ],
+    );
+    assert!(words(&p, &r, true).is_empty());
 }

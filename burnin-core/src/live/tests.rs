@@ -396,3 +396,78 @@ fn a_conflicting_reply_after_the_verdict_fails_the_device_at_once() {
     let a = &b.operation(&id).unwrap().devices[0];
     assert_eq!(a.state, DeviceState::Failed, "{:?}", a.details);
 }
+
+/// SPEC §11.1: with the edge's cabling plan, a waiting device shows where
+/// it should be (planned), a replied one where its LLDP neighbours say it
+/// is, and the events carry it as `"location"`.
+#[test]
+fn devices_carry_their_location_from_the_plan_in_snapshots_and_events() {
+    let plan = crate::cabling::CablingPlan::parse(
+        b"switch,port,location,sn,interface\nleaf-07,swp7,B3 shelf 12,A,\nleaf-07,swp8,B3 shelf 13,B,\n",
+    )
+    .unwrap();
+    let mut p = OperationParams::new(OperationId::Number(9));
+    p.expected = vec![sn("A"), sn("B")];
+    p.window = Duration::from_secs(10);
+    p.cabling = Some(std::sync::Arc::new(plan));
+    let mut o = Operation::new(p, t(0));
+    let id = o.id().clone();
+    let mut b = Board::new(100, 1000, 8);
+    b.track(&o);
+    let place = |b: &Board, n: usize| {
+        b.operation(&id).unwrap().devices[n]
+            .location
+            .as_ref()
+            .map(|l| (l.place.clone(), l.port.clone(), l.planned))
+    };
+    assert_eq!(
+        place(&b, 0),
+        Some(("B3 shelf 12".into(), "swp7".into(), true))
+    );
+    // A replies from B's place (its neighbour is leaf-07 swp8).
+    let mut r = DeviceReport::from_slice(&report(&id, "A", &[1])).unwrap();
+    r.interfaces[0].lldp = Some(vec![crate::LldpNeighbor {
+        chassis_id: "44:38:39:ff:00:07".into(),
+        chassis_id_subtype: crate::LldpIdSubtype::Mac,
+        system_name: Some("leaf-07".into()),
+        port_id: "swp8".into(),
+        port_id_subtype: crate::LldpIdSubtype::IfName,
+        port_description: None,
+        mgmt_address: None,
+        vlan: None,
+        age_secs: 1,
+    }]);
+    let last = b.last_id();
+    o.handle_reply(&r.to_json());
+    b.reply(&o, &sn("A"));
+    assert_eq!(
+        place(&b, 0),
+        Some(("B3 shelf 13".into(), "swp8".into(), false))
+    );
+    let Since::Events(events) = b.since(last, Some(&id)) else {
+        panic!("gap");
+    };
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(
+        json["device"]["location"],
+        serde_json::json!({"place": "B3 shelf 13", "switch": "leaf-07", "port": "swp8", "planned": false})
+    );
+    o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
+    o.handle_timeout(t(10));
+    assert!(o.poll_results());
+    b.results(&o);
+    let v = b.operation(&id).unwrap();
+    assert_eq!(
+        v.devices[0].details,
+        [
+            "eth0 cabled to leaf-07 swp8, plan says leaf-07 swp7 (B3 shelf 12)",
+            "B3 shelf 13 should hold SN B"
+        ]
+    );
+    assert_eq!(v.devices[0].location.as_ref().unwrap().place, "B3 shelf 13");
+    // B never replied: still where it should be.
+    assert_eq!(
+        place(&b, 1),
+        Some(("B3 shelf 13".into(), "swp8".into(), true))
+    );
+}

@@ -71,7 +71,7 @@ pub(crate) struct ScanArgs {
     rules: crate::cli::rule_args::RuleArgs,
 
     /// Print `{"operationId", "state", "devices": [{"sn", "result",
-    /// "macinfo", "findings"?}], "replies": {"accepted", "duplicate", "rejected",
+    /// "macinfo", "findings"?, "details"?, "location"?}], "replies": {"accepted", "duplicate", "rejected",
     /// "redelivered"}, "error"?}` instead of a table. `replies` counts reply
     /// messages as the edge saw them: accepted (one per serial), duplicate
     /// (a serial's further replies), rejected (to the rejected queue);
