@@ -105,6 +105,9 @@ pub trait Observer: Send + Sync {
         _answer: &Result<MesAnswer, MesError>,
     ) {
     }
+    /// `sn`'s MES answer was taken: [`Operation::verdict`] now gives its
+    /// result (results follow MES, SPEC §10.1), before collection ends.
+    fn verdict(&self, _operation: &Operation, _sn: &SerialNumber) {}
     /// Collection ended (all expected replied, deadline, or an error).
     fn collection_ended(&self, _operation: &Operation) {}
     /// The results are fixed (collection ended, every MES answer in), before
@@ -445,6 +448,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
             Event::Mes(Looked { sn, answer, .. }) => {
                 observer.mes_answer(&op, &sn, &answer);
                 op.handle_mes_answer(&sn, answer);
+                observer.verdict(&op, &sn);
             }
             Event::Reply(None) => {
                 op.handle_error("the broker closed the reply queue consumer; replies stopped");

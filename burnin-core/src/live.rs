@@ -9,15 +9,21 @@
 //! # Device states
 //!
 //! ```text
-//! waiting ──(reply recorded)──▶ replied ──(results fixed)──▶ passed | failed
-//!    └───────────────(window closed, no reply)───────────────▶ failed
+//! waiting ──(reply recorded)──▶ replied ──(its MES answer in)──▶ passed | failed | undecided
+//!    └──────────────────(window closed, no reply)──────────────────▶ failed
 //! ```
 //!
 //! Every expected serial is `waiting` from the moment the operation is
 //! tracked; a serial nobody expected appears when its reply is recorded
-//! (before MES is asked), marked `expected: false`. Devices become
-//! `passed`/`failed` when the operation's results are fixed — collection has
-//! ended and every MES answer is in — which is before any payload is sent.
+//! (before MES is asked), marked `expected: false`. A device becomes
+//! `passed`/`failed` as soon as its MES answer is in ([`Board::verdict`],
+//! from [`Operation::verdict`]): results follow MES (SPEC §10.1), so the
+//! verdict is known then, while others are still collected. When the
+//! operation's results are fixed — collection has ended and every MES
+//! answer is in, before any payload is sent — every device is set from
+//! them ([`Board::results`]): silent ones fail, and findings that need
+//! every device (a MAC shared with another device) are added to the
+//! verdicts already shown, never changing them.
 //! A failed device carries its reasons in words ([`details`]): which MAC
 //! is not in MES, which card is missing, that MES does not know the serial,
 //! that no reply came before the deadline.
@@ -60,7 +66,7 @@ use crate::{
 pub enum DeviceState {
     /// Expected, no reply yet.
     Waiting,
-    /// Its reply is recorded; the results are not fixed yet.
+    /// Its reply is recorded; MES has not answered yet.
     Replied,
     /// Every MAC matched MES.
     Passed,
@@ -513,6 +519,26 @@ impl Board {
             return;
         }
         d.details = vec![text];
+        self.emit_device(op.id(), sn);
+    }
+
+    /// `sn`'s verdict may be known (its MES answer is in, or a conflicting
+    /// reply came after it): its device shows it ([`Operation::verdict`]).
+    pub fn verdict(&mut self, op: &Operation, sn: &SerialNumber) {
+        self.track(op);
+        let Some(r) = op.verdict(sn) else {
+            return;
+        };
+        let hostname = op.reply(sn).map(|rep| rep.hostname.clone());
+        let Some(t) = self.ops.get_mut(op.id()) else {
+            return;
+        };
+        let d = t.device_mut(sn);
+        let next = LiveDevice::from_result(&r, d.expected, hostname.or_else(|| d.hostname.clone()));
+        if *d == next {
+            return;
+        }
+        *d = next;
         self.emit_device(op.id(), sn);
     }
 

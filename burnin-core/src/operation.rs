@@ -732,42 +732,76 @@ impl Operation {
         };
     }
 
-    fn build_results(&mut self) {
+    /// One device's result from its reply and MES answer, as it stands
+    /// without the cross-device findings (shared MACs), with why it is
+    /// undecided if MES could not be asked.
+    fn device_result(&self, sn: &SerialNumber) -> (DeviceResult, Option<String>) {
         let mut rules = Rules::require_link(self.params.require_link);
         rules.require_cabling = self.params.require_cabling;
         rules.require_pcie_width = self.params.require_pcie_width;
-        let plan = self.params.cabling.clone();
-        let tolerance = self.params.clock_tolerance;
-        let require_clock = self.params.require_clock;
+        let plan = self.params.cabling.as_ref();
+        let Some(report) = self.replies.get(sn) else {
+            let mut r = DeviceResult::no_reply(sn.clone());
+            r.location = plan.and_then(|p| p.planned(sn));
+            return (r, None);
+        };
+        let mut undecided = None;
+        let mut r = match self.mes.get(sn) {
+            Some(Ok(answer)) => DeviceResult::compare_report(report, answer, rules),
+            failed => {
+                let why = match failed {
+                    Some(Err(e)) => e.reason(),
+                    _ => "no MES answer".to_owned(),
+                };
+                let mut r = DeviceResult::mes_failed(sn.clone(), &report.interfaces, why.clone());
+                r.add_report_findings(report, rules);
+                r.mark_undecided();
+                undecided = Some(why);
+                r
+            }
+        };
+        if let Some(plan) = plan {
+            r.add_cabling(plan, report, rules);
+        }
+        if let Some(twins) = self.conflicts.get(sn) {
+            r.add_conflict(report, twins);
+        }
+        if let Some(&received) = self.received.get(sn) {
+            r.add_clock_finding(
+                report.collected_at,
+                received,
+                self.params.clock_tolerance,
+                self.params.require_clock,
+            );
+        }
+        (r, undecided)
+    }
+
+    /// `sn`'s verdict as soon as it is known: once its reply and its MES
+    /// answer are in (SPEC §10.1: results follow MES), before collection
+    /// ends; its entry of [`Operation::results`] once those are fixed.
+    /// `None` while it has not replied or MES has not answered.
+    ///
+    /// Cross-device findings (a MAC shared with another device) never
+    /// change a verdict and are only added to the fixed results; a later
+    /// reply of another board as the same serial (a conflict) does fail it,
+    /// and the verdict asked for again says so.
+    pub fn verdict(&self, sn: &SerialNumber) -> Option<DeviceResult> {
+        if self.reporting_started {
+            return self.results.iter().find(|r| &r.sn == sn).cloned();
+        }
+        if !self.replies.contains_key(sn) || !self.mes.contains_key(sn) {
+            return None;
+        }
+        Some(self.device_result(sn).0)
+    }
+
+    fn build_results(&mut self) {
         let mut undecided: Vec<(SerialNumber, String)> = Vec::new();
         let mut result_for = |sn: &SerialNumber| -> DeviceResult {
-            let Some(report) = self.replies.get(sn) else {
-                let mut r = DeviceResult::no_reply(sn.clone());
-                r.location = plan.as_ref().and_then(|p| p.planned(sn));
-                return r;
-            };
-            let mut r = match self.mes.get(sn) {
-                Some(Ok(answer)) => DeviceResult::compare_report(report, answer, rules),
-                failed => {
-                    let why = match failed {
-                        Some(Err(e)) => e.reason(),
-                        _ => "no MES answer".to_owned(),
-                    };
-                    undecided.push((sn.clone(), why.clone()));
-                    let mut r = DeviceResult::mes_failed(sn.clone(), &report.interfaces, why);
-                    r.add_report_findings(report, rules);
-                    r.mark_undecided();
-                    r
-                }
-            };
-            if let Some(plan) = &plan {
-                r.add_cabling(plan, report, rules);
-            }
-            if let Some(twins) = self.conflicts.get(sn) {
-                r.add_conflict(report, twins);
-            }
-            if let Some(&received) = self.received.get(sn) {
-                r.add_clock_finding(report.collected_at, received, tolerance, require_clock);
+            let (r, why) = self.device_result(sn);
+            if let Some(why) = why {
+                undecided.push((sn.clone(), why));
             }
             r
         };

@@ -143,9 +143,15 @@ impl Observer for LiveObserver {
         self.0.update(|b| b.state(op));
     }
     fn reply(&self, op: &Operation, outcome: &ReplyOutcome) {
-        if let ReplyOutcome::Accepted(sn) = outcome {
-            self.0.update(|b| b.reply(op, sn));
+        match outcome {
+            ReplyOutcome::Accepted(sn) => self.0.update(|b| b.reply(op, sn)),
+            // Another board answering as a decided serial fails it now.
+            ReplyOutcome::Conflict(sn) => self.0.update(|b| b.verdict(op, sn)),
+            ReplyOutcome::Duplicate(_) | ReplyOutcome::Rejected(_) => {}
         }
+    }
+    fn verdict(&self, op: &Operation, sn: &SerialNumber) {
+        self.0.update(|b| b.verdict(op, sn));
     }
     fn collection_ended(&self, op: &Operation) {
         self.0.update(|b| b.state(op));

@@ -153,6 +153,7 @@ struct Leadership {
 /// limits and the live view (see [`crate::http`]'s sub-states).
 pub(crate) struct HttpShared {
     pub(crate) api_token: Option<String>,
+    pub(crate) viewer_token: Option<String>,
     pub(crate) site: Arc<crate::guard::Site>,
     limits: crate::listener::HttpLimits,
     pub(crate) live: Arc<crate::live::Live>,
@@ -165,6 +166,7 @@ impl std::fmt::Debug for App {
             .field("role", &self.role())
             .field("broker", &self.broker.connector.describe())
             .field("token", &self.http.api_token.is_some())
+            .field("viewer_token", &self.http.viewer_token.is_some())
             .field("reply_queue", &self.broker.reply_queue)
             .finish_non_exhaustive()
     }
@@ -193,6 +195,7 @@ pub struct AppBuilder {
 #[derive(Default)]
 struct HttpOptions {
     api_token: Option<String>,
+    viewer_token: Option<String>,
     allowed_origins: Vec<String>,
     limits: crate::listener::HttpLimits,
     live: crate::live::Limits,
@@ -246,6 +249,14 @@ impl AppBuilder {
     /// (`None` or an empty token: no token needed).
     pub fn api_token(mut self, token: Option<String>) -> Self {
         self.http.api_token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// A read-only token (`serve --viewer-token`): it may read and stream
+    /// (every `GET` the API token may) but never start a scan (403). Only
+    /// used with an [`api_token`](Self::api_token); `None` or empty: none.
+    pub fn viewer_token(mut self, token: Option<String>) -> Self {
+        self.http.viewer_token = token.filter(|t| !t.is_empty());
         self
     }
 
@@ -459,6 +470,7 @@ impl AppBuilder {
                 active_seen: Mutex::new(None),
             },
             http: HttpShared {
+                viewer_token: self.http.api_token.as_ref().and(self.http.viewer_token),
                 api_token: self.http.api_token,
                 site,
                 limits: self.http.limits,
@@ -977,6 +989,9 @@ impl Observer for Observers {
     }
     fn mes_answer(&self, op: &Operation, sn: &SerialNumber, answer: &Result<MesAnswer, MesError>) {
         self.0.iter().for_each(|o| o.mes_answer(op, sn, answer));
+    }
+    fn verdict(&self, op: &Operation, sn: &SerialNumber) {
+        self.0.iter().for_each(|o| o.verdict(op, sn));
     }
     fn mes_waiting(
         &self,

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const TOKEN: &str = "t0ken";
+const VIEWER: &str = "v1ewer";
 
 /// One service over the memory broker, started, with its out-dir.
 struct Harness {
@@ -73,7 +74,8 @@ impl Harness {
             Box::new(records),
             Box::new(OutDirReporter::new(out.path()).unwrap()),
         )
-        .api_token(Some(TOKEN.into()));
+        .api_token(Some(TOKEN.into()))
+        .viewer_token(Some(VIEWER.into()));
         if !pair {
             builder = builder.target_unavailable(Target::Pair, "--pair-url is not configured");
         }
@@ -216,6 +218,54 @@ async fn a_missing_or_wrong_token_is_401_and_healthz_needs_none() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    h.stop().await;
+}
+
+/// The viewer token reads and streams, and is refused (403, saying why)
+/// where a scan would start; the operator's token starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_token_reads_and_streams_but_never_starts_a_scan() {
+    let h = Harness::start(&[], true).await;
+    for path in ["/scans", "/scans?limit=5", "/metrics", "/devices/X"] {
+        let (status, doc) = h.call("GET", path, Some(VIEWER), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {doc}");
+    }
+    // The event stream opens (its headers; the body never ends).
+    let req = Request::builder()
+        .uri("/events")
+        .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(h.app.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/event-stream",
+        "the viewer streams"
+    );
+    drop(resp);
+
+    let body = || {
+        json!({"operationId": 5, "windowSecs": 1})
+            .to_string()
+            .into_bytes()
+    };
+    let (status, doc) = h.call("POST", "/scans", Some(VIEWER), Some(body())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{doc}");
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.contains("read-only viewer token") && error.contains("--api-token"),
+        "says why and what to send: {error}"
+    );
+    let (_, list) = h.get("/scans").await;
+    assert_eq!(list, json!([]), "nothing was started");
+    // A viewer-token look-alike is no token at all.
+    let (status, _) = h
+        .call("POST", "/scans", Some("v1ewer-x"), Some(body()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, doc) = h.call("POST", "/scans", Some(TOKEN), Some(body())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
     h.stop().await;
 }
 

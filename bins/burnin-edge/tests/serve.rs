@@ -806,3 +806,38 @@ fn listening_beyond_loopback_needs_a_token() {
     assert!(stderr.contains("--api-token"), "{stderr}");
     assert!(!db.exists(), "nothing was opened");
 }
+
+/// A viewer token without an operator token, or equal to it, is refused at
+/// start (exit 2), before anything is opened.
+#[test]
+fn a_viewer_token_needs_an_api_token_of_its_own() {
+    for (api, want) in [
+        (None, "needs --api-token"),
+        (Some("same-token"), "the same as --api-token"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("burnin-edge.sqlite3");
+        let mut cmd = Command::new(binary("burnin-edge"));
+        cmd.arg("serve")
+            .args(["--amqp-url", "amqp://guest:guest@127.0.0.1:1/x"])
+            .args(["--mes-file", "/nonexistent", "--out-dir", "/nonexistent"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--state-db")
+            .arg(&db)
+            .args(["--viewer-token", "same-token"])
+            .env_remove("BURNIN_API_TOKEN")
+            .env_remove("BURNIN_VIEWER_TOKEN");
+        if let Some(t) = api {
+            cmd.args(["--api-token", t]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(
+            !stderr.contains("same-token"),
+            "no token is printed: {stderr}"
+        );
+        assert!(!db.exists(), "nothing was opened");
+    }
+}

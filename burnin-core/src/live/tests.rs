@@ -304,6 +304,99 @@ fn once_results_are_fixed_devices_follow_the_log_order() {
     assert_eq!(d.state, DeviceState::Failed);
 }
 
+/// Results follow MES (SPEC §10.1): a device is passed or failed once its
+/// MES answer is in, while the window is still open for the others, and
+/// the fixed results only add what needs every device.
+#[test]
+fn a_verdict_is_shown_once_its_mes_answer_is_in_not_at_the_end_of_the_window() {
+    let mut b = Board::new(0, 1000, 8);
+    let mut o = op(&["A", "B", "C", "OFF"]);
+    let id = o.id().clone();
+    b.track(&o);
+    accept(&mut b, &mut o, "A", &[1]);
+    accept(&mut b, &mut o, "B", &[2]);
+    // C and A share a MAC: a cross-device finding, known only at the end.
+    accept(&mut b, &mut o, "C", &[1]);
+    use DeviceState::*;
+    o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
+    b.verdict(&o, &sn("A"));
+    o.handle_mes_answer(&sn("B"), Ok(MesAnswer::Record(vec![mac(7)])));
+    b.verdict(&o, &sn("B"));
+    o.handle_mes_answer(&sn("C"), Ok(MesAnswer::Record(vec![mac(1)])));
+    b.verdict(&o, &sn("C"));
+    assert_eq!(o.state(), OperationState::Collecting, "the window is open");
+    let by = |b: &Board, s: &str| {
+        b.operation(&id)
+            .unwrap()
+            .devices
+            .iter()
+            .find(|d| d.sn.as_str() == s)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by(&b, "A").state, Passed);
+    assert_eq!(by(&b, "A").result, Some("1"));
+    assert_eq!(by(&b, "A").hostname.as_deref(), Some("host-A"));
+    assert_eq!(by(&b, "B").state, Failed);
+    assert_eq!(
+        by(&b, "B").details,
+        vec![
+            "eth0 02:00:00:00:00:02 is not in MES",
+            "card 02:00:00:00:00:07 recorded in MES is missing"
+        ]
+    );
+    assert_eq!(by(&b, "C").state, Passed);
+    assert_eq!(by(&b, "OFF").state, Waiting);
+    let last = b.last_id();
+    // Asked again with nothing new: no event.
+    b.verdict(&o, &sn("A"));
+    assert_eq!(b.last_id(), last);
+
+    // The window closes: the silent device fails; the shared MAC is added
+    // to A and C, whose verdicts stay.
+    o.handle_timeout(t(10));
+    b.state(&o);
+    assert!(o.poll_results());
+    b.results(&o);
+    assert_eq!(by(&b, "OFF").state, Failed);
+    for s in ["A", "C"] {
+        let d = by(&b, s);
+        assert_eq!(
+            d.state, Passed,
+            "{s}: a cross-device finding never changes a verdict"
+        );
+        assert!(
+            d.findings.iter().any(|f| f.kind == FindingKind::SharedMac),
+            "{s}: the later finding is added: {:?}",
+            d.findings
+        );
+    }
+    assert_eq!(by(&b, "B").state, Failed);
+}
+
+/// A second board answering as a serial already passed fails it at once.
+#[test]
+fn a_conflicting_reply_after_the_verdict_fails_the_device_at_once() {
+    let mut b = Board::new(0, 1000, 8);
+    let mut o = op(&["A", "OFF"]);
+    let id = o.id().clone();
+    b.track(&o);
+    accept(&mut b, &mut o, "A", &[1]);
+    o.handle_mes_answer(&sn("A"), Ok(MesAnswer::Record(vec![mac(1)])));
+    b.verdict(&o, &sn("A"));
+    assert_eq!(
+        b.operation(&id).unwrap().devices[0].state,
+        DeviceState::Passed
+    );
+    assert!(matches!(
+        o.handle_reply(&report(&id, "A", &[5])),
+        crate::ReplyOutcome::Conflict(_)
+    ));
+    b.verdict(&o, &sn("A"));
+    let a = &b.operation(&id).unwrap().devices[0];
+    assert_eq!(a.state, DeviceState::Failed, "{:?}", a.details);
+}
+
 /// SPEC §11.1: with the edge's cabling plan, a waiting device shows where
 /// it should be (planned), a replied one where its LLDP neighbours say it
 /// is, and the events carry it as `"location"`.

@@ -26,7 +26,10 @@
 //! **Token.** With `--api-token`, every route but `/healthz`,
 //! `/openapi.json` and the page needs `Authorization: Bearer TOKEN`
 //! (the document's `bearerAuth` scheme), compared in constant time
-//! (`subtle`; only the length can be told apart); otherwise 401. Errors are
+//! (`subtle`; only the length can be told apart); otherwise 401. The
+//! read-only `--viewer-token` (for a screen on the wall) is taken for every
+//! `GET` (reading and streaming); anything else with it — starting a scan —
+//! is 403 saying it is the viewer token. Errors are
 //! `{"error": "<what is wrong and what to do>"}`.
 
 use std::sync::Arc;
@@ -35,7 +38,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -99,14 +102,22 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &token.0 {
+    if let Some(full) = &token.full {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        let same = |t: &str| bool::from(given.as_bytes().ct_eq(t.as_bytes()));
+        // Both are compared, so the time taken does not tell which matched.
+        let is_full = same(full);
+        let is_viewer = token.viewer.as_deref().is_some_and(same);
+        if !is_full && !is_viewer {
             return ApiError::unauthorized().into_response();
+        }
+        let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !is_full && !reads {
+            return ApiError::viewer_only().into_response();
         }
     }
     next.run(request).await

@@ -238,7 +238,7 @@ impl From<burnin_core::Target> for Target {
 pub enum DeviceState {
     /// Expected, no reply yet.
     Waiting,
-    /// Reply recorded, results not fixed yet.
+    /// Reply recorded, MES has not answered yet.
     Replied,
     /// Every MAC matched MES.
     Passed,

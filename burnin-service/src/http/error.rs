@@ -67,6 +67,16 @@ impl ApiError {
         }
     }
 
+    /// 403 for the read-only viewer token on a route that changes
+    /// something (starting a scan).
+    pub fn viewer_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "this is the read-only viewer token (--viewer-token): it may read and watch, \
+             not start or change scans; send Authorization: Bearer <the --api-token value>",
+        )
+    }
+
     /// 503 naming this edge's `role` (if it matters) and, on `POST
     /// /scans`, the `active` edge (`Some(None)`: none is recorded).
     pub fn unavailable(

@@ -38,7 +38,10 @@ impl HttpState {
     pub fn new(app: Arc<App>) -> Self {
         HttpState {
             store: app.store().clone(),
-            token: ApiToken(app.http.api_token.as_deref().map(Arc::from)),
+            token: ApiToken {
+                full: app.http.api_token.as_deref().map(Arc::from),
+                viewer: app.http.viewer_token.as_deref().map(Arc::from),
+            },
             site: app.site().clone(),
             live: app.live().clone(),
             app,
@@ -46,9 +49,14 @@ impl HttpState {
     }
 }
 
-/// The bearer token the API asks for (`serve --api-token`), if any.
+/// The bearer tokens the API asks for, if any: the operator's (`serve
+/// --api-token`), which may do everything, and the read-only viewer's
+/// (`serve --viewer-token`), which may read and stream but not start a scan.
 #[derive(Clone)]
-pub struct ApiToken(pub(crate) Option<Arc<str>>);
+pub struct ApiToken {
+    pub(crate) full: Option<Arc<str>>,
+    pub(crate) viewer: Option<Arc<str>>,
+}
 
 impl FromRef<HttpState> for Arc<App> {
     fn from_ref(s: &HttpState) -> Self {

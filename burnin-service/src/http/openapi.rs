@@ -39,7 +39,7 @@ pub(crate) async fn serve_document() -> impl IntoResponse {
 #[openapi(
     info(
         title = "burnin-edge",
-        description = "The edge of a burn-in line: start scans, watch devices live, read results. With `serve --api-token`, every route but /healthz, /openapi.json and the page needs `Authorization: Bearer TOKEN` (the `bearerAuth` scheme).",
+        description = "The edge of a burn-in line: start scans, watch devices live, read results. With `serve --api-token`, every route but /healthz, /openapi.json and the page needs `Authorization: Bearer TOKEN` (the `bearerAuth` scheme). The read-only `serve --viewer-token` is taken for every GET and refused (403) for anything else.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")
     ),
     servers((url = "/", description = "the edge that serves this document")),
@@ -103,7 +103,9 @@ impl Modify for Guard {
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
                         .description(Some(
-                            "the value of `serve --api-token` (needed only when it is set)",
+                            "the value of `serve --api-token` (needed only when it is set); \
+                             for a GET also the read-only `serve --viewer-token` (it reads \
+                             and streams; any other method with it is 403)",
                         ))
                         .build(),
                 ),
@@ -120,14 +122,14 @@ impl Modify for Guard {
                 .into()
         };
         for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
+            for (reads, op) in [
+                (true, &mut item.get),
+                (false, &mut item.post),
+                (false, &mut item.put),
+                (false, &mut item.delete),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(|(reads, op)| Some((reads, op.as_mut()?)))
             {
                 let guarded = op
                     .security
@@ -146,10 +148,14 @@ impl Modify for Guard {
                 }
                 responses.insert(
                     "403".into(),
-                    error(
+                    error(if guarded && !reads {
                         "a request from a web page of another origin (`Origin` not the \
-                         edge's own nor given with `--allow-origin`)",
-                    ),
+                         edge's own nor given with `--allow-origin`), or the read-only \
+                         viewer token (`--viewer-token`), which may not start a scan"
+                    } else {
+                        "a request from a web page of another origin (`Origin` not the \
+                         edge's own nor given with `--allow-origin`)"
+                    }),
                 );
                 responses.insert(
                     "421".into(),

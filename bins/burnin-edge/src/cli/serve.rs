@@ -34,6 +34,17 @@ pub(crate) struct ServeArgs {
     )]
     api_token: Option<String>,
 
+    /// A read-only token (needs --api-token): it may read the API and
+    /// stream events (e.g. a screen on the burn-in room's wall) but never
+    /// start a scan (403).
+    #[arg(
+        long,
+        env = "BURNIN_VIEWER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    viewer_token: Option<String>,
+
     /// requireLink for every operation whose POST /scans body does not set
     /// "requireLink": an interface without carrier fails its MAC.
     #[arg(long, env = "BURNIN_REQUIRE_LINK")]
@@ -138,6 +149,23 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             args.listen
         ));
     }
+    let viewer = args.viewer_token.as_deref().filter(|t| !t.is_empty());
+    if let Some(viewer) = viewer {
+        match args.api_token.as_deref().filter(|t| !t.is_empty()) {
+            None => {
+                return usage(
+                    "--viewer-token (BURNIN_VIEWER_TOKEN) needs --api-token (BURNIN_API_TOKEN): \
+                     without it anyone may start scans, and a read-only token means nothing",
+                );
+            }
+            Some(full) if full == viewer => {
+                return usage(
+                    "--viewer-token is the same as --api-token; give the screens a token of their own",
+                );
+            }
+            Some(_) => {}
+        }
+    }
     let mut defaults = burnin_core::OperationParams::new(burnin_core::OperationId::Number(0));
     if let Err(e) = args.rules.apply(&mut defaults) {
         return usage(&e);
@@ -208,6 +236,7 @@ pub(crate) fn run(args: ServeArgs) -> u8 {
             factory.reporter,
         )
         .api_token(args.api_token)
+        .viewer_token(args.viewer_token)
         .advertise(advertise)
         .allow_origins(args.allow_origin)
         .require_link(args.require_link)
