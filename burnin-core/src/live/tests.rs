@@ -471,3 +471,31 @@ fn devices_carry_their_location_from_the_plan_in_snapshots_and_events() {
         Some(("B3 shelf 13".into(), "swp8".into(), true))
     );
 }
+
+/// A rule failure is said once (issue #24): a card failed by
+/// requirePcieWidth or requireCabling shows the finding ending "…
+/// requirePcieWidth fails it", not also "is not in MES" for its MAC.
+#[test]
+fn a_rule_failure_is_said_once_as_its_finding() {
+    let body = r#"{"operationId":1,"sn":"SN1","hostname":"h","agentVersion":"0.3.0",
+        "collectedAt":"2026-12-03T10:00:00Z",
+        "interfaces":[{"interface":"enp4s0","macaddr":"02:00:00:00:00:04",
+          "pci":{"slot":"0000:04:00.0","vendor":"0x8086","device":"0x1533",
+                 "class":"0x020000","driver":"igb",
+                 "pcieLink":{"speed":"8.0 GT/s PCIe","width":4,
+                             "maxSpeed":"16.0 GT/s PCIe","maxWidth":8}}}],
+        "pciDevices":[]}"#;
+    let r = DeviceReport::from_slice(body.as_bytes()).unwrap();
+    let rules = crate::Rules {
+        require_pcie_width: true,
+        ..crate::Rules::default()
+    };
+    let d = crate::DeviceResult::compare_report(&r, &MesAnswer::Record(vec![mac(4)]), rules);
+    assert!(!d.result.passed());
+    assert_eq!(
+        details(&d),
+        [
+            "PCIe link of 0000:04:00.0 degraded: x4 of x8, 8.0 GT/s of 16.0 GT/s; requirePcieWidth fails it"
+        ]
+    );
+}
