@@ -211,38 +211,17 @@ pub(crate) async fn run(env: &Env, s: &Soak) -> anyhow::Result<bool> {
     for i in 1..=s.operations {
         let op = 5_000_000 + i as u64;
         let t0 = Instant::now();
-        let answer = http
-            .post(format!("{}/scans", serve.base))
-            .bearer_auth(&serve.token)
-            .json(&serde_json::json!({"operationId": op, "expected": expected, "windowSecs": 60}))
-            .send()
-            .await
-            .context("POST /scans")?;
-        if answer.status() != reqwest::StatusCode::ACCEPTED {
-            bail!(
-                "operation {op}: POST /scans answered {}: {}",
-                answer.status(),
-                answer.text().await.unwrap_or_default()
-            );
-        }
-        let state = loop {
-            let v: serde_json::Value = http
-                .get(format!("{}/scans/{op}", serve.base))
-                .bearer_auth(&serve.token)
-                .send()
-                .await
-                .context("GET /scans/{id}")?
-                .json()
-                .await
-                .context("GET /scans/{id} body")?;
-            if let Some(st @ ("done" | "failed")) = v["state"].as_str() {
-                break st.to_owned();
-            }
-            if t0.elapsed() > Duration::from_secs(120) {
-                bail!("operation {op} was not done 120 s after POST /scans: {v}");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
+        let body = serde_json::json!({"operationId": op, "expected": expected, "windowSecs": 60});
+        let view = serve
+            .run_operation(
+                &http,
+                &body,
+                op,
+                Duration::from_secs(120),
+                Duration::from_millis(2),
+            )
+            .await?;
+        let state = view["state"].as_str().unwrap_or_default();
         block += t0.elapsed();
         if state != "done" {
             problems.push(format!("operation {op} ended {state}"));

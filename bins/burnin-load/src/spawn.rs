@@ -345,6 +345,53 @@ impl Serve {
         }
     }
 
+    /// `POST /scans` with `body` (operation `op`), then `GET /scans/{op}`
+    /// every `poll` until it is `done` or `failed`; the last view. An
+    /// answer other than 202, or no end within `limit` of the POST, is an
+    /// error naming the operation.
+    pub(crate) async fn run_operation(
+        &self,
+        http: &reqwest::Client,
+        body: &serde_json::Value,
+        op: u64,
+        limit: Duration,
+        poll: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
+        let t0 = Instant::now();
+        let started = http
+            .post(format!("{}/scans", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .context("POST /scans")?;
+        if started.status() != reqwest::StatusCode::ACCEPTED {
+            bail!(
+                "operation {op}: POST /scans answered {}: {}",
+                started.status(),
+                started.text().await.unwrap_or_default()
+            );
+        }
+        loop {
+            let v: serde_json::Value = http
+                .get(format!("{}/scans/{op}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .context("GET /scans/{id}")?
+                .json()
+                .await
+                .context("GET /scans/{id} body")?;
+            if matches!(v["state"].as_str(), Some("done" | "failed")) {
+                return Ok(v);
+            }
+            if t0.elapsed() > limit {
+                bail!("operation {op} was not done {limit:?} after POST /scans: {v}");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
     /// SIGKILL, reaped.
     pub(crate) fn sigkill(&mut self) {
         let _ = self.child.kill();
@@ -428,41 +475,15 @@ pub(crate) async fn serve(
     });
     let t0 = Instant::now();
     let wall0 = SystemTime::now();
-    let started = http
-        .post(format!("{}/scans", serve.base))
-        .bearer_auth(&serve.token)
-        .json(&body)
-        .send()
-        .await
-        .context("POST /scans")?;
-    if started.status() != reqwest::StatusCode::ACCEPTED {
-        bail!(
-            "POST /scans answered {}: {}",
-            started.status(),
-            started.text().await.unwrap_or_default()
-        );
-    }
-    let until = t0 + Duration::from_secs(window_secs + 60);
-    let view = loop {
-        let v: serde_json::Value = http
-            .get(format!("{}/scans/{op}", serve.base))
-            .bearer_auth(&serve.token)
-            .send()
-            .await
-            .context("GET /scans/{id}")?
-            .json()
-            .await
-            .context("GET /scans/{id} body")?;
-        if matches!(v["state"].as_str(), Some("done" | "failed")) {
-            break v;
-        }
-        if Instant::now() > until {
-            bail!(
-                "operation {op} through serve was not done {window_secs} s + 60 s after POST /scans: {v}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let view = serve
+        .run_operation(
+            &http,
+            &body,
+            op,
+            Duration::from_secs(window_secs + 60),
+            Duration::from_millis(20),
+        )
+        .await?;
     let total = t0.elapsed();
     let cpu1 = (
         cpu_ticks("self"),
