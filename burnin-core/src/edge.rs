@@ -254,6 +254,14 @@ pub const MES_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(
 /// The longest wait between two MES retries of one device.
 pub const MES_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The pause before retry `n` (0 for the first) of an outage, MES's or the
+/// factory's: [`MES_RETRY_FIRST`] doubling up to [`MES_RETRY_MAX`].
+fn outage_backoff(n: u32) -> std::time::Duration {
+    MES_RETRY_FIRST
+        .saturating_mul(1 << n.min(16))
+        .min(MES_RETRY_MAX)
+}
+
 /// Starts and runs a new operation; a store refusal ends it failed at once.
 pub async fn run_operation(params: OperationParams, ports: EdgePorts<'_>) -> OperationReport {
     match start(params.clone(), ports.clock, ports.store).await {
@@ -436,9 +444,7 @@ pub async fn run(mut op: Operation, ports: EdgePorts<'_>) -> OperationReport {
                 // An outage, not a verdict: try again later (SPEC §11.3).
                 let now = clock.now();
                 let since = failing_since.unwrap_or(now);
-                let backoff = MES_RETRY_FIRST
-                    .saturating_mul(1 << (n - 1).min(16))
-                    .min(MES_RETRY_MAX);
+                let backoff = outage_backoff(n - 1);
                 let give_up = since.saturating_add(outage_wait);
                 let retry_at = now.saturating_add(backoff).min(give_up);
                 op.handle_mes_waiting(&sn, e.reason());
@@ -654,8 +660,8 @@ struct Outage {
 impl Outage {
     /// Delivers `payload`, and while delivery fails in a way that may pass
     /// (the endpoint unreachable, timeouts, 5xx, 429 after the reporter's
-    /// own attempts), tries again with a growing pause, [`MES_RETRY_FIRST`]
-    /// doubling up to [`MES_RETRY_MAX`], until the wait has run out. Every
+    /// own attempts), tries again after [`outage_backoff`], until the wait
+    /// has run out. Every
     /// attempt sends the same bytes under the same `Idempotency-Key`, so an
     /// endpoint that did take an earlier attempt answers the replay as
     /// before. Returns the last outcome.
@@ -678,9 +684,7 @@ impl Outage {
             if !e.is_retryable() || now >= give_up {
                 return result;
             }
-            let backoff = MES_RETRY_FIRST
-                .saturating_mul(1 << self.retries.min(16))
-                .min(MES_RETRY_MAX);
+            let backoff = outage_backoff(self.retries);
             self.retries += 1;
             let retry_at = now.saturating_add(backoff).min(give_up);
             observer.delivery_waiting(op, payload.kind, e, retry_at);
