@@ -285,6 +285,11 @@ pub struct Operation {
     /// Serials whose MES lookup is failing and being retried, with why.
     mes_waiting: HashMap<SerialNumber, String>,
     expected: HashSet<SerialNumber>,
+    /// How many of `expected` have replied: kept as replies come, so the
+    /// early end is decided in constant time per reply (checking every
+    /// expected serial on each reply cost 10,000 devices up to 50 million
+    /// lookups, 15 % of the edge's CPU in a profile).
+    expected_replied: usize,
     mes: HashMap<SerialNumber, Result<MesAnswer, MesError>>,
     counters: Counters,
     errors: Vec<String>,
@@ -361,6 +366,7 @@ impl Operation {
             settle_until: None,
             mes_waiting: HashMap::new(),
             expected,
+            expected_replied: 0,
             mes: HashMap::new(),
             counters: Counters::default(),
             errors: Vec::new(),
@@ -538,6 +544,9 @@ impl Operation {
             return ReplyOutcome::Rejected(RejectReason::Late(self.params.operation_id.clone()));
         }
         let sn = report.sn.clone();
+        if self.expected.contains(&sn) {
+            self.expected_replied += 1;
+        }
         self.arrival.push(sn.clone());
         self.replies.insert(sn.clone(), report);
         self.received.insert(sn.clone(), received);
@@ -598,7 +607,7 @@ impl Operation {
     /// Whether collection can end now: every expected serial replied (and at
     /// least one was expected).
     pub fn all_expected_replied(&self) -> bool {
-        !self.expected.is_empty() && self.expected.iter().all(|sn| self.replies.contains_key(sn))
+        !self.expected.is_empty() && self.expected_replied == self.expected.len()
     }
 
     /// Ends collection if every expected serial replied and the settle time
