@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::config::{HttpConfig, HttpError};
 use crate::limit::{Limiter, Sample};
-use crate::redact::{MASK, redact};
+use crate::redact::{MASK, Redacted, redact};
 
 /// How much of an error body is quoted in a message.
 pub(crate) const ERROR_BODY_QUOTE: usize = 512;
@@ -194,7 +194,10 @@ impl Engine {
 
     /// Runs `req` with retries; see the crate docs for the policy.
     pub(crate) async fn execute(&self, req: Request<'_>) -> Result<Answer, Failure> {
-        let shown = redact(req.url);
+        // Redacted only when a message shows it: the path of every MES
+        // lookup that succeeds logs nothing (debug events off) and so
+        // formats nothing.
+        let shown = Redacted(req.url);
         let mut attempt = 1;
         loop {
             let started = Instant::now();

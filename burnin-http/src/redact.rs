@@ -37,6 +37,15 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A URL shown redacted ([`redact`]) when it is formatted, and not before.
+pub(crate) struct Redacted<'a>(pub(crate) &'a Url);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(self.0))
+    }
+}
+
 /// [`redact_url`] for an already parsed URL.
 pub(crate) fn redact(url: &Url) -> String {
     let mut u = url.clone();

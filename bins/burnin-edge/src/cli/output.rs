@@ -73,15 +73,19 @@ impl Progress {
     fn update(&self, op: &Operation, force: bool) {
         let c = op.counters();
         *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = c;
-        let msg = format!(
-            "{} MES lookups done, {} duplicate, {} rejected",
-            c.mes_done, c.duplicates, c.rejected
-        );
+        let msg = || {
+            format!(
+                "{} MES lookups done, {} duplicate, {} rejected",
+                c.mes_done, c.duplicates, c.rejected
+            )
+        };
         if let Some(bar) = &self.bar {
             bar.set_position(c.accepted as u64);
-            bar.set_message(msg);
+            bar.set_message(msg());
             return;
         }
+        // Formatted only for the line printed (once a second at most), not
+        // for every reply and MES answer.
         let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
         if force || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
@@ -89,7 +93,7 @@ impl Progress {
                 0 => String::new(),
                 n => format!("/{n}"),
             };
-            eprintln!("collecting: {}{expected} replies, {msg}", c.accepted);
+            eprintln!("collecting: {}{expected} replies, {}", c.accepted, msg());
         }
     }
 }
