@@ -14,6 +14,20 @@
 //!
 //! Command bodies are handed on unparsed and at any size: the core refuses
 //! those over 64 KiB before parsing and logs them.
+//!
+//! **Commands are not acked** (the consumer uses automatic acks). The
+//! queue is this connection's alone and dies with it, so a command the
+//! agent was handed but did not act on (the process died, the connection
+//! dropped) is gone either way: an ack would save nothing, and would cost
+//! the broker one more message per device per scan (on 10,000 devices,
+//! 10,000 acks to settle while the replies come in). A lost command is
+//! covered by the edge's window and re-announcing, as a lost connection
+//! is. What it gives up: with manual acks and a prefetch limit, the broker
+//! held back commands the agent had not taken yet; now it sends them as
+//! they come. Commands come one per scan (and one per re-announcement),
+//! at most 64 KiB each, and only the edge's user may publish to the
+//! exchange (README, "Securing the broker"), so an agent holds at most a
+//! few.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,20 +35,18 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use burnin_core::{CommandSource, OutgoingReply, ReplySink, TransportError};
 use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::link::{
-    CLOSE_WAIT, PublishError, Session, SessionCell, Side, bounded, channel, confirm_channel,
-    json_properties, resume_consuming, short,
+    PublishError, Session, SessionCell, Side, bounded, channel, confirm_channel, json_properties,
+    resume_consuming, short,
 };
 use crate::{AmqpConfig, AmqpError};
 
-/// How many commands the broker may hand the agent before it acks.
+/// Commands the agent holds between the broker and the core.
 const COMMAND_PREFETCH: u16 = 4;
 
 /// Connects, declares and binds this agent's queue, and starts consuming
@@ -321,14 +333,15 @@ async fn start_consuming_unbounded(
             None,
         )
     })?;
-    ch.basic_qos(COMMAND_PREFETCH, BasicQosOptions::default())
-        .await
-        .map_err(|e| AmqpError::from_lapin(&e, "setting the prefetch limit", None))?;
+    // Automatic acks: see the module docs ("Commands are not acked").
     let consumer = ch
         .basic_consume(
             name.clone(),
             short(""),
-            BasicConsumeOptions::default(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -351,11 +364,6 @@ async fn command_loop(
             };
             match next {
                 Some(Ok(d)) => {
-                    // The queue is this connection's alone and dies with it:
-                    // acking on receipt loses nothing and bounds memory.
-                    let _ =
-                        tokio::time::timeout(CLOSE_WAIT, d.acker.ack(BasicAckOptions::default()))
-                            .await;
                     if tx.send(Ok(d.data)).await.is_err() {
                         cell.close().await;
                         return;
