@@ -7,10 +7,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+/// The largest POST body the stand-in takes: the payloads of 100,000
+/// devices and more.
+const BODY_LIMIT: usize = 64 << 20;
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -159,6 +164,10 @@ impl FactoryStandIn {
                         .route("/mes/{sn}", get(mes))
                         .route("/device_info/{sn}", get(mes))
                         .route("/{endpoint}", post(endpoint))
+                        // axum's default of 2 MB refused the /log of 20,000
+                        // devices (about 2.6 MB); a factory API that takes
+                        // a batch that size has to accept it.
+                        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
                         .with_state(state);
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async {

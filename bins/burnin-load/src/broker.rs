@@ -129,3 +129,130 @@ pub(crate) fn pid() -> Option<String> {
     let pid = out.trim().trim_matches('"').to_owned();
     pid.chars().all(|c| c.is_ascii_digit()).then_some(pid)
 }
+
+/// The broker's own message counters (RabbitMQ's global counters, what its
+/// Prometheus plugin exports as `rabbitmq_global_*`; read with `rabbitmqctl
+/// eval`, so no plugin is needed). Node-wide and summed over classic and
+/// quorum queues: a difference of two readings is what the broker did in
+/// between, for everyone on the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    /// Messages published to the broker.
+    pub(crate) published: u64,
+    /// Of those, published on a channel in confirm mode.
+    pub(crate) published_confirm: u64,
+    /// Messages put in a queue: a publish fanned out to N queues counts N.
+    pub(crate) routed: u64,
+    /// Publisher confirms sent.
+    pub(crate) confirmed: u64,
+    /// Messages delivered to consumers (with or without acks: RabbitMQ
+    /// 3.10 does not fill in its counters that tell them apart).
+    pub(crate) delivered: u64,
+    /// Consumer acks received.
+    pub(crate) acked: u64,
+    /// Deliveries that were redeliveries.
+    pub(crate) redelivered: u64,
+}
+
+impl Counters {
+    /// Reads them from the local broker (or `node`).
+    pub(crate) fn read(node: Option<&str>) -> anyhow::Result<Counters> {
+        let expr = r"M = rabbit_global_counters:overview(),
+P = maps:get([{protocol, amqp091}], M),
+Qs = [V || {[{protocol, amqp091}, {queue_type, _}], V} <- maps:to_list(M)],
+S = fun(K) -> lists:sum([maps:get(K, Q, 0) || Q <- Qs]) end,
+{maps:get(messages_received_total, P), maps:get(messages_received_confirm_total, P),
+ maps:get(messages_routed_total, P), maps:get(messages_confirmed_total, P),
+ S(messages_delivered_total), S(messages_acknowledged_total), S(messages_redelivered_total)}.";
+        let out = eval(node, expr)?;
+        Self::parse(&out).with_context(|| format!("unexpected rabbitmqctl eval output {out:?}"))
+    }
+
+    fn parse(out: &str) -> Option<Counters> {
+        let inner: String = out.chars().filter(|c| !c.is_whitespace()).collect();
+        let v: Vec<u64> = inner
+            .strip_prefix('{')?
+            .strip_suffix('}')?
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let [
+            published,
+            published_confirm,
+            routed,
+            confirmed,
+            delivered,
+            acked,
+            redelivered,
+        ] = v[..]
+        else {
+            return None;
+        };
+        Some(Counters {
+            published,
+            published_confirm,
+            routed,
+            confirmed,
+            delivered,
+            acked,
+            redelivered,
+        })
+    }
+
+    /// What happened between `before` and `self`.
+    pub(crate) fn since(&self, before: &Counters) -> Counters {
+        Counters {
+            published: self.published.saturating_sub(before.published),
+            published_confirm: self
+                .published_confirm
+                .saturating_sub(before.published_confirm),
+            routed: self.routed.saturating_sub(before.routed),
+            confirmed: self.confirmed.saturating_sub(before.confirmed),
+            delivered: self.delivered.saturating_sub(before.delivered),
+            acked: self.acked.saturating_sub(before.acked),
+            redelivered: self.redelivered.saturating_sub(before.redelivered),
+        }
+    }
+
+    /// Per device, as `published 1.00 (in confirm mode 1.00), …`.
+    pub(crate) fn per_device(&self, devices: u32) -> String {
+        let n = f64::from(devices.max(1));
+        let f = |v: u64| v as f64 / n;
+        format!(
+            "published {:.2} (in confirm mode {:.2}), put in queues {:.2}, confirms {:.2}, deliveries {:.2}, acks {:.2}, redeliveries {:.2}",
+            f(self.published),
+            f(self.published_confirm),
+            f(self.routed),
+            f(self.confirmed),
+            f(self.delivered),
+            f(self.acked),
+            f(self.redelivered),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_parse_from_the_eval_tuple_and_subtract() {
+        let a = Counters::parse("{10,9,10,\n 9,20,18,1}").unwrap();
+        assert_eq!(a.published, 10);
+        assert_eq!(a.delivered, 20);
+        assert_eq!(a.redelivered, 1);
+        let b = Counters::parse("{1010,1009,2010,1009,2020,1018,1}").unwrap();
+        let d = b.since(&a);
+        assert_eq!(
+            (d.published, d.routed, d.delivered, d.acked),
+            (1000, 2000, 2000, 1000)
+        );
+        assert!(
+            d.per_device(1000)
+                .starts_with("published 1.00 (in confirm mode 1.00)")
+        );
+        assert_eq!(Counters::parse("{1,2,3}"), None);
+        assert_eq!(Counters::parse("error"), None);
+    }
+}

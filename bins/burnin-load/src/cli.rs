@@ -17,9 +17,13 @@ pub(crate) struct Cli {
     /// Leave out the 10,000-device scenario.
     #[arg(long)]
     pub(crate) no_10k: bool,
-    /// Only the 10,000-device scenario (for profiling it).
+    /// Only the 10,000-device scenario (`--runs-10k` times).
     #[arg(long, conflicts_with_all = ["quick", "no_10k"])]
     pub(crate) only_10k: bool,
+    /// How many times the 10,000-device scenario runs (on the same agents;
+    /// a row each).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub(crate) runs_10k: u32,
     /// Broker connections the simulated burnin agents share (at most one
     /// per device): the shared broker allows ~830 sockets.
     #[arg(long, default_value_t = 100)]
@@ -45,6 +49,12 @@ pub(crate) struct Cli {
     /// and the output says so.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) mes_concurrency_max: u32,
+    /// Passed to every burnin-edge `scan` and `serve` as `--settle`
+    /// (default: the edge's own, 500 ms). `0s` ends an operation as soon as
+    /// its last expected device replied, which is what a figure of the
+    /// pipeline's own speed needs; the record says which was used.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) settle: Option<humantime::Duration>,
     /// A note for the record: what else runs on this machine.
     #[arg(long, value_name = "TEXT")]
     pub(crate) note: Option<String>,
@@ -78,15 +88,6 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "scripts/cluster")]
         cluster_script: PathBuf,
     },
-    /// A fault campaign: N operations in a row through the API of two
-    /// `serve` edges (active and standby on one private PostgreSQL) on the
-    /// 3-node cluster of `scripts/cluster` (quorum reply queue), 1–3 faults
-    /// per operation drawn from the seed at random times (broker node
-    /// stopped, active edge SIGKILLed, edge SIGTERMed, PostgreSQL
-    /// restarted, agent connections closed, MES 5xx/429/stalls, a factory
-    /// endpoint down); then a checker over the recorded history. Exit 1 on
-    /// any device lost, doubled or reported otherwise than MES says, or an
-    /// operation stuck.
     /// The cost curve: the durable `scan` at 200, 1,000, 2,000, 5,000,
     /// 10,000 and 20,000 devices (MES at 20 ms), each on a fresh vhost:
     /// command to notification, CPU µs per device of the edge, the broker
@@ -136,6 +137,15 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE")]
         chart: Option<PathBuf>,
     },
+    /// A fault campaign: N operations in a row through the API of two
+    /// `serve` edges (active and standby on one private PostgreSQL) on the
+    /// 3-node cluster of `scripts/cluster` (quorum reply queue), 1–3 faults
+    /// per operation drawn from the seed at random times (broker node
+    /// stopped, active edge SIGKILLed, edge SIGTERMed, PostgreSQL
+    /// restarted, agent connections closed, MES 5xx/429/stalls, a factory
+    /// endpoint down); then a checker over the recorded history. Exit 1 on
+    /// any device lost, doubled or reported otherwise than MES says, or an
+    /// operation stuck.
     Chaos {
         /// Operations, one after the other.
         #[arg(long, default_value_t = 50)]

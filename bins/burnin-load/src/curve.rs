@@ -3,7 +3,8 @@
 //! vhost with its own simulated agents. Per point: command to
 //! notification, CPU seconds per device of the edge, the broker and the
 //! harness (agents and stand-in), the edge's peak RSS and the broker's
-//! RSS while the agents are connected. A table and an SVG chart; a point
+//! RSS while the agents are connected, and the broker's own message
+//! counters per device (publishes, confirms, deliveries, acks). A table and an SVG chart; a point
 //! that cannot run (the broker refusing queues or connections, say) ends
 //! the curve there, and the record says where and why.
 
@@ -33,6 +34,8 @@ pub(crate) struct Point {
     pub(crate) timing: Timing,
     /// The broker's RSS with the agents connected, KiB.
     pub(crate) broker_rss_kib: Option<u64>,
+    /// What the broker did during the scan (its own counters).
+    pub(crate) broker_work: Option<broker::Counters>,
 }
 
 impl Point {
@@ -148,6 +151,7 @@ pub(crate) async fn run(env: &Env, c: &Curve) -> anyhow::Result<bool> {
             .and_then(|p| p.parse().ok())
             .and_then(|p| crate::sample::proc_field(p, "status", "VmRSS:"));
         let window = format!("{}s", 60 + n / 100);
+        let counters = broker::Counters::read(None);
         let run = spawn::scan(
             env,
             &spawn::Broker::local(&v),
@@ -158,6 +162,13 @@ pub(crate) async fn run(env: &Env, c: &Curve) -> anyhow::Result<bool> {
             Store::Disk,
         )
         .await;
+        let broker_work = match (counters, broker::Counters::read(None)) {
+            (Ok(before), Ok(after)) => Some(after.since(&before)),
+            (Err(e), _) | (_, Err(e)) => {
+                say!("  the broker's counters could not be read: {e:#}");
+                None
+            }
+        };
         fleet.stop().await;
         let run = match run {
             Ok(run) => run,
@@ -171,10 +182,14 @@ pub(crate) async fn run(env: &Env, c: &Curve) -> anyhow::Result<bool> {
             devices: n,
             timing: run.timing,
             broker_rss_kib,
+            broker_work,
         };
         ok &= point.timing.problem.is_none();
         say!("{}", row(&point));
         say!("  {n} devices: {}", point.timing.phases);
+        if let Some(w) = &point.broker_work {
+            say!("  {n} devices, broker work per device: {}", w.per_device(n));
+        }
         points.push(point);
     }
     std::fs::write(&c.chart, draw(&points, c.latency_ms))
@@ -203,6 +218,7 @@ mod tests {
                 ..Timing::default()
             },
             broker_rss_kib: Some(300 * 1024),
+            broker_work: None,
         };
         assert_eq!(row(&p), "| 1000 | 0.500 | 100 | 300 | ? | 20.0 | 300.0 |");
         let svg = draw(&[p], 20);

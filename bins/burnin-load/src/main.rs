@@ -169,12 +169,19 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
             cli.state_dir.display()
         );
     }
-    let edge_flags = spawn::mes_flags(&edge, cli.mes_concurrency_max);
-    let concurrency = if edge_flags.is_empty() {
-        FIXED_MES_CONCURRENCY
-    } else {
+    let mut edge_flags = spawn::mes_flags(&edge, cli.mes_concurrency_max);
+    let adaptive = !edge_flags.is_empty();
+    let concurrency = if adaptive {
         cli.mes_concurrency_max
+    } else {
+        FIXED_MES_CONCURRENCY
     };
+    if let Some(settle) = cli.settle {
+        if matches!(cli.command, Some(Cmd::Soak { .. })) {
+            bail!("soak sets the serve's --settle itself: give it after `soak`, not before");
+        }
+        edge_flags.extend(["--settle".to_owned(), settle.to_string()]);
+    }
     let env = Env {
         edge,
         agent,
@@ -193,7 +200,7 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
     );
     say!(
         "MES concurrency: {}",
-        if env.edge_flags.is_empty() {
+        if !adaptive {
             format!(
                 "this burnin-edge has no --mes-concurrency-max; its fixed {FIXED_MES_CONCURRENCY} in flight"
             )
@@ -203,6 +210,13 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
                 cli.mes_concurrency_max
             )
         }
+    );
+    say!(
+        "edge --settle: {}",
+        cli.settle.map_or_else(
+            || "the edge's default (500 ms after the last expected reply)".to_owned(),
+            |s| s.to_string()
+        )
     );
     say!("at start: {}", sample::load());
     if let Some(note) = &cli.note {

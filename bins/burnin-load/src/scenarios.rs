@@ -32,6 +32,8 @@ struct Group {
     serve_at: Option<u64>,
     seeds: Seeds,
     window_secs: u64,
+    /// How many times each latency runs (on the same agents).
+    runs: u32,
 }
 
 fn groups(cli: &Cli) -> Vec<Group> {
@@ -41,6 +43,7 @@ fn groups(cli: &Cli) -> Vec<Group> {
         serve_at: None,
         seeds: Seeds::Real,
         window_secs: 60,
+        runs: 1,
     };
     let huge = Group {
         devices: 10_000,
@@ -48,6 +51,7 @@ fn groups(cli: &Cli) -> Vec<Group> {
         serve_at: None,
         seeds: Seeds::None,
         window_secs: 120,
+        runs: cli.runs_10k.max(1),
     };
     if cli.quick {
         return vec![small(&[20])];
@@ -63,6 +67,7 @@ fn groups(cli: &Cli) -> Vec<Group> {
             serve_at: Some(20),
             seeds: Seeds::Simulated,
             window_secs: 60,
+            runs: 1,
         },
     ];
     if !cli.no_10k {
@@ -138,17 +143,26 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             ),
             Seeds::None => "no baseline".into(),
         };
-        for &ms in g.latencies {
+        let runs = g
+            .latencies
+            .iter()
+            .flat_map(|&ms| (1..=g.runs).map(move |run| (ms, run)));
+        for (ms, run) in runs {
+            let scenario = if run == 1 {
+                format!("{} @ {ms} ms", label(n))
+            } else {
+                format!("{} @ {ms} ms (run {run})", label(n))
+            };
             bfactory.set_mes_latency(Duration::from_millis(ms));
             pfactory.set_mes_latency(Duration::from_millis(ms));
             let window = format!("{}s", g.window_secs);
             op += 1;
-            eprintln!("{} @ {ms} ms: burnin scan, durable…", label(n));
+            eprintln!("{scenario}: burnin scan, durable…");
             let target = spawn::Broker::local(&bv);
             let durable =
                 spawn::scan(env, &target, &bfactory, &devices, op, &window, Store::Disk).await?;
             op += 1;
-            eprintln!("{} @ {ms} ms: burnin scan, in memory…", label(n));
+            eprintln!("{scenario}: burnin scan, in memory…");
             let memory = spawn::scan(
                 env,
                 &target,
@@ -161,7 +175,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             .await?;
             let serve = if g.serve_at == Some(ms) {
                 op += 1;
-                eprintln!("{} @ {ms} ms: burnin serve…", label(n));
+                eprintln!("{scenario}: burnin serve…");
                 Some(
                     spawn::serve(env, &bv, &bfactory, &devices, op, g.window_secs)
                         .await?
@@ -172,13 +186,13 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             };
             let baseline = match &pv {
                 Some(pv) => {
-                    eprintln!("{} @ {ms} ms: baseline…", label(n));
+                    eprintln!("{scenario}: baseline…");
                     Some(spawn::baseline(env, pv, &pfactory, n, op).await?)
                 }
                 None => None,
             };
             rows.push(Row {
-                scenario: format!("{} @ {ms} ms", label(n)),
+                scenario,
                 devices: n,
                 latency_ms: ms,
                 durable: durable.timing,
