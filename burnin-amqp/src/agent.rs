@@ -47,7 +47,7 @@ use crate::link::{
 use crate::{AmqpConfig, AmqpError};
 
 /// Commands the agent holds between the broker and the core.
-const COMMAND_PREFETCH: u16 = 4;
+const COMMAND_BUFFER: u16 = 4;
 
 /// Connects, declares and binds this agent's queue, and starts consuming
 /// commands.
@@ -55,7 +55,7 @@ pub async fn connect(config: AmqpConfig) -> Result<(AmqpCommandSource, AmqpReply
     let cell = Arc::new(SessionCell::new(config, Side::Agent)?);
     let session = cell.get().await?;
     let consumer = start_consuming(&cell, &session).await?;
-    let (tx, rx) = mpsc::channel(usize::from(COMMAND_PREFETCH));
+    let (tx, rx) = mpsc::channel(usize::from(COMMAND_BUFFER));
     tokio::spawn(command_loop(cell.clone(), consumer, tx));
     Ok((
         AmqpCommandSource {
@@ -98,7 +98,7 @@ pub async fn connect_shared(
             confirm_channel(&session.conn),
         )
         .await?;
-        let (tx, rx) = mpsc::channel(usize::from(COMMAND_PREFETCH));
+        let (tx, rx) = mpsc::channel(usize::from(COMMAND_BUFFER));
         tokio::spawn(command_loop(cell.clone(), consumer, tx));
         halves.push((
             AmqpCommandSource {
