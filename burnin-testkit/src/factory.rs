@@ -42,6 +42,10 @@ pub struct Recorded {
     /// [`mes_failing`](FactoryStandIn::mes_failing)), else 200, or 404
     /// for a serial MES does not know (decided when it arrived).
     pub status: u16,
+    /// For an MES lookup: how many lookups the stand-in was answering
+    /// when this one arrived, itself included — how far the client's
+    /// concurrency limit had opened by then. 0 for the factory POSTs.
+    pub in_flight: usize,
 }
 
 impl Recorded {
@@ -73,6 +77,8 @@ struct Inner {
     latency: Duration,
     mes_latency: Duration,
     echo: bool,
+    /// MES lookups received and not yet answered.
+    mes_in_flight: usize,
 }
 
 /// An HTTP server standing in for MES and the factory:
@@ -328,6 +334,12 @@ fn record(
         .or_else(|| inner.down.contains(&path).then_some((503, None)))
         .or_else(|| mes.and(inner.mes_failing))
         .and_then(|(s, after)| Some((StatusCode::from_u16(s).ok()?, after)));
+    let in_flight = if mes.is_some() {
+        inner.mes_in_flight += 1;
+        inner.mes_in_flight
+    } else {
+        0
+    };
     let status = match (forced, mes) {
         (Some((s, _)), _) => s.as_u16(),
         (None, Some(sn)) if !inner.mes.contains_key(sn) => 404,
@@ -349,6 +361,7 @@ fn record(
         at,
         delay,
         status,
+        in_flight,
     });
     (delay, forced)
 }
@@ -374,6 +387,9 @@ async fn mes(
     headers: HeaderMap,
 ) -> Response {
     let (latency, forced) = record(&state, &method, &uri, &headers, b"", Some(&sn));
+    // Counted as answered when the handler ends, or when the client gave
+    // up and the handler was dropped.
+    let _answering = Answering(&state);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -392,6 +408,16 @@ async fn mes(
             (StatusCode::OK, [("content-type", "application/json")], body).into_response()
         }
         None => (StatusCode::NOT_FOUND, "no such device").into_response(),
+    }
+}
+
+/// One MES lookup being answered: leaves the in-flight count on drop.
+struct Answering<'a>(&'a Arc<Mutex<Inner>>);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        inner.mes_in_flight = inner.mes_in_flight.saturating_sub(1);
     }
 }
 

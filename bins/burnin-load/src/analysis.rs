@@ -92,6 +92,9 @@ pub(crate) fn analyse(t0: Instant, requests: &[Recorded], expected: usize) -> Ti
             mes.len()
         );
     }
+    if let Some(shown) = in_flight(&mes, since) {
+        let _ = write!(p, "; {shown}");
+    }
     for path in ["/log", "/pair", "/notify"] {
         if let Some(r) = first(path) {
             let _ = write!(p, ", {path} {:.3}s", since(r.at));
@@ -105,4 +108,79 @@ pub(crate) fn analyse(t0: Instant, requests: &[Recorded], expected: usize) -> Ti
         ));
     }
     t
+}
+
+/// How far the edge's MES concurrency limit opened, as the stand-in saw
+/// it: the peak of lookups in flight (and when it was first reached), and
+/// the peak in each eighth of the time the lookups were arriving — a limit
+/// that starts fast shows the peak in its first eighths. `None` without
+/// lookups.
+fn in_flight(mes: &[&Recorded], since: impl Fn(Instant) -> f64) -> Option<String> {
+    let first = mes.iter().map(|r| r.at).min()?;
+    let last = mes.iter().map(|r| r.at).max()?;
+    let peak = mes
+        .iter()
+        .max_by_key(|r| (r.in_flight, std::cmp::Reverse(r.at)))?;
+    let span = last.saturating_duration_since(first);
+    let mut eighths = [0usize; 8];
+    for r in mes {
+        let into = r.at.saturating_duration_since(first);
+        let i = if span.is_zero() {
+            0
+        } else {
+            ((into.as_secs_f64() / span.as_secs_f64()) * 8.0) as usize
+        };
+        let slot = &mut eighths[i.min(7)];
+        *slot = (*slot).max(r.in_flight);
+    }
+    let eighths: Vec<String> = eighths.iter().map(usize::to_string).collect();
+    Some(format!(
+        "MES lookups in flight: peak {} (first at {:.3}s), peak per eighth of {:.3}s: {}",
+        peak.in_flight,
+        since(peak.at),
+        span.as_secs_f64(),
+        eighths.join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(at: Instant, in_flight: usize) -> Recorded {
+        Recorded {
+            method: "GET".into(),
+            path: "/mes/Q1".into(),
+            headers: Default::default(),
+            body: Vec::new(),
+            at,
+            delay: Duration::from_millis(20),
+            status: 200,
+            in_flight,
+        }
+    }
+
+    #[test]
+    fn in_flight_shows_the_peak_and_how_fast_the_limit_opened() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // A limit that opens 4 → 64 → 256 over 80 ms, then drains.
+        let mes = [
+            get(ms(0), 4),
+            get(ms(20), 64),
+            get(ms(40), 128),
+            get(ms(50), 256),
+            get(ms(60), 256),
+            get(ms(79), 12),
+            get(ms(80), 3),
+        ];
+        let refs: Vec<&Recorded> = mes.iter().collect();
+        let shown = in_flight(&refs, |i| secs(i.saturating_duration_since(t0))).unwrap();
+        assert_eq!(
+            shown,
+            "MES lookups in flight: peak 256 (first at 0.050s), \
+             peak per eighth of 0.080s: 4 0 64 0 128 256 256 12"
+        );
+        assert!(in_flight(&[], |_| 0.0).is_none());
+    }
 }

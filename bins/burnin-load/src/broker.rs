@@ -123,6 +123,51 @@ iolist_to_binary(lists:join(<<"|">>, [N || {{_, N}} <- Ps]))."#,
         .collect())
 }
 
+/// The broker's CPU share, sampled over this long, below which it counts
+/// as idle.
+const IDLE_SAMPLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Below this share of one core, the broker counts as idle.
+const IDLE_SHARE: f64 = 0.10;
+/// The longest wait for an idle broker before a group starts anyway.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the broker is idle (under a tenth of a core over half a
+/// second), at most a minute, and says how long that took. Deleting the
+/// previous group's vhost (thousands of queues) keeps it busy for seconds
+/// afterwards, and a group measured meanwhile would pay for the previous
+/// one's clean-up. Returns at once when the broker's process cannot be
+/// found.
+pub(crate) async fn wait_idle(what: &str) {
+    let Some(pid) = pid() else { return };
+    let start = std::time::Instant::now();
+    for sample in 1.. {
+        let before = crate::sample::cpu_ticks(&pid);
+        tokio::time::sleep(IDLE_SAMPLE).await;
+        let share = match (before, crate::sample::cpu_ticks(&pid)) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 100.0 / IDLE_SAMPLE.as_secs_f64(),
+            _ => return,
+        };
+        if share < IDLE_SHARE {
+            let waited = start.elapsed();
+            if sample > 1 {
+                crate::record::say!(
+                    "{what}: waited {:.1} s for the broker to go idle (the previous group's clean-up)",
+                    waited.as_secs_f64()
+                );
+            }
+            return;
+        }
+        if start.elapsed() >= IDLE_WAIT {
+            crate::record::say!(
+                "{what}: the broker is still busy ({:.0} % of a core) after {} s; going on",
+                share * 100.0,
+                IDLE_WAIT.as_secs()
+            );
+            return;
+        }
+    }
+}
+
 /// The broker's OS process id (`rabbitmqctl eval 'os:getpid().'`).
 pub(crate) fn pid() -> Option<String> {
     let out = eval(None, "os:getpid().").ok()?;

@@ -129,6 +129,7 @@ pub(crate) async fn run(env: &Env, c: &Curve) -> anyhow::Result<bool> {
     let mut ok = true;
     for (k, &n) in c.points.iter().enumerate() {
         let devices: Vec<Sim> = (0..n).map(|i| Sim::new("CURVE", i)).collect();
+        broker::wait_idle(&format!("{n} devices")).await;
         let v = broker::vhost(&format!("load-curve-{n}"))?;
         let f = factory_for(&devices, c.latency_ms)?;
         let fleet = match agents::start_burnin(

@@ -1,7 +1,8 @@
 //! What the edge's own log says about when it got going: it runs with
 //! [`EDGE_LOG`], which adds the debug events of burnin-amqp (connected,
 //! command published and confirmed) and burnin-store (each transaction,
-//! once committed, with when its earliest reply was received) to the
+//! once committed, with when its earliest reply was received) and of
+//! burnin-http's MES limit (where its slow start ended, and why) to the
 //! warnings. Their times are the edge's wall clock, which the harness
 //! shares.
 
@@ -11,7 +12,12 @@ use std::time::{Duration, SystemTime};
 /// `RUST_LOG` for the edges the harness runs: warnings, plus the debug
 /// events read here (one per broker connection, per published command and
 /// per store transaction: not per reply).
-pub(crate) const EDGE_LOG: &str = "warn,burnin_amqp=debug,burnin_store=debug";
+pub(crate) const EDGE_LOG: &str =
+    "warn,burnin_amqp=debug,burnin_store=debug,burnin_http::limit=debug";
+
+/// How burnin-http's limit says its slow start ended (then why, then
+/// `limit=N`).
+const SLOW_START_ENDED: &str = "MES slow start ended: ";
 
 /// Seconds after the run's start (negative: before it).
 type At = f64;
@@ -35,6 +41,8 @@ pub(crate) struct EdgeMarks {
     /// Transactions holding replies, and the replies in them.
     pub(crate) reply_commits: usize,
     pub(crate) replies: usize,
+    /// The MES limit's slow start ended: when, at which limit, and why.
+    pub(crate) slow_start_end: Option<(At, usize, String)>,
 }
 
 /// `2026-12-03T09:40:00.123456Z` → the time.
@@ -66,7 +74,15 @@ pub(crate) fn read(stderr: &str, wall0: SystemTime) -> EdgeMarks {
         if t < wall0 {
             continue;
         }
-        if line.contains("connected to the broker") {
+        if let Some(i) = line.find(SLOW_START_ENDED) {
+            let rest = &line[i + SLOW_START_ENDED.len()..];
+            let why = rest.rsplit_once(" limit=").map_or(rest, |(w, _)| w);
+            let limit = field(line, "limit")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            m.slow_start_end
+                .get_or_insert((since(t), limit, why.trim().to_owned()));
+        } else if line.contains("connected to the broker") {
             m.connected.get_or_insert(since(t));
         } else if line.contains("scan command published") {
             m.published.get_or_insert(since(t));
@@ -118,6 +134,12 @@ impl EdgeMarks {
                 self.replies, self.reply_commits
             );
         }
+        if let Some((at, limit, why)) = &self.slow_start_end {
+            let _ = write!(
+                s,
+                ", MES limit's slow start ended {at:.3}s at {limit} ({why})"
+            );
+        }
         s
     }
 }
@@ -142,6 +164,8 @@ mod tests {
 2026-12-03T09:40:00.302000Z  WARN something else
 2026-12-03T09:40:00.350000Z DEBUG state database committed calls=40 replies=40 first_received_ms=1796290800310 waited_ms=1.5 took_ms=3.26
 2026-12-03T09:40:00.360000Z DEBUG state database committed calls=60 replies=60 first_received_ms=1796290800340 waited_ms=0.5 took_ms=4
+2026-12-03T09:40:00.370000Z DEBUG MES slow start ended: a window's latency showed a queue (9.0 ms over a floor of 20.0 ms) limit=128
+2026-12-03T09:40:00.380000Z DEBUG MES slow start ended: the limit came down limit=100
 ";
 
     fn wall0() -> SystemTime {
@@ -162,7 +186,9 @@ mod tests {
         assert_eq!(
             m.shown(),
             "edge: connected 0.010s, command confirmed 0.300s, first reply received 0.310s, \
-             committed 0.350s (waited 1.5 ms, took 3.3 ms), 100 replies in 2 commits"
+             committed 0.350s (waited 1.5 ms, took 3.3 ms), 100 replies in 2 commits, \
+             MES limit's slow start ended 0.370s at 128 (a window's latency showed a queue \
+             (9.0 ms over a floor of 20.0 ms))"
         );
     }
 

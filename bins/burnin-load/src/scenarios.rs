@@ -100,6 +100,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<Vec<Row>> {
             10_000 => "10,000".to_owned(),
             n => n.to_string(),
         };
+        broker::wait_idle(&format!("{} devices", label(n))).await;
         let bv = broker::vhost(&format!("load-burnin-{n}"))?;
         let bfactory = factory_for(&devices, 0)?;
         say!("{} devices: starting burnin's agents…", label(n));
