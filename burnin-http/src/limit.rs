@@ -10,23 +10,42 @@
 //! makes room for two requests and the limit **doubles every round trip**
 //! — 64, 128, 256 against a MES that stays at its base latency — up to
 //! `max` (`--mes-concurrency-max`). It grows only a limit in use (at least
-//! half of it in flight when the answer came). Slow start ends for good
+//! half of it in flight when the answer came).
 //!
-//! * when latency leaves its floor: as in HyStart (Linux's slow-start exit
-//!   on rising delay), once the first [`SLOW_START_SAMPLES`] answers of a
-//!   round trip (`rtt_min` long) were all slower than `rtt_min` by more
-//!   than an eighth of it, within 4–16 ms. A queue at the MES delays every
-//!   answer; a busy CPU on either side delays some, and the round's
-//!   fastest answer is not fooled by those;
+//! When latency leaves its floor, slow start does not end at once: a
+//! queue at the MES delays every answer, but so does the edge's own CPU
+//! while it takes a burst of replies (on a 2-core edge beside the broker,
+//! every answer of a round trip came 6–27 ms late while 1,000 replies
+//! arrived, and ending slow start there left 1,000 lookups at 20 ms to a
+//! limit of 71–75). As in HyStart++ (RFC 9406), the limit goes on in
+//! **conservative slow start**, growing a quarter as fast (×1.25 a round
+//! trip), when
+//!
+//! * the first [`SLOW_START_SAMPLES`] answers of a round trip (`rtt_min`
+//!   long) were all slower than `rtt_min` by more than an eighth of it,
+//!   within 4–16 ms (HyStart's delay test; the round's fastest answer is
+//!   not fooled by answers delayed one by one), or
+//! * a window of the rule below shows a queue above `β`.
+//!
+//! A later round trip whose fastest answer beats the one that slowed it
+//! down was a spike: slow start resumes. Slow start ends for good
+//!
+//! * after [`CSS_ROUNDS`] round trips of conservative slow start (the
+//!   latency stayed up: a queue);
 //! * at the first overload answer (a timeout, a failed connection, a 5xx
-//!   or a 429), at the first window of the rule below whose latency shows
-//!   a queue above `β`, or when the limit first comes down.
+//!   or a 429);
+//! * when the limit first comes down: a second window in a row that shows
+//!   a queue above `β` (the rule below).
+//!
+//! The edge logs (debug, target `burnin_http::limit`) when slow start
+//! slows down, resumes and ends, with the limit and the latencies.
 //!
 //! From then on the rule below grows the limit in careful steps. Like
-//! TCP's, slow start overshoots by up to a round trip of growth past the
-//! knee: the answers that show the queue come a round trip after the
-//! requests that made it. The rule then brings the limit down to the knee
-//! within a few windows.
+//! TCP's, slow start overshoots the knee: by a round trip of doubling (the
+//! answers that show the queue come a round trip after the requests that
+//! made it), then by ×1.25 a round trip of conservative slow start until
+//! the second window that shows the queue (at most two windows). The rule
+//! then brings the limit down to the knee within a few windows.
 //!
 //! ## The rule (TCP Vegas, per round trip, plus AIMD on overload)
 //!
@@ -133,7 +152,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
-use tracing::trace;
+use tracing::{debug, trace};
 
 /// Multiplicative decrease on overload.
 pub(crate) const BACKOFF: f64 = 0.9;
@@ -167,8 +186,17 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// (HyStart looks at the first 8 of a round).
 pub(crate) const SLOW_START_SAMPLES: usize = 8;
 
-/// How much slower than the floor all of a round's answers must be to end
-/// slow start: an eighth of the floor, within 4–16 ms (HyStart's delay
+/// In conservative slow start the limit grows this many times slower
+/// than in slow start (RFC 9406's `CSS_GROWTH_DIVISOR`): ×1.25 a round
+/// trip instead of ×2.
+pub(crate) const CSS_GROWTH_DIVISOR: f64 = 4.0;
+
+/// Round trips of conservative slow start whose answers stay slow before
+/// slow start ends for good (RFC 9406's `CSS_ROUNDS`).
+pub(crate) const CSS_ROUNDS: usize = 5;
+
+/// How much slower than the floor all of a round's answers must be to
+/// leave slow start for conservative slow start: an eighth of the floor, within 4–16 ms (HyStart's delay
 /// threshold in Linux). Absolute bounds, as a busy CPU delays answers by
 /// milliseconds whatever the floor.
 fn slow_start_delay(rtt_min: f64) -> f64 {
@@ -229,6 +257,10 @@ pub(crate) struct Controller {
     slow_start: bool,
     /// Slow start's current round trip.
     round: Option<Round>,
+    /// Conservative slow start under way (within slow start): the round
+    /// trip whose slow answers began it was this fast at best (seconds),
+    /// and this many round trips have passed since.
+    css: Option<Css>,
     /// When the limit last changed: latencies of requests started before
     /// say nothing about the new limit.
     changed: Option<Instant>,
@@ -249,6 +281,14 @@ struct Round {
     start: Instant,
     fastest: f64,
     answers: usize,
+}
+
+/// Conservative slow start (HyStart++'s CSS): the fastest answer of the
+/// round trip that began it, seconds, and the round trips since.
+#[derive(Debug, Clone, Copy)]
+struct Css {
+    baseline: f64,
+    rounds: usize,
 }
 
 /// A probe of the base latency: in flight capped low until enough
@@ -277,6 +317,7 @@ impl Controller {
             hold_until: None,
             slow_start: true,
             round: None,
+            css: None,
             changed: None,
             congested: false,
             probe: Some(Probe {
@@ -352,7 +393,7 @@ impl Controller {
             self.note_rtt(now, rtt.as_secs_f64());
         } else {
             // Refused or failed: the MES has a limit, look for it carefully.
-            self.slow_start = false;
+            self.end_slow_start("MES refused or failed a request");
         }
         if self.probing_enabled
             && self.probe.is_none()
@@ -406,20 +447,24 @@ impl Controller {
         if self.limit != before {
             self.changed = Some(now);
             if self.limit < before {
-                self.slow_start = false;
+                self.end_slow_start("the limit came down");
             }
         }
     }
 
     /// During slow start, every answer grows the limit by one if the limit
     /// is in use (at least half of it in flight): each answer makes room
-    /// for two requests, so the limit doubles every round trip. It ends
-    /// once [`SLOW_START_SAMPLES`] answers of one round trip (`rtt_min`)
-    /// were all slower than the floor by more than [`slow_start_delay`]:
-    /// as HyStart's delay test, the round's fastest answer tells a queue
-    /// from answers delayed one by one (a busy CPU on either side). (A
-    /// `Retry-After` comes with an overload answer, which ended slow
-    /// start.)
+    /// for two requests, so the limit doubles every round trip. Once the
+    /// first [`SLOW_START_SAMPLES`] answers of a round trip (`rtt_min`)
+    /// were all slower than the floor by more than [`slow_start_delay`]
+    /// (HyStart's delay test: the round's fastest answer tells a queue
+    /// from answers delayed one by one), it goes on as conservative slow
+    /// start (RFC 9406), growing [`CSS_GROWTH_DIVISOR`] times slower. A
+    /// later round whose fastest answer beats the one that began it was a
+    /// spike of latency (a busy CPU on either side): slow start resumes.
+    /// After [`CSS_ROUNDS`] round trips without that, slow start ends for
+    /// good. (A `Retry-After` comes with an overload answer, which ended
+    /// slow start.)
     fn slow_start_step(&mut self, now: Instant, rtt: f64, in_flight: usize) {
         if !self.slow_start {
             return;
@@ -438,17 +483,75 @@ impl Controller {
                 fastest: rtt,
                 answers: 0,
             };
+            if let Some(css) = &mut self.css {
+                css.rounds += 1;
+                if css.rounds >= CSS_ROUNDS {
+                    let baseline_ms = css.baseline * 1e3;
+                    self.end_slow_start(&format!(
+                        "latency stayed above its floor for {CSS_ROUNDS} round trips \
+                         (fastest {baseline_ms:.1} ms, floor {:.1} ms)",
+                        rtt_min * 1e3
+                    ));
+                    return;
+                }
+            }
         }
         round.fastest = round.fastest.min(rtt);
         round.answers += 1;
-        if round.answers >= SLOW_START_SAMPLES
-            && round.fastest > rtt_min + slow_start_delay(rtt_min)
-        {
-            self.slow_start = false;
-            return;
+        if round.answers == SLOW_START_SAMPLES {
+            let fastest = round.fastest;
+            match self.css {
+                None if fastest > rtt_min + slow_start_delay(rtt_min) => {
+                    self.enter_css(fastest, rtt_min);
+                }
+                Some(css) if fastest < css.baseline => {
+                    debug!(
+                        limit = self.limit as usize,
+                        "MES slow start resumed: a round trip was faster again \
+                         ({:.1} ms against {:.1} ms)",
+                        fastest * 1e3,
+                        css.baseline * 1e3
+                    );
+                    self.css = None;
+                }
+                _ => {}
+            }
         }
         if (in_flight as f64) * 2.0 >= self.limit {
-            self.limit = (self.limit + 1.0).min(self.max);
+            let step = match self.css {
+                Some(_) => 1.0 / CSS_GROWTH_DIVISOR,
+                None => 1.0,
+            };
+            self.limit = (self.limit + step).min(self.max);
+        }
+    }
+
+    /// Slow start goes on conservatively (see [`slow_start_step`]): the
+    /// latency of `fastest` seconds against a floor of `rtt_min` may be a
+    /// queue, or a busy CPU.
+    ///
+    /// [`slow_start_step`]: Self::slow_start_step
+    fn enter_css(&mut self, fastest: f64, rtt_min: f64) {
+        debug!(
+            limit = self.limit as usize,
+            "MES slow start slowed down: latency left its floor \
+             ({:.1} ms against {:.1} ms)",
+            fastest * 1e3,
+            rtt_min * 1e3
+        );
+        self.css = Some(Css {
+            baseline: fastest,
+            rounds: 0,
+        });
+    }
+
+    /// Ends slow start for good, saying why at debug level (target
+    /// `burnin_http::limit`): where the limit stopped doubling is what
+    /// decides how fast a large scan's lookups run.
+    fn end_slow_start(&mut self, why: &str) {
+        self.css = None;
+        if std::mem::replace(&mut self.slow_start, false) {
+            debug!(limit = self.limit as usize, "MES slow start ended: {why}");
         }
     }
 
@@ -509,9 +612,11 @@ impl Controller {
             "MES concurrency window"
         );
         let was_congested = std::mem::replace(&mut self.congested, queue > beta);
-        if queue > beta {
-            // Latency left its floor: slow start is over.
-            self.slow_start = false;
+        if queue > beta && self.slow_start && self.css.is_none() {
+            // Latency left its floor: a queue, or a busy CPU. Slow start
+            // goes on conservatively; a second such window in a row
+            // brings the limit down below, which ends it.
+            self.enter_css(rtt, rtt_min);
         }
         if queue > beta && was_congested {
             self.limit = (self.limit - queue + alpha).max(self.limit * LATENCY_FLOOR);
@@ -693,9 +798,20 @@ mod tests {
     /// first answers of a limit started above the knee are queued, as in
     /// the stand-in test. Answers due after `duration` are not taken.
     fn simulate_with(
-        mut c: Controller,
+        c: Controller,
         duration: Duration,
         latency: impl Fn(usize) -> Duration,
+        answer: impl Fn(usize) -> Sample,
+    ) -> Trace {
+        simulate_timed(c, duration, |_, n| latency(n), answer)
+    }
+
+    /// [`simulate_with`], the latency also depending on when the request
+    /// started (time since the start).
+    fn simulate_timed(
+        mut c: Controller,
+        duration: Duration,
+        latency: impl Fn(Duration, usize) -> Duration,
         answer: impl Fn(usize) -> Sample,
     ) -> Trace {
         let t0 = Instant::now();
@@ -713,7 +829,7 @@ mod tests {
             while running.len() < c.cap() {
                 let sample = answer(running.len() + 1);
                 let took = match sample {
-                    Sample::Answered => latency(all),
+                    Sample::Answered => latency(now - t0, all),
                     Sample::Overload { .. } => MS,
                 };
                 running.push((now + took, took, sample));
@@ -832,12 +948,13 @@ mod tests {
 
     /// Slow start grows the limit only while it is in use (lookups that
     /// trickle in do not grow it, as [`an_idle_limit_does_not_grow`] for
-    /// the window rule). One slow answer does not end it (a stall of a
+    /// the window rule). One slow answer changes nothing (a stall of a
     /// busy CPU); a round trip whose first [`SLOW_START_SAMPLES`] answers
     /// are all slower than the floor by more than [`slow_start_delay`]
-    /// does, for good.
+    /// slows it to a quarter (conservative slow start), and
+    /// [`CSS_ROUNDS`] more slow round trips end it for good.
     #[test]
-    fn slow_start_grows_a_used_limit_and_ends_on_a_round_of_slow_answers() {
+    fn slow_start_slows_on_a_round_of_slow_answers_and_ends_after_five_more() {
         let t0 = Instant::now();
         let at = |ms: u32| t0 + ms * MS;
         let mut c = Controller::new(64, 256).without_probes();
@@ -853,11 +970,76 @@ mod tests {
         for i in 1..SLOW_START_SAMPLES as u32 {
             c.on_sample(at(40 + i), slow, 70, Sample::Answered);
         }
-        assert_eq!(c.limit(), 73, "still growing after 7 slow answers");
+        assert_eq!(c.limit(), 73, "still doubling after 7 slow answers");
         c.on_sample(at(48), slow, 73, Sample::Answered);
-        assert_eq!(c.limit(), 73, "8 slow answers in a round ended slow start");
-        c.on_sample(at(49), 20 * MS, 73, Sample::Answered);
-        assert_eq!(c.limit(), 73, "for good");
+        for i in 0..8 {
+            c.on_sample(at(50 + i), slow, 73, Sample::Answered);
+        }
+        assert_eq!(c.limit(), 75, "9 more answers grew it by 9/4, not 9");
+        // Round trips that stay slow: the fifth ends slow start.
+        for round in 1..=CSS_ROUNDS as u32 {
+            assert!(c.slow_start, "round {round}");
+            for i in 0..SLOW_START_SAMPLES as u32 {
+                c.on_sample(at(40 + 21 * round + i), slow, 80, Sample::Answered);
+            }
+        }
+        assert!(!c.slow_start, "ended after {CSS_ROUNDS} slow round trips");
+        let ended = c.limit();
+        c.on_sample(at(200), 20 * MS, 80, Sample::Answered);
+        assert_eq!(c.limit(), ended, "for good");
+    }
+
+    /// A round trip whose fastest answer beats the one that slowed slow
+    /// start down was a spike (a busy CPU): slow start resumes at full
+    /// speed.
+    #[test]
+    fn a_round_faster_again_resumes_slow_start() {
+        let t0 = Instant::now();
+        let at = |ms: u32| t0 + ms * MS;
+        let mut c = Controller::new(64, 256).without_probes();
+        c.on_sample(at(20), 20 * MS, 64, Sample::Answered);
+        for i in 0..SLOW_START_SAMPLES as u32 {
+            c.on_sample(at(40 + i), 30 * MS, 64, Sample::Answered);
+        }
+        assert!(c.css.is_some(), "slowed down");
+        let slowed = c.limit;
+        for i in 0..SLOW_START_SAMPLES as u32 {
+            c.on_sample(at(61 + i), 21 * MS, 70, Sample::Answered);
+        }
+        assert!(c.css.is_none(), "resumed");
+        assert_eq!(
+            c.limit - slowed,
+            7.0 / 4.0 + 1.0,
+            "7 answers at a quarter, then 1"
+        );
+        c.on_sample(at(70), 21 * MS, 70, Sample::Answered);
+        assert_eq!(
+            c.limit - slowed,
+            7.0 / 4.0 + 2.0,
+            "each answer grows it by one again"
+        );
+    }
+
+    /// Every answer delayed by 10 ms for 100 ms (the edge's own CPU busy
+    /// taking a burst of replies, say) while the MES has no knee: slow
+    /// start slows down meanwhile, then reaches 256 all the same (by
+    /// 0.18 s). Ending it at the first slow round (HyStart alone, as
+    /// before) left the window rule's steps to grow it: 210 after 0.5 s.
+    #[test]
+    fn a_spike_of_latency_does_not_end_slow_start() {
+        let rtt = 20 * MS;
+        let spike = |since: Duration, _| {
+            if (60 * MS..160 * MS).contains(&since) {
+                rtt + 10 * MS
+            } else {
+                rtt
+            }
+        };
+        let t = simulate_timed(Controller::new(64, 256), 500 * MS, spike, |_| {
+            Sample::Answered
+        });
+        println!("cap every 20 ms: {}", runs(&t.caps));
+        assert_eq!(t.end_cap, 256);
     }
 
     /// The first overload answer ends slow start for good.
