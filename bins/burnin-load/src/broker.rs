@@ -31,8 +31,31 @@ pub(crate) fn vhost(label: &str) -> anyhow::Result<TestVhost> {
              Run scripts/setup (it installs and starts RabbitMQ on 127.0.0.1:5672), then try again."
         );
     }
-    TestVhost::new(label).context("no broker")
+    let v = TestVhost::new(label).context("no broker")?;
+    if REPLY_QUEUE_V2.get().copied().unwrap_or(false) {
+        v.ctl(&REPLY_QUEUE_V2_POLICY.map(|a| if a == VHOST { v.name() } else { a }));
+    }
+    Ok(v)
 }
+
+/// Whether every vhost gets [`REPLY_QUEUE_V2_POLICY`] (`--reply-queue-v2`;
+/// set once, at the start).
+pub(crate) static REPLY_QUEUE_V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Stands for the vhost's name in [`REPLY_QUEUE_V2_POLICY`].
+const VHOST: &str = "<vhost>";
+
+/// The README's "Tuning the broker" policy, as `rabbitmqctl` arguments.
+pub(crate) const REPLY_QUEUE_V2_POLICY: [&str; 8] = [
+    "set_policy",
+    "-p",
+    VHOST,
+    "--apply-to",
+    "queues",
+    "burnin-reply-queue",
+    "^hwinfo_queue$",
+    r#"{"queue-version":2}"#,
+];
 
 /// The broker's socket limit (`rabbitmqctl status`: "Sockets: N, limit: M").
 pub(crate) fn socket_limit() -> Option<u64> {

@@ -55,6 +55,14 @@ pub(crate) struct Cli {
     /// pipeline's own speed needs; the record says which was used.
     #[arg(long, value_name = "DURATION")]
     pub(crate) settle: Option<humantime::Duration>,
+    /// Sets a RabbitMQ policy `queue-version: 2` on the reply queue
+    /// (`hwinfo_queue`) of every vhost the harness makes on the local node
+    /// (not the cluster's quorum queue): the classic queue's newer storage
+    /// (CQv2; opt-in on RabbitMQ 3.10–3.12, which RabbitMQ recommends from
+    /// 3.13), to compare with the default on a factory's own broker. The
+    /// record says whether it was set.
+    #[arg(long)]
+    pub(crate) reply_queue_v2: bool,
     /// A note for the record: what else runs on this machine.
     #[arg(long, value_name = "TEXT")]
     pub(crate) note: Option<String>,

@@ -218,6 +218,15 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
             |s| s.to_string()
         )
     );
+    let _ = broker::REPLY_QUEUE_V2.set(cli.reply_queue_v2);
+    say!(
+        "reply queue: {}",
+        if cli.reply_queue_v2 {
+            "classic, queue-version 2 by a policy (rabbitmqctl set_policy --apply-to queues burnin-reply-queue '^hwinfo_queue$' '{\"queue-version\":2}')"
+        } else {
+            "classic, the broker's default queue version"
+        }
+    );
     say!("at start: {}", sample::load());
     if let Some(note) = &cli.note {
         say!("note: {note}");
