@@ -146,8 +146,12 @@
 //! the MES limit adapts, in the style of TCP Vegas / Netflix's
 //! concurrency-limits: it starts at [`HttpConfig::mes_concurrency`]
 //! (`--mes-concurrency`, default 64) and, like TCP's slow start,
-//! **doubles** every round trip while the latency stays at its floor,
-//! until the latency first rises or MES refuses; from then on it **grows**
+//! **doubles** every round trip while the latency stays at its floor.
+//! When the latency rises it goes on a quarter as fast (HyStart++'s
+//! conservative slow start: a busy CPU at the edge delays answers too)
+//! and resumes doubling if a later round trip is as fast again; slow start
+//! ends after 5 slow round trips, when MES refuses, or when the limit
+//! first comes down. From then on it **grows**
 //! in steps while the latency stays near the lowest seen, **shrinks** when
 //! the latency rises (in proportion to the queue it implies) and
 //! multiplicatively (×0.9, once per round trip) on overload — a timeout, a
