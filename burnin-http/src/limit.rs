@@ -196,8 +196,8 @@ pub(crate) const CSS_GROWTH_DIVISOR: f64 = 4.0;
 pub(crate) const CSS_ROUNDS: usize = 5;
 
 /// How much slower than the floor all of a round's answers must be to
-/// leave slow start for conservative slow start: an eighth of the floor, within 4–16 ms (HyStart's delay
-/// threshold in Linux). Absolute bounds, as a busy CPU delays answers by
+/// leave slow start for conservative slow start: an eighth of the floor,
+/// within 4–16 ms (HyStart's delay threshold in Linux). Absolute bounds, as a busy CPU delays answers by
 /// milliseconds whatever the floor.
 fn slow_start_delay(rtt_min: f64) -> f64 {
     (rtt_min / 8.0).clamp(0.004, 0.016)

@@ -45,7 +45,8 @@ pub(crate) static REPLY_QUEUE_V2: std::sync::OnceLock<bool> = std::sync::OnceLoc
 /// Stands for the vhost's name in [`REPLY_QUEUE_V2_POLICY`].
 const VHOST: &str = "<vhost>";
 
-/// The README's "Tuning the broker" policy, as `rabbitmqctl` arguments.
+/// The policy `--reply-queue-v2` sets (the reply queue on CQv2), as
+/// `rabbitmqctl` arguments.
 pub(crate) const REPLY_QUEUE_V2_POLICY: [&str; 8] = [
     "set_policy",
     "-p",

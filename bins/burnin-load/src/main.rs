@@ -222,9 +222,22 @@ async fn run(cli: Cli, record: &std::path::Path) -> anyhow::Result<bool> {
     say!(
         "reply queue: {}",
         if cli.reply_queue_v2 {
-            "classic, queue-version 2 by a policy (rabbitmqctl set_policy --apply-to queues burnin-reply-queue '^hwinfo_queue$' '{\"queue-version\":2}')"
+            format!(
+                "classic, queue-version 2 by a policy (rabbitmqctl {})",
+                broker::REPLY_QUEUE_V2_POLICY
+                    .map(|a| {
+                        if a.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                        {
+                            a.to_owned()
+                        } else {
+                            format!("'{a}'")
+                        }
+                    })
+                    .join(" ")
+            )
         } else {
-            "classic, the broker's default queue version"
+            "classic, the broker's default queue version".to_owned()
         }
     );
     say!("at start: {}", sample::load());
