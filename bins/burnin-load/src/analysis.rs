@@ -34,6 +34,9 @@ pub(crate) struct Cpu {
     pub(crate) edge: Option<f64>,
     pub(crate) broker: Option<f64>,
     pub(crate) harness: Option<f64>,
+    /// The share of the machine's CPU time the hypervisor stole during the
+    /// run, per cent.
+    pub(crate) stolen_pct: Option<f64>,
 }
 
 impl Timing {

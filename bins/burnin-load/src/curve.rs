@@ -57,7 +57,7 @@ fn mib(v: Option<u64>) -> String {
 pub(crate) fn row(p: &Point) -> String {
     let t = &p.timing;
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} |{}",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |{}",
         p.devices,
         t.shown(),
         us(p.per_device(t.cpu.edge)),
@@ -65,6 +65,7 @@ pub(crate) fn row(p: &Point) -> String {
         us(p.per_device(t.cpu.harness)),
         mib(t.edge_peak_rss_kib),
         mib(p.broker_rss_kib),
+        t.cpu.stolen_pct.map_or("?".into(), |s| format!("{s:.0}")),
         t.problem
             .as_deref()
             .map_or(String::new(), |why| format!(" PROBLEM: {why}"))
@@ -122,9 +123,9 @@ pub(crate) async fn run(env: &Env, c: &Curve) -> anyhow::Result<bool> {
         c.connections
     );
     say!(
-        "| devices | command to notification (s) | edge CPU µs/device | broker CPU µs/device | harness CPU µs/device | edge peak RSS (MiB) | broker RSS (MiB) |"
+        "| devices | command to notification (s) | edge CPU µs/device | broker CPU µs/device | harness CPU µs/device | edge peak RSS (MiB) | broker RSS (MiB) | CPU stolen by the hypervisor (%) |"
     );
-    say!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    say!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut points = Vec::new();
     let mut ok = true;
     for (k, &n) in c.points.iter().enumerate() {
@@ -214,6 +215,7 @@ mod tests {
                     edge: Some(0.1),
                     broker: Some(0.3),
                     harness: None,
+                    stolen_pct: Some(7.4),
                 },
                 edge_peak_rss_kib: Some(20 * 1024),
                 ..Timing::default()
@@ -221,7 +223,10 @@ mod tests {
             broker_rss_kib: Some(300 * 1024),
             broker_work: None,
         };
-        assert_eq!(row(&p), "| 1000 | 0.500 | 100 | 300 | ? | 20.0 | 300.0 |");
+        assert_eq!(
+            row(&p),
+            "| 1000 | 0.500 | 100 | 300 | ? | 20.0 | 300.0 | 7 |"
+        );
         let svg = draw(&[p], 20);
         assert!(svg.contains(">broker</text>"), "{svg}");
         // A side that could not be read is left out, not drawn as 0.

@@ -16,7 +16,7 @@ use crate::analysis::{Timing, analyse, secs};
 use crate::broker;
 use crate::check::Replies;
 use crate::edgelog::{self, EDGE_LOG};
-use crate::sample::{cpu_ticks, proc_field, tick_span};
+use crate::sample::{MachineTicks, cpu_ticks, proc_field, tick_span};
 
 /// Paths and settings every run needs.
 pub(crate) struct Env {
@@ -122,6 +122,7 @@ fn breakdown(
     edge_cpu: String,
     broker: String,
     harness: String,
+    machine: String,
 ) -> String {
     let since = |i: Instant| secs(i.saturating_duration_since(t0));
     let marks = agents::take_marks();
@@ -142,7 +143,7 @@ fn breakdown(
         let _ = write!(line, "; {edge}");
     }
     format!(
-        "{line}; {phases}; CPU s: edge {edge_cpu}, broker {broker}, harness (agents + stand-in) {harness}"
+        "{line}; {phases}; CPU s: edge {edge_cpu}, broker {broker}, harness (agents + stand-in) {harness}; {machine}"
     )
 }
 
@@ -162,6 +163,7 @@ pub(crate) async fn scan(
     factory.clear_requests();
     agents::take_marks();
     let cpu0 = (cpu_ticks("self"), broker.cpu_ticks());
+    let machine0 = MachineTicks::now();
     let mut cmd = tokio::process::Command::new(&env.edge);
     cmd.arg("scan");
     for url in &broker.urls {
@@ -204,6 +206,8 @@ pub(crate) async fn scan(
     let total = t0.elapsed();
     let (edge_cpu, edge_peak) = sampler.await.unwrap_or_default();
     let cpu1 = (cpu_ticks("self"), broker.cpu_ticks());
+    let machine1 = MachineTicks::now();
+    let machine = machine0.map_or("machine CPU s: ?".into(), |m| m.shown(machine1));
     let requests = factory.take_requests();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut t = analyse(t0, &requests, devices.len());
@@ -213,6 +217,7 @@ pub(crate) async fn scan(
         edge: edge_cpu.map(|c| c as f64 / 100.0),
         broker: span(cpu0.1, cpu1.1),
         harness: span(cpu0.0, cpu1.0),
+        stolen_pct: machine0.zip(machine1).and_then(|(a, b)| a.stolen_pct(b)),
     };
     t.edge_peak_rss_kib = edge_peak;
     t.phases = breakdown(
@@ -222,6 +227,7 @@ pub(crate) async fn scan(
         edge_cpu.map_or("?".into(), |c| format!("{:.2}", c as f64 / 100.0)),
         tick_span(cpu0.1, cpu1.1),
         tick_span(cpu0.0, cpu1.0),
+        machine,
     );
     if !out.status.success() {
         t.problem = Some(format!(
@@ -468,6 +474,7 @@ pub(crate) async fn serve(
         broker_pid.as_deref().and_then(cpu_ticks),
         cpu_ticks(&serve_pid),
     );
+    let machine0 = MachineTicks::now();
     let body = serde_json::json!({
         "operationId": op,
         "expected": devices.iter().map(|d| d.sn.as_str()).collect::<Vec<_>>(),
@@ -490,6 +497,7 @@ pub(crate) async fn serve(
         broker_pid.as_deref().and_then(cpu_ticks),
         cpu_ticks(&serve_pid),
     );
+    let machine = machine0.map_or("machine CPU s: ?".into(), |m| m.shown(MachineTicks::now()));
     let requests = factory.take_requests();
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     let mut t = analyse(t0, &requests, devices.len());
@@ -501,6 +509,7 @@ pub(crate) async fn serve(
         tick_span(cpu0.2, cpu1.2),
         tick_span(cpu0.1, cpu1.1),
         tick_span(cpu0.0, cpu1.0),
+        machine,
     );
     if view["state"] != "done" {
         t.problem = Some(format!(
