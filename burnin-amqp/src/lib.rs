@@ -119,6 +119,7 @@
 //! Throw-away vhosts and the 3-node test cluster for integration tests are
 //! in `burnin-testkit` (`vhost`, `cluster`).
 
+mod acks;
 pub mod agent;
 mod check;
 mod config;

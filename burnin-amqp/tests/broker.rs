@@ -9,7 +9,8 @@ use std::time::Duration;
 use burnin_amqp::{AmqpError, QueueType};
 use burnin_core::edge::{NoObserver, Observer};
 use burnin_core::{
-    CommandPublisher, DeviceReport, OperationId, OperationParams, ReplyStream, TransportError,
+    CommandPublisher, Delivery, DeviceReport, OperationId, OperationParams, ReplyStream,
+    TransportError,
 };
 use burnin_testkit::vhost::TestVhost;
 use common::*;
@@ -328,6 +329,60 @@ async fn edge_connection_lost_mid_window_records_every_reply_once() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(vhost.messages("hwinfo_queue"), Some(0));
+    publisher.close().await;
+}
+
+/// Acks go out in batches (`multiple` over an unbroken run of delivery
+/// tags): replies settled together, out of order, around two still held
+/// and one rejected, are each acknowledged once, the held ones are not
+/// covered by a neighbour's ack, and the channel stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_settled_together_and_out_of_order_are_each_acked_once() {
+    let Some(vhost) = TestVhost::new("ackbatch") else {
+        return;
+    };
+    let url = vhost.url();
+    const N: usize = 30;
+    let (publisher, mut stream) = burnin_amqp::edge::connect(config(&url)).await.unwrap();
+    let raw = Raw::connect(&url).await;
+    for i in 0..N {
+        raw.publish("", "hwinfo_queue", &reply_body(8, i)).await;
+    }
+    let mut taken = Vec::new();
+    for _ in 0..N {
+        taken.push(next_delivery(&mut stream, SECS(10)).await);
+    }
+    // Delivery tags 1..=30 in order. Hold the 1st and the 10th; reject the
+    // 20th; settle every other one at the same moment, last first.
+    let tenth = taken.remove(9);
+    let first = taken.remove(0);
+    let rejected = taken.remove(17);
+    let settled = taken.into_iter().rev().map(Delivery::ack);
+    for outcome in futures::future::join_all(settled).await {
+        outcome.unwrap();
+    }
+    rejected.reject("malformed: a test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        vhost.messages("hwinfo_queue"),
+        Some(2),
+        "only the two held replies are left unacknowledged"
+    );
+    tenth.ack().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(vhost.messages("hwinfo_queue"), Some(1));
+    first.ack().await.unwrap();
+
+    // The channel took every ack (a tag acked twice would have closed it):
+    // a new reply is delivered on it for the first time, and acked.
+    raw.publish("", "hwinfo_queue", &reply_body(8, N)).await;
+    let late = next_delivery(&mut stream, SECS(10)).await;
+    assert!(!late.redelivered);
+    late.ack().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(vhost.messages("hwinfo_queue"), Some(0));
+    assert_eq!(raw.drain("hwinfo_queue.rejected").await.len(), 1);
+    raw.close().await;
     publisher.close().await;
 }
 

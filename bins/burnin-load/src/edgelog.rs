@@ -3,7 +3,8 @@
 //! command published and confirmed) and burnin-store (each transaction,
 //! once committed, with when its earliest reply was received) and of
 //! burnin-http's MES limit (where its slow start ended, and why) to the
-//! warnings. Their times are the edge's wall clock, which the harness
+//! warnings; burnin-amqp's also says, when the consumer's channel ends, how
+//! many replies it acknowledged in how many `basic.ack` frames. Their times are the edge's wall clock, which the harness
 //! shares.
 
 use std::fmt::Write as _;
@@ -41,6 +42,9 @@ pub(crate) struct EdgeMarks {
     /// Transactions holding replies, and the replies in them.
     pub(crate) reply_commits: usize,
     pub(crate) replies: usize,
+    /// Replies acknowledged, and the `basic.ack` frames that did it
+    /// (burnin-amqp batches them; summed over the consumer's channels).
+    pub(crate) acks: Option<(usize, usize)>,
     /// The MES limit's slow start ended: when, at which limit, and why.
     pub(crate) slow_start_end: Option<(At, usize, String)>,
 }
@@ -82,6 +86,12 @@ pub(crate) fn read(stderr: &str, wall0: SystemTime) -> EdgeMarks {
                 .unwrap_or(0);
             m.slow_start_end
                 .get_or_insert((since(t), limit, why.trim().to_owned()));
+        } else if line.contains("replies acknowledged on the consumer's channel") {
+            let count = |key| field(line, key).and_then(|v| v.parse::<usize>().ok());
+            if let (Some(r), Some(f)) = (count("replies"), count("frames")) {
+                let (rs, fs) = m.acks.get_or_insert((0, 0));
+                (*rs, *fs) = (*rs + r, *fs + f);
+            }
         } else if line.contains("connected to the broker") {
             m.connected.get_or_insert(since(t));
         } else if line.contains("scan command published") {
@@ -134,6 +144,9 @@ impl EdgeMarks {
                 self.replies, self.reply_commits
             );
         }
+        if let Some((replies, frames)) = self.acks {
+            let _ = write!(s, ", {replies} acked in {frames} frames");
+        }
         if let Some((at, limit, why)) = &self.slow_start_end {
             let _ = write!(
                 s,
@@ -166,6 +179,8 @@ mod tests {
 2026-12-03T09:40:00.360000Z DEBUG state database committed calls=60 replies=60 first_received_ms=1796290800340 waited_ms=0.5 took_ms=4
 2026-12-03T09:40:00.370000Z DEBUG MES slow start ended: a window's latency showed a queue (9.0 ms over a floor of 20.0 ms) limit=128
 2026-12-03T09:40:00.380000Z DEBUG MES slow start ended: the limit came down limit=100
+2026-12-03T09:40:00.390000Z DEBUG replies acknowledged on the consumer's channel replies=60 frames=4
+2026-12-03T09:40:00.400000Z DEBUG replies acknowledged on the consumer's channel replies=40 frames=3
 ";
 
     fn wall0() -> SystemTime {
@@ -183,11 +198,12 @@ mod tests {
         assert_eq!(m.first_commit_waited_ms, Some(1.5));
         assert_eq!(m.first_commit_took_ms, Some(3.26));
         assert_eq!((m.reply_commits, m.replies), (2, 100));
+        assert_eq!(m.acks, Some((100, 7)));
         assert_eq!(
             m.shown(),
             "edge: connected 0.010s, command confirmed 0.300s, first reply received 0.310s, \
              committed 0.350s (waited 1.5 ms, took 3.3 ms), 100 replies in 2 commits, \
-             MES limit's slow start ended 0.370s at 128 (a window's latency showed a queue \
+             100 acked in 7 frames, MES limit's slow start ended 0.370s at 128 (a window's latency showed a queue \
              (9.0 ms over a floor of 20.0 ms))"
         );
     }
