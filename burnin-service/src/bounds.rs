@@ -31,6 +31,7 @@
 //! calls in progress, so a caller that gives up on the whole operation
 //! (`scan`'s last-resort watchdog) can say what it was waiting for.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -103,10 +104,19 @@ fn secs(d: Duration) -> String {
 }
 
 /// The calls in progress, for naming what a stalled operation waits for.
+///
+/// Keyed by when each began (a counter taken under the lock), so ending
+/// one is a lookup and the oldest is the first: an edge at its bound has
+/// hundreds in progress and begins and ends three per device.
 #[derive(Debug, Clone, Default)]
 pub struct Waits {
-    inner: Arc<Mutex<Vec<(u64, String, Instant)>>>,
-    next: Arc<std::sync::atomic::AtomicU64>,
+    inner: Arc<Mutex<InProgress>>,
+}
+
+#[derive(Debug, Default)]
+struct InProgress {
+    next: u64,
+    waits: BTreeMap<u64, (String, Instant)>,
 }
 
 /// Ends a wait of [`Waits`] when dropped.
@@ -118,7 +128,7 @@ pub struct WaitGuard {
 
 impl Drop for WaitGuard {
     fn drop(&mut self) {
-        self.waits.lock().retain(|(id, _, _)| *id != self.id);
+        self.waits.lock().waits.remove(&self.id);
     }
 }
 
@@ -128,14 +138,18 @@ impl Waits {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, String, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InProgress> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records that `what` is being waited for, until the guard is dropped.
     pub fn begin(&self, what: impl Into<String>) -> WaitGuard {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().push((id, what.into(), Instant::now()));
+        let what = what.into();
+        let mut in_progress = self.lock();
+        let id = in_progress.next;
+        in_progress.next += 1;
+        in_progress.waits.insert(id, (what, Instant::now()));
+        drop(in_progress);
         WaitGuard {
             waits: self.clone(),
             id,
@@ -145,9 +159,9 @@ impl Waits {
     /// The longest wait in progress: what, and for how long.
     pub fn oldest(&self) -> Option<(String, Duration)> {
         self.lock()
-            .iter()
-            .min_by_key(|(_, _, since)| *since)
-            .map(|(_, what, since)| (what.clone(), since.elapsed()))
+            .waits
+            .first_key_value()
+            .map(|(_, (what, since))| (what.clone(), since.elapsed()))
     }
 }
 
@@ -711,6 +725,22 @@ mod tests {
             "{e}"
         );
         assert!(waits.oldest().is_none(), "every wait ended");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_oldest_wait_is_the_earliest_begun_of_those_still_in_progress() {
+        let waits = Waits::new();
+        let a = waits.begin("a");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = waits.begin("b");
+        let c = waits.begin("c");
+        assert_eq!(waits.oldest().unwrap().0, "a");
+        drop(b);
+        assert_eq!(waits.oldest().unwrap().0, "a");
+        drop(a);
+        assert_eq!(waits.oldest(), Some(("c".to_owned(), Duration::ZERO)));
+        drop(c);
+        assert_eq!(waits.oldest(), None);
     }
 
     #[tokio::test(start_paused = true)]
