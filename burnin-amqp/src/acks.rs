@@ -25,6 +25,7 @@
 //! the broker closes a channel acknowledged twice for one tag).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -112,8 +113,9 @@ pub(crate) struct Acks {
     /// Held while a batch's frames are planned and sent.
     sending: tokio::sync::Mutex<()>,
     limit: Duration,
-    frames: std::sync::atomic::AtomicU64,
-    replies: std::sync::atomic::AtomicU64,
+    /// `basic.ack` frames sent, and the replies their broker took.
+    frames: AtomicU64,
+    replies: AtomicU64,
 }
 
 impl Acks {
@@ -161,12 +163,11 @@ impl Acks {
             (s.batch.plan(&tags), waiting)
         };
         waiting.sort_unstable_by_key(|w| w.tag);
-        let ordering = std::sync::atomic::Ordering::Relaxed;
-        self.replies.fetch_add(waiting.len() as u64, ordering);
         if let Some((tag, multiple)) = plan.run {
             let split = waiting.partition_point(|w| w.tag <= tag);
             let rest = waiting.split_off(split);
             let outcome = self.send(&waiting[split - 1].acker, multiple).await;
+            self.settled(&outcome, waiting.len());
             for w in waiting {
                 let _ = w.done.send(outcome.clone());
             }
@@ -174,13 +175,19 @@ impl Acks {
         }
         for w in waiting {
             let outcome = self.send(&w.acker, false).await;
+            self.settled(&outcome, 1);
             let _ = w.done.send(outcome);
         }
     }
 
+    fn settled(&self, outcome: &Outcome, replies: usize) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        if matches!(outcome, Outcome::Acked) {
+            self.replies.fetch_add(replies as u64, Ordering::Relaxed);
+        }
+    }
+
     async fn send(&self, acker: &lapin::Acker, multiple: bool) -> Outcome {
-        self.frames
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(self.limit, acker.ack(BasicAckOptions { multiple })).await {
             Err(_) => Outcome::TimedOut,
             Ok(Ok(true)) => Outcome::Acked,
@@ -189,10 +196,12 @@ impl Acks {
         }
     }
 
-    /// Replies acknowledged and the frames that did it, so far.
+    /// Replies the broker took acks for, and the frames sent, so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let ordering = std::sync::atomic::Ordering::Relaxed;
-        (self.replies.load(ordering), self.frames.load(ordering))
+        (
+            self.replies.load(Ordering::Relaxed),
+            self.frames.load(Ordering::Relaxed),
+        )
     }
 }
 
